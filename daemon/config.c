@@ -1,0 +1,130 @@
+/*
+ * config: reads migrationd.conf (INI, parsed by Debian's libinih). Unknown
+ * sections or keys and bad values are errors naming file, line and key.
+ * Called once at start-up, before the loop runs.
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "migrationd.h"
+
+struct config_ctx {
+	struct config	*c;
+	char		 why[256];	/* first bad key; ini_parse gives its line */
+};
+
+static void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->control_socket, sizeof(c->control_socket), "/run/migrationd/control.sock");
+	snprintf(c->vmm_socket, sizeof(c->vmm_socket), "/run/migrationd/vmm.sock");
+	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/migrationd");
+	snprintf(c->peer_listen, sizeof(c->peer_listen), "0.0.0.0:7480");
+	snprintf(c->tls_ca, sizeof(c->tls_ca), "/etc/migrationd/ca.pem");
+	snprintf(c->tls_cert, sizeof(c->tls_cert), "/etc/migrationd/host.pem");
+	snprintf(c->tls_key, sizeof(c->tls_key), "/etc/migrationd/host.key");
+	c->tls = 1;
+	c->token_ttl = 600;
+}
+
+static int
+config_str(char *dst, size_t len, const char *v)
+{
+	if (strlen(v) >= len)
+		return -1;
+	snprintf(dst, len, "%s", v);
+	return 0;
+}
+
+static int
+config_bool(int *dst, const char *v)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+		*dst = 1;
+	else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+		*dst = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+config_int(int *dst, const char *v, int lo, int hi)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || *end || end == v || n < lo || n > hi)
+		return -1;
+	*dst = (int)n;
+	return 0;
+}
+
+static int
+config_handler(void *arg, const char *section, const char *key, const char *value)
+{
+	struct config_ctx *x = arg;
+	struct config *c = x->c;
+	int rc = -2;	/* -2: unknown key, -1: bad value */
+
+#define S(sec, k) (!strcmp(section, sec) && !strcmp(key, k))
+	if (S("daemon", "control_socket"))
+		rc = config_str(c->control_socket, sizeof(c->control_socket), value);
+	else if (S("daemon", "vmm_socket"))
+		rc = config_str(c->vmm_socket, sizeof(c->vmm_socket), value);
+	else if (S("daemon", "state_dir"))
+		rc = config_str(c->state_dir, sizeof(c->state_dir), value);
+	else if (S("peer", "listen"))
+		rc = config_str(c->peer_listen, sizeof(c->peer_listen), value);
+	else if (S("peer", "token_ttl"))
+		rc = config_int(&c->token_ttl, value, 1, 86400);
+	else if (S("tls", "enabled"))
+		rc = config_bool(&c->tls, value);
+	else if (S("tls", "ca"))
+		rc = config_str(c->tls_ca, sizeof(c->tls_ca), value);
+	else if (S("tls", "cert"))
+		rc = config_str(c->tls_cert, sizeof(c->tls_cert), value);
+	else if (S("tls", "key"))
+		rc = config_str(c->tls_key, sizeof(c->tls_key), value);
+#undef S
+	if (rc == 0)
+		return 1;
+	if (x->why[0] == '\0') {
+		if (rc == -2)
+			snprintf(x->why, sizeof(x->why), "unknown key [%s] %s",
+			    section, key);
+		else
+			snprintf(x->why, sizeof(x->why),
+			    "bad value for [%s] %s: \"%s\"", section, key, value);
+	}
+	return 0;	/* ini_parse then returns this line's number */
+}
+
+int
+config_load(struct config *c, const char *path)
+{
+	struct config_ctx x = { .c = c };
+	int rc;
+
+	config_defaults(c);
+	if (path == NULL)
+		return 0;
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	rc = ini_parse(path, config_handler, &x);
+	if (rc < 0) {
+		log_warnx("%s: cannot read %s", __func__, path);
+		return -1;
+	}
+	if (rc > 0) {
+		log_warnx("%s:%d: %s", path, rc, x.why[0] ? x.why : "syntax error");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,536 @@
+/*
+ * dest: the destination role and, in this version, its fault engine.
+ * Prepares an incoming migration (one-time token), authenticates the
+ * source's channels, hands the VMM its state blob, reads the VM's
+ * userfaultfd (blocking mode: the faulting vCPU sleeps in the kernel), asks
+ * the source for each missing page once however many threads wait on it, and
+ * installs pages from either channel with UFFDIO_COPY / UFFDIO_ZEROPAGE /
+ * UFFDIO_POISON, each page exactly once (the `installed` bitmap is checked
+ * before every ioctl; EEXIST is counted, never expected).
+ * Everything here runs on the loop thread.
+ */
+#include <errno.h>
+#include <linux/userfaultfd.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "bitmap.h"
+#include "ctlmsg.h"
+#include "log.h"
+#include "mig_compat.h"
+#include "migrationd.h"
+
+#define DST_MAX_PENDING 1024
+
+static void dst_uffd_cb(evutil_socket_t fd, short what, void *arg);
+
+int
+dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
+{
+	struct migration *m;
+	uint8_t rnd[32];
+
+	if (!v->incoming) {
+		snprintf(err, errlen, "VM %s is not an incoming VM (start its VMM with "
+		    "--incoming)", v->name);
+		return -1;
+	}
+	if (v->mig != NULL && mig_active(v->mig)) {
+		snprintf(err, errlen, "VM %s already has migration %s in state %s",
+		    v->name, v->mig->id, mig_state_name(v->mig->state));
+		return -1;
+	}
+	if (tls_random(rnd, sizeof(rnd)) < 0 || (m = mig_new(v, MIG_DEST)) == NULL) {
+		snprintf(err, errlen, "out of memory or entropy");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
+	m->token_expires_ms = now_ms() + (int64_t)D->conf.token_ttl * 1000;
+	m->requested = bitmap_new(m->npages);
+	m->installed = bitmap_new(m->npages);
+	m->maxpending = DST_MAX_PENDING;
+	m->pending = calloc(m->maxpending, sizeof(*m->pending));
+	if (m->requested == NULL || m->installed == NULL || m->pending == NULL) {
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "out of memory");
+		mig_finish(m);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	m->state = MIGRATIOND__V1__MIGRATION_STATE__PREPARED;
+	log_info("migration %s: vm %s prepared for incoming migration", m->id, v->name);
+	*out = m;
+	return 0;
+}
+
+static int
+dst_refuse(struct pconn *c, const char *reason)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Refuse r = MIGRATIOND__PEER__V1__REFUSE__INIT;
+
+	log_warnx("peer %s: refused: %s", c->addr, reason);
+	r.reason = (char *)(uintptr_t)reason;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE;
+	msg.refuse = &r;
+	peer_send_msg(c, &msg);
+	peer_close(c, 1);
+	return -1;
+}
+
+/* The migration a token opens, compared in constant time. */
+static struct migration *
+dst_by_token(const char *token)
+{
+	size_t n = strlen(token);
+	struct migration *m;
+
+	TAILQ_FOREACH(m, &D->migs, entry) {
+		if (m->role != MIG_DEST || m->token[0] == '\0' || strlen(m->token) != n)
+			continue;
+		if (CRYPTO_memcmp(m->token, token, n) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static void
+dst_bind(struct pconn *c, struct migration *m, int channel)
+{
+	c->mig = m;
+	c->channel = channel;
+	c->lim.page_size = m->page_size;
+	c->lim.npages = m->npages;
+	c->lim.max_msg = MIG_MSG_MAX;
+	c->lim.max_count = MIG_FRAME_MAX_PAGES;
+	if (channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT)
+		m->urgent = c;
+	else
+		m->bg = c;
+}
+
+int
+dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Welcome w = MIGRATIOND__PEER__V1__WELCOME__INIT;
+	struct migration *m;
+	char why[256];
+
+	if (h->version != MIG_PEER_VERSION)
+		return dst_refuse(c, "unsupported protocol version");
+	if (h->channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND) {
+		TAILQ_FOREACH(m, &D->migs, entry) {
+			if (m->role != MIG_DEST || !mig_active(m) || m->urgent == NULL ||
+			    m->bg != NULL || h->session_key.len != sizeof(m->session_key))
+				continue;
+			if (CRYPTO_memcmp(m->session_key, h->session_key.data,
+			    sizeof(m->session_key)) == 0) {
+				dst_bind(c, m, h->channel);
+				log_info("migration %s: background channel from %s", m->id, c->addr);
+				return 0;
+			}
+		}
+		return dst_refuse(c, "no migration for this session key");
+	}
+	if (h->channel != MIGRATIOND__PEER__V1__CHANNEL__URGENT)
+		return dst_refuse(c, "unknown channel");
+	if (h->token == NULL || (m = dst_by_token(h->token)) == NULL)
+		return dst_refuse(c, "unknown or already used token");
+	/* One use, whatever follows. */
+	memset(m->token, 0, sizeof(m->token));
+	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PREPARED)
+		return dst_refuse(c, "migration is not waiting for a source");
+	if (now_ms() > m->token_expires_ms) {
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "token expired");
+		mig_finish(m);
+		return dst_refuse(c, "token expired");
+	}
+	if (m->vm == NULL || m->vm->sock < 0)
+		snprintf(why, sizeof(why), "incoming VM %s is gone", m->vm_name);
+	else if (strcmp(h->vm, m->vm_name) != 0)
+		snprintf(why, sizeof(why), "token is for VM %s, not %s", m->vm_name, h->vm);
+	else if (h->ram_bytes != m->ram_bytes || h->page_size != m->page_size)
+		snprintf(why, sizeof(why), "VM %s has %llu bytes in %u-byte pages here, "
+		    "source offers %llu in %u", m->vm_name, (unsigned long long)m->ram_bytes,
+		    m->page_size, (unsigned long long)h->ram_bytes, h->page_size);
+	else
+		why[0] = '\0';
+	if (why[0] != '\0') {
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "%s", why);
+		mig_finish(m);
+		return dst_refuse(c, why);
+	}
+	if (tls_random(m->session_key, sizeof(m->session_key)) < 0)
+		return dst_refuse(c, "no entropy");
+	dst_bind(c, m, h->channel);
+	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
+	w.migration_id = m->id;
+	w.session_key.data = m->session_key;
+	w.session_key.len = sizeof(m->session_key);
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME;
+	msg.welcome = &w;
+	peer_send_msg(c, &msg);
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__CONNECTING, NULL);
+	log_info("migration %s: source %s (its migration %s) authenticated", m->id,
+	    c->addr, h->source_migration_id);
+	return 0;
+}
+
+static void
+dst_send_abort(struct migration *m, const char *why)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
+
+	if (m->urgent == NULL)
+		return;
+	a.reason = (char *)(uintptr_t)why;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
+	msg.abort = &a;
+	peer_send_msg(m->urgent, &msg);
+}
+
+static void
+dst_complete(struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Complete cm = MIGRATIOND__PEER__V1__COMPLETE__INIT;
+	struct vm *v = m->vm;
+
+	cm.pages_installed = m->pages_installed;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE;
+	msg.complete = &cm;
+	if (m->urgent != NULL)
+		peer_send_msg(m->urgent, &msg);
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__COMPLETED, NULL);
+	log_info("migration %s: completed: %llu pages installed (%llu demand, %llu "
+	    "background, %llu zero), %llu demand faults, p50 %.1f us p99 %.1f us, "
+	    "%llu EEXIST, %llu install errors", m->id,
+	    (unsigned long long)m->pages_installed, (unsigned long long)m->pages_demand,
+	    (unsigned long long)m->pages_background, (unsigned long long)m->pages_zero,
+	    (unsigned long long)m->demand_faults,
+	    (double)hist_quantile(&m->lat, 0.5) / 1e3,
+	    (double)hist_quantile(&m->lat, 0.99) / 1e3,
+	    (unsigned long long)m->install_eexist, (unsigned long long)m->install_errors);
+	if (v != NULL) {
+		/* The VM now runs here with all its memory: it may migrate on. */
+		vm_send_completed(v);
+		if (v->uffd >= 0) {
+			close(v->uffd);
+			v->uffd = -1;
+		}
+		v->incoming = 0;
+	}
+	mig_finish(m);
+}
+
+static void
+dst_latency(struct migration *m, uint64_t idx, int64_t now)
+{
+	for (unsigned i = 0; i < m->npending; i++) {
+		if (m->pending[i].idx != idx)
+			continue;
+		hist_add(&m->lat, (uint64_t)(now - (int64_t)m->pending[i].t0_ns));
+		m->pending[i] = m->pending[--m->npending];
+		return;
+	}
+}
+
+/*
+ * One install ioctl for pages [idx, idx+n), none of them installed yet.
+ * Returns how many pages went in, or -1 after a hard error.
+ */
+static long
+dst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t *src)
+{
+	uint64_t dst = m->vm->ram_va + idx * m->page_size, len = n * m->page_size;
+	int64_t done;
+	int rc, err;
+
+	for (;;) {
+		if (enc == FRAME_ENC_RAW) {
+			struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)src,
+			    .len = len };
+
+			rc = ioctl(m->vm->uffd, UFFDIO_COPY, &cp);
+			done = cp.copy;
+		} else if (enc == FRAME_ENC_ZERO) {
+			struct uffdio_zeropage zp = { .range = { dst, len } };
+
+			rc = ioctl(m->vm->uffd, UFFDIO_ZEROPAGE, &zp);
+			done = zp.zeropage;
+		} else {
+			struct uffdio_poison po = { .range = { dst, len } };
+
+			rc = ioctl(m->vm->uffd, UFFDIO_POISON, &po);
+			done = po.updated;
+		}
+		err = errno;
+		if (rc == 0)
+			return (long)n;
+		if (done > 0)
+			return (long)(done / m->page_size);
+		if (err == EAGAIN)
+			continue;	/* the VMM's mm was busy; try again */
+		if (err == EEXIST) {
+			/* Somebody else filled it: never write it again. */
+			m->install_eexist++;
+			log_warnx("migration %s: page %llu already present (EEXIST)",
+			    m->id, (unsigned long long)idx);
+			return -2;
+		}
+		errno = err;
+		log_warn("migration %s: install of pages %llu+%llu failed", m->id,
+		    (unsigned long long)idx, (unsigned long long)n);
+		m->install_errors++;
+		return -1;
+	}
+}
+
+/* Installs what is still missing of a received run of pages. */
+static int
+dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
+    int demand)
+{
+	uint64_t i = h->index, end = h->index + h->count;
+	int64_t now = now_ns();
+
+	if (m->vm == NULL || m->vm->uffd < 0)
+		return -1;
+	while (i < end) {
+		uint64_t j;
+		long done;
+
+		if (bitmap_test(m->installed, i)) {
+			m->pages_duplicate++;
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < end && !bitmap_test(m->installed, j); j++)
+			;
+		done = dst_ioctl(m, i, j - i, h->enc,
+		    h->enc == FRAME_ENC_RAW ? p + (i - h->index) * m->page_size : NULL);
+		if (done == -1)
+			return -1;
+		if (done == -2)
+			done = 1;	/* counted as EEXIST, present all the same */
+		else {
+			m->pages_installed += (uint64_t)done;
+			if (h->enc == FRAME_ENC_ZERO)
+				m->pages_zero += (uint64_t)done;
+			else if (demand)
+				m->pages_demand += (uint64_t)done;
+			else
+				m->pages_background += (uint64_t)done;
+		}
+		for (uint64_t k = i; k < i + (uint64_t)done; k++) {
+			bitmap_set(m->installed, k);
+			if (bitmap_test(m->requested, k))
+				dst_latency(m, k, now);
+		}
+		i += (uint64_t)done;
+	}
+	return 0;
+}
+
+static int
+dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMsg *msg)
+{
+	switch (msg->msg_case) {
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
+		if (c != m->urgent || m->state != MIGRATIOND__V1__MIGRATION_STATE__CONNECTING)
+			break;
+		m->state_rx_ns = now_ns();
+		if (m->vm == NULL || vm_send_start(m->vm, msg->vm_state->blob.data,
+		    msg->vm_state->blob.len) < 0) {
+			dst_send_abort(m, "destination VMM is not reachable");
+			mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED,
+			    "cannot hand the state to the VMM");
+			mig_finish(m);
+			return -1;
+		}
+		m->ev_uffd = event_new(D->base, m->vm->uffd, EV_READ | EV_PERSIST,
+		    dst_uffd_cb, m);
+		event_add(m->ev_uffd, NULL);
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT, NULL);
+		return 0;
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
+		if (m->state == MIGRATIOND__V1__MIGRATION_STATE__CONNECTING) {
+			mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED,
+			    "source aborted: %s", msg->abort->reason);
+			mig_finish(m);
+		} else {
+			mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
+			    "source aborted: %s", msg->abort->reason);
+			peer_close(c, 0);
+		}
+		return -1;
+	default:
+		break;
+	}
+	log_warnx("migration %s: unexpected peer message %d in state %s", m->id,
+	    (int)msg->msg_case, mig_state_name(m->state));
+	dst_conn_lost(c, "protocol error");
+	peer_close(c, 0);
+	return -1;
+}
+
+int
+dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
+{
+	struct migration *m = c->mig;
+	Migrationd__Peer__V1__PeerMsg *msg;
+	const char *why = "unexpected frame type at the destination";
+	int rc;
+
+	switch (h->type) {
+	case FRAME_MSG:
+		if (c != m->urgent) {
+			why = "control message on the background channel";
+			break;
+		}
+		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
+			break;
+		rc = dst_msg(c, m, msg);
+		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
+		return rc;
+	case FRAME_PAGES:
+		if (m->ev_uffd == NULL) {
+			why = "pages before the VM state";
+			break;
+		}
+		if (dst_install(m, h, payload, c == m->urgent) < 0) {
+			if (mig_active(m))
+				mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
+				    "cannot install pages %llu+%u", (unsigned long long)h->index,
+				    h->count);
+			return 0;
+		}
+		if (m->pages_installed + m->install_eexist >= m->npages) {
+			dst_complete(m);
+			return -1;	/* c was closed */
+		}
+		return 0;
+	default:
+		break;
+	}
+	log_warnx("migration %s: peer %s: %s", m->id, c->addr, why);
+	dst_conn_lost(c, why);
+	peer_close(c, 0);
+	return -1;
+}
+
+static void
+dst_request(struct migration *m, uint64_t idx)
+{
+	struct frame_hdr h = { .type = FRAME_REQ, .index = idx, .count = 1 };
+
+	if (m->urgent == NULL || peer_send_frame(m->urgent, &h, NULL) < 0)
+		return;	/* re-requested when the channel is back */
+	bitmap_set(m->requested, idx);
+	m->demand_faults++;
+	if (m->npending < m->maxpending)
+		m->pending[m->npending++] = (struct pending){ idx, (uint64_t)now_ns() };
+}
+
+static void
+dst_uffd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct migration *m = arg;
+	struct uffd_msg msgs[64];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				log_warn("migration %s: read uffd", m->id);
+			return;
+		}
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			uint64_t a = msgs[i].arg.pagefault.address, idx;
+
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			if (a < m->vm->ram_va || a - m->vm->ram_va >= m->ram_bytes) {
+				log_warnx("migration %s: fault outside guest RAM at 0x%llx",
+				    m->id, (unsigned long long)a);
+				continue;
+			}
+			idx = (a - m->vm->ram_va) / m->page_size;
+			if (bitmap_test(m->installed, idx)) {
+				/* Installed between the fault and this read. */
+				struct uffdio_range r = {
+					m->vm->ram_va + idx * m->page_size, m->page_size };
+
+				ioctl(fd, UFFDIO_WAKE, &r);
+			} else if (!bitmap_test(m->requested, idx)) {
+				dst_request(m, idx);
+			}
+		}
+	}
+}
+
+void
+dst_conn_lost(struct pconn *c, const char *why)
+{
+	struct migration *m = c->mig;
+
+	if (m == NULL || !mig_active(m))
+		return;
+	if (m->state == MIGRATIOND__V1__MIGRATION_STATE__CONNECTING) {
+		char buf[300];
+
+		/* Nothing ran here yet; the source resumes its VM. */
+		snprintf(buf, sizeof(buf), "source connection lost before the VM "
+		    "state arrived: %s", why);
+		c->mig = NULL;
+		if (m->urgent == c)
+			m->urgent = NULL;
+		if (m->bg == c)
+			m->bg = NULL;
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "%s", buf);
+		mig_finish(m);
+		return;
+	}
+	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
+		    "%s channel from %s lost: %s", c == m->bg ? "background" : "urgent",
+		    m->peer, why);
+}
+
+void
+dst_vm_running(struct vm *v)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Running r = MIGRATIOND__PEER__V1__RUNNING__INIT;
+	struct migration *m = v->mig;
+
+	if (m == NULL || m->state != MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT) {
+		log_warnx("vm %s: running report with no migration waiting for it", v->name);
+		return;
+	}
+	m->blackout_ms = (double)(now_ns() - m->state_rx_ns) / 1e6;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_RUNNING;
+	msg.running = &r;
+	if (m->urgent != NULL)
+		peer_send_msg(m->urgent, &msg);
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY, NULL);
+}
+
+void
+dst_vm_verdict(struct vm *v, int ok, const char *text)
+{
+	struct migration *m = v->mig != NULL ? v->mig : mig_find(v->name);
+
+	log_info("vm %s: guest verdict: %s", v->name, text);
+	if (m == NULL || m->role != MIG_DEST)
+		return;
+	snprintf(m->verdict, sizeof(m->verdict), "%s", text);
+	m->verdict_ok = ok;
+}

@@ -1,0 +1,202 @@
+/*
+ * migrationd.h: the daemon's shared types. One libevent loop runs every
+ * part in this first version (control socket, VMM socket, peer connections,
+ * uffd events); all state below belongs to that loop's thread.
+ */
+#ifndef MIGRATIOND_H
+#define MIGRATIOND_H
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "control.pb-c.h"
+#include "frame.h"
+#include "hist.h"
+#include "peer.pb-c.h"
+
+#define MIG_PEER_VERSION	1
+#define MIG_FRAME_MAX_PAGES	16	/* pages per PAGES frame */
+#define MIG_MSG_MAX		(8u << 20)	/* largest control message (state blob) */
+#define MIG_BG_HIWAT		(2u << 20)	/* background bytes queued before we wait */
+#define MIG_HANDSHAKE_SECS	10
+
+struct config {
+	char	 path[512];
+	char	 control_socket[256];
+	char	 vmm_socket[256];
+	char	 state_dir[256];
+	char	 peer_listen[128];	/* HOST:PORT, empty: no listener */
+	int	 tls;			/* 0 only for benchmarks on loopback */
+	char	 tls_ca[256];
+	char	 tls_cert[256];
+	char	 tls_key[256];
+	int	 token_ttl;		/* seconds a prepared token stays valid */
+};
+
+struct migration;
+
+/* A VM whose VMM attached over the VMM socket (libmigshim). */
+struct vm {
+	TAILQ_ENTRY(vm)	 entry;
+	char		 name[128];
+	int		 incoming;	/* destination role */
+	uint64_t	 ram_bytes;
+	uint32_t	 page_size;
+	uint64_t	 npages;
+	uint64_t	 ram_va;	/* guest RAM in the VMM (uffd addresses) */
+	uint32_t	 vcpus;
+	int		 pid;
+	int		 memfd;
+	int		 uffd;		/* incoming only */
+	int		 sock;		/* VMM connection, -1 once gone */
+	struct event	*ev_sock;
+	struct migration *mig;		/* active migration, if any */
+};
+TAILQ_HEAD(vm_list, vm);
+
+/* One peer connection (urgent or background channel). */
+struct pconn {
+	struct bufferevent	*bev;
+	struct migration	*mig;	/* NULL until the hello is accepted */
+	int			 channel; /* Migrationd__Peer__V1__Channel */
+	int			 closing; /* free once output drained */
+	char			 addr[64];
+	struct frame_limits	 lim;
+};
+
+enum mig_role { MIG_SOURCE = 1, MIG_DEST = 2 };
+
+struct migration {
+	TAILQ_ENTRY(migration)	 entry;
+	char			 id[32];
+	char			 vm_name[128];
+	struct vm		*vm;
+	enum mig_role		 role;
+	Migrationd__V1__MigrationState state;
+	char			 peer[128];
+	char			 reason[256];
+	uint64_t		 ram_bytes;
+	uint64_t		 npages;
+	uint32_t		 page_size;
+
+	struct pconn		*urgent;
+	struct pconn		*bg;
+	uint8_t			 session_key[16];
+
+	/* destination */
+	char			 token[65];	/* empty once used */
+	int64_t			 token_expires_ms;
+	uint64_t		*requested;	/* page asked for on urgent */
+	uint64_t		*installed;	/* page present in guest RAM */
+	struct event		*ev_uffd;
+	int64_t			 state_rx_ns;	/* VmState arrived */
+	struct pending {
+		uint64_t	 idx;
+		uint64_t	 t0_ns;
+	}			*pending;	/* demand faults in flight */
+	unsigned		 npending, maxpending;
+	struct hist		 lat;
+	char			 verdict[256];
+	int			 verdict_ok;
+
+	/* source */
+	uint8_t			*ram;		/* read-only map of the memfd */
+	uint64_t		*sent;		/* page sent on either channel */
+	uint64_t		 nsent;
+	uint64_t		 bg_cursor;
+	int			 state_sent;	/* VmState is on the wire */
+	int64_t			 pause_ns;
+
+	/* both */
+	uint64_t		 pages_demand, pages_background, pages_zero;
+	uint64_t		 pages_installed, install_eexist, install_errors;
+	uint64_t		 pages_duplicate, demand_faults;
+	uint64_t		 bytes_sent, bytes_received;
+	double			 blackout_ms;
+	int64_t			 started_ms, ended_ms;
+	int64_t			 started_ns;
+	double			 total_s;
+};
+TAILQ_HEAD(mig_list, migration);
+
+struct daemon {
+	struct config		 conf;
+	struct event_base	*base;
+	SSL_CTX			*tls_server;
+	SSL_CTX			*tls_client;
+	struct vm_list		 vms;
+	struct mig_list		 migs;
+	struct evconnlistener	*peer_listener;
+	struct evconnlistener	*ctl_listener;
+	int			 vmm_listen_fd;
+	struct event		*ev_vmm_listen;
+};
+
+extern struct daemon *D;
+
+/* util (main.c) */
+int64_t now_ms(void);
+int64_t now_ns(void);
+int parse_hostport(const char *s, struct sockaddr_storage *ss, int *sslen);
+
+/* config.c */
+int config_load(struct config *c, const char *path);
+
+/* tls.c: the only file that speaks OpenSSL. */
+SSL_CTX *tls_ctx_new(const struct config *c, int server);
+struct bufferevent *tls_bev_accept(SSL_CTX *ctx, int fd);
+struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
+const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
+int tls_random(void *buf, size_t len);
+
+/* vm.c: the VMM socket and attached VMs. */
+int vm_listen(const char *path);
+struct vm *vm_find(const char *name);
+int vm_send_pause(struct vm *v);
+int vm_send_resume_local(struct vm *v, const char *reason);
+int vm_send_start(struct vm *v, const void *blob, size_t len);
+int vm_send_completed(struct vm *v);
+int vm_send_failed(struct vm *v, const char *reason);
+void vm_release(struct vm *v);
+
+/* migration.c: records and state changes. */
+struct migration *mig_new(struct vm *v, enum mig_role role);
+struct migration *mig_find(const char *id_or_vm);
+void mig_set_state(struct migration *m, Migrationd__V1__MigrationState st,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int mig_active(const struct migration *m);
+void mig_to_proto(const struct migration *m, Migrationd__V1__Migration *out);
+const char *mig_state_name(Migrationd__V1__MigrationState st);
+void mig_finish(struct migration *m);
+
+/* peer.c: connections between daemons, frames on them. */
+int peer_listen(const char *hostport);
+struct pconn *peer_connect(struct migration *m, const char *hostport, int channel);
+void peer_close(struct pconn *c, int flush);
+int peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg);
+int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload);
+
+/* source.c */
+int src_start(struct vm *v, const char *dest, const char *token,
+    struct migration **out, char *err, size_t errlen);
+void src_connected(struct pconn *c);
+int src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload);
+void src_conn_lost(struct pconn *c, const char *why);
+void src_bg_writable(struct pconn *c);
+void src_vm_state(struct vm *v, const void *blob, size_t len);
+
+/* dest.c */
+int dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen);
+int dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
+int dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload);
+void dst_conn_lost(struct pconn *c, const char *why);
+void dst_vm_running(struct vm *v);
+void dst_vm_verdict(struct vm *v, int ok, const char *text);
+
+/* control.c */
+int ctl_listen(const char *path);
+
+#endif

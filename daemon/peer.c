@@ -1,0 +1,375 @@
+/*
+ * peer: connections between two migrationd hosts. Accepts and dials
+ * TLS connections (tls.c), cuts the byte stream into frames (frame.c),
+ * checks each header before its payload is touched, and hands frames to the
+ * source or destination role. The first frame of an accepted connection must
+ * be a Hello (dst_hello decides); anything else closes that connection only.
+ * Loop thread only.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctlmsg.h"
+#include "log.h"
+#include "migrationd.h"
+
+static void peer_read_cb(struct bufferevent *bev, void *arg);
+static void peer_write_cb(struct bufferevent *bev, void *arg);
+static void peer_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Limits before a migration is known: only a small Hello may come. */
+static const struct frame_limits hello_limits = {
+	.page_size = 4096, .npages = 0, .max_msg = 4096, .max_count = 0,
+};
+
+static struct pconn *
+peer_new(struct bufferevent *bev, const char *addr)
+{
+	struct pconn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->bev = bev;
+	c->lim = hello_limits;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	bufferevent_setcb(bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
+	return c;
+}
+
+void
+peer_close(struct pconn *c, int flush)
+{
+	if (c->mig != NULL) {
+		if (c->mig->urgent == c)
+			c->mig->urgent = NULL;
+		if (c->mig->bg == c)
+			c->mig->bg = NULL;
+		c->mig = NULL;
+	}
+	/* Flush what is queued (a Refuse, a Complete), then free. */
+	if (flush && !c->closing &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		c->closing = 1;
+		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+		bufferevent_enable(c->bev, EV_WRITE);
+		return;
+	}
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Connection failed or ended: tell its migration, then drop it. */
+static void
+peer_lost(struct pconn *c, const char *why)
+{
+	struct migration *m = c->mig;
+
+	if (m != NULL) {
+		if (m->role == MIG_SOURCE)
+			src_conn_lost(c, why);
+		else
+			dst_conn_lost(c, why);
+	} else {
+		log_info("peer %s: closed: %s", c->addr, why);
+	}
+	peer_close(c, 0);
+}
+
+int
+peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	uint8_t hdr[FRAME_HDR_LEN];
+
+	frame_encode(h, hdr);
+	if (evbuffer_add(out, hdr, sizeof(hdr)) < 0 ||
+	    (h->len > 0 && evbuffer_add(out, payload, h->len) < 0)) {
+		log_warnx("%s: %s: out of memory", __func__, c->addr);
+		return -1;
+	}
+	if (c->mig != NULL)
+		c->mig->bytes_sent += FRAME_HDR_LEN + h->len;
+	return 0;
+}
+
+int
+peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg)
+{
+	struct frame_hdr h = { .type = FRAME_MSG };
+	size_t n = migrationd__peer__v1__peer_msg__get_packed_size(msg);
+	uint8_t *buf;
+	int rc;
+
+	if (n == 0 || n > MIG_MSG_MAX || (buf = malloc(n)) == NULL) {
+		log_warnx("%s: %s: message of %zu bytes not sent", __func__, c->addr, n);
+		return -1;
+	}
+	migrationd__peer__v1__peer_msg__pack(msg, buf);
+	h.len = (uint32_t)n;
+	rc = peer_send_frame(c, &h, buf);
+	free(buf);
+	return rc;
+}
+
+static void
+peer_refuse(struct pconn *c, const char *reason)
+{
+	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Refuse r = MIGRATIOND__PEER__V1__REFUSE__INIT;
+
+	log_warnx("peer %s: refused: %s", c->addr, reason);
+	r.reason = (char *)(uintptr_t)reason;
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE;
+	m.refuse = &r;
+	peer_send_msg(c, &m);
+	peer_close(c, 1);
+}
+
+/* First frame of an accepted connection. Returns -1 if `c` is gone. */
+static int
+peer_first_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *p)
+{
+	Migrationd__Peer__V1__PeerMsg *msg;
+	const char *why = NULL;
+	int rc;
+
+	if (h->type != FRAME_MSG ||
+	    (msg = ctlmsg_decode_peer(p, h->len, &why)) == NULL) {
+		peer_refuse(c, why ? why : "expected a Hello");
+		return -1;
+	}
+	if (msg->msg_case != MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO) {
+		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
+		peer_refuse(c, "expected a Hello");
+		return -1;
+	}
+	rc = dst_hello(c, msg->hello);
+	migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
+	if (rc < 0)
+		return -1;	/* dst_hello refused and closed */
+	/* Authenticated: lift the hand-shake time-out. */
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	return 0;
+}
+
+static void
+peer_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct pconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct frame_hdr h;
+	uint8_t hb[FRAME_HDR_LEN];
+	const uint8_t *payload;
+	size_t avail;
+	int rc;
+
+	while (!c->closing) {
+		avail = evbuffer_get_length(in);
+		if (avail < FRAME_HDR_LEN)
+			return;
+		evbuffer_copyout(in, hb, sizeof(hb));
+		if ((rc = frame_decode(hb, avail, &c->lim, &h)) < 0) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "malformed frame: %s", frame_strerror(rc));
+			if (c->mig == NULL) {
+				peer_refuse(c, why);
+				return;
+			}
+			log_warnx("peer %s: %s", c->addr, why);
+			peer_lost(c, why);
+			return;
+		}
+		if (avail < FRAME_HDR_LEN + (size_t)h.len)
+			return;
+		/* One contiguous frame: pages are installed straight from here. */
+		payload = evbuffer_pullup(in, FRAME_HDR_LEN + (ssize_t)h.len);
+		if (payload == NULL) {
+			peer_lost(c, "out of memory");
+			return;
+		}
+		payload += FRAME_HDR_LEN;
+		if (c->mig != NULL)
+			c->mig->bytes_received += FRAME_HDR_LEN + h.len;
+		if (c->mig == NULL)
+			rc = peer_first_frame(c, &h, payload);
+		else if (c->mig->role == MIG_SOURCE)
+			rc = src_frame(c, &h, payload);
+		else
+			rc = dst_frame(c, &h, payload);
+		if (rc < 0)
+			return;	/* c was closed */
+		evbuffer_drain(in, FRAME_HDR_LEN + h.len);
+	}
+}
+
+static void
+peer_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct pconn *c = arg;
+
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			bufferevent_free(c->bev);
+			free(c);
+		}
+		return;
+	}
+	if (c->mig != NULL && c->mig->role == MIG_SOURCE && c->mig->bg == c)
+		src_bg_writable(c);
+}
+
+static void
+peer_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct pconn *c = arg;
+	char why[256], tlserr[160];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+		if (c->mig != NULL && c->mig->role == MIG_SOURCE)
+			src_connected(c);
+		return;
+	}
+	if (c->closing) {
+		bufferevent_free(c->bev);
+		free(c);
+		return;
+	}
+	tls_bev_error(bev, tlserr, sizeof(tlserr));
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(why, sizeof(why), "time-out");
+	else if (what & BEV_EVENT_EOF)
+		snprintf(why, sizeof(why), "connection closed by peer");
+	else
+		snprintf(why, sizeof(why), "%s%s%s",
+		    EVUTIL_SOCKET_ERROR() ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "error",
+		    tlserr[0] ? ": TLS: " : "", tlserr);
+	peer_lost(c, why);
+}
+
+static void
+peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct timeval tv = { MIG_HANDSHAKE_SECS, 0 };
+	char addr[64] = "?", host[INET6_ADDRSTRLEN] = "?";
+	struct bufferevent *bev;
+	struct pconn *c;
+	int one = 1;
+
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
+	snprintf(addr, sizeof(addr), "%s:%u", host,
+	    ntohs(((struct sockaddr_in *)sa)->sin_port));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if ((bev = tls_bev_accept(D->tls_server, fd)) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if ((c = peer_new(bev, addr)) == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	/* A peer that connects and says nothing is dropped. */
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	log_debug("peer %s: connected", addr);
+}
+
+static void
+peer_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+static void
+peer_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("peer_listen: accept: %s", evutil_socket_error_to_string(err));
+	if (err == EMFILE || err == ENFILE) {
+		/* Back off: stop accepting for a second. */
+		struct timeval tv = { 1, 0 };
+
+		evconnlistener_disable(l);
+		event_base_once(D->base, -1, EV_TIMEOUT, peer_accept_resume_cb, l, &tv);
+	}
+}
+
+int
+peer_listen(const char *hostport)
+{
+	struct sockaddr_storage ss;
+	int sslen;
+
+	if (parse_hostport(hostport, &ss, &sslen) < 0) {
+		log_warnx("%s: bad address %s (want IP:PORT)", __func__, hostport);
+		return -1;
+	}
+	D->peer_listener = evconnlistener_new_bind(D->base, peer_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 64,
+	    (struct sockaddr *)&ss, sslen);
+	if (D->peer_listener == NULL) {
+		log_warn("%s: %s", __func__, hostport);
+		return -1;
+	}
+	evconnlistener_set_error_cb(D->peer_listener, peer_accept_error_cb);
+	return 0;
+}
+
+struct pconn *
+peer_connect(struct migration *m, const char *hostport, int channel)
+{
+	struct timeval tv = { MIG_HANDSHAKE_SECS, 0 };
+	struct sockaddr_storage ss;
+	char host[128], *colon;
+	struct bufferevent *bev;
+	struct pconn *c;
+	int sslen;
+
+	if (parse_hostport(hostport, &ss, &sslen) < 0)
+		return NULL;
+	snprintf(host, sizeof(host), "%s", hostport);
+	if ((colon = strrchr(host, ':')) != NULL)
+		*colon = '\0';
+	if (host[0] == '[') {
+		memmove(host, host + 1, strlen(host));
+		host[strcspn(host, "]")] = '\0';
+	}
+	if ((bev = tls_bev_connect(D->tls_client, host)) == NULL)
+		return NULL;
+	if ((c = peer_new(bev, hostport)) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	c->mig = m;
+	c->channel = channel;
+	c->lim.page_size = m->page_size;
+	c->lim.npages = m->npages;
+	c->lim.max_msg = MIG_MSG_MAX;
+	c->lim.max_count = MIG_FRAME_MAX_PAGES;
+	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, sslen) < 0) {
+		log_warn("%s: %s", __func__, hostport);
+		c->mig = NULL;
+		peer_close(c, 0);
+		return NULL;
+	}
+	return c;
+}

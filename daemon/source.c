@@ -1,0 +1,366 @@
+/*
+ * source: the page server. Starts a migration to a destination daemon:
+ * dials the urgent channel and authenticates with the one-time token, pauses
+ * the VM through its VMM, ships the VMM's state blob, then answers demand
+ * requests on the urgent channel while the background channel streams every
+ * page not sent yet. Reads guest RAM through its own read-only mapping of the
+ * VM's memfd; the VM stays paused, so pages are stable. Loop thread only.
+ *
+ * The VM is never lost: until the state blob is on the wire a failure resumes
+ * it here; after that only the destination may run it, so a failure pauses
+ * the migration and keeps every page.
+ */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bitmap.h"
+#include "ctlmsg.h"
+#include "log.h"
+#include "migrationd.h"
+
+static void
+src_fail(struct migration *m, const char *why)
+{
+	int paused = m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT;
+
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "%s", why);
+	/* The destination never got the state: the VM runs on here. */
+	if (paused && m->vm != NULL)
+		vm_send_resume_local(m->vm, why);
+	mig_finish(m);
+}
+
+int
+src_start(struct vm *v, const char *dest, const char *token,
+    struct migration **out, char *err, size_t errlen)
+{
+	struct migration *m;
+
+	if (v->incoming) {
+		snprintf(err, errlen, "VM %s is an incoming VM, not running here", v->name);
+		return -1;
+	}
+	if (v->sock < 0) {
+		snprintf(err, errlen, "VM %s: its VMM is not connected", v->name);
+		return -1;
+	}
+	if (v->mig != NULL && mig_active(v->mig)) {
+		snprintf(err, errlen, "VM %s is already migrating (%s)", v->name, v->mig->id);
+		return -1;
+	}
+	if (token == NULL || *token == '\0' || strlen(token) >= sizeof(m->token)) {
+		snprintf(err, errlen, "a token from the destination's prepare is required");
+		return -1;
+	}
+	if ((m = mig_new(v, MIG_SOURCE)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	snprintf(m->peer, sizeof(m->peer), "%s", dest);
+	snprintf(m->token, sizeof(m->token), "%s", token);
+	m->state = MIGRATIOND__V1__MIGRATION_STATE__CONNECTING;
+	*out = m;
+	m->ram = mmap(NULL, m->ram_bytes, PROT_READ, MAP_SHARED, v->memfd, 0);
+	if (m->ram == MAP_FAILED) {
+		m->ram = NULL;
+		snprintf(err, errlen, "cannot map guest RAM: %m");
+		src_fail(m, err);
+		return 0;
+	}
+	if ((m->sent = bitmap_new(m->npages)) == NULL ||
+	    (m->urgent = peer_connect(m, dest, MIGRATIOND__PEER__V1__CHANNEL__URGENT)) == NULL) {
+		snprintf(err, errlen, "cannot connect to %s", dest);
+		src_fail(m, err);
+		return 0;
+	}
+	log_info("migration %s: vm %s -> %s: connecting", m->id, v->name, dest);
+	return 0;
+}
+
+static int
+src_send_hello(struct pconn *c, struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
+	int rc;
+
+	h.version = MIG_PEER_VERSION;
+	h.channel = c->channel;
+	h.vm = m->vm_name;
+	h.ram_bytes = m->ram_bytes;
+	h.page_size = m->page_size;
+	h.source_migration_id = m->id;
+	if (c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT) {
+		h.token = m->token;
+	} else {
+		h.session_key.data = m->session_key;
+		h.session_key.len = sizeof(m->session_key);
+	}
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
+	msg.hello = &h;
+	rc = peer_send_msg(c, &msg);
+	/* The token is single-use either way; do not keep it around. */
+	if (c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT)
+		memset(m->token, 0, sizeof(m->token));
+	return rc;
+}
+
+void
+src_connected(struct pconn *c)
+{
+	struct migration *m = c->mig;
+
+	if (c == m->bg) {
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		bufferevent_setwatermark(c->bev, EV_WRITE, MIG_BG_HIWAT / 2, 0);
+	}
+	log_debug("migration %s: %s channel connected", m->id,
+	    c == m->bg ? "background" : "urgent");
+	if (src_send_hello(c, m) < 0) {
+		src_fail(m, "cannot send hello");
+		return;
+	}
+	if (c == m->bg)
+		src_bg_writable(c);
+}
+
+static int
+page_is_zero(const uint8_t *p, size_t len)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+
+	for (size_t i = 0; i < len / sizeof(*w); i++)
+		if (w[i] != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * Sends pages [start, start+n) on `c`, split into runs of zero pages (a
+ * marker) and of raw pages (the bytes), and marks them sent.
+ */
+static int
+src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
+    int demand)
+{
+	uint64_t i = start, end = start + n;
+
+	while (i < end) {
+		const uint8_t *p = m->ram + i * m->page_size;
+		int zero = page_is_zero(p, m->page_size);
+		struct frame_hdr h = { .type = FRAME_PAGES, .index = i };
+		uint64_t j = i + 1;
+
+		while (j < end && j - i < MIG_FRAME_MAX_PAGES &&
+		    page_is_zero(m->ram + j * m->page_size, m->page_size) == zero)
+			j++;
+		h.count = (uint32_t)(j - i);
+		h.enc = zero ? FRAME_ENC_ZERO : FRAME_ENC_RAW;
+		h.len = zero ? 0 : h.count * m->page_size;
+		if (peer_send_frame(c, &h, zero ? NULL : p) < 0)
+			return -1;
+		for (uint64_t k = i; k < j; k++) {
+			if (!bitmap_test(m->sent, k)) {
+				bitmap_set(m->sent, k);
+				m->nsent++;
+			}
+		}
+		if (zero)
+			m->pages_zero += h.count;
+		else if (demand)
+			m->pages_demand += h.count;
+		else
+			m->pages_background += h.count;
+		i = j;
+	}
+	return 0;
+}
+
+void
+src_bg_writable(struct pconn *c)
+{
+	struct migration *m = c->mig;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (m == NULL || !m->state_sent || m->sent == NULL)
+		return;
+	while (m->bg_cursor < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
+		uint64_t i = m->bg_cursor, j;
+
+		while (i < m->npages && bitmap_test(m->sent, i))
+			i++;
+		j = i;
+		while (j < m->npages && j - i < MIG_FRAME_MAX_PAGES && !bitmap_test(m->sent, j))
+			j++;
+		m->bg_cursor = j;
+		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
+			src_conn_lost(c, "cannot queue background pages");
+			return;
+		}
+	}
+	if (m->bg_cursor >= m->npages)
+		log_debug("migration %s: background stream done (%llu/%llu pages sent)",
+		    m->id, (unsigned long long)m->nsent, (unsigned long long)m->npages);
+}
+
+void
+src_vm_state(struct vm *v, const void *blob, size_t len)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__VmState st = MIGRATIOND__PEER__V1__VM_STATE__INIT;
+	struct migration *m = v->mig;
+
+	if (m == NULL || m->state != MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT ||
+	    m->state_sent || m->urgent == NULL) {
+		log_warnx("vm %s: state blob arrived with no migration waiting for it", v->name);
+		return;
+	}
+	st.blob.data = (uint8_t *)(uintptr_t)blob;
+	st.blob.len = len;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE;
+	msg.vm_state = &st;
+	if (peer_send_msg(m->urgent, &msg) < 0) {
+		src_fail(m, "cannot send the VM state");
+		return;
+	}
+	m->state_sent = 1;
+	log_info("migration %s: VM paused, %zu bytes of state sent", m->id, len);
+	if (m->bg != NULL)
+		src_bg_writable(m->bg);
+}
+
+static int
+src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMsg *msg)
+{
+	switch (msg->msg_case) {
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME:
+		if (c != m->urgent || m->state != MIGRATIOND__V1__MIGRATION_STATE__CONNECTING ||
+		    msg->welcome->session_key.len != sizeof(m->session_key))
+			break;
+		memcpy(m->session_key, msg->welcome->session_key.data, sizeof(m->session_key));
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		m->bg = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
+		if (m->bg == NULL) {
+			src_fail(m, "cannot open the background channel");
+			return -1;
+		}
+		if (m->vm == NULL || vm_send_pause(m->vm) < 0) {
+			src_fail(m, "cannot ask the VMM to pause");
+			return -1;
+		}
+		m->pause_ns = now_ns();
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT, NULL);
+		return 0;
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE: {
+		char why[300];
+
+		snprintf(why, sizeof(why), "destination refused: %s", msg->refuse->reason);
+		src_fail(m, why);
+		return -1;
+	}
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_RUNNING:
+		if (m->state != MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT || !m->state_sent)
+			break;
+		m->blackout_ms = (double)(now_ns() - m->pause_ns) / 1e6;
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY, NULL);
+		log_info("migration %s: VM runs on the destination, blackout %.1f ms",
+		    m->id, m->blackout_ms);
+		return 0;
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE:
+		if (m->state != MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY)
+			break;
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__COMPLETED, NULL);
+		log_info("migration %s: completed: %llu pages on demand, %llu background, "
+		    "%llu zero", m->id, (unsigned long long)m->pages_demand,
+		    (unsigned long long)m->pages_background, (unsigned long long)m->pages_zero);
+		if (m->vm != NULL)
+			vm_send_completed(m->vm);
+		mig_finish(m);
+		return -1;
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT: {
+		char why[300];
+
+		snprintf(why, sizeof(why), "destination aborted: %s", msg->abort->reason);
+		/* The destination says its VM never ran: safe to resume here. */
+		if (m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT) {
+			src_fail(m, why);
+		} else {
+			mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED, "%s", why);
+			peer_close(c, 0);
+		}
+		return -1;
+	}
+	default:
+		break;
+	}
+	log_warnx("migration %s: unexpected peer message %d in state %s", m->id,
+	    (int)msg->msg_case, mig_state_name(m->state));
+	src_conn_lost(c, "protocol error");
+	peer_close(c, 0);
+	return -1;
+}
+
+int
+src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
+{
+	struct migration *m = c->mig;
+	Migrationd__Peer__V1__PeerMsg *msg;
+	const char *why;
+	int rc;
+
+	switch (h->type) {
+	case FRAME_MSG:
+		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
+			break;
+		rc = src_msg(c, m, msg);
+		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
+		return rc;
+	case FRAME_REQ:
+		/* Range already checked by frame_decode against this VM. */
+		if (c != m->urgent || !m->state_sent) {
+			why = "page request before the VM state was sent";
+			break;
+		}
+		if (src_send_pages(m, c, h->index, h->count, 1) < 0) {
+			why = "cannot queue demand pages";
+			break;
+		}
+		return 0;
+	default:
+		why = "unexpected frame type at the source";
+		break;
+	}
+	log_warnx("migration %s: peer %s: %s", m->id, c->addr, why);
+	src_conn_lost(c, why);
+	peer_close(c, 0);
+	return -1;
+}
+
+void
+src_conn_lost(struct pconn *c, const char *why)
+{
+	struct migration *m = c->mig;
+
+	if (m == NULL || !mig_active(m))
+		return;
+	if (!m->state_sent) {
+		char buf[300];
+
+		snprintf(buf, sizeof(buf), "connection to %s lost before the VM state was "
+		    "sent: %s", m->peer, why);
+		c->mig = NULL;	/* the caller frees c */
+		if (m->urgent == c)
+			m->urgent = NULL;
+		if (m->bg == c)
+			m->bg = NULL;
+		src_fail(m, buf);
+		return;
+	}
+	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
+		    "%s channel to %s lost: %s", c == m->bg ? "background" : "urgent",
+		    m->peer, why);
+}

@@ -1,0 +1,138 @@
+/*
+ * tls: every OpenSSL call of the daemon. Builds the server and client
+ * contexts (TLS 1.3 only, mutual X.509 against the configured CA) and wraps
+ * sockets in libevent bufferevents. With `tls = off` in the config (loopback
+ * benchmarks only) the same functions hand out plain socket bufferevents, so
+ * callers never know which they have. Runs on the loop thread.
+ */
+#include <arpa/inet.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <string.h>
+
+#include "log.h"
+#include "migrationd.h"
+
+static void
+tls_log_errors(const char *fn, const char *what)
+{
+	unsigned long e;
+	char buf[256];
+
+	while ((e = ERR_get_error()) != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		log_warnx("%s: %s: %s", fn, what, buf);
+	}
+}
+
+SSL_CTX *
+tls_ctx_new(const struct config *c, int server)
+{
+	SSL_CTX *ctx;
+
+	if (!c->tls)
+		return NULL;
+	if ((ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method())) == NULL)
+		goto fail;
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION))
+		goto fail;
+	if (SSL_CTX_use_certificate_chain_file(ctx, c->tls_cert) != 1) {
+		tls_log_errors(__func__, c->tls_cert);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, c->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		tls_log_errors(__func__, c->tls_key);
+		goto fail;
+	}
+	if (SSL_CTX_load_verify_locations(ctx, c->tls_ca, NULL) != 1) {
+		tls_log_errors(__func__, c->tls_ca);
+		goto fail;
+	}
+	/* Both sides must show a certificate signed by our CA. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
+	    (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (server) {
+		/* Session tickets would let a resumed session skip the client
+		 * certificate check on a later connection. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx, 0);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	}
+	return ctx;
+fail:
+	tls_log_errors(__func__, "context");
+	log_warnx("%s: cannot set up TLS (%s)", __func__, server ? "server" : "client");
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct bufferevent *
+tls_bev_accept(SSL_CTX *ctx, int fd)
+{
+	SSL *ssl;
+	struct bufferevent *bev;
+
+	if (ctx == NULL)
+		return bufferevent_socket_new(D->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if ((ssl = SSL_new(ctx)) == NULL) {
+		tls_log_errors(__func__, "SSL_new");
+		return NULL;
+	}
+	bev = bufferevent_openssl_socket_new(D->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		SSL_free(ssl);
+	return bev;
+}
+
+struct bufferevent *
+tls_bev_connect(SSL_CTX *ctx, const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	SSL *ssl;
+	struct bufferevent *bev;
+
+	if (ctx == NULL)
+		return bufferevent_socket_new(D->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if ((ssl = SSL_new(ctx)) == NULL) {
+		tls_log_errors(__func__, "SSL_new");
+		return NULL;
+	}
+	/* The destination's certificate must name the address we dial. */
+	if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+	} else {
+		SSL_set1_host(ssl, host);
+		SSL_set_tlsext_host_name(ssl, host);
+	}
+	bev = bufferevent_openssl_socket_new(D->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		SSL_free(ssl);
+	return bev;
+}
+
+const char *
+tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
+{
+	unsigned long e;
+
+	buf[0] = '\0';
+	if (bufferevent_openssl_get_ssl(bev) == NULL)
+		return buf;
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		ERR_error_string_n(e, buf, len);
+	return buf;
+}
+
+int
+tls_random(void *buf, size_t len)
+{
+	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}

@@ -1,0 +1,371 @@
+/*
+ * vm: the VMM socket. Each VMM (through libmigshim) connects, attaches one
+ * VM with its memfd (and, for an incoming VM, its userfaultfd), then talks in
+ * ShimMsg packets (proto/shim.proto, vmm-shim/shimwire.c). Owns the list of
+ * attached VMs and their fds. Loop thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "migrationd.h"
+#include "shimwire.h"
+
+#define VM_SHIM_VERSION 1
+
+struct vm *
+vm_find(const char *name)
+{
+	struct vm *v;
+
+	TAILQ_FOREACH(v, &D->vms, entry)
+		if (!strcmp(v->name, name))
+			return v;
+	return NULL;
+}
+
+static void
+vm_free(struct vm *v)
+{
+	if (v->ev_sock != NULL)
+		event_free(v->ev_sock);
+	if (v->sock >= 0)
+		close(v->sock);
+	if (v->memfd >= 0)
+		close(v->memfd);
+	if (v->uffd >= 0)
+		close(v->uffd);
+	free(v);
+}
+
+/*
+ * Drops the VM once neither its VMM nor a migration needs it. Called when
+ * the VMM goes away and when a migration ends.
+ */
+void
+vm_release(struct vm *v)
+{
+	if (v->sock >= 0 || (v->mig != NULL && mig_active(v->mig)))
+		return;
+	if (v->mig != NULL)
+		v->mig->vm = NULL;
+	TAILQ_REMOVE(&D->vms, v, entry);
+	log_info("vm %s: released", v->name);
+	vm_free(v);
+}
+
+static void
+vm_hangup(struct vm *v, const char *why)
+{
+	log_info("vm %s: VMM connection closed (%s)", v->name, why);
+	event_free(v->ev_sock);
+	v->ev_sock = NULL;
+	close(v->sock);
+	v->sock = -1;
+	vm_release(v);
+}
+
+static int
+vm_send(struct vm *v, Migrationd__Shim__V1__ShimMsg *m)
+{
+	if (v->sock < 0) {
+		log_warnx("vm %s: VMM not connected", v->name);
+		return -1;
+	}
+	if (shimwire_send(v->sock, m, NULL, 0) < 0) {
+		log_warn("vm %s: send to VMM", v->name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+vm_send_pause(struct vm *v)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__Pause p = MIGRATIOND__SHIM__V1__PAUSE__INIT;
+
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_PAUSE;
+	m.pause = &p;
+	return vm_send(v, &m);
+}
+
+int
+vm_send_resume_local(struct vm *v, const char *reason)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__ResumeLocal r = MIGRATIOND__SHIM__V1__RESUME_LOCAL__INIT;
+
+	r.reason = (char *)(uintptr_t)reason;
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_RESUME_LOCAL;
+	m.resume_local = &r;
+	return vm_send(v, &m);
+}
+
+int
+vm_send_start(struct vm *v, const void *blob, size_t len)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__Start s = MIGRATIOND__SHIM__V1__START__INIT;
+
+	s.blob.data = (uint8_t *)(uintptr_t)blob;
+	s.blob.len = len;
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_START;
+	m.start = &s;
+	return vm_send(v, &m);
+}
+
+int
+vm_send_completed(struct vm *v)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__Completed c = MIGRATIOND__SHIM__V1__COMPLETED__INIT;
+
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_COMPLETED;
+	m.completed = &c;
+	return vm_send(v, &m);
+}
+
+int
+vm_send_failed(struct vm *v, const char *reason)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__Failed f = MIGRATIOND__SHIM__V1__FAILED__INIT;
+
+	f.reason = (char *)(uintptr_t)reason;
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_FAILED;
+	m.failed = &f;
+	return vm_send(v, &m);
+}
+
+static void
+vm_dispatch(struct vm *v, Migrationd__Shim__V1__ShimMsg *m)
+{
+	switch (m->msg_case) {
+	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_STATE:
+		if (v->incoming) {
+			log_warnx("vm %s: state blob from an incoming VMM, ignored", v->name);
+			break;
+		}
+		src_vm_state(v, m->state->blob.data, m->state->blob.len);
+		break;
+	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_RUNNING:
+		if (!v->incoming) {
+			log_warnx("vm %s: running report from a source VMM, ignored", v->name);
+			break;
+		}
+		dst_vm_running(v);
+		break;
+	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_VERDICT:
+		dst_vm_verdict(v, m->verdict->ok, m->verdict->text);
+		break;
+	default:
+		log_warnx("vm %s: unexpected message %d from VMM, ignored", v->name,
+		    (int)m->msg_case);
+		break;
+	}
+}
+
+static void
+vm_sock_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct vm *v = arg;
+	Migrationd__Shim__V1__ShimMsg *m;
+	int fds[SHIMWIRE_MAX_FDS], nfds, rc;
+
+	for (;;) {
+		rc = shimwire_recv(fd, &m, fds, &nfds);
+		for (int i = 0; i < nfds; i++)	/* fds only come with Attach */
+			close(fds[i]);
+		if (rc < 0 && errno == EAGAIN)
+			return;
+		if (rc <= 0) {
+			vm_hangup(v, rc == 0 ? "EOF" : strerror(errno));
+			return;
+		}
+		vm_dispatch(v, m);
+		migrationd__shim__v1__shim_msg__free_unpacked(m, NULL);
+		if (v->sock < 0)
+			return;
+	}
+}
+
+static void
+vm_attach_reply(int sock, const char *error)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__AttachReply r = MIGRATIOND__SHIM__V1__ATTACH_REPLY__INIT;
+
+	r.ok = error == NULL;
+	r.error = (char *)(uintptr_t)(error ? error : "");
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_ATTACH_REPLY;
+	m.attach_reply = &r;
+	if (shimwire_send(sock, &m, NULL, 0) < 0)
+		log_warn("%s: send", __func__);
+}
+
+static int
+vm_fd_is_memfd(int fd, uint64_t size)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    (uint64_t)st.st_size >= size;
+}
+
+/*
+ * First packet of a new VMM connection: validate everything before any
+ * state exists (vmd style), then register the VM.
+ */
+static void
+vm_attach(int sock)
+{
+	Migrationd__Shim__V1__ShimMsg *m = NULL;
+	Migrationd__Shim__V1__Attach *a;
+	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc, want;
+	const char *err = NULL;
+	char ebuf[256];
+	struct vm *v;
+
+	rc = shimwire_recv(sock, &m, fds, &nfds);
+	if (rc <= 0) {
+		log_warnx("%s: no attach from VMM (%s)", __func__,
+		    rc == 0 ? "EOF" : strerror(errno));
+		goto out;
+	}
+	if (m->msg_case != MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_ATTACH) {
+		err = "first message must be Attach";
+		goto refuse;
+	}
+	a = m->attach;
+	want = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING ? 2 : 1;
+	if (a->version != VM_SHIM_VERSION)
+		err = "unsupported shim version";
+	else if (a->role != MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_SOURCE &&
+	    a->role != MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING)
+		err = "unknown role";
+	else if (a->vm == NULL || a->vm[0] == '\0' || strlen(a->vm) >= sizeof(v->name))
+		err = "bad VM name";
+	else if (vm_find(a->vm) != NULL)
+		err = "a VM of that name is already attached";
+	else if (a->page_size != (uint32_t)sysconf(_SC_PAGESIZE) || a->ram_bytes == 0 ||
+	    a->ram_bytes % a->page_size != 0)
+		err = "bad page size or RAM size";
+	else if (nfds != want)
+		err = "wrong number of fds for the role";
+	else if (!vm_fd_is_memfd(fds[0], a->ram_bytes))
+		err = "guest RAM fd is not a file of the announced size";
+	if (err != NULL)
+		goto refuse;
+
+	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		err = "out of memory";
+		goto refuse;
+	}
+	snprintf(v->name, sizeof(v->name), "%s", a->vm);
+	v->incoming = want == 2;
+	v->ram_bytes = a->ram_bytes;
+	v->page_size = a->page_size;
+	v->npages = a->ram_bytes / a->page_size;
+	v->ram_va = a->ram_va;
+	v->vcpus = a->vcpus;
+	v->pid = a->pid;
+	v->memfd = fds[0];
+	v->uffd = v->incoming ? fds[1] : -1;
+	nfds = 0;	/* fds now belong to v */
+	v->sock = sock;
+	if (v->uffd >= 0)
+		fcntl(v->uffd, F_SETFL, O_NONBLOCK);
+	fcntl(sock, F_SETFL, O_NONBLOCK);
+	v->ev_sock = event_new(D->base, sock, EV_READ | EV_PERSIST, vm_sock_cb, v);
+	event_add(v->ev_sock, NULL);
+	TAILQ_INSERT_TAIL(&D->vms, v, entry);
+	vm_attach_reply(sock, NULL);
+	log_info("vm %s: attached (%s, %llu MiB, %u vCPUs, pid %d)", v->name,
+	    v->incoming ? "incoming" : "source",
+	    (unsigned long long)(v->ram_bytes >> 20), v->vcpus, v->pid);
+	migrationd__shim__v1__shim_msg__free_unpacked(m, NULL);
+	return;
+refuse:
+	snprintf(ebuf, sizeof(ebuf), "%s", err);
+	log_warnx("%s: refused VMM: %s", __func__, ebuf);
+	vm_attach_reply(sock, ebuf);
+out:
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	if (m != NULL)
+		migrationd__shim__v1__shim_msg__free_unpacked(m, NULL);
+	close(sock);
+}
+
+/* The first packet of a new VMM connection, or its time-out. */
+static void
+vm_first_cb(evutil_socket_t sock, short what, void *arg)
+{
+	struct event **evp = arg;
+
+	event_free(*evp);
+	free(evp);
+	if (what & EV_TIMEOUT) {
+		log_warnx("vm_attach: VMM connected but sent no Attach in time");
+		close(sock);
+		return;
+	}
+	vm_attach(sock);
+}
+
+static void
+vm_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct timeval tv = { 5, 0 };
+	int sock, sz = (int)SHIMWIRE_MAX_MSG;
+	struct event **evp;
+
+	if ((sock = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_warn("%s: accept", __func__);
+		return;
+	}
+	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if ((evp = malloc(sizeof(*evp))) == NULL ||
+	    (*evp = event_new(D->base, sock, EV_READ, vm_first_cb, evp)) == NULL) {
+		free(evp);
+		close(sock);
+		return;
+	}
+	event_add(*evp, &tv);
+}
+
+int
+vm_listen(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("%s: path too long: %s", __func__, path);
+		return -1;
+	}
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+		return -1;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || chmod(path, 0660) < 0 ||
+	    listen(fd, 16) < 0) {
+		log_warn("%s: %s", __func__, path);
+		close(fd);
+		return -1;
+	}
+	D->vmm_listen_fd = fd;
+	D->ev_vmm_listen = event_new(D->base, fd, EV_READ | EV_PERSIST, vm_accept_cb, NULL);
+	event_add(D->ev_vmm_listen, NULL);
+	return 0;
+}
