@@ -27,6 +27,12 @@ ctlmsg_pack(const ProtobufCMessage *m, uint32_t max, size_t *len)
 	return buf;
 }
 
+uint32_t
+ctlmsg_prefix_len(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 int
 ctlmsg_peek(const uint8_t *buf, size_t avail, uint32_t max, uint32_t *plen)
 {
@@ -34,8 +40,7 @@ ctlmsg_peek(const uint8_t *buf, size_t avail, uint32_t max, uint32_t *plen)
 
 	if (avail < CTLMSG_PREFIX)
 		return 0;
-	n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
-	    (uint32_t)buf[2] << 8 | buf[3];
+	n = ctlmsg_prefix_len(buf);
 	if (n == 0 || n > max)
 		return -1;
 	if (avail - CTLMSG_PREFIX < n)

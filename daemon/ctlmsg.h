@@ -30,6 +30,9 @@ uint8_t *ctlmsg_pack(const ProtobufCMessage *m, uint32_t max, size_t *len);
  */
 int ctlmsg_peek(const uint8_t *buf, size_t avail, uint32_t max, uint32_t *plen);
 
+/* The payload length announced by a 4-byte prefix (not checked). */
+uint32_t ctlmsg_prefix_len(const uint8_t *p);
+
 /*
  * Decodes a control request payload. Returns NULL (and a reason in *why) if
  * it is not a CtlRequest or names no method.
