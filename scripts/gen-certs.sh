@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Generates throw-away certificates for the demo and the tests:
+#   DIR/ca.pem, DIR/ca.key                 the migration CA
+#   DIR/NAME.pem, DIR/NAME.key             a host certificate per NAME=IP argument
+#                                          (IP in subjectAltName, client+server use)
+#   DIR/other-ca.pem, DIR/other.pem/.key   a certificate from an unrelated CA
+# usage: gen-certs.sh DIR NAME=IP [NAME=IP ...]
+set -euo pipefail
+dir=$1; shift
+mkdir -p "$dir"
+cd "$dir"
+q() { "$@" >/dev/null 2>&1 || { echo "gen-certs: failed: $*" >&2; exit 1; }; }
+
+mkca() { # name subject
+  q openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=$2" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+}
+mkleaf() { # name cn ip ca
+  local name=$1 cn=$2 ip=$3 ca=$4
+  q openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$name.key" -out "$name.csr" -subj "/CN=$cn"
+  printf 'subjectAltName=IP:%s,DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' \
+    "$ip" "$cn" >"$name.ext"
+  q openssl x509 -req -in "$name.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
+    -out "$name.pem" -days 2 -extfile "$name.ext"
+  rm -f "$name.csr" "$name.ext"
+  chmod 600 "$name.key"
+}
+
+mkca ca "migrationd test CA"
+mkca other-ca "unrelated CA"
+for arg in "$@"; do
+  mkleaf "${arg%%=*}" "${arg%%=*}" "${arg#*=}" ca
+done
+mkleaf other other 127.0.0.1 other-ca

@@ -1,0 +1,231 @@
+# tests/lib.sh: the shell test library shared by the integration tests and
+# `make demo`: two "hosts" (network namespaces joined by a veth pair, or two
+# loopback ports where namespaces cannot be made), a migrationd on each,
+# minivmm VMs, and cleanup that runs on every exit. Source it; set BUILD first.
+# Only processes this library started are ever signalled, by PID.
+
+set -uo pipefail
+
+MIG_SKIP=77
+BUILD=${BUILD:-build}
+BUILD=$(cd "$BUILD" && pwd)
+MIGRATIOND=$BUILD/daemon/migrationd
+MIGCTL=$BUILD/client/mig-ctl
+MINIVMM=$BUILD/vmm-shim/minivmm
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+WORK=$(mktemp -d /tmp/mig-test.XXXXXX)
+MIG_PIDS=()
+MIG_NETNS=()
+MIG_FAILS=0
+MIG_USE_NETNS=0
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+mig_cleanup() {
+  local pid ns
+  for pid in "${MIG_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${MIG_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  MIG_PIDS=()
+  for ns in "${MIG_NETNS[@]}"; do
+    ip netns del "$ns" 2>/dev/null
+  done
+  MIG_NETNS=()
+  if [[ -n ${MIG_KEEP:-} ]]; then
+    log "keeping $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap mig_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Skip with a reason; with MIG_REQUIRE_ALL=1 a skip is a failure.
+mig_skip() {
+  if [[ ${MIG_REQUIRE_ALL:-0} == 1 ]]; then
+    echo "FAIL (skip not allowed, MIG_REQUIRE_ALL=1): $*" >&2
+    exit 1
+  fi
+  echo "SKIP: $*" >&2
+  exit $MIG_SKIP
+}
+
+mig_fail() { echo "FAIL: $*" >&2; MIG_FAILS=$((MIG_FAILS + 1)); }
+mig_die() { echo "FAIL: $*" >&2; mig_dump_logs; exit 1; }
+
+# mig_assert_eq DESCRIPTION ACTUAL EXPECTED
+mig_assert_eq() {
+  if [[ "$2" == "$3" ]]; then
+    echo "ok: $1 ($2)"
+  else
+    mig_fail "$1: got '$2', expected '$3'"
+  fi
+}
+
+mig_dump_logs() {
+  local f
+  for f in "$WORK"/*.log; do
+    [[ -f $f ]] || continue
+    echo "----- $(basename "$f") (last 40 lines) -----" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+mig_finish() {
+  if ((MIG_FAILS)); then
+    mig_dump_logs
+    echo "$MIG_FAILS assertion(s) failed" >&2
+    exit 1
+  fi
+  echo "all assertions passed"
+  exit 0
+}
+
+mig_require_kvm() {
+  [[ -r /dev/kvm && -w /dev/kvm ]] || mig_skip "/dev/kvm is not usable here"
+  [[ -x $MINIVMM ]] || mig_die "minivmm not built at $MINIVMM"
+}
+
+# Runs a command inside host A or B (namespaces) or directly (loopback).
+mig_on() { # HOST CMD...
+  local h=$1; shift
+  if ((MIG_USE_NETNS)); then
+    ip netns exec "mig$h-$$" "$@"
+  else
+    "$@"
+  fi
+}
+
+# Builds hosts A and B. Sets ADDR_A / ADDR_B (IP:PORT of each peer listener).
+mig_hosts_up() {
+  local a=migA-$$ b=migB-$$
+  if [[ $(id -u) == 0 ]] && ip netns add "$a" 2>/dev/null; then
+    MIG_NETNS+=("$a")
+    if ip netns add "$b" && MIG_NETNS+=("$b") &&
+       ip link add "va$$" netns "$a" type veth peer name "vb$$" netns "$b" &&
+       ip -n "$a" addr add 192.0.2.1/24 dev "va$$" && ip -n "$b" addr add 192.0.2.2/24 dev "vb$$" &&
+       ip -n "$a" link set "va$$" up && ip -n "$b" link set "vb$$" up &&
+       ip -n "$a" link set lo up && ip -n "$b" link set lo up; then
+      MIG_USE_NETNS=1
+      ADDR_A=192.0.2.1:7480
+      ADDR_B=192.0.2.2:7480
+      log "hosts: network namespaces $a (192.0.2.1) and $b (192.0.2.2) joined by a veth pair"
+      return 0
+    fi
+  fi
+  for ns in "${MIG_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+  MIG_NETNS=()
+  local base=$((20000 + $$ % 20000))
+  ADDR_A=127.0.0.1:$base
+  ADDR_B=127.0.0.1:$((base + 1))
+  log "hosts: network namespaces unavailable; using two loopback ports ($ADDR_A, $ADDR_B)"
+}
+
+mig_certs() {
+  "$SRC/scripts/gen-certs.sh" "$WORK/pki" hosta="${ADDR_A%:*}" hostb="${ADDR_B%:*}" ||
+    mig_die "certificate generation failed"
+}
+
+# mig_daemon_start HOST(A|B) [extra config lines]
+mig_daemon_start() {
+  local h=$1 lc dir addr pid
+  lc=$(tr 'AB' 'ab' <<<"$h")
+  dir=$WORK/$h
+  mkdir -p "$dir"
+  addr=ADDR_$h
+  cat >"$dir/migrationd.conf" <<CONF
+[daemon]
+control_socket = $dir/control.sock
+vmm_socket = $dir/vmm.sock
+state_dir = $dir/state
+
+[peer]
+listen = ${!addr}
+
+[tls]
+ca = $WORK/pki/ca.pem
+cert = $WORK/pki/host$lc.pem
+key = $WORK/pki/host$lc.key
+CONF
+  mig_on "$h" "$MIGRATIOND" -f -v -c "$dir/migrationd.conf" >"$WORK/migrationd-$h.log" 2>&1 &
+  pid=$!
+  MIG_PIDS+=("$pid")
+  eval "PID_D$h=$pid"
+  for _ in $(seq 100); do
+    [[ -S $dir/control.sock ]] && grep -q 'ready:' "$WORK/migrationd-$h.log" && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  mig_die "migrationd on host $h did not start"
+}
+
+ctl() { # HOST ARGS...
+  local h=$1; shift
+  "$MIGCTL" -s "$WORK/$h/control.sock" "$@"
+}
+
+# mig_vmm_start HOST NAME LOGNAME minivmm-args...: sets VMM_PID
+mig_vmm_start() {
+  local h=$1 name=$2 logname=$3; shift 3
+  mig_on "$h" "$MINIVMM" --name "$name" --vmm-socket "$WORK/$h/vmm.sock" "$@" \
+    >"$WORK/$logname.log" 2>&1 &
+  VMM_PID=$!
+  MIG_PIDS+=("$VMM_PID")
+}
+
+# mig_wait_line FILE PATTERN SECS PID: waits for PATTERN in FILE while PID lives
+mig_wait_line() {
+  local f=$1 pat=$2 secs=$3 pid=$4
+  for _ in $(seq $((secs * 10))); do
+    grep -q "$pat" "$f" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { grep -q "$pat" "$f" 2>/dev/null; return; }
+    sleep 0.1
+  done
+  return 1
+}
+
+# mig_wait_exit PID SECS: exit status of PID, or 124 on time-out
+mig_wait_exit() {
+  local pid=$1 secs=$2
+  for _ in $(seq $((secs * 10))); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid"
+      return
+    fi
+    sleep 0.1
+  done
+  return 124
+}
+
+# mig_migrate VM MEM WORKLOAD: one whole migration A -> B. Leaves
+# $WORK/src.json, $WORK/dst.json, $WORK/report.json, $WORK/list-a.json and
+# sets MIG_RC (mig-ctl's exit code), SRC_RC / DST_RC (the VMMs').
+mig_migrate() {
+  local vm=$1 mem=$2 workload=$3 token src_pid dst_pid
+  mig_vmm_start A "$vm" vmm-A --mem "$mem" --workload "$workload"
+  src_pid=$VMM_PID
+  mig_wait_line "$WORK/vmm-A.log" 'guest ready' 120 "$src_pid" ||
+    mig_die "source guest did not become ready"
+  mig_vmm_start B "$vm" vmm-B --mem "$mem" --incoming --report "$WORK/report.json"
+  dst_pid=$VMM_PID
+  for _ in $(seq 50); do
+    ctl B --json list 2>/dev/null | jq -e --arg vm "$vm" '.vms[] | select(.name == $vm)' \
+      >/dev/null && break
+    sleep 0.1
+  done
+  token=$(ctl B prepare "$vm" -q) || mig_die "prepare on host B failed"
+  log "migrating $vm ($mem, $workload guest) from host A to host B ($ADDR_B)"
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$token" --wait --timeout 300
+  MIG_RC=$?
+  mig_wait_exit "$dst_pid" 120; DST_RC=$?
+  mig_wait_exit "$src_pid" 30; SRC_RC=$?
+  ctl A --json status "$vm" >"$WORK/src.json"
+  ctl B --json status "$vm" >"$WORK/dst.json"
+  ctl A --json list >"$WORK/list-a.json"
+}
