@@ -127,15 +127,14 @@ print_human(const Migrationd__V1__Migration *m)
 	printf("  peer:        %s\n", m->peer[0] ? m->peer : "-");
 	printf("  RAM:         %llu MiB, %llu pages\n",
 	    (unsigned long long)(m->ram_bytes >> 20), (unsigned long long)m->pages_total);
-	printf("  pages:       %llu on demand, %llu background, %llu zero",
+	printf("  pages:       %llu on demand, %llu background, %llu zero, %llu sent twice",
 	    (unsigned long long)m->pages_demand, (unsigned long long)m->pages_background,
-	    (unsigned long long)m->pages_zero);
+	    (unsigned long long)m->pages_zero, (unsigned long long)m->pages_duplicate);
 	if (m->role == MIGRATIOND__V1__ROLE__DESTINATION)
-		printf("; %llu installed, %llu EEXIST, %llu install errors, %llu duplicates",
+		printf("; %llu installed, %llu EEXIST, %llu install errors",
 		    (unsigned long long)m->pages_installed,
 		    (unsigned long long)m->install_eexist,
-		    (unsigned long long)m->install_errors,
-		    (unsigned long long)m->pages_duplicate);
+		    (unsigned long long)m->install_errors);
 	printf("\n");
 	if (m->role == MIGRATIOND__V1__ROLE__DESTINATION)
 		printf("  faults:      %llu demand faults, latency p50 %.1f us, p99 %.1f us, "
@@ -288,8 +287,8 @@ cmd_migrate(int argc, char **argv)
 	struct migctl *c;
 	Migrationd__V1__CtlResponse *r;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+t:k:wT:h", lo, NULL)) != -1) {
+	optind = 0;	/* full reset of glibc getopt after main() parsed */
+	while ((ch = getopt_long(argc, argv, "t:k:wT:h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 't': to = optarg; break;
 		case 'k': token = optarg; break;
@@ -319,6 +318,7 @@ cmd_migrate(int argc, char **argv)
 		snprintf(id, sizeof(id), "%s", r->start_migration->migration->id);
 		if (!json)
 			printf("migration %s started: %s -> %s\n", id, vm, to);
+		fflush(stdout);
 		rc = wait_for(c, id, timeout);
 	} else {
 		print_migration(r->start_migration->migration);

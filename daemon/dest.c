@@ -205,8 +205,14 @@ dst_complete(struct migration *m)
 	cm.pages_installed = m->pages_installed;
 	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE;
 	msg.complete = &cm;
-	if (m->urgent != NULL)
+	/* The source closes both channels once it reads Complete: closing
+	 * them here could show it the background EOF first. */
+	if (m->urgent != NULL) {
 		peer_send_msg(m->urgent, &msg);
+		peer_drain(m->urgent);
+	}
+	if (m->bg != NULL)
+		peer_drain(m->bg);
 	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__COMPLETED, NULL);
 	log_info("migration %s: completed: %llu pages installed (%llu demand, %llu "
 	    "background, %llu zero), %llu demand faults, p50 %.1f us p99 %.1f us, "
@@ -400,10 +406,8 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 		return rc;
 	case FRAME_PAGES:
-		if (m->ev_uffd == NULL) {
-			why = "pages before the VM state";
-			break;
-		}
+		/* Background pages may overtake the VM state (two connections);
+		 * installing them early is fine: the guest is not running yet. */
 		if (dst_install(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))
 				mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
@@ -413,7 +417,7 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		}
 		if (m->pages_installed + m->install_eexist >= m->npages) {
 			dst_complete(m);
-			return -1;	/* c was closed */
+			return -1;	/* c is draining now */
 		}
 		return 0;
 	default:

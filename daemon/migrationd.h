@@ -63,6 +63,8 @@ struct pconn {
 	struct migration	*mig;	/* NULL until the hello is accepted */
 	int			 channel; /* Migrationd__Peer__V1__Channel */
 	int			 closing; /* free once output drained */
+	int			 hello_sent; /* source: nothing may precede the Hello */
+	int			 draining; /* migration over: discard input until EOF */
 	char			 addr[64];
 	struct frame_limits	 lim;
 };
@@ -176,6 +178,7 @@ void mig_finish(struct migration *m);
 int peer_listen(const char *hostport);
 struct pconn *peer_connect(struct migration *m, const char *hostport, int channel);
 void peer_close(struct pconn *c, int flush);
+void peer_drain(struct pconn *c);
 int peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg);
 int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload);
 

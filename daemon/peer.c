@@ -66,6 +66,28 @@ peer_close(struct pconn *c, int flush)
 	free(c);
 }
 
+/*
+ * The migration no longer needs `c`, but the peer may still be sending (the
+ * tail of the background stream) and closes it itself: detach it, discard
+ * what arrives, free it on EOF or after a grace period.
+ */
+void
+peer_drain(struct pconn *c)
+{
+	struct timeval tv = { MIG_HANDSHAKE_SECS, 0 };
+	struct migration *m = c->mig;
+
+	if (m != NULL) {
+		if (m->urgent == c)
+			m->urgent = NULL;
+		if (m->bg == c)
+			m->bg = NULL;
+		c->mig = NULL;
+	}
+	c->draining = 1;
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+}
+
 /* Connection failed or ended: tell its migration, then drop it. */
 static void
 peer_lost(struct pconn *c, const char *why)
@@ -171,6 +193,10 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 	size_t avail;
 	int rc;
 
+	if (c->draining) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (!c->closing) {
 		avail = evbuffer_get_length(in);
 		if (avail < FRAME_HDR_LEN)
@@ -242,7 +268,7 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 			src_connected(c);
 		return;
 	}
-	if (c->closing) {
+	if (c->closing || c->draining) {
 		bufferevent_free(c->bev);
 		free(c);
 		return;

@@ -123,6 +123,7 @@ src_connected(struct pconn *c)
 		src_fail(m, "cannot send hello");
 		return;
 	}
+	c->hello_sent = 1;
 	if (c == m->bg)
 		src_bg_writable(c);
 }
@@ -162,18 +163,22 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 		h.len = zero ? 0 : h.count * m->page_size;
 		if (peer_send_frame(c, &h, zero ? NULL : p) < 0)
 			return -1;
+		/* Classes count distinct pages; a demand request that overtook the
+		 * background copy is answered again and counted as a duplicate. */
 		for (uint64_t k = i; k < j; k++) {
-			if (!bitmap_test(m->sent, k)) {
-				bitmap_set(m->sent, k);
-				m->nsent++;
+			if (bitmap_test(m->sent, k)) {
+				m->pages_duplicate++;
+				continue;
 			}
+			bitmap_set(m->sent, k);
+			m->nsent++;
+			if (zero)
+				m->pages_zero++;
+			else if (demand)
+				m->pages_demand++;
+			else
+				m->pages_background++;
 		}
-		if (zero)
-			m->pages_zero += h.count;
-		else if (demand)
-			m->pages_demand += h.count;
-		else
-			m->pages_background += h.count;
 		i = j;
 	}
 	return 0;
@@ -185,7 +190,9 @@ src_bg_writable(struct pconn *c)
 	struct migration *m = c->mig;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	if (m == NULL || !m->state_sent || m->sent == NULL)
+	if (m == NULL || !m->state_sent || m->sent == NULL || !c->hello_sent)
+		return;
+	if (m->bg_cursor >= m->npages)
 		return;
 	while (m->bg_cursor < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
 		uint64_t i = m->bg_cursor, j;
@@ -270,7 +277,9 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		    m->id, m->blackout_ms);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE:
-		if (m->state != MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY)
+		/* Complete wins over a background channel that closed first. */
+		if (m->state != MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY &&
+		    m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
 			break;
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__COMPLETED, NULL);
 		log_info("migration %s: completed: %llu pages on demand, %llu background, "

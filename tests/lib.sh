@@ -92,14 +92,19 @@ mig_require_kvm() {
   [[ -x $MINIVMM ]] || mig_die "minivmm not built at $MINIVMM"
 }
 
-# Runs a command inside host A or B (namespaces) or directly (loopback).
-mig_on() { # HOST CMD...
-  local h=$1; shift
+# Starts CMD in the background inside host A or B (its namespace, or
+# directly on loopback), output to LOG. `ip netns exec` execs the command, so
+# $! is the command's own PID: cleanup signals exactly what was started.
+# Sets SPAWN_PID.
+mig_spawn() { # HOST LOG CMD...
+  local h=$1 logf=$2; shift 2
   if ((MIG_USE_NETNS)); then
-    ip netns exec "mig$h-$$" "$@"
+    ip netns exec "mig$h-$$" "$@" >"$logf" 2>&1 &
   else
-    "$@"
+    "$@" >"$logf" 2>&1 &
   fi
+  SPAWN_PID=$!
+  MIG_PIDS+=("$SPAWN_PID")
 }
 
 # Builds hosts A and B. Sets ADDR_A / ADDR_B (IP:PORT of each peer listener).
@@ -153,9 +158,8 @@ ca = $WORK/pki/ca.pem
 cert = $WORK/pki/host$lc.pem
 key = $WORK/pki/host$lc.key
 CONF
-  mig_on "$h" "$MIGRATIOND" -f -v -c "$dir/migrationd.conf" >"$WORK/migrationd-$h.log" 2>&1 &
-  pid=$!
-  MIG_PIDS+=("$pid")
+  mig_spawn "$h" "$WORK/migrationd-$h.log" "$MIGRATIOND" -f -v -c "$dir/migrationd.conf"
+  pid=$SPAWN_PID
   eval "PID_D$h=$pid"
   for _ in $(seq 100); do
     [[ -S $dir/control.sock ]] && grep -q 'ready:' "$WORK/migrationd-$h.log" && return 0
@@ -173,10 +177,9 @@ ctl() { # HOST ARGS...
 # mig_vmm_start HOST NAME LOGNAME minivmm-args...: sets VMM_PID
 mig_vmm_start() {
   local h=$1 name=$2 logname=$3; shift 3
-  mig_on "$h" "$MINIVMM" --name "$name" --vmm-socket "$WORK/$h/vmm.sock" "$@" \
-    >"$WORK/$logname.log" 2>&1 &
-  VMM_PID=$!
-  MIG_PIDS+=("$VMM_PID")
+  mig_spawn "$h" "$WORK/$logname.log" "$MINIVMM" --name "$name" \
+    --vmm-socket "$WORK/$h/vmm.sock" "$@"
+  VMM_PID=$SPAWN_PID
 }
 
 # mig_wait_line FILE PATTERN SECS PID: waits for PATTERN in FILE while PID lives

@@ -1,0 +1,818 @@
+/*
+ * minivmm.c: a small real KVM VMM for migrationd's tests, demo and
+ * benchmarks. Guest RAM comes from libmigshim; the guest is our own program
+ * (guest/) that fills its pages with known patterns, keeps rewriting them
+ * (writer) or sits still (quiet), and after a migration verifies every page
+ * and reports a verdict that minivmm cross-checks from the RAM itself.
+ *
+ * Modes: source (default; with --vmm-socket it can migrate away), incoming
+ * (--incoming: an empty VM that a migration fills), standalone (no daemon:
+ * --passes passes, then verify) and --selftest-snapshot (state blob round
+ * trip through a fresh VM).
+ *
+ * Threads: main is the control thread: it owns the migshim handle, the
+ * struct vm (minivmm_vm.c) and every decision, and sleeps in poll() on the
+ * daemon's socket and the vCPU threads' eventfd. vCPU threads only run the
+ * guest and record guest events (see minivmm.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libmigshim.h"
+#include "minivmm.h"
+
+#define EXIT_INTACT	0
+#define EXIT_CORRUPT	1
+#define EXIT_ERROR	2
+
+enum ctl_mode {
+	CTL_SOURCE,		/* with a daemon: run until migrated away */
+	CTL_STANDALONE,		/* no daemon: --passes, then verify */
+	CTL_SELFTEST,		/* --selftest-snapshot */
+	CTL_INCOMING,		/* --incoming */
+};
+
+enum ctl_phase {
+	PH_RUNNING,		/* guest works; nothing asked of it yet */
+	PH_RESTORED,		/* selftest: restored, waiting for a pass */
+	PH_WAIT_START,		/* incoming: no state yet */
+	PH_VERIFYING,		/* mailbox set, waiting for every vCPU */
+	PH_DONE,
+};
+
+struct ctl {
+	enum ctl_mode	 mode;
+	enum ctl_phase	 phase;
+	const char	*name;
+	uint64_t	 mem;
+	int		 nvcpus;
+	enum mv_workload workload;
+	const char	*socket_path;
+	const char	*report_path;
+	uint64_t	 passes;
+	int		 verbose;
+
+	struct migshim	*shim;
+	int		 shim_live;	/* attached and not hung up */
+	struct vm	 vm;
+	int		 paused;	/* source: paused for migration */
+	int		 ready_printed;
+	int		 exit_code;
+	uint64_t	 t_start_ns;
+};
+
+/* What the vCPU threads have reported, copied under the lock. */
+struct ctl_view {
+	int		 fatal;
+	int		 all_filled;
+	int		 all_verified;
+	uint64_t	 min_passes;
+};
+
+static void
+ctl_usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: minivmm --name NAME [--mem SIZE] [--vcpus N]\n"
+	    "               [--workload quiet|writer] [--vmm-socket PATH]\n"
+	    "               [--incoming] [--report FILE] [--selftest-snapshot]\n"
+	    "               [--passes N] [--verbose]\n"
+	    "  --mem SIZE          guest RAM, K/M/G suffix (default 64M, "
+	    "max 3G)\n"
+	    "  --vcpus N           vCPUs, 1..%d (default 2)\n"
+	    "  --workload W        quiet: fill once and wait; writer: keep "
+	    "rewriting\n"
+	    "                      every page (default writer)\n"
+	    "  --vmm-socket PATH   attach to migrationd's VMM socket\n"
+	    "  --incoming          empty VM waiting for a migration "
+	    "(needs --vmm-socket)\n"
+	    "  --report FILE       write the verdict as JSON\n"
+	    "  --selftest-snapshot save the vCPU state, restore it into a "
+	    "fresh VM, verify\n"
+	    "  --passes N          standalone: writer passes before "
+	    "verifying (default 3)\n"
+	    "exit: 0 intact (or migrated away), 1 corrupt, 2 error\n",
+	    MV_MAX_VCPUS);
+}
+
+static uint64_t
+ctl_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int
+ctl_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': mul = 1ULL << 10; end++; break;
+	case 'm': case 'M': mul = 1ULL << 20; end++; break;
+	case 'g': case 'G': mul = 1ULL << 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end != '\0' || v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int
+ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+ctl_parse_args(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "vmm-socket", required_argument, NULL, 's' },
+		{ "incoming", no_argument, NULL, 'i' },
+		{ "report", required_argument, NULL, 'r' },
+		{ "selftest-snapshot", no_argument, NULL, 'S' },
+		{ "passes", required_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, incoming = 0, selftest = 0;
+	uint64_t v;
+
+	c->mem = 64ULL << 20;
+	c->nvcpus = 2;
+	c->workload = MV_WORKLOAD_WRITER;
+	c->passes = 3;
+	while ((ch = getopt_long(argc, argv, "n:m:c:w:s:ir:Sp:vh", opts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			c->name = optarg;
+			break;
+		case 'm':
+			if (ctl_parse_size(optarg, &c->mem) < 0) {
+				fprintf(stderr, "minivmm: bad --mem '%s'\n",
+				    optarg);
+				return -1;
+			}
+			break;
+		case 'c':
+			if (ctl_parse_uint(optarg, 1, MV_MAX_VCPUS, &v) < 0) {
+				fprintf(stderr, "minivmm: --vcpus must be "
+				    "1..%d\n", MV_MAX_VCPUS);
+				return -1;
+			}
+			c->nvcpus = (int)v;
+			break;
+		case 'w':
+			if (strcmp(optarg, "quiet") == 0)
+				c->workload = MV_WORKLOAD_QUIET;
+			else if (strcmp(optarg, "writer") == 0)
+				c->workload = MV_WORKLOAD_WRITER;
+			else {
+				fprintf(stderr, "minivmm: --workload is quiet "
+				    "or writer\n");
+				return -1;
+			}
+			break;
+		case 's':
+			c->socket_path = optarg;
+			break;
+		case 'i':
+			incoming = 1;
+			break;
+		case 'r':
+			c->report_path = optarg;
+			break;
+		case 'S':
+			selftest = 1;
+			break;
+		case 'p':
+			if (ctl_parse_uint(optarg, 1, 1000000, &c->passes) < 0) {
+				fprintf(stderr, "minivmm: bad --passes\n");
+				return -1;
+			}
+			break;
+		case 'v':
+			c->verbose = 1;
+			break;
+		case 'h':
+			ctl_usage(stdout);
+			exit(0);
+		default:
+			ctl_usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "minivmm: unexpected argument '%s'\n",
+		    argv[optind]);
+		return -1;
+	}
+	if (c->name == NULL || c->name[0] == '\0') {
+		fprintf(stderr, "minivmm: --name is required\n");
+		return -1;
+	}
+	if (c->mem % MV_PAGE_SIZE != 0 || c->mem < 2 * MV_DATA_GPA ||
+	    c->mem > ((uint64_t)MV_MAX_PD << 30)) {
+		fprintf(stderr, "minivmm: --mem must be a multiple of 4K "
+		    "between 2M and %dG\n", MV_MAX_PD);
+		return -1;
+	}
+	if (selftest && (incoming || c->socket_path != NULL)) {
+		fprintf(stderr, "minivmm: --selftest-snapshot runs without "
+		    "a daemon (no --incoming, no --vmm-socket)\n");
+		return -1;
+	}
+	if (incoming && c->socket_path == NULL) {
+		fprintf(stderr, "minivmm: --incoming needs --vmm-socket\n");
+		return -1;
+	}
+	if (incoming)
+		c->mode = CTL_INCOMING;
+	else if (selftest)
+		c->mode = CTL_SELFTEST;
+	else if (c->socket_path != NULL)
+		c->mode = CTL_SOURCE;
+	else
+		c->mode = CTL_STANDALONE;
+	return 0;
+}
+
+static void
+ctl_view(struct ctl *c, struct ctl_view *cv)
+{
+	struct vm *vm = &c->vm;
+	int i;
+
+	memset(cv, 0, sizeof(*cv));
+	cv->all_filled = cv->all_verified = 1;
+	cv->min_passes = UINT64_MAX;
+	pthread_mutex_lock(&vm->lock);
+	cv->fatal = vm->fatal;
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		cv->all_filled &= v->filled;
+		cv->all_verified &= v->verified;
+		if (v->passes < cv->min_passes)
+			cv->min_passes = v->passes;
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* Writes FILE.tmp and renames it, so a reader never sees half a report. */
+static int
+ctl_write_report(struct ctl *c, int ok, uint64_t pages, uint64_t zeros,
+    uint64_t errors, uint64_t host_errors, uint64_t csum, uint64_t host_csum,
+    uint64_t passes)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (c->report_path == NULL)
+		return 0;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", c->report_path) >=
+	    (int)sizeof(tmp)) {
+		fprintf(stderr, "minivmm: ctl_write_report: path too long\n");
+		return -1;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		fprintf(stderr, "minivmm: ctl_write_report: %s: %s\n", tmp,
+		    strerror(errno));
+		return -1;
+	}
+	fprintf(f, "{\"verdict\":\"%s\",\"pages_checked\":%" PRIu64
+	    ",\"zero_pages_checked\":%" PRIu64 ",\"errors\":%" PRIu64
+	    ",\"host_errors\":%" PRIu64 ",\"checksum\":\"0x%016" PRIx64 "\""
+	    ",\"host_checksum\":\"0x%016" PRIx64 "\",\"passes\":%" PRIu64
+	    ",\"vcpus\":%d,\"mem\":%" PRIu64 "}\n",
+	    ok ? "intact" : "corrupt", pages, zeros, errors, host_errors, csum,
+	    host_csum, passes, c->nvcpus, c->mem);
+	if (fclose(f) != 0 || rename(tmp, c->report_path) < 0) {
+		fprintf(stderr, "minivmm: ctl_write_report: %s: %s\n",
+		    c->report_path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The host's half of the verdict: reads every page the guest verified and
+ * recomputes its checksum and the expected patterns for the generation the
+ * guest says it wrote last. Every vCPU is halted after MV_EV_VERIFIED, so
+ * the RAM holds still.
+ */
+static uint64_t
+ctl_host_check(struct ctl *c, const struct mv_slice *sl, uint64_t gen,
+    uint64_t *errors)
+{
+	const uint8_t *ram = migshim_ram(c->shim);
+	uint64_t pfn, sum = MV_CSUM_INIT;
+
+	for (pfn = sl->first_pfn; pfn < sl->end_pfn; pfn++) {
+		const volatile uint64_t *p = (const volatile uint64_t *)
+		    (ram + pfn * MV_PAGE_SIZE);
+		uint64_t a = p[0], b = p[MV_QWORDS_PER_PAGE - 1];
+		uint64_t want = mv_is_zero_page(pfn) ? 0 : mv_pattern(pfn, gen);
+		uint64_t want_b = mv_is_zero_page(pfn) ? 0 : ~want;
+
+		sum = mv_csum(mv_csum(sum, a), b);
+		if (a != want || b != want_b) {
+			if (*errors < 5)
+				fprintf(stderr, "minivmm: host check: page "
+				    "0x%" PRIx64 " holds 0x%016" PRIx64 "/"
+				    "0x%016" PRIx64 ", expected 0x%016" PRIx64
+				    "/0x%016" PRIx64 "\n", pfn, a, b, want,
+				    want_b);
+			(*errors)++;
+		}
+	}
+	return sum;
+}
+
+/* Collects, cross-checks and reports the verdict; returns the exit code. */
+static int
+ctl_verdict(struct ctl *c)
+{
+	const uint8_t *ram = migshim_ram(c->shim);
+	struct mv_params params;
+	struct mv_report r;
+	uint64_t pages = 0, zeros = 0, errors = 0, host_errors = 0;
+	uint64_t csum = 0, host_csum = 0, passes = UINT64_MAX;
+	uint64_t first = MV_DATA_GPA / MV_PAGE_SIZE;
+	uint64_t end = c->mem / MV_PAGE_SIZE;
+	char line[512];
+	int i, ok = 1;
+
+	memcpy(&params, ram + MV_PARAMS_GPA, sizeof(params));
+	if (params.magic != MV_PARAMS_MAGIC ||
+	    params.version != MV_PARAMS_VERSION ||
+	    params.nvcpus != (uint32_t)c->nvcpus ||
+	    params.ram_size != c->mem) {
+		fprintf(stderr, "minivmm: ctl_verdict: guest params page is "
+		    "damaged\n");
+		ok = 0;
+		passes = 0;
+		goto out;
+	}
+	for (i = 0; i < c->nvcpus; i++) {
+		const struct mv_slice *sl = &params.slice[i];
+		uint64_t he = 0, hc;
+
+		memcpy(&r, ram + MV_REPORT_GPA + (size_t)i * sizeof(r),
+		    sizeof(r));
+		if (sl->first_pfn < first || sl->first_pfn > sl->end_pfn ||
+		    sl->end_pfn > end || (i > 0 &&
+		    sl->first_pfn != params.slice[i - 1].end_pfn)) {
+			fprintf(stderr, "minivmm: ctl_verdict: vcpu %d: bad "
+			    "slice in params\n", i);
+			ok = 0;
+			continue;
+		}
+		if (r.status != MV_ST_VERIFIED || r.vcpu != (uint32_t)i) {
+			fprintf(stderr, "minivmm: ctl_verdict: vcpu %d did not "
+			    "verify (status %u)\n", i, r.status);
+			ok = 0;
+		}
+		hc = ctl_host_check(c, sl, r.gen, &he);
+		if (hc != r.checksum) {
+			fprintf(stderr, "minivmm: ctl_verdict: vcpu %d: guest "
+			    "checksum 0x%016" PRIx64 ", host 0x%016" PRIx64
+			    "\n", i, r.checksum, hc);
+			ok = 0;
+		}
+		if (r.errors != 0)
+			fprintf(stderr, "minivmm: vcpu %d: %" PRIu64 " errors; "
+			    "first bad page 0x%" PRIx64 " held 0x%016" PRIx64
+			    "\n", i, r.errors, r.first_bad_pfn,
+			    r.first_bad_val);
+		pages += r.pages_checked;
+		zeros += r.zero_checked;
+		errors += r.errors;
+		host_errors += he;
+		csum += r.checksum;
+		host_csum += hc;
+		if (r.gen < passes)
+			passes = r.gen;
+	}
+	if (errors != 0 || host_errors != 0 || csum != host_csum)
+		ok = 0;
+out:
+	snprintf(line, sizeof(line), "%s pages=%" PRIu64 " zero_pages=%"
+	    PRIu64 " checksum=0x%016" PRIx64 " errors=%" PRIu64 "%s",
+	    ok ? "intact" : "CORRUPT", pages, zeros, csum, errors,
+	    ok ? "" : " (see stderr)");
+	printf("minivmm: guest verdict: %s\n", line);
+	if (c->verbose)
+		fprintf(stderr, "minivmm: passes %" PRIu64 " host_checksum "
+		    "0x%016" PRIx64 " host_errors %" PRIu64 "\n", passes,
+		    host_csum, host_errors);
+	if (c->shim_live && c->mode == CTL_INCOMING &&
+	    migshim_report_verdict(c->shim, ok, line) < 0)
+		fprintf(stderr, "minivmm: ctl_verdict: could not report the "
+		    "verdict to migrationd\n");
+	if (ctl_write_report(c, ok, pages, zeros, errors, host_errors, csum,
+	    host_csum, passes) < 0)
+		return EXIT_ERROR;
+	return ok ? EXIT_INTACT : EXIT_CORRUPT;
+}
+
+static void
+ctl_finish(struct ctl *c, int code)
+{
+	c->phase = PH_DONE;
+	c->exit_code = code;
+}
+
+static void
+ctl_set_mailbox(struct ctl *c, const char *why)
+{
+	if (c->verbose)
+		fprintf(stderr, "minivmm: %s: asking the guest to verify\n",
+		    why);
+	vm_set_mailbox(&c->vm);
+	c->phase = PH_VERIFYING;
+}
+
+/*
+ * --selftest-snapshot: pause, serialise, throw the VM away, build a new one
+ * over the same RAM and restore. Bad blobs must be refused first.
+ */
+static int
+ctl_snapshot(struct ctl *c)
+{
+	struct vm *vm = &c->vm;
+	char why[256];
+	void *blob = NULL;
+	uint8_t *bad;
+	size_t len;
+
+	if (vm_pause(vm) < 0 || vm_state_save(vm, &blob, &len) < 0)
+		goto fail;
+
+	bad = malloc(len);
+	if (bad == NULL)
+		goto fail;
+	memcpy(bad, blob, len);
+	bad[0] ^= 1;
+	if (vm_state_check(vm, bad, len, why, sizeof(why)) == 0)
+		goto refused_nothing;
+	memcpy(bad, blob, len);
+	bad[len / 2] ^= 0x10;
+	if (vm_state_check(vm, bad, len, why, sizeof(why)) == 0)
+		goto refused_nothing;
+	if (vm_state_check(vm, blob, len - 1, why, sizeof(why)) == 0)
+		goto refused_nothing;
+	free(bad);
+
+	vm_destroy(vm);
+	if (vm_create(vm) < 0 || vm_state_restore(vm, blob, len) < 0 ||
+	    vm_start(vm) < 0)
+		goto fail;
+	printf("minivmm: selftest: %zu-byte state blob restored into a fresh "
+	    "VM\n", len);
+	free(blob);
+	return 0;
+refused_nothing:
+	fprintf(stderr, "minivmm: ctl_snapshot: a damaged blob passed "
+	    "validation\n");
+	free(bad);
+fail:
+	free(blob);
+	return -1;
+}
+
+/* Acts on what the vCPU threads reported. */
+static void
+ctl_guest(struct ctl *c)
+{
+	struct ctl_view cv;
+
+	ctl_view(c, &cv);
+	if (cv.fatal) {
+		fprintf(stderr, "minivmm: a vCPU stopped on an unexpected "
+		    "exit; giving up\n");
+		ctl_finish(c, EXIT_ERROR);
+		return;
+	}
+	if (cv.all_filled && !c->ready_printed && c->mode != CTL_INCOMING) {
+		printf("minivmm: guest ready\n");
+		c->ready_printed = 1;
+		if (c->verbose)
+			fprintf(stderr, "minivmm: filled in %.1f ms\n",
+			    (double)(ctl_now_ns() - c->t_start_ns) / 1e6);
+	}
+
+	switch (c->phase) {
+	case PH_RUNNING:
+		if (!cv.all_filled)
+			break;
+		if (c->mode == CTL_STANDALONE &&
+		    (c->workload == MV_WORKLOAD_QUIET ||
+		    cv.min_passes >= c->passes))
+			ctl_set_mailbox(c, "standalone run done");
+		/* writer: snapshot once every vCPU is inside another pass */
+		if (c->mode == CTL_SELFTEST &&
+		    (c->workload == MV_WORKLOAD_QUIET || cv.min_passes >= 1)) {
+			if (ctl_snapshot(c) < 0) {
+				ctl_finish(c, EXIT_ERROR);
+				return;
+			}
+			c->phase = PH_RESTORED;
+			ctl_guest(c);
+		}
+		break;
+	case PH_RESTORED:
+		/*
+		 * Counters restart with the new vCPUs: the first pass is the
+		 * rest of the one the snapshot interrupted, the second a full
+		 * one over pages written before and after the snapshot.
+		 */
+		if (c->workload == MV_WORKLOAD_QUIET || cv.min_passes >= 2)
+			ctl_set_mailbox(c, "selftest pass after restore done");
+		break;
+	case PH_VERIFYING:
+		if (cv.all_verified)
+			ctl_finish(c, ctl_verdict(c));
+		break;
+	case PH_WAIT_START:
+	case PH_DONE:
+		break;
+	}
+}
+
+static void
+ctl_on_pause(struct ctl *c)
+{
+	void *blob;
+	size_t len;
+
+	if (vm_pause(&c->vm) < 0) {
+		/* Without state the daemon cannot go on; keep the guest. */
+		fprintf(stderr, "minivmm: ctl_on_pause: cannot pause, VM keeps "
+		    "running\n");
+		vm_resume(&c->vm);
+		return;
+	}
+	c->paused = 1;
+	if (vm_state_save(&c->vm, &blob, &len) < 0)
+		return;
+	if (migshim_send_state(c->shim, blob, len) < 0)
+		fprintf(stderr, "minivmm: ctl_on_pause: migshim_send_state "
+		    "failed\n");
+	else
+		printf("minivmm: paused for migration, sent %zu-byte state\n",
+		    len);
+	free(blob);
+}
+
+static void
+ctl_on_start(struct ctl *c, const struct migshim_event *ev)
+{
+	char why[256];
+
+	if (c->phase != PH_WAIT_START) {
+		fprintf(stderr, "minivmm: ctl_on_start: VM already started; "
+		    "ignoring a second START\n");
+		return;
+	}
+	if (vm_state_check(&c->vm, ev->blob, ev->blob_len, why,
+	    sizeof(why)) < 0) {
+		fprintf(stderr, "minivmm: refusing incoming state: %s\n", why);
+		ctl_finish(c, EXIT_ERROR);
+		return;
+	}
+	if (vm_state_restore(&c->vm, ev->blob, ev->blob_len) < 0 ||
+	    vm_start(&c->vm) < 0) {
+		ctl_finish(c, EXIT_ERROR);
+		return;
+	}
+	c->phase = PH_RUNNING;
+	if (migshim_report_running(c->shim) < 0)
+		fprintf(stderr, "minivmm: ctl_on_start: "
+		    "migshim_report_running failed\n");
+	printf("minivmm: incoming VM running (%zu-byte state)\n",
+	    ev->blob_len);
+}
+
+static void
+ctl_shim_event(struct ctl *c, const struct migshim_event *ev)
+{
+	switch (ev->type) {
+	case MIGSHIM_EV_NONE:
+		break;
+	case MIGSHIM_EV_PAUSE:
+		if (c->mode != CTL_SOURCE)
+			goto unexpected;
+		ctl_on_pause(c);
+		break;
+	case MIGSHIM_EV_RESUME_LOCAL:
+		if (c->mode != CTL_SOURCE)
+			goto unexpected;
+		printf("minivmm: migration aborted (%s); resuming here\n",
+		    ev->reason);
+		c->paused = 0;
+		vm_resume(&c->vm);
+		break;
+	case MIGSHIM_EV_START:
+		if (c->mode != CTL_INCOMING)
+			goto unexpected;
+		ctl_on_start(c, ev);
+		break;
+	case MIGSHIM_EV_COMPLETED:
+		if (c->mode == CTL_SOURCE) {
+			printf("minivmm: VM migrated away, exiting\n");
+			ctl_finish(c, EXIT_INTACT);
+		} else if (c->phase == PH_RUNNING) {
+			printf("minivmm: migration completed\n");
+			ctl_set_mailbox(c, "migration completed");
+		} else {
+			fprintf(stderr, "minivmm: COMPLETED before START; "
+			    "ignored\n");
+		}
+		break;
+	case MIGSHIM_EV_FAILED:
+		printf("minivmm: migration failed: %s; %s\n", ev->reason,
+		    c->mode == CTL_SOURCE && c->paused ?
+		    "VM stays paused (the destination may have run)" :
+		    "VM keeps running");
+		break;
+	case MIGSHIM_EV_HANGUP:
+		printf("minivmm: migrationd went away (%s); VM keeps its "
+		    "RAM\n", ev->reason);
+		c->shim_live = 0;
+		break;
+	default:
+		fprintf(stderr, "minivmm: unknown migshim event %d\n",
+		    (int)ev->type);
+		break;
+	}
+	return;
+unexpected:
+	fprintf(stderr, "minivmm: ignoring migshim event %d in this mode\n",
+	    (int)ev->type);
+}
+
+static void
+ctl_shim(struct ctl *c)
+{
+	struct migshim_event ev;
+
+	while (c->shim_live && c->phase != PH_DONE) {
+		memset(&ev, 0, sizeof(ev));
+		if (migshim_next_event(c->shim, &ev) < 0) {
+			fprintf(stderr, "minivmm: lost migrationd; VM keeps "
+			    "its RAM\n");
+			c->shim_live = 0;
+			return;
+		}
+		if (ev.type == MIGSHIM_EV_NONE)
+			return;
+		ctl_shim_event(c, &ev);
+	}
+}
+
+static int
+ctl_loop(struct ctl *c)
+{
+	while (c->phase != PH_DONE) {
+		struct pollfd pfd[2];
+		nfds_t n = 1;
+		int r;
+
+		pfd[0].fd = c->vm.notify_fd;
+		pfd[0].events = POLLIN;
+		pfd[1].revents = 0;
+		if (c->shim_live) {
+			pfd[1].fd = migshim_fd(c->shim);
+			pfd[1].events = POLLIN;
+			n = 2;
+		}
+		r = poll(pfd, n, -1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "minivmm: ctl_loop: poll: %s\n",
+			    strerror(errno));
+			return EXIT_ERROR;
+		}
+		if (pfd[0].revents)
+			vm_drain_notify(&c->vm);
+		ctl_guest(c);
+		if (c->phase != PH_DONE && n == 2 && pfd[1].revents)
+			ctl_shim(c);
+		/* a START or COMPLETED may have changed what to look at */
+		if (c->phase != PH_DONE)
+			ctl_guest(c);
+	}
+	return c->exit_code;
+}
+
+static void
+ctl_sigusr1(int sig)
+{
+	(void)sig;	/* only makes KVM_RUN return EINTR */
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl c;
+	struct sigaction sa;
+	enum migshim_role role;
+	int code = EXIT_ERROR;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	memset(&c, 0, sizeof(c));
+	c.vm.kvm_fd = c.vm.vm_fd = c.vm.notify_fd = -1;
+	if (ctl_parse_args(&c, argc, argv) < 0)
+		return EXIT_ERROR;
+
+	/* No SA_RESTART: the point is to interrupt KVM_RUN. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = ctl_sigusr1;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) < 0) {
+		fprintf(stderr, "minivmm: sigaction: %s\n", strerror(errno));
+		return EXIT_ERROR;
+	}
+
+	role = c.mode == CTL_INCOMING ? MIGSHIM_INCOMING : MIGSHIM_SOURCE;
+	c.shim = migshim_create(c.name, c.mem, role);
+	if (c.shim == NULL)
+		return EXIT_ERROR;
+	if (vm_open(&c.vm, migshim_ram(c.shim), migshim_ram_size(c.shim),
+	    c.nvcpus, c.verbose) < 0)
+		goto out;
+	/* Incoming: the VM is created now, but no RAM is touched. */
+	if (vm_create(&c.vm) < 0)
+		goto out;
+	c.t_start_ns = ctl_now_ns();
+	if (c.mode == CTL_INCOMING) {
+		c.phase = PH_WAIT_START;
+	} else {
+		if (vm_load_guest(&c.vm, minivmm_guest_image,
+		    minivmm_guest_image_len, c.workload) < 0 ||
+		    vm_boot_vcpus(&c.vm) < 0 || vm_start(&c.vm) < 0)
+			goto out;
+		c.phase = PH_RUNNING;
+	}
+	if (c.socket_path != NULL) {
+		if (migshim_attach(c.shim, c.socket_path, c.nvcpus) < 0)
+			goto out;
+		c.shim_live = 1;
+	}
+	if (c.verbose)
+		fprintf(stderr, "minivmm: %s: %d vCPUs, %" PRIu64 " MiB, "
+		    "%s\n", c.name, c.nvcpus, c.mem >> 20,
+		    c.mode == CTL_INCOMING ? "incoming" :
+		    c.workload == MV_WORKLOAD_QUIET ? "quiet" : "writer");
+
+	code = ctl_loop(&c);
+	if (code == EXIT_ERROR) {
+		/* A vCPU may sit in a fault nobody will serve: no joins. */
+		fflush(NULL);
+		_exit(code);
+	}
+out:
+	vm_close(&c.vm);
+	migshim_destroy(c.shim);
+	return code;
+}

@@ -1,0 +1,114 @@
+/*
+ * minivmm.h: internals shared by minivmm's files (not installed, not a
+ * library API).
+ *
+ *   minivmm.c        main: options, the control loop (migshim events, guest
+ *                    events), standalone/selftest/incoming flows, verdict
+ *   minivmm_vm.c     vm_* / vcpu_*: KVM VM and vCPUs, guest memory setup,
+ *                    vCPU threads, pause/resume/kick
+ *   minivmm_state.c  vm_state_*: the versioned vCPU state blob
+ *
+ * Threads: one control thread (main) owns struct vm's creation, teardown and
+ * all decisions; one thread per vCPU runs KVM_RUN and handles exits. Fields
+ * marked [lock] are shared and read or written only under vm->lock; vCPU
+ * threads tell the control thread that something changed by writing to
+ * vm->notify_fd (an eventfd it polls).
+ */
+#ifndef MINIVMM_H
+#define MINIVMM_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/kvm.h>
+
+#include "minivmm_abi.h"
+
+/* MSRs the blob carries at most (the list is filtered per host). */
+#define MV_MAX_MSRS		16
+
+struct vm;
+
+struct vcpu {
+	struct vm	*vm;
+	int		 index;
+	int		 fd;		/* -1 when closed */
+	struct kvm_run	*run;		/* mmap of fd, NULL when closed */
+	pthread_t	 thread;
+	int		 thread_started;
+
+	/* [lock] */
+	int		 halted;	/* guest executed HLT; wait for a kick */
+	int		 parked;	/* thread waits in vcpu_park() */
+	int		 dirty;		/* last KVM_RUN returned an exit that
+					   only completes on the next KVM_RUN */
+	int		 exited;	/* thread left its loop */
+	int		 filled;	/* MV_EV_FILLED seen */
+	int		 verified;	/* MV_EV_VERIFIED seen */
+	uint64_t	 passes;	/* MV_EV_PASS seen by this process */
+	uint64_t	 last_pass_ns;	/* CLOCK_MONOTONIC of the last one */
+	uint64_t	 pass_ns;	/* duration of the last full pass */
+
+	/* vCPU thread only */
+	uint64_t	 exits;
+	uint64_t	 fault_gpa;	/* last annotated memory fault */
+	unsigned	 fault_repeats;
+};
+
+struct vm {
+	int		 kvm_fd;	/* /dev/kvm; -1 when closed */
+	int		 vm_fd;		/* -1 when no VM */
+	int		 notify_fd;	/* eventfd, vCPU threads -> control */
+	void		*ram;		/* guest RAM at GPA 0 (libmigshim's) */
+	uint64_t	 ram_size;
+	int		 nvcpus;
+	int		 verbose;
+	size_t		 run_size;
+
+	/* probed once by vm_open() */
+	struct kvm_cpuid2 *cpuid;	/* KVM_GET_SUPPORTED_CPUID */
+	uint32_t	 msrs[MV_MAX_MSRS];
+	int		 nmsrs;
+	int		 has_xcrs;
+	int		 has_events;
+	int		 has_debugregs;
+	int		 has_tss_addr;
+
+	struct vcpu	 vcpus[MV_MAX_VCPUS];
+
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;		/* any [lock] state changed */
+	/* [lock] */
+	int		 stop;		/* control wants every vCPU parked */
+	int		 exiting;	/* threads must return */
+	int		 mailbox_set;	/* MV_MAILBOX written: halts are waits */
+	int		 fatal;		/* a vCPU hit an unexpected exit */
+};
+
+/* minivmm_vm.c */
+int	 vm_open(struct vm *vm, void *ram, uint64_t ram_size, int nvcpus,
+	    int verbose);
+void	 vm_close(struct vm *vm);
+int	 vm_create(struct vm *vm);
+void	 vm_destroy(struct vm *vm);
+int	 vm_load_guest(struct vm *vm, const void *image, size_t image_len,
+	    enum mv_workload workload);
+int	 vm_boot_vcpus(struct vm *vm);
+int	 vm_start(struct vm *vm);
+int	 vm_pause(struct vm *vm);
+void	 vm_resume(struct vm *vm);
+void	 vm_set_mailbox(struct vm *vm);
+void	 vm_drain_notify(struct vm *vm);
+
+/* minivmm_state.c */
+int	 vm_state_save(struct vm *vm, void **blob, size_t *len);
+int	 vm_state_check(const struct vm *vm, const void *blob, size_t len,
+	    char *why, size_t whylen);
+int	 vm_state_restore(struct vm *vm, const void *blob, size_t len);
+
+/* the guest image, generated at build time from guest/ (minivmm.cmake) */
+extern const unsigned char minivmm_guest_image[];
+extern const size_t minivmm_guest_image_len;
+
+#endif
