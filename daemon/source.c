@@ -190,7 +190,13 @@ src_bg_writable(struct pconn *c)
 	struct migration *m = c->mig;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	if (m == NULL || !m->state_sent || m->sent == NULL || !c->hello_sent)
+	/*
+	 * The background stream starts once the destination runs: during the
+	 * blackout the link carries nothing but the state, and the guest's
+	 * first touches are served on demand rather than queued behind bulk.
+	 */
+	if (m == NULL || m->state != MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY ||
+	    m->sent == NULL || !c->hello_sent)
 		return;
 	if (m->bg_cursor >= m->npages)
 		return;
@@ -235,8 +241,6 @@ src_vm_state(struct vm *v, const void *blob, size_t len)
 	}
 	m->state_sent = 1;
 	log_info("migration %s: VM paused, %zu bytes of state sent", m->id, len);
-	if (m->bg != NULL)
-		src_bg_writable(m->bg);
 }
 
 static int
@@ -275,6 +279,8 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY, NULL);
 		log_info("migration %s: VM runs on the destination, blackout %.1f ms",
 		    m->id, m->blackout_ms);
+		if (m->bg != NULL)
+			src_bg_writable(m->bg);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE:
 		/* Complete wins over a background channel that closed first. */

@@ -34,14 +34,16 @@ mig_assert_eq "demand + background + zero == total" \
 mig_assert_eq "source sent every page" \
   "$(j src.json '[.pages_demand + .pages_background + .pages_zero >= .pages_total] | .[0]')" true
 mig_assert_eq "guest verdict reached the destination daemon" "$(j dst.json .guest_ok)" true
-mig_assert_eq "destination guest faulted pages in on demand" \
-  "$(j dst.json '.demand_faults > 0')" true
 mig_assert_eq "blackout measured" "$(j src.json '.blackout_ms > 0')" true
 mig_assert_eq "destination VMM exit code" "$DST_RC" 0
 mig_assert_eq "source VMM exited after the VM left" "$SRC_RC" 0
 mig_assert_eq "source VM gone from host A" \
   "$(jq --arg vm "$VM" '[.vms[] | select(.name == $vm)] | length' "$WORK/list-a.json")" 0
 if [[ $WORKLOAD == writer ]]; then
+  # A quiet guest halts until told the migration is over; a writer touches
+  # every page at once and must be served on demand.
+  mig_assert_eq "destination guest faulted pages in on demand" \
+    "$(j dst.json '.demand_faults > 0 and .pages_demand > 0')" true
   mig_assert_eq "guest kept writing after the migration (generations > 1)" \
     "$(j report.json '.passes > 1')" true
 fi
