@@ -4,7 +4,7 @@ BUILD   ?= build
 SAN     ?= build-san
 JOBS    ?= $(shell nproc)
 
-.PHONY: all deps build san demo check check-san bench clean
+.PHONY: all deps build san demo check bench clean
 
 all: build
 
@@ -25,6 +25,9 @@ demo: build
 check: build san
 	cd $(BUILD) && ctest --output-on-failure --timeout 600
 	cd $(SAN) && MIG_SANITIZE=1 ctest --output-on-failure --timeout 900
+
+bench: build
+	bench/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(SAN)
