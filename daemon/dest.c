@@ -23,10 +23,13 @@
 #include "log.h"
 #include "mig_compat.h"
 #include "migrationd.h"
+#include "ring.h"
 
 #define DST_MAX_PENDING 1024
 
 static void dst_uffd_cb(evutil_socket_t fd, short what, void *arg);
+static void dst_doorbell_cb(evutil_socket_t fd, short what, void *arg);
+static void dst_slot_complete(struct vm *v, uint32_t i, int err);
 
 int
 dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
@@ -213,6 +216,17 @@ dst_complete(struct migration *m)
 	}
 	if (m->bg != NULL)
 		peer_drain(m->bg);
+	/* Every page is present: release whoever is still posted or taken. */
+	if (v != NULL && v->ring != NULL) {
+		const struct ring_hdr *rh = v->ring;
+
+		for (uint32_t i = 0; i < rh->nslots && ring_bytes(i + 1) <= v->ring_len; i++) {
+			struct ring_slot *r = ring_slot(v->ring, i);
+
+			if (ring_cas(r, RING_POSTED, RING_TAKEN) || ring_load(r) == RING_TAKEN)
+				dst_slot_complete(v, i, 0);
+		}
+	}
 	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__COMPLETED, NULL);
 	log_info("migration %s: completed: %llu pages installed (%llu demand, %llu "
 	    "background, %llu zero), %llu demand faults, p50 %.1f us p99 %.1f us, "
@@ -235,14 +249,31 @@ dst_complete(struct migration *m)
 	mig_finish(m);
 }
 
+/* Ends a ring slot's wait: DONE (retry the access) or ERROR (-errno). */
 static void
-dst_latency(struct migration *m, uint64_t idx, int64_t now)
+dst_slot_complete(struct vm *v, uint32_t i, int err)
+{
+	struct ring_slot *r = ring_slot(v->ring, i);
+
+	r->error = err;
+	ring_store(r, err ? RING_ERROR : RING_DONE);
+	ring_futex_wake(r);
+}
+
+/* A requested page is present: time it and release every slot on it. */
+static void
+dst_page_arrived(struct migration *m, uint64_t idx, int64_t now)
 {
 	for (unsigned i = 0; i < m->npending; i++) {
-		if (m->pending[i].idx != idx)
+		struct pending *p = &m->pending[i];
+
+		if (p->idx != idx)
 			continue;
-		hist_add(&m->lat, (uint64_t)(now - (int64_t)m->pending[i].t0_ns));
-		m->pending[i] = m->pending[--m->npending];
+		hist_add(&m->lat, (uint64_t)(now - (int64_t)p->t0_ns));
+		for (uint32_t b = 0; p->slots != 0 && b < 64; b++)
+			if (p->slots & ((uint64_t)1 << b))
+				dst_slot_complete(m->vm, b, 0);
+		*p = m->pending[--m->npending];
 		return;
 	}
 }
@@ -337,7 +368,7 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		for (uint64_t k = i; k < i + (uint64_t)done; k++) {
 			bitmap_set(m->installed, k);
 			if (bitmap_test(m->requested, k))
-				dst_latency(m, k, now);
+				dst_page_arrived(m, k, now);
 		}
 		i += (uint64_t)done;
 	}
@@ -363,6 +394,11 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		m->ev_uffd = event_new(D->base, m->vm->uffd, EV_READ | EV_PERSIST,
 		    dst_uffd_cb, m);
 		event_add(m->ev_uffd, NULL);
+		if (m->vm->ring_mode) {
+			m->ev_doorbell = event_new(D->base, m->vm->doorbell,
+			    EV_READ | EV_PERSIST, dst_doorbell_cb, m);
+			event_add(m->ev_doorbell, NULL);
+		}
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT, NULL);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
@@ -429,17 +465,75 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 	return -1;
 }
 
-static void
+/*
+ * Asks for a page once; returns its pending entry (NULL if the table is
+ * full or the urgent channel is down: the caller's waiter must retry).
+ */
+static struct pending *
 dst_request(struct migration *m, uint64_t idx)
 {
 	struct frame_hdr h = { .type = FRAME_REQ, .index = idx, .count = 1 };
 
-	if (m->urgent == NULL || peer_send_frame(m->urgent, &h, NULL) < 0)
-		return;	/* re-requested when the channel is back */
+	if (bitmap_test(m->requested, idx)) {
+		for (unsigned i = 0; i < m->npending; i++)
+			if (m->pending[i].idx == idx)
+				return &m->pending[i];
+		return NULL;
+	}
+	if (m->urgent == NULL || m->npending >= m->maxpending ||
+	    peer_send_frame(m->urgent, &h, NULL) < 0)
+		return NULL;	/* asked again when the waiter retries */
 	bitmap_set(m->requested, idx);
 	m->demand_faults++;
-	if (m->npending < m->maxpending)
-		m->pending[m->npending++] = (struct pending){ idx, (uint64_t)now_ns() };
+	m->pending[m->npending] = (struct pending){ idx, (uint64_t)now_ns(), 0 };
+	return &m->pending[m->npending++];
+}
+
+/* Doorbell: take every posted slot, check it, fetch or complete it. */
+static void
+dst_doorbell_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct migration *m = arg;
+	struct vm *v = m->vm;
+	const struct ring_hdr *rh;
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("migration %s: doorbell", m->id);
+	if (v == NULL || v->ring == NULL)
+		return;
+	rh = v->ring;
+	/* nslots was checked at attach; the VMM may have changed it since. */
+	for (uint32_t i = 0; i < rh->nslots && i < RING_MAX_SLOTS &&
+	    ring_bytes(i + 1) <= v->ring_len; i++) {
+		struct ring_slot *r = ring_slot(v->ring, i), e;
+		struct pending *p;
+		uint64_t idx;
+		int err;
+
+		if (!ring_cas(r, RING_POSTED, RING_TAKEN))
+			continue;
+		m->ring_faults++;
+		if ((err = ring_validate(r, m->ram_bytes, m->page_size, 1, &e)) < 0) {
+			m->ring_errors++;
+			log_warnx("migration %s: ring slot %u: refused entry (kind %u, offset "
+			    "0x%llx, size %llu): %s", m->id, i, e.kind,
+			    (unsigned long long)e.offset, (unsigned long long)e.size,
+			    strerror(-err));
+			dst_slot_complete(v, i, err);
+			continue;
+		}
+		idx = e.offset / m->page_size;
+		if (bitmap_test(m->installed, idx)) {
+			dst_slot_complete(v, i, 0);
+			continue;
+		}
+		if ((p = dst_request(m, idx)) == NULL) {
+			dst_slot_complete(v, i, -EAGAIN);	/* the thread faults again */
+			continue;
+		}
+		p->slots |= (uint64_t)1 << i;
+	}
 }
 
 static void
@@ -473,7 +567,7 @@ dst_uffd_cb(evutil_socket_t fd, short what, void *arg)
 					m->vm->ram_va + idx * m->page_size, m->page_size };
 
 				ioctl(fd, UFFDIO_WAKE, &r);
-			} else if (!bitmap_test(m->requested, idx)) {
+			} else {
 				dst_request(m, idx);
 			}
 		}

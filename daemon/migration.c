@@ -113,6 +113,10 @@ mig_finish(struct migration *m)
 		event_free(m->ev_uffd);
 		m->ev_uffd = NULL;
 	}
+	if (m->ev_doorbell != NULL) {
+		event_free(m->ev_doorbell);
+		m->ev_doorbell = NULL;
+	}
 	if (m->ram != NULL) {
 		munmap(m->ram, m->ram_bytes);
 		m->ram = NULL;

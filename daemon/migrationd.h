@@ -51,6 +51,11 @@ struct vm {
 	int		 pid;
 	int		 memfd;
 	int		 uffd;		/* incoming only */
+	int		 ring_mode;	/* faults come through the ring */
+	void		*ring;		/* shared fault ring (vmm-shim/ring.h) */
+	uint64_t	 ring_len;
+	int		 ringfd;
+	int		 doorbell;	/* eventfd the VMM rings after posting */
 	int		 sock;		/* VMM connection, -1 once gone */
 	struct event	*ev_sock;
 	struct migration *mig;		/* active migration, if any */
@@ -94,10 +99,13 @@ struct migration {
 	uint64_t		*requested;	/* page asked for on urgent */
 	uint64_t		*installed;	/* page present in guest RAM */
 	struct event		*ev_uffd;
+	struct event		*ev_doorbell;
+	uint64_t		 ring_faults, ring_errors;
 	int64_t			 state_rx_ns;	/* VmState arrived */
 	struct pending {
 		uint64_t	 idx;
 		uint64_t	 t0_ns;
+		uint64_t	 slots;		/* ring slots waiting on it */
 	}			*pending;	/* demand faults in flight */
 	unsigned		 npending, maxpending;
 	struct hist		 lat;

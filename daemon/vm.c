@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "migrationd.h"
+#include "ring.h"
 #include "shimwire.h"
 
 #define VM_SHIM_VERSION 1
@@ -42,6 +44,12 @@ vm_free(struct vm *v)
 		close(v->memfd);
 	if (v->uffd >= 0)
 		close(v->uffd);
+	if (v->ring != NULL)
+		munmap(v->ring, v->ring_len);
+	if (v->ringfd >= 0)
+		close(v->ringfd);
+	if (v->doorbell >= 0)
+		close(v->doorbell);
 	free(v);
 }
 
@@ -229,8 +237,10 @@ vm_attach(int sock)
 {
 	Migrationd__Shim__V1__ShimMsg *m = NULL;
 	Migrationd__Shim__V1__Attach *a;
-	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc, want;
+	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc, want, ring;
 	const char *err = NULL;
+	void *rmap = MAP_FAILED;
+	struct stat rst;
 	char ebuf[256];
 	struct vm *v;
 
@@ -245,7 +255,9 @@ vm_attach(int sock)
 		goto refuse;
 	}
 	a = m->attach;
-	want = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING ? 2 : 1;
+	ring = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING &&
+	    a->fault_mode == MIGRATIOND__SHIM__V1__FAULT_MODE__FAULT_RING;
+	want = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING ? (ring ? 4 : 2) : 1;
 	if (a->version != VM_SHIM_VERSION)
 		err = "unsupported shim version";
 	else if (a->role != MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_SOURCE &&
@@ -262,8 +274,19 @@ vm_attach(int sock)
 		err = "wrong number of fds for the role";
 	else if (!vm_fd_is_memfd(fds[0], a->ram_bytes))
 		err = "guest RAM fd is not a file of the announced size";
-	if (err != NULL)
+	else if (ring && (fstat(fds[2], &rst) < 0 || !S_ISREG(rst.st_mode) ||
+	    rst.st_size < (off_t)ring_bytes(1) || rst.st_size > (off_t)ring_bytes(RING_MAX_SLOTS)))
+		err = "fault ring fd is not a ring";
+	else if (ring && (rmap = mmap(NULL, (size_t)rst.st_size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fds[2], 0)) == MAP_FAILED)
+		err = "cannot map the fault ring";
+	else if (ring && ring_check_header(rmap, (uint64_t)rst.st_size, a->page_size) < 0)
+		err = "fault ring header is not version 1 with sane sizes";
+	if (err != NULL) {
+		if (rmap != MAP_FAILED)
+			munmap(rmap, (size_t)rst.st_size);
 		goto refuse;
+	}
 
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
 		err = "out of memory";
@@ -279,6 +302,15 @@ vm_attach(int sock)
 	v->pid = a->pid;
 	v->memfd = fds[0];
 	v->uffd = v->incoming ? fds[1] : -1;
+	v->ringfd = v->doorbell = -1;
+	if (ring) {
+		v->ring_mode = 1;
+		v->ring = rmap;
+		v->ring_len = (uint64_t)rst.st_size;
+		v->ringfd = fds[2];
+		v->doorbell = fds[3];
+		fcntl(v->doorbell, F_SETFL, O_NONBLOCK);
+	}
 	nfds = 0;	/* fds now belong to v */
 	v->sock = sock;
 	if (v->uffd >= 0)
@@ -288,8 +320,9 @@ vm_attach(int sock)
 	event_add(v->ev_sock, NULL);
 	TAILQ_INSERT_TAIL(&D->vms, v, entry);
 	vm_attach_reply(sock, NULL);
-	log_info("vm %s: attached (%s, %llu MiB, %u vCPUs, pid %d)", v->name,
+	log_info("vm %s: attached (%s%s, %llu MiB, %u vCPUs, pid %d)", v->name,
 	    v->incoming ? "incoming" : "source",
+	    v->ring_mode ? ", faults through the ring" : v->incoming ? ", blocking uffd" : "",
 	    (unsigned long long)(v->ram_bytes >> 20), v->vcpus, v->pid);
 	migrationd__shim__v1__shim_msg__free_unpacked(m, NULL);
 	return;

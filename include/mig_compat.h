@@ -44,4 +44,21 @@ struct uffdio_poison {
 #define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
 #endif
 
+/*
+ * kvm_run.memory_fault (Linux 6.8+) lives in kvm_run's exit union, which
+ * starts where every exit struct does (the address of .mmio). Older headers
+ * lack the member, so reach it through this accessor.
+ */
+struct mig_kvm_memory_fault {
+	__u64 flags;
+	__u64 gpa;
+	__u64 size;
+};
+
+static inline const struct mig_kvm_memory_fault *
+mig_memory_fault(const struct kvm_run *run)
+{
+	return (const struct mig_kvm_memory_fault *)(const void *)&run->mmio;
+}
+
 #endif

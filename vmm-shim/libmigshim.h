@@ -42,6 +42,96 @@ enum migshim_role {
 struct migshim *migshim_create(const char *name, uint64_t ram_size,
     enum migshim_role role);
 
+/* How an incoming VM's missing pages reach the daemon. */
+enum migshim_fault_mode {
+	MIGSHIM_FAULT_UFFD = 0,	/* blocking userfaultfd: the faulting thread
+				   sleeps in the kernel, the daemon reads the
+				   uffd event and the install wakes it */
+	MIGSHIM_FAULT_RING = 1,	/* UFFD_FEATURE_SIGBUS: KVM returns annotated
+				   exits (migshim_kvm_exit) and VMM threads
+				   take SIGBUS (migshim_sigbus_install); both
+				   post to the shared fault ring and wait */
+};
+
+struct migshim_opts {
+	enum migshim_fault_mode	mode;		/* incoming VMs only */
+	unsigned		vcpus;		/* ring slots owned by vCPUs */
+	unsigned		thread_slots;	/* ring slots for other threads */
+	uint64_t		spin_ns;	/* spin on a slot before sleeping;
+						   0: the default (20 us) */
+};
+
+/*
+ * migshim_create() with options (NULL: blocking uffd path). With
+ * MIGSHIM_FAULT_RING the shim also creates the fault ring (a memfd) and its
+ * doorbell (an eventfd); both go to the daemon at attach time.
+ */
+struct migshim *migshim_create_opts(const char *name, uint64_t ram_size,
+    enum migshim_role role, const struct migshim_opts *opts);
+enum migshim_fault_mode migshim_fault_mode(const struct migshim *s);
+
+/*
+ * Posts a fault on guest RAM [offset, offset+size) in ring slot `slot` and
+ * waits until the daemon has the page present (ring mode only). `gpa` is for
+ * logs. Async-signal-safe. Returns 0 (retry the access) or -errno (the
+ * daemon refused the entry, e.g. -ERANGE).
+ */
+int migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,
+    uint64_t gpa, int kind);
+
+/*
+ * Installs a process-wide SIGBUS handler: a thread touching a missing page of
+ * this shim's RAM posts it to a free thread slot of the ring and retries once
+ * it is present. Any other SIGBUS (another address, a machine check from a
+ * poisoned page) goes to the previous handler. One shim per process.
+ */
+int migshim_sigbus_install(struct migshim *s);
+void migshim_sigbus_remove(void);
+
+/*
+ * The KVM_RUN contract (see DESIGN.md). `ret` and `err` are KVM_RUN's return
+ * value and errno, `run` the vCPU's kvm_run. kvm_run.memory_fault is used
+ * only for ret == -1, errno EFAULT or EHWPOISON and exit_reason
+ * KVM_EXIT_MEMORY_FAULT; in every other case it is stale and ignored.
+ */
+enum migshim_kvm_action {
+	MIGSHIM_KVM_EXIT = 0,	/* an ordinary exit: handle exit_reason */
+	MIGSHIM_KVM_RETRY,	/* re-enter KVM_RUN (page now present, or EINTR) */
+	MIGSHIM_KVM_FETCH,	/* classify only: missing page at f->gpa */
+	MIGSHIM_KVM_PRIVATE,	/* private/shared conversion: the VMM's job */
+	MIGSHIM_KVM_POISON,	/* hardware poison: report / inject an MCE */
+	MIGSHIM_KVM_ERROR,	/* unannotated EFAULT or another failure */
+};
+
+struct migshim_kvm_fault {
+	uint64_t	gpa;	/* UINT64_MAX when unknown */
+	uint64_t	size;
+	uint64_t	flags;
+	int		err;	/* the errno KVM_RUN gave */
+};
+
+struct kvm_run;
+
+/* Pure decision table; fills *f. Never touches guest memory. */
+enum migshim_kvm_action migshim_kvm_classify(int ret, int err,
+    const struct kvm_run *run, struct migshim_kvm_fault *f);
+
+/*
+ * Classifies and acts: for a missing page it gets the page (ring slot
+ * `vcpu`, or in uffd mode by touching it, which blocks until installed) and
+ * returns MIGSHIM_KVM_RETRY; a bad GPA or a refused fetch is
+ * MIGSHIM_KVM_ERROR. Guest RAM must sit at GPA 0 (as in minivmm).
+ */
+enum migshim_kvm_action migshim_kvm_exit(struct migshim *s, unsigned vcpu, int ret,
+    int err, const struct kvm_run *run, struct migshim_kvm_fault *f);
+
+/*
+ * Does this kernel give annotated KVM exits for UFFD_FEATURE_SIGBUS memory?
+ * Runs a throw-away one-vCPU VM that touches such a page. Returns 1 yes,
+ * 0 no, -1 cannot tell; `why` says what was seen.
+ */
+int migshim_probe_annotated(char *why, size_t len);
+
 /* Start of guest RAM in this process; valid until migshim_destroy(). */
 void *migshim_ram(const struct migshim *s);
 uint64_t migshim_ram_size(const struct migshim *s);

@@ -1,0 +1,111 @@
+/*
+ * ring: the shared-memory fault ring between libmigshim (the VMM) and
+ * migrationd. One memfd, mapped by both: a 64-byte header, then one 64-byte
+ * slot per vCPU followed by slots for other VMM threads (SIGBUS path). A
+ * faulting thread fills its slot, publishes it (state POSTED, release), rings
+ * the doorbell (an eventfd) and waits on the slot's state word (spin, then
+ * futex). The daemon takes the slot (TAKEN), and when the page is in, sets
+ * DONE or ERROR and wakes the futex. Layout, version 1 (little-endian, host
+ * order):
+ *
+ *   header  off 0 magic "MIGR" | 4 version | 8 nslots | 12 nvcpu_slots
+ *           16 page_size | 20 slot_size (64) | 24..63 reserved (0)
+ *   slot i  at 64 + 64*i:
+ *           0 state (futex word) | 4 kind | 8 offset into guest RAM
+ *           16 size | 24 gpa (informational) | 32 post_ns | 40 error (-errno)
+ *           44 tid | 48 seq | 52..63 reserved
+ *
+ * Everything the daemon reads from a slot is untrusted: ring_validate()
+ * checks it against the VM before any use. Pure code, no daemon state.
+ */
+#ifndef MIG_RING_H
+#define MIG_RING_H
+
+#include <stdint.h>
+
+#define RING_MAGIC	0x5247494du	/* "MIGR" */
+#define RING_VERSION	1u
+#define RING_SLOT_SIZE	64u
+#define RING_MAX_SLOTS	64u		/* fits a 64-bit waiter mask */
+
+enum ring_state {
+	RING_FREE = 0,
+	RING_CLAIMED = 1,	/* a thread is filling it (SIGBUS slots) */
+	RING_POSTED = 2,	/* ready for the daemon */
+	RING_TAKEN = 3,		/* the daemon is fetching the page */
+	RING_DONE = 4,		/* page present: retry the access */
+	RING_ERROR = 5,		/* `error` says why; the access would fail */
+};
+
+enum ring_kind {
+	RING_KIND_VCPU = 1,	/* annotated KVM exit */
+	RING_KIND_SIGBUS = 2,	/* VMM thread touched missing memory */
+};
+
+struct ring_hdr {
+	uint32_t	magic;
+	uint32_t	version;
+	uint32_t	nslots;
+	uint32_t	nvcpu_slots;
+	uint32_t	page_size;
+	uint32_t	slot_size;
+	uint8_t		reserved[40];
+};
+
+struct ring_slot {
+	uint32_t	state;		/* enum ring_state; accessed atomically */
+	uint32_t	kind;
+	uint64_t	offset;
+	uint64_t	size;
+	uint64_t	gpa;
+	uint64_t	post_ns;
+	int32_t		error;
+	uint32_t	tid;
+	uint32_t	seq;
+	uint8_t		reserved[12];
+};
+
+_Static_assert(sizeof(struct ring_hdr) == 64, "ring header is 64 bytes");
+_Static_assert(sizeof(struct ring_slot) == RING_SLOT_SIZE, "slot is one cache line");
+
+static inline uint64_t
+ring_bytes(uint32_t nslots)
+{
+	return sizeof(struct ring_hdr) + (uint64_t)nslots * RING_SLOT_SIZE;
+}
+
+static inline struct ring_slot *
+ring_slot(void *ring, uint32_t i)
+{
+	return (struct ring_slot *)((char *)ring + sizeof(struct ring_hdr)) + i;
+}
+
+/* Fills a new ring's header; slots start FREE (zeroed memory). */
+void ring_init(void *ring, uint32_t nslots, uint32_t nvcpu_slots, uint32_t page_size);
+
+/*
+ * Checks a ring header received from a VMM against what the daemon expects
+ * (`len` = mapped size). Returns 0 or a negative errno (-EPROTO bad
+ * magic/version, -EINVAL bad sizes).
+ */
+int ring_check_header(const void *ring, uint64_t len, uint32_t page_size);
+
+/*
+ * Validates a posted entry against a VM of `ram_bytes`: kind known, offset
+ * page-aligned and inside RAM, size in [1, max_pages pages] and not past the
+ * end. Returns 0 or -EINVAL / -ERANGE. Reads the slot once into *copy so the
+ * VMM cannot change it after the check.
+ */
+int ring_validate(const struct ring_slot *s, uint64_t ram_bytes, uint32_t page_size,
+    uint32_t max_pages, struct ring_slot *copy);
+
+/* Atomically moves slot state `from` -> `to`; 1 if it did. */
+int ring_cas(struct ring_slot *s, uint32_t from, uint32_t to);
+uint32_t ring_load(const struct ring_slot *s);
+void ring_store(struct ring_slot *s, uint32_t v);
+
+/* futex wait while state == `val` (bounded by `timeout_ns`, 0 = none) and wake. */
+int ring_futex_wait(struct ring_slot *s, uint32_t val, uint64_t timeout_ns);
+void ring_futex_wake(struct ring_slot *s);
+
+#endif
