@@ -293,7 +293,7 @@ vm_attach(int sock)
 		goto refuse;
 	}
 	snprintf(v->name, sizeof(v->name), "%s", a->vm);
-	v->incoming = want == 2;
+	v->incoming = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING;
 	v->ram_bytes = a->ram_bytes;
 	v->page_size = a->page_size;
 	v->npages = a->ram_bytes / a->page_size;

@@ -1,0 +1,215 @@
+/*
+ * shimvm: a VMM without a guest, for tests that need many threads touching
+ * real guest RAM through libmigshim. `source` fills RAM with a pattern
+ * (page i holds i in its first and last qword, every 4th page stays zero),
+ * attaches and hands over a fixed state blob when paused. `dest` attaches an
+ * incoming VM (blocking uffd or ring + SIGBUS), and once running starts
+ * threads that each touch their own pages, timing each stall and checking
+ * each value; after completion it checks every page and prints a JSON report.
+ * Exit 0 only if every check passed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libmigshim.h"
+#include "ring.h"
+
+#define STATE_BLOB "shimvm-state-v1"
+
+static struct migshim *S;
+static uint64_t npages;
+static int nthreads = 4, touches = 64;
+static uint64_t *lat_ns;
+static int bad_values;
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+expect(uint64_t i)
+{
+	return i % 4 == 3 ? 0 : 0x5348494d00000000ull | i;
+}
+
+static void *
+toucher(void *arg)
+{
+	long t = (long)arg;
+	uint64_t first = npages * (uint64_t)t / (uint64_t)nthreads;
+	uint64_t span = npages / (uint64_t)nthreads;
+	volatile uint64_t *ram = migshim_ram(S);
+
+	/* Spread the touches over this thread's share, far from each other. */
+	for (int k = 0; k < touches; k++) {
+		uint64_t i = first + (span / (uint64_t)touches) * (uint64_t)k, t0, v;
+
+		t0 = mono_ns();
+		v = ram[i * 512];
+		lat_ns[t * touches + k] = mono_ns() - t0;
+		if (v != expect(i) || ram[i * 512 + 511] != expect(i))
+			__atomic_add_fetch(&bad_values, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+wait_event(struct migshim_event *ev, int secs)
+{
+	struct pollfd p = { .fd = migshim_fd(S), .events = POLLIN };
+
+	for (;;) {
+		if (poll(&p, 1, secs * 1000) <= 0) {
+			fprintf(stderr, "shimvm: no word from the daemon in %d s\n", secs);
+			return -1;
+		}
+		if (migshim_next_event(S, ev) < 0)
+			return -1;
+		if (ev->type != MIGSHIM_EV_NONE)
+			return 0;
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *name = "shimvm", *sock = NULL, *mode = "uffd", *bad = NULL;
+	uint64_t mem = 64ull << 20;
+	struct migshim_event ev;
+	int ch;
+
+	if (argc < 2)
+		goto usage;
+	optind = 2;
+	while ((ch = getopt(argc, argv, "n:m:s:M:t:k:b:")) != -1) {
+		switch (ch) {
+		case 'n': name = optarg; break;
+		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
+		case 's': sock = optarg; break;
+		case 'M': mode = optarg; break;
+		case 't': nthreads = atoi(optarg); break;
+		case 'k': touches = atoi(optarg); break;
+		case 'b': bad = optarg; break;
+		default: goto usage;
+		}
+	}
+	if (sock == NULL || nthreads < 1 || nthreads > 32 || touches < 1)
+		goto usage;
+	npages = mem / 4096;
+
+	if (!strcmp(argv[1], "source")) {
+		uint64_t *ram;
+
+		if ((S = migshim_create(name, mem, MIGSHIM_SOURCE)) == NULL)
+			return 2;
+		ram = migshim_ram(S);
+		for (uint64_t i = 0; i < npages; i++)
+			if (expect(i) != 0)
+				ram[i * 512] = ram[i * 512 + 511] = expect(i);
+		if (migshim_attach(S, sock, 0) < 0)
+			return 2;
+		printf("shimvm: source ready\n");
+		fflush(stdout);
+		for (;;) {
+			if (wait_event(&ev, 600) < 0)
+				return 2;
+			if (ev.type == MIGSHIM_EV_PAUSE)
+				migshim_send_state(S, STATE_BLOB, sizeof(STATE_BLOB));
+			else if (ev.type == MIGSHIM_EV_COMPLETED) {
+				printf("shimvm: migrated away\n");
+				return 0;
+			} else if (ev.type == MIGSHIM_EV_RESUME_LOCAL || ev.type == MIGSHIM_EV_FAILED ||
+			    ev.type == MIGSHIM_EV_HANGUP) {
+				fprintf(stderr, "shimvm: source: %s\n", ev.reason);
+				return 1;
+			}
+		}
+	}
+	if (!strcmp(argv[1], "dest")) {
+		struct migshim_opts o = { .vcpus = 1, .thread_slots = (unsigned)nthreads };
+		pthread_t th[32];
+		uint64_t n, errors = 0, t0;
+		volatile uint64_t *ram;
+
+		o.mode = !strcmp(mode, "ring") ? MIGSHIM_FAULT_RING : MIGSHIM_FAULT_UFFD;
+		if ((S = migshim_create_opts(name, mem, MIGSHIM_INCOMING, &o)) == NULL)
+			return 2;
+		if (o.mode == MIGSHIM_FAULT_RING && migshim_sigbus_install(S) < 0)
+			return 2;
+		if (migshim_attach(S, sock, 1) < 0)
+			return 2;
+		if (wait_event(&ev, 600) < 0 || ev.type != MIGSHIM_EV_START ||
+		    ev.blob_len != sizeof(STATE_BLOB) || memcmp(ev.blob, STATE_BLOB, ev.blob_len)) {
+			fprintf(stderr, "shimvm: expected START with our state blob\n");
+			return 1;
+		}
+		migshim_report_running(S);
+		if (bad != NULL && o.mode == MIGSHIM_FAULT_RING) {
+			/* Hostile entries: the daemon must refuse them, not write. */
+			int r1 = migshim_fault(S, 0, mem, 4096, mem, RING_KIND_VCPU);
+			int r2 = migshim_fault(S, 0, 4096 + 8, 4096, 0, RING_KIND_VCPU);
+			int r3 = migshim_fault(S, 0, 0, 0, 0, RING_KIND_VCPU);
+			FILE *f = fopen(bad, "w");
+
+			if (f != NULL) {
+				fprintf(f, "{\"beyond_ram\":%d,\"unaligned\":%d,\"zero_size\":%d}\n",
+				    r1, r2, r3);
+				fclose(f);
+			}
+		}
+		lat_ns = calloc((size_t)nthreads * (size_t)touches, sizeof(*lat_ns));
+		t0 = mono_ns();
+		for (long t = 0; t < nthreads; t++)
+			pthread_create(&th[t], NULL, toucher, (void *)t);
+		for (int t = 0; t < nthreads; t++)
+			pthread_join(th[t], NULL);
+		t0 = mono_ns() - t0;
+		do {
+			if (wait_event(&ev, 600) < 0)
+				return 1;
+		} while (ev.type != MIGSHIM_EV_COMPLETED && ev.type != MIGSHIM_EV_FAILED &&
+		    ev.type != MIGSHIM_EV_HANGUP);
+		if (ev.type != MIGSHIM_EV_COMPLETED) {
+			fprintf(stderr, "shimvm: dest: %s\n", ev.reason);
+			return 1;
+		}
+		ram = migshim_ram(S);
+		for (uint64_t i = 0; i < npages; i++)
+			if (ram[i * 512] != expect(i) || ram[i * 512 + 511] != expect(i))
+				errors++;
+		n = (uint64_t)nthreads * (uint64_t)touches;
+		qsort(lat_ns, n, sizeof(*lat_ns), cmp_u64);
+		printf("{\"mode\":\"%s\",\"threads\":%d,\"touches\":%llu,\"bad_touch_values\":%d,"
+		    "\"pages_checked\":%llu,\"page_errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+		    "\"max_us\":%.1f,\"touch_phase_ms\":%.1f}\n", mode, nthreads,
+		    (unsigned long long)n, bad_values, (unsigned long long)npages,
+		    (unsigned long long)errors, lat_ns[n / 2] / 1e3, lat_ns[n * 99 / 100] / 1e3,
+		    lat_ns[n - 1] / 1e3, t0 / 1e6);
+		migshim_sigbus_remove();
+		return errors == 0 && bad_values == 0 ? 0 : 1;
+	}
+usage:
+	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
+	    "[-M uffd|ring] [-t THREADS] [-k TOUCHES] [-b BADFILE]\n");
+	return 2;
+}
