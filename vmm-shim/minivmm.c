@@ -775,12 +775,29 @@ main(int argc, char **argv)
 	}
 
 	role = c.mode == CTL_INCOMING ? MIGSHIM_INCOMING : MIGSHIM_SOURCE;
-	c.shim = migshim_create(c.name, c.mem, role);
+	if (role == MIGSHIM_INCOMING) {
+		/* Ring + annotated exits where KVM gives them; else block in uffd. */
+		struct migshim_opts o = { .vcpus = (unsigned)c.nvcpus };
+		char why[256];
+
+		o.mode = migshim_probe_annotated(why, sizeof(why)) == 1 ?
+		    MIGSHIM_FAULT_RING : MIGSHIM_FAULT_UFFD;
+		printf("minivmm: fault path: %s (%s)\n", o.mode == MIGSHIM_FAULT_RING ?
+		    "fault ring, annotated KVM exits" : "blocking userfaultfd", why);
+		fflush(stdout);
+		c.shim = migshim_create_opts(c.name, c.mem, role, &o);
+		if (c.shim != NULL && o.mode == MIGSHIM_FAULT_RING &&
+		    migshim_sigbus_install(c.shim) < 0)
+			return EXIT_ERROR;
+	} else {
+		c.shim = migshim_create(c.name, c.mem, role);
+	}
 	if (c.shim == NULL)
 		return EXIT_ERROR;
 	if (vm_open(&c.vm, migshim_ram(c.shim), migshim_ram_size(c.shim),
 	    c.nvcpus, c.verbose) < 0)
 		goto out;
+	c.vm.shim = c.shim;
 	/* Incoming: the VM is created now, but no RAM is touched. */
 	if (vm_create(&c.vm) < 0)
 		goto out;

@@ -52,8 +52,6 @@ struct vcpu {
 
 	/* vCPU thread only */
 	uint64_t	 exits;
-	uint64_t	 fault_gpa;	/* last annotated memory fault */
-	unsigned	 fault_repeats;
 };
 
 struct vm {
@@ -61,6 +59,7 @@ struct vm {
 	int		 vm_fd;		/* -1 when no VM */
 	int		 notify_fd;	/* eventfd, vCPU threads -> control */
 	void		*ram;		/* guest RAM at GPA 0 (libmigshim's) */
+	struct migshim	*shim;		/* owns RAM; runs the KVM_RUN contract */
 	uint64_t	 ram_size;
 	int		 nvcpus;
 	int		 verbose;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "mig_compat.h"
+#include "libmigshim.h"
 #include "minivmm.h"
 
 #define KVM_API_VERSION_EXPECTED	12
@@ -349,8 +350,6 @@ vcpu_create(struct vcpu *v)
 	v->passes = 0;
 	v->last_pass_ns = v->pass_ns = 0;
 	v->exits = 0;
-	v->fault_gpa = 0;
-	v->fault_repeats = 0;
 	return 0;
 }
 
@@ -785,65 +784,6 @@ vcpu_handle_hlt(struct vcpu *v)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/*
- * kvm_run.memory_fault (6.8+) is missing from the 6.1 headers: same layout,
- * read from the start of the exit union.
- */
-struct vcpu_memory_fault {
-	uint64_t flags;
-	uint64_t gpa;
-	uint64_t size;
-};
-
-static struct vcpu_memory_fault
-vcpu_memory_fault(const struct vcpu *v)
-{
-	struct vcpu_memory_fault mf;
-
-	memcpy(&mf, &v->run->hw, sizeof(mf));
-	return mf;
-}
-
-/*
- * KVM_RUN failed with EFAULT and an annotated exit: the guest touched a page
- * KVM could not fault in (a uffd in SIGBUS mode, or KVM_MEM_USERFAULT).
- * libmigshim's RAM blocks on a missing page instead of SIGBUS, so touching
- * the page from this thread waits until migrationd installs it; then retry.
- * The same GPA failing over and over means nobody will install it.
- */
-static int
-vcpu_handle_memory_fault(struct vcpu *v)
-{
-	struct vm *vm = v->vm;
-	struct vcpu_memory_fault mf = vcpu_memory_fault(v);
-	uint64_t gpa = mf.gpa;
-
-	if (mf.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) {
-		fprintf(stderr, "minivmm: vcpu_handle_memory_fault: vcpu %d: "
-		    "private/shared conversion at 0x%llx is not supported\n",
-		    v->index, (unsigned long long)gpa);
-		return -1;
-	}
-	if (gpa >= vm->ram_size) {
-		fprintf(stderr, "minivmm: vcpu_handle_memory_fault: vcpu %d: "
-		    "gpa 0x%llx outside RAM\n", v->index,
-		    (unsigned long long)gpa);
-		return -1;
-	}
-	if (gpa == v->fault_gpa && ++v->fault_repeats > 1000) {
-		fprintf(stderr, "minivmm: vcpu_handle_memory_fault: vcpu %d: "
-		    "gpa 0x%llx keeps faulting\n", v->index,
-		    (unsigned long long)gpa);
-		return -1;
-	}
-	if (gpa != v->fault_gpa) {
-		v->fault_gpa = gpa;
-		v->fault_repeats = 0;
-	}
-	(void)*(volatile uint8_t *)((uint8_t *)vm->ram + (gpa &
-	    ~(MV_PAGE_SIZE - 1)));
-	return 0;
-}
 
 /* Returns 0 to keep running, -1 on an exit minivmm cannot continue from. */
 static int
@@ -853,23 +793,29 @@ vcpu_handle_exit(struct vcpu *v, int r, int err)
 	uint32_t i;
 
 	if (r < 0) {
-		if ((err == EFAULT || err == EHWPOISON) &&
-		    run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
-			if (err == EHWPOISON) {
-				fprintf(stderr, "minivmm: vcpu_handle_exit: "
-				    "vcpu %d: guest page 0x%llx is poisoned; "
-				    "minivmm injects no machine checks\n",
-				    v->index, (unsigned long long)
-				    vcpu_memory_fault(v).gpa);
-				return -1;
-			}
-			return vcpu_handle_memory_fault(v);
-		}
-		if (err == EAGAIN)
+		struct migshim_kvm_fault f;
+
+		/* libmigshim applies the KVM_RUN contract: a missing page is
+		 * fetched (ring or blocking uffd) before we re-enter. */
+		switch (migshim_kvm_exit(v->vm->shim, (unsigned)v->index, r, err, run, &f)) {
+		case MIGSHIM_KVM_RETRY:
 			return 0;
-		fprintf(stderr, "minivmm: vcpu_handle_exit: vcpu %d: KVM_RUN: "
-		    "%s\n", v->index, strerror(err));
-		return -1;
+		case MIGSHIM_KVM_POISON:
+			fprintf(stderr, "minivmm: vcpu_handle_exit: vcpu %d: guest page "
+			    "0x%llx is poisoned; minivmm injects no machine checks\n",
+			    v->index, (unsigned long long)f.gpa);
+			return -1;
+		case MIGSHIM_KVM_PRIVATE:
+			fprintf(stderr, "minivmm: vcpu_handle_exit: vcpu %d: private/shared "
+			    "conversion at 0x%llx is not supported\n", v->index,
+			    (unsigned long long)f.gpa);
+			return -1;
+		default:
+			fprintf(stderr, "minivmm: vcpu_handle_exit: vcpu %d: KVM_RUN: %s%s\n",
+			    v->index, strerror(f.err ? f.err : err),
+			    f.gpa != UINT64_MAX ? " (annotated memory fault)" : "");
+			return -1;
+		}
 	}
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
