@@ -103,7 +103,8 @@ print_json(const Migrationd__V1__Migration *m)
 	    "\"demand_faults\":%llu,\"fault_p50_us\":%.2f,\"fault_p99_us\":%.2f,"
 	    "\"fault_max_us\":%.2f,\"blackout_ms\":%.3f,\"total_s\":%.3f,"
 	    "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"started_unix_ms\":%lld,"
-	    "\"ended_unix_ms\":%lld,\"guest_ok\":%s,",
+	    "\"ended_unix_ms\":%lld,\"guest_ok\":%s,\"prefetch_pages\":%llu,"
+	    "\"prefetch_hits\":%llu,\"ring_faults\":%llu,\"ring_errors\":%llu,",
 	    (unsigned long long)m->ram_bytes, (unsigned long long)m->pages_total,
 	    (unsigned long long)m->pages_demand, (unsigned long long)m->pages_background,
 	    (unsigned long long)m->pages_zero, (unsigned long long)m->pages_installed,
@@ -112,7 +113,9 @@ print_json(const Migrationd__V1__Migration *m)
 	    m->fault_p50_us, m->fault_p99_us, m->fault_max_us, m->blackout_ms, m->total_s,
 	    (unsigned long long)m->bytes_sent, (unsigned long long)m->bytes_received,
 	    (long long)m->started_unix_ms, (long long)m->ended_unix_ms,
-	    m->guest_ok ? "true" : "false");
+	    m->guest_ok ? "true" : "false", (unsigned long long)m->prefetch_pages,
+	    (unsigned long long)m->prefetch_hits, (unsigned long long)m->ring_faults,
+	    (unsigned long long)m->ring_errors);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -137,9 +140,16 @@ print_human(const Migrationd__V1__Migration *m)
 		    (unsigned long long)m->install_errors);
 	printf("\n");
 	if (m->role == MIGRATIOND__V1__ROLE__DESTINATION)
-		printf("  faults:      %llu demand faults, latency p50 %.1f us, p99 %.1f us, "
-		    "max %.1f us\n", (unsigned long long)m->demand_faults, m->fault_p50_us,
-		    m->fault_p99_us, m->fault_max_us);
+	{
+		printf("  faults:      %llu demand faults (%llu via the ring), latency p50 "
+		    "%.1f us, p99 %.1f us, max %.1f us\n", (unsigned long long)m->demand_faults,
+		    (unsigned long long)m->ring_faults, m->fault_p50_us, m->fault_p99_us,
+		    m->fault_max_us);
+		printf("  prefetch:    %llu pages ahead of faults, %llu sequential faults "
+		    "(%.0f%% of faults)\n", (unsigned long long)m->prefetch_pages,
+		    (unsigned long long)m->prefetch_hits, m->demand_faults ?
+		    100.0 * (double)m->prefetch_hits / (double)m->demand_faults : 0.0);
+	}
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	printf("  elapsed:     %.2f s\n", m->total_s);
 	if (m->guest_verdict[0])

@@ -105,7 +105,7 @@ static void
 dst_bind(struct pconn *c, struct migration *m, int channel)
 {
 	c->mig = m;
-	c->channel = channel;
+	peer_set_channel(c, channel);
 	c->lim.page_size = m->page_size;
 	c->lim.npages = m->npages;
 	c->lim.max_msg = MIG_MSG_MAX;
@@ -230,13 +230,15 @@ dst_complete(struct migration *m)
 	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__COMPLETED, NULL);
 	log_info("migration %s: completed: %llu pages installed (%llu demand, %llu "
 	    "background, %llu zero), %llu demand faults, p50 %.1f us p99 %.1f us, "
-	    "%llu EEXIST, %llu install errors", m->id,
+	    "%llu EEXIST, %llu install errors, %llu pages prefetched, %llu sequential "
+	    "faults", m->id,
 	    (unsigned long long)m->pages_installed, (unsigned long long)m->pages_demand,
 	    (unsigned long long)m->pages_background, (unsigned long long)m->pages_zero,
 	    (unsigned long long)m->demand_faults,
 	    (double)hist_quantile(&m->lat, 0.5) / 1e3,
 	    (double)hist_quantile(&m->lat, 0.99) / 1e3,
-	    (unsigned long long)m->install_eexist, (unsigned long long)m->install_errors);
+	    (unsigned long long)m->install_eexist, (unsigned long long)m->install_errors,
+	    (unsigned long long)m->prefetch_pages, (unsigned long long)m->prefetch_hits);
 	if (v != NULL) {
 		/* The VM now runs here with all its memory: it may migrate on. */
 		vm_send_completed(v);
@@ -393,10 +395,12 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		}
 		m->ev_uffd = event_new(D->base, m->vm->uffd, EV_READ | EV_PERSIST,
 		    dst_uffd_cb, m);
+		event_priority_set(m->ev_uffd, MIG_PRI_FAULT);
 		event_add(m->ev_uffd, NULL);
 		if (m->vm->ring_mode) {
 			m->ev_doorbell = event_new(D->base, m->vm->doorbell,
 			    EV_READ | EV_PERSIST, dst_doorbell_cb, m);
+			event_priority_set(m->ev_doorbell, MIG_PRI_FAULT);
 			event_add(m->ev_doorbell, NULL);
 		}
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT, NULL);
@@ -480,10 +484,31 @@ dst_request(struct migration *m, uint64_t idx)
 				return &m->pending[i];
 		return NULL;
 	}
-	if (m->urgent == NULL || m->npending >= m->maxpending ||
-	    peer_send_frame(m->urgent, &h, NULL) < 0)
+	if (m->urgent == NULL || m->npending >= m->maxpending)
 		return NULL;	/* asked again when the waiter retries */
-	bitmap_set(m->requested, idx);
+	/*
+	 * Prefetch: a fault right where the previous request ended means the
+	 * guest walks memory in order and the pages we fetched ahead were
+	 * used: widen the window. A fault elsewhere narrows it.
+	 */
+	if (idx == m->last_fault_end && m->demand_faults > 0) {
+		m->prefetch_hits++;
+		m->prefetch = m->prefetch ? m->prefetch * 2 : 1;
+		if (m->prefetch > MIG_PREFETCH_MAX - 1)
+			m->prefetch = MIG_PREFETCH_MAX - 1;
+	} else {
+		m->prefetch /= 2;
+	}
+	while (h.count < 1 + m->prefetch && idx + h.count < m->npages &&
+	    !bitmap_test(m->requested, idx + h.count) &&
+	    !bitmap_test(m->installed, idx + h.count))
+		h.count++;
+	if (peer_send_frame(m->urgent, &h, NULL) < 0)
+		return NULL;
+	for (uint64_t i = idx; i < idx + h.count; i++)
+		bitmap_set(m->requested, i);
+	m->prefetch_pages += h.count - 1;
+	m->last_fault_end = idx + h.count;
 	m->demand_faults++;
 	m->pending[m->npending] = (struct pending){ idx, (uint64_t)now_ns(), 0 };
 	return &m->pending[m->npending++];

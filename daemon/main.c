@@ -182,7 +182,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((D->base = event_base_new()) == NULL)
+	if ((D->base = event_base_new()) == NULL ||
+	    event_base_priority_init(D->base, MIG_NPRI) < 0)
 		fatalx("event_base_new");
 	if (D->conf.tls) {
 		if ((D->tls_server = tls_ctx_new(&D->conf, 1)) == NULL ||

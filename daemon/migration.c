@@ -169,4 +169,8 @@ mig_to_proto(const struct migration *m, Migrationd__V1__Migration *o)
 	o->guest_ok = m->verdict_ok;
 	o->bytes_sent = m->bytes_sent;
 	o->bytes_received = m->bytes_received;
+	o->prefetch_pages = m->prefetch_pages;
+	o->prefetch_hits = m->prefetch_hits;
+	o->ring_faults = m->ring_faults;
+	o->ring_errors = m->ring_errors;
 }

@@ -23,6 +23,19 @@
 #define MIG_BG_HIWAT		(2u << 20)	/* background bytes queued before we wait */
 #define MIG_HANDSHAKE_SECS	10
 
+/*
+ * Loop priorities: the fault path (uffd, ring doorbell, urgent channel) is
+ * served before anything else that is ready, bulk (background) last, so a
+ * demand page never waits behind a background frame on this thread.
+ */
+#define MIG_PRI_FAULT		0
+#define MIG_PRI_CONTROL		1
+#define MIG_PRI_BULK		2
+#define MIG_NPRI		3
+
+/* Prefetch window around a demand fault (pages), adapted per migration. */
+#define MIG_PREFETCH_MAX	MIG_FRAME_MAX_PAGES
+
 struct config {
 	char	 path[512];
 	char	 control_socket[256];
@@ -101,6 +114,9 @@ struct migration {
 	struct event		*ev_uffd;
 	struct event		*ev_doorbell;
 	uint64_t		 ring_faults, ring_errors;
+	uint32_t		 prefetch;	/* pages asked for after a fault */
+	uint64_t		 last_fault_end; /* first page after the last request */
+	uint64_t		 prefetch_pages, prefetch_hits;
 	int64_t			 state_rx_ns;	/* VmState arrived */
 	struct pending {
 		uint64_t	 idx;
@@ -189,6 +205,7 @@ void peer_close(struct pconn *c, int flush);
 void peer_drain(struct pconn *c);
 int peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg);
 int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload);
+void peer_set_channel(struct pconn *c, int channel);
 
 /* source.c */
 int src_start(struct vm *v, const char *dest, const char *token,

@@ -88,6 +88,15 @@ peer_drain(struct pconn *c)
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
 }
 
+/* Which channel `c` carries decides its loop priority. */
+void
+peer_set_channel(struct pconn *c, int channel)
+{
+	c->channel = channel;
+	bufferevent_priority_set(c->bev, channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT ?
+	    MIG_PRI_FAULT : MIG_PRI_BULK);
+}
+
 /* Connection failed or ended: tell its migration, then drop it. */
 static void
 peer_lost(struct pconn *c, const char *why)
@@ -384,7 +393,7 @@ peer_connect(struct migration *m, const char *hostport, int channel)
 		return NULL;
 	}
 	c->mig = m;
-	c->channel = channel;
+	peer_set_channel(c, channel);
 	c->lim.page_size = m->page_size;
 	c->lim.npages = m->npages;
 	c->lim.max_msg = MIG_MSG_MAX;

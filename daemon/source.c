@@ -198,13 +198,16 @@ src_bg_writable(struct pconn *c)
 	if (m == NULL || m->state != MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY ||
 	    m->sent == NULL || !c->hello_sent)
 		return;
-	if (m->bg_cursor >= m->npages)
-		return;
-	while (m->bg_cursor < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
+	while (m->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
 		uint64_t i = m->bg_cursor, j;
 
+		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
 		while (i < m->npages && bitmap_test(m->sent, i))
 			i++;
+		if (i >= m->npages) {
+			m->bg_cursor = 0;
+			continue;
+		}
 		j = i;
 		while (j < m->npages && j - i < MIG_FRAME_MAX_PAGES && !bitmap_test(m->sent, j))
 			j++;
@@ -214,9 +217,10 @@ src_bg_writable(struct pconn *c)
 			return;
 		}
 	}
-	if (m->bg_cursor >= m->npages)
-		log_debug("migration %s: background stream done (%llu/%llu pages sent)",
-		    m->id, (unsigned long long)m->nsent, (unsigned long long)m->npages);
+	if (m->nsent >= m->npages && m->bg_cursor != UINT64_MAX) {
+		m->bg_cursor = UINT64_MAX;	/* log once */
+		log_debug("migration %s: every page sent", m->id);
+	}
 }
 
 void
@@ -343,6 +347,8 @@ src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 			why = "cannot queue demand pages";
 			break;
 		}
+		/* The guest works here now: stream on from this point. */
+		m->bg_cursor = h->index + h->count;
 		return 0;
 	default:
 		why = "unexpected frame type at the source";
