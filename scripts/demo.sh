@@ -29,7 +29,8 @@ pages on demand      $(jq -r .pages_demand "$d")
 pages in background  $(jq -r .pages_background "$d")
 pages as zero marker $(jq -r .pages_zero "$d")
 pages installed      $(jq -r .pages_installed "$d") of $(jq -r .pages_total "$d") (EEXIST $(jq -r .install_eexist "$d"), errors $(jq -r .install_errors "$d"))
-demand faults        $(jq -r .demand_faults "$d")
+demand faults        $(jq -r .demand_faults "$d") ($(jq -r .prefetch_pages "$d") pages prefetched around them)
+fault path           $(sed -n 's/^minivmm: fault path: //p' "$WORK/vmm-B.log")
 fault latency        p50 $(jq -r .fault_p50_us "$d") us, p99 $(jq -r .fault_p99_us "$d") us, max $(jq -r .fault_max_us "$d") us
 blackout             $(jq -r '.blackout_ms | . * 10 | round / 10' "$s") ms (source paused -> destination vCPUs running)
 total time           $(jq -r '.total_s | . * 1000 | round / 1000' "$s") s
