@@ -178,6 +178,20 @@ migctl_list(struct migctl *c)
 	return migctl_call(c, &q);
 }
 
+Migrationd__V1__CtlResponse *
+migctl_recover(struct migctl *c, const char *id_or_vm, const char *dest)
+{
+	Migrationd__V1__CtlRequest q = MIGRATIOND__V1__CTL_REQUEST__INIT;
+	Migrationd__V1__RecoverMigrationRequest r =
+	    MIGRATIOND__V1__RECOVER_MIGRATION_REQUEST__INIT;
+
+	r.id_or_vm = (char *)(uintptr_t)id_or_vm;
+	r.destination = (char *)(uintptr_t)(dest ? dest : "");
+	q.method_case = MIGRATIOND__V1__CTL_REQUEST__METHOD_RECOVER_MIGRATION;
+	q.recover_migration = &r;
+	return migctl_call(c, &q);
+}
+
 static const char *
 enum_name(const ProtobufCEnumDescriptor *d, int v)
 {

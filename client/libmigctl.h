@@ -36,6 +36,9 @@ Migrationd__V1__CtlResponse *migctl_start(struct migctl *c, const char *vm,
     const char *dest, const char *token);
 Migrationd__V1__CtlResponse *migctl_get(struct migctl *c, const char *id_or_vm);
 Migrationd__V1__CtlResponse *migctl_list(struct migctl *c);
+/* `dest` NULL or "": reconnect to the same destination. */
+Migrationd__V1__CtlResponse *migctl_recover(struct migctl *c, const char *id_or_vm,
+    const char *dest);
 
 /* Name of a state ("POSTCOPY"), of a role ("SOURCE"), of a code. */
 const char *migctl_state_name(Migrationd__V1__MigrationState s);

@@ -30,6 +30,7 @@ usage(FILE *f)
 	    "  prepare VM [-q]                      destination: expect VM, print a one-time token\n"
 	    "  migrate VM --to IP:PORT --token T [--wait] [--timeout SECS]\n"
 	    "                                       source: migrate VM to the destination daemon\n"
+	    "  recover ID|VM [--to IP:PORT]         source: reconnect a paused migration now\n"
 	    "  status ID|VM                         one migration, with its figures\n"
 	    "  list                                 VMs attached here and every migration\n"
 	    "\n"
@@ -104,7 +105,8 @@ print_json(const Migrationd__V1__Migration *m)
 	    "\"fault_max_us\":%.2f,\"blackout_ms\":%.3f,\"total_s\":%.3f,"
 	    "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"started_unix_ms\":%lld,"
 	    "\"ended_unix_ms\":%lld,\"guest_ok\":%s,\"prefetch_pages\":%llu,"
-	    "\"prefetch_hits\":%llu,\"ring_faults\":%llu,\"ring_errors\":%llu,",
+	    "\"prefetch_hits\":%llu,\"ring_faults\":%llu,\"ring_errors\":%llu,"
+	    "\"reconnects\":%u,",
 	    (unsigned long long)m->ram_bytes, (unsigned long long)m->pages_total,
 	    (unsigned long long)m->pages_demand, (unsigned long long)m->pages_background,
 	    (unsigned long long)m->pages_zero, (unsigned long long)m->pages_installed,
@@ -115,7 +117,7 @@ print_json(const Migrationd__V1__Migration *m)
 	    (long long)m->started_unix_ms, (long long)m->ended_unix_ms,
 	    m->guest_ok ? "true" : "false", (unsigned long long)m->prefetch_pages,
 	    (unsigned long long)m->prefetch_hits, (unsigned long long)m->ring_faults,
-	    (unsigned long long)m->ring_errors);
+	    (unsigned long long)m->ring_errors, m->reconnects);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -151,6 +153,8 @@ print_human(const Migrationd__V1__Migration *m)
 		    100.0 * (double)m->prefetch_hits / (double)m->demand_faults : 0.0);
 	}
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
+	if (m->reconnects)
+		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);
 	printf("  elapsed:     %.2f s\n", m->total_s);
 	if (m->guest_verdict[0])
 		printf("  guest:       %s\n", m->guest_verdict);
@@ -339,6 +343,37 @@ cmd_migrate(int argc, char **argv)
 }
 
 static int
+cmd_recover(int argc, char **argv)
+{
+	const char *to = NULL;
+	struct migctl *c;
+	Migrationd__V1__CtlResponse *r;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: mig-ctl recover ID|VM [--to IP:PORT]\n"
+		    "Source side: reconnect a PAUSED migration now instead of waiting for\n"
+		    "the back-off, optionally to a new destination address.\n");
+		return EX_OK;
+	}
+	if (argc < 2) {
+		fprintf(stderr, "mig-ctl recover: a migration id or VM name is required\n");
+		return EX_USAGE_;
+	}
+	if (argc == 4 && !strcmp(argv[2], "--to"))
+		to = argv[3];
+	else if (argc != 2) {
+		fprintf(stderr, "mig-ctl recover: usage: recover ID|VM [--to IP:PORT]\n");
+		return EX_USAGE_;
+	}
+	c = connect_or_die();
+	r = check(migctl_recover(c, argv[1], to));
+	print_migration(r->recover_migration->migration);
+	migctl_response_free(r);
+	migctl_close(c);
+	return EX_OK;
+}
+
+static int
 cmd_status(int argc, char **argv)
 {
 	struct migctl *c;
@@ -447,6 +482,8 @@ main(int argc, char **argv)
 		return cmd_migrate(argc, argv);
 	if (!strcmp(argv[0], "status"))
 		return cmd_status(argc, argv);
+	if (!strcmp(argv[0], "recover"))
+		return cmd_recover(argc, argv);
 	if (!strcmp(argv[0], "list"))
 		return cmd_list(argc, argv);
 	if (!strcmp(argv[0], "help")) {

@@ -105,6 +105,33 @@ ctl_dispatch(struct bufferevent *bev, const Migrationd__V1__CtlRequest *q)
 		r.start_migration = &sr;
 		break;
 	}
+	case MIGRATIOND__V1__CTL_REQUEST__METHOD_RECOVER_MIGRATION: {
+		const Migrationd__V1__RecoverMigrationRequest *rq = q->recover_migration;
+		Migrationd__V1__RecoverMigrationResponse rr =
+		    MIGRATIOND__V1__RECOVER_MIGRATION_RESPONSE__INIT;
+		struct sockaddr_storage ss;
+		int sslen;
+
+		if ((m = mig_find(rq->id_or_vm)) == NULL) {
+			ctl_error(&r, MIGRATIOND__V1__CODE__NOT_FOUND, "no such migration");
+			break;
+		}
+		if (rq->destination[0] && parse_hostport(rq->destination, &ss, &sslen) < 0) {
+			ctl_error(&r, MIGRATIOND__V1__CODE__INVALID_ARGUMENT,
+			    "destination must be IP:PORT");
+			break;
+		}
+		if (src_recover(m, rq->destination, err, sizeof(err)) < 0) {
+			ctl_error(&r, MIGRATIOND__V1__CODE__FAILED_PRECONDITION, err);
+			break;
+		}
+		mig_to_proto(m, &one);
+		rr.migration = &one;
+		r.result_case = MIGRATIOND__V1__CTL_RESPONSE__RESULT_RECOVER_MIGRATION;
+		r.recover_migration = &rr;
+		ctl_reply(bev, &r);
+		return;
+	}
 	case MIGRATIOND__V1__CTL_REQUEST__METHOD_GET_MIGRATION:
 		if ((m = mig_find(q->get_migration->id_or_vm)) == NULL) {
 			ctl_error(&r, MIGRATIOND__V1__CODE__NOT_FOUND, "no such migration");

@@ -30,6 +30,7 @@
 static void dst_uffd_cb(evutil_socket_t fd, short what, void *arg);
 static void dst_doorbell_cb(evutil_socket_t fd, short what, void *arg);
 static void dst_slot_complete(struct vm *v, uint32_t i, int err);
+static int dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
 
 int
 dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
@@ -142,6 +143,8 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	}
 	if (h->channel != MIGRATIOND__PEER__V1__CHANNEL__URGENT)
 		return dst_refuse(c, "unknown channel");
+	if (h->resume)
+		return dst_resume(c, h);
 	if (h->token == NULL || (m = dst_by_token(h->token)) == NULL)
 		return dst_refuse(c, "unknown or already used token");
 	/* One use, whatever follows. */
@@ -181,6 +184,85 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__CONNECTING, NULL);
 	log_info("migration %s: source %s (its migration %s) authenticated", m->id,
 	    c->addr, h->source_migration_id);
+	peer_heartbeat(m);
+	return 0;
+}
+
+/* Asks again for every page a thread waits on that is not installed. */
+static void
+dst_rerequest(struct migration *m)
+{
+	struct frame_hdr h = { .type = FRAME_REQ };
+
+	for (uint64_t i = 0; i < m->npages && m->urgent != NULL; i++) {
+		if (!bitmap_test(m->requested, i) || bitmap_test(m->installed, i))
+			continue;
+		h.index = i;
+		h.count = 1;
+		while (h.count < MIG_FRAME_MAX_PAGES && i + h.count < m->npages &&
+		    bitmap_test(m->requested, i + h.count) &&
+		    !bitmap_test(m->installed, i + h.count))
+			h.count++;
+		if (peer_send_frame(m->urgent, &h, NULL) < 0)
+			return;
+		i += h.count - 1;
+	}
+}
+
+/*
+ * The source comes back after a lost link with the session key of a paused
+ * migration: tell it which pages are installed (it sends everything else
+ * again) and ask again for the pages threads wait on.
+ */
+static int
+dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Welcome w = MIGRATIOND__PEER__V1__WELCOME__INIT;
+	Migrationd__Peer__V1__Resync rs = MIGRATIOND__PEER__V1__RESYNC__INIT;
+	struct migration *m;
+
+	TAILQ_FOREACH(m, &D->migs, entry) {
+		if (m->role == MIG_DEST && m->state_rx_ns != 0 && mig_active(m) &&
+		    h->session_key.len == sizeof(m->session_key) &&
+		    CRYPTO_memcmp(m->session_key, h->session_key.data,
+		    sizeof(m->session_key)) == 0)
+			break;
+	}
+	if (m == NULL)
+		return dst_refuse(c, "no migration to resume for this session key");
+	/* The source saw the link die before we did: its word is enough. */
+	if (m->urgent != NULL) {
+		struct pconn *old = m->urgent;
+
+		dst_conn_lost(old, "replaced by the source's new connection");
+		peer_close(old, 0);
+	}
+	if (m->bg != NULL)
+		peer_close(m->bg, 0);
+	dst_bind(c, m, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
+	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
+	w.migration_id = m->id;
+	w.session_key.data = m->session_key;
+	w.session_key.len = sizeof(m->session_key);
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME;
+	msg.welcome = &w;
+	peer_send_msg(c, &msg);
+	/* The bitmap is little-endian words on x86: bytes in page order. */
+	rs.installed.data = (uint8_t *)m->installed;
+	rs.installed.len = (m->npages + 7) / 8;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_RESYNC;
+	msg.resync = &rs;
+	peer_send_msg(c, &msg);
+	dst_rerequest(m);
+	m->reconnects++;
+	m->reason[0] = '\0';
+	mig_set_state(m, m->ev_uffd != NULL ? MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY :
+	    MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT, NULL);
+	peer_heartbeat(m);
+	log_info("migration %s: source %s is back; %llu of %llu pages installed",
+	    m->id, c->addr, (unsigned long long)m->pages_installed,
+	    (unsigned long long)m->npages);
 	return 0;
 }
 
@@ -381,6 +463,8 @@ static int
 dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMsg *msg)
 {
 	switch (msg->msg_case) {
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING:
+		return 0;	/* its arrival reset the liveness timer */
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
 		if (c != m->urgent || m->state != MIGRATIOND__V1__MIGRATION_STATE__CONNECTING)
 			break;
@@ -484,8 +568,15 @@ dst_request(struct migration *m, uint64_t idx)
 				return &m->pending[i];
 		return NULL;
 	}
-	if (m->urgent == NULL || m->npending >= m->maxpending)
+	if (m->npending >= m->maxpending)
 		return NULL;	/* asked again when the waiter retries */
+	if (m->urgent == NULL) {
+		/* Link down: remember the fault; dst_resume() asks for it. */
+		bitmap_set(m->requested, idx);
+		m->demand_faults++;
+		m->pending[m->npending] = (struct pending){ idx, (uint64_t)now_ns(), 0 };
+		return &m->pending[m->npending++];
+	}
 	/*
 	 * Prefetch: a fault right where the previous request ended means the
 	 * guest walks memory in order and the pages we fetched ahead were
@@ -623,8 +714,13 @@ dst_conn_lost(struct pconn *c, const char *why)
 	}
 	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
-		    "%s channel from %s lost: %s", c == m->bg ? "background" : "urgent",
-		    m->peer, why);
+		    "%s channel from %s lost: %s; waiting for the source to reconnect",
+		    c == m->bg ? "background" : "urgent", m->peer, why);
+	/* Both channels start over together; vCPUs wait, nothing is lost. */
+	if (m->urgent != NULL && m->urgent != c)
+		peer_close(m->urgent, 0);
+	if (m->bg != NULL && m->bg != c)
+		peer_close(m->bg, 0);
 }
 
 void

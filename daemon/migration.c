@@ -113,6 +113,14 @@ mig_finish(struct migration *m)
 		event_free(m->ev_uffd);
 		m->ev_uffd = NULL;
 	}
+	if (m->ev_ping != NULL) {
+		event_free(m->ev_ping);
+		m->ev_ping = NULL;
+	}
+	if (m->ev_retry != NULL) {
+		event_free(m->ev_retry);
+		m->ev_retry = NULL;
+	}
 	if (m->ev_doorbell != NULL) {
 		event_free(m->ev_doorbell);
 		m->ev_doorbell = NULL;
@@ -173,4 +181,5 @@ mig_to_proto(const struct migration *m, Migrationd__V1__Migration *o)
 	o->prefetch_hits = m->prefetch_hits;
 	o->ring_faults = m->ring_faults;
 	o->ring_errors = m->ring_errors;
+	o->reconnects = m->reconnects;
 }

@@ -22,6 +22,10 @@
 #define MIG_MSG_MAX		(8u << 20)	/* largest control message (state blob) */
 #define MIG_BG_HIWAT		(2u << 20)	/* background bytes queued before we wait */
 #define MIG_HANDSHAKE_SECS	10
+#define MIG_PING_MS		1000	/* heartbeat on the urgent channel */
+#define MIG_DEAD_MS		3000	/* silence that declares the link dead */
+#define MIG_RETRY_MIN_MS	250	/* reconnect back-off, doubling ... */
+#define MIG_RETRY_MAX_MS	4000	/* ... up to this */
 
 /*
  * Loop priorities: the fault path (uffd, ring doorbell, urgent channel) is
@@ -128,7 +132,13 @@ struct migration {
 	char			 verdict[256];
 	int			 verdict_ok;
 
+	struct event		*ev_ping;	/* heartbeat while connected */
+	uint32_t		 reconnects;	/* resumed after a lost link */
+
 	/* source */
+	struct event		*ev_retry;	/* reconnect timer while PAUSED */
+	uint32_t		 retry_ms;
+	int			 resuming;	/* urgent reconnected, waiting Resync */
 	uint8_t			*ram;		/* read-only map of the memfd */
 	uint64_t		*sent;		/* page sent on either channel */
 	uint64_t		 nsent;
@@ -206,6 +216,8 @@ void peer_drain(struct pconn *c);
 int peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg);
 int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload);
 void peer_set_channel(struct pconn *c, int channel);
+void peer_live(struct pconn *c);
+void peer_heartbeat(struct migration *m);
 
 /* source.c */
 int src_start(struct vm *v, const char *dest, const char *token,
@@ -215,6 +227,7 @@ int src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload
 void src_conn_lost(struct pconn *c, const char *why);
 void src_bg_writable(struct pconn *c);
 void src_vm_state(struct vm *v, const void *blob, size_t len);
+int src_recover(struct migration *m, const char *dest, char *err, size_t errlen);
 
 /* dest.c */
 int dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen);

@@ -97,6 +97,51 @@ peer_set_channel(struct pconn *c, int channel)
 	    MIG_PRI_FAULT : MIG_PRI_BULK);
 }
 
+/*
+ * An authenticated channel: the urgent one must hear from the peer (data or
+ * Ping) every MIG_DEAD_MS, and queued output on either must move; otherwise
+ * the link is dead (a pulled cable shows no error by itself).
+ */
+void
+peer_live(struct pconn *c)
+{
+	struct timeval rd = { MIG_DEAD_MS / 1000, (MIG_DEAD_MS % 1000) * 1000 };
+	struct timeval wr = { 2 * MIG_DEAD_MS / 1000, 0 };
+	unsigned int uto = 2 * MIG_DEAD_MS;
+
+	bufferevent_set_timeouts(c->bev,
+	    c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT ? &rd : NULL, &wr);
+	setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_USER_TIMEOUT, &uto,
+	    sizeof(uto));
+}
+
+static void
+peer_ping_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct migration *m = arg;
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Ping p = MIGRATIOND__PEER__V1__PING__INIT;
+
+	if (m->urgent == NULL || m->urgent->closing)
+		return;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING;
+	msg.ping = &p;
+	peer_send_msg(m->urgent, &msg);
+}
+
+/* Starts the migration's heartbeat (idempotent). */
+void
+peer_heartbeat(struct migration *m)
+{
+	struct timeval tv = { MIG_PING_MS / 1000, (MIG_PING_MS % 1000) * 1000 };
+
+	if (m->ev_ping != NULL)
+		return;
+	m->ev_ping = event_new(D->base, -1, EV_PERSIST, peer_ping_cb, m);
+	event_priority_set(m->ev_ping, MIG_PRI_FAULT);
+	event_add(m->ev_ping, &tv);
+}
+
 /* Connection failed or ended: tell its migration, then drop it. */
 static void
 peer_lost(struct pconn *c, const char *why)
@@ -186,8 +231,8 @@ peer_first_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *p)
 	migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 	if (rc < 0)
 		return -1;	/* dst_hello refused and closed */
-	/* Authenticated: lift the hand-shake time-out. */
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	/* Authenticated: the hand-shake time-out becomes the liveness check. */
+	peer_live(c);
 	return 0;
 }
 

@@ -21,6 +21,9 @@
 #include "log.h"
 #include "migrationd.h"
 
+static void src_schedule_retry(struct migration *m);
+static void src_resync(struct migration *m, const uint8_t *installed);
+
 static void
 src_fail(struct migration *m, const char *why)
 {
@@ -93,9 +96,10 @@ src_send_hello(struct pconn *c, struct migration *m)
 	h.ram_bytes = m->ram_bytes;
 	h.page_size = m->page_size;
 	h.source_migration_id = m->id;
-	if (c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT) {
+	if (c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT && !m->resuming) {
 		h.token = m->token;
 	} else {
+		h.resume = c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT;
 		h.session_key.data = m->session_key;
 		h.session_key.len = sizeof(m->session_key);
 	}
@@ -114,7 +118,7 @@ src_connected(struct pconn *c)
 	struct migration *m = c->mig;
 
 	if (c == m->bg) {
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		peer_live(c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, MIG_BG_HIWAT / 2, 0);
 	}
 	log_debug("migration %s: %s channel connected", m->id,
@@ -251,12 +255,21 @@ static int
 src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMsg *msg)
 {
 	switch (msg->msg_case) {
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING:
+		return 0;	/* its arrival reset the liveness timer */
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME:
+		if (c == m->urgent && m->resuming &&
+		    m->state == MIGRATIOND__V1__MIGRATION_STATE__PAUSED) {
+			peer_live(c);
+			peer_heartbeat(m);
+			return 0;	/* Resync follows */
+		}
 		if (c != m->urgent || m->state != MIGRATIOND__V1__MIGRATION_STATE__CONNECTING ||
 		    msg->welcome->session_key.len != sizeof(m->session_key))
 			break;
 		memcpy(m->session_key, msg->welcome->session_key.data, sizeof(m->session_key));
-		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		peer_live(c);
+		peer_heartbeat(m);
 		m->bg = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
 		if (m->bg == NULL) {
 			src_fail(m, "cannot open the background channel");
@@ -269,10 +282,22 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		m->pause_ns = now_ns();
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT, NULL);
 		return 0;
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_RESYNC:
+		if (c != m->urgent || !m->resuming ||
+		    msg->resync->installed.len != (m->npages + 7) / 8)
+			break;
+		src_resync(m, msg->resync->installed.data);
+		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE: {
 		char why[300];
 
 		snprintf(why, sizeof(why), "destination refused: %s", msg->refuse->reason);
+		if (m->state_sent) {
+			/* The VM may run there: never give up on it from here. */
+			src_conn_lost(c, why);
+			peer_close(c, 0);
+			return -1;
+		}
 		src_fail(m, why);
 		return -1;
 	}
@@ -360,6 +385,91 @@ src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 	return -1;
 }
 
+static void
+src_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct migration *m = arg;
+
+	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED || m->urgent != NULL)
+		return;
+	m->resuming = 1;
+	log_info("migration %s: reconnecting to %s", m->id, m->peer);
+	m->urgent = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
+	if (m->urgent == NULL)
+		src_schedule_retry(m);
+}
+
+/* Reconnect after a back-off that doubles up to MIG_RETRY_MAX_MS. */
+static void
+src_schedule_retry(struct migration *m)
+{
+	struct timeval tv;
+
+	if (m->ev_retry == NULL)
+		m->ev_retry = evtimer_new(D->base, src_retry_cb, m);
+	m->retry_ms = m->retry_ms ? m->retry_ms * 2 : MIG_RETRY_MIN_MS;
+	if (m->retry_ms > MIG_RETRY_MAX_MS)
+		m->retry_ms = MIG_RETRY_MAX_MS;
+	tv.tv_sec = m->retry_ms / 1000;
+	tv.tv_usec = (m->retry_ms % 1000) * 1000;
+	evtimer_add(m->ev_retry, &tv);
+}
+
+/*
+ * The destination says which pages it has: everything else goes again
+ * (what was in flight on the lost connections may never have arrived).
+ */
+static void
+src_resync(struct migration *m, const uint8_t *installed)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < m->npages; i++) {
+		if (installed[i / 8] & (1u << (i % 8))) {
+			bitmap_set(m->sent, i);
+			n++;
+		} else {
+			bitmap_clear(m->sent, i);
+		}
+	}
+	m->nsent = n;
+	m->bg_cursor = 0;
+	m->resuming = 0;
+	m->retry_ms = 0;
+	m->reconnects++;
+	m->bg = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
+	m->reason[0] = '\0';
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY, NULL);
+	log_info("migration %s: resumed: destination has %llu of %llu pages", m->id,
+	    (unsigned long long)n, (unsigned long long)m->npages);
+	if (m->bg == NULL)
+		src_conn_lost(m->urgent, "cannot open the background channel");
+}
+
+int
+src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
+{
+	if (m->role != MIG_SOURCE || m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED) {
+		snprintf(err, errlen, "migration %s is %s; only a paused source-side "
+		    "migration can be recovered (the source reconnects)", m->id,
+		    mig_state_name(m->state));
+		return -1;
+	}
+	if (dest != NULL && *dest != '\0') {
+		log_info("migration %s: operator moves the destination from %s to %s",
+		    m->id, m->peer, dest);
+		snprintf(m->peer, sizeof(m->peer), "%s", dest);
+	}
+	if (m->urgent != NULL)
+		peer_close(m->urgent, 0);
+	m->retry_ms = 0;
+	if (m->ev_retry == NULL)
+		m->ev_retry = evtimer_new(D->base, src_retry_cb, m);
+	evtimer_del(m->ev_retry);
+	src_retry_cb(-1, 0, m);
+	return 0;
+}
+
 void
 src_conn_lost(struct pconn *c, const char *why)
 {
@@ -382,6 +492,17 @@ src_conn_lost(struct pconn *c, const char *why)
 	}
 	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
-		    "%s channel to %s lost: %s", c == m->bg ? "background" : "urgent",
-		    m->peer, why);
+		    "%s channel to %s lost: %s; reconnecting", c == m->bg ? "background" :
+		    "urgent", m->peer, why);
+	else
+		snprintf(m->reason, sizeof(m->reason), "link to %s down: %s; reconnecting "
+		    "(back-off %u ms)", m->peer, why, m->retry_ms);
+	/* Start both channels over; the caller frees `c`. */
+	if (m->urgent != NULL && m->urgent != c)
+		peer_close(m->urgent, 0);
+	if (m->bg != NULL && m->bg != c)
+		peer_close(m->bg, 0);
+	m->resuming = 0;
+	if (m->ev_retry == NULL || !evtimer_pending(m->ev_retry, NULL))
+		src_schedule_retry(m);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Generates throw-away certificates for the demo and the tests:
 #   DIR/ca.pem, DIR/ca.key                 the migration CA
-#   DIR/NAME.pem, DIR/NAME.key             a host certificate per NAME=IP argument
+#   DIR/NAME.pem, DIR/NAME.key             a host certificate per NAME=IP[,IP...] argument
 #                                          (IP in subjectAltName, client+server use)
 #   DIR/other-ca.pem, DIR/other.pem/.key   a certificate from an unrelated CA
 # usage: gen-certs.sh DIR NAME=IP [NAME=IP ...]
@@ -20,8 +20,9 @@ mkleaf() { # name cn ip ca
   local name=$1 cn=$2 ip=$3 ca=$4
   q openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$name.key" -out "$name.csr" -subj "/CN=$cn"
+  # IP may list several addresses: 192.0.2.2,192.0.2.3
   printf 'subjectAltName=IP:%s,DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' \
-    "$ip" "$cn" >"$name.ext"
+    "${ip//,/,IP:}" "$cn" >"$name.ext"
   q openssl x509 -req -in "$name.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
     -out "$name.pem" -days 2 -extfile "$name.ext"
   rm -f "$name.csr" "$name.ext"
