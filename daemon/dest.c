@@ -31,6 +31,7 @@ static void dst_uffd_cb(evutil_socket_t fd, short what, void *arg);
 static void dst_doorbell_cb(evutil_socket_t fd, short what, void *arg);
 static void dst_slot_complete(struct vm *v, uint32_t i, int err);
 static int dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
+static void dst_complete(struct migration *m);
 
 int
 dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
@@ -231,6 +232,8 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	}
 	if (m == NULL)
 		return dst_refuse(c, "no migration to resume for this session key");
+	if (m->vm == NULL || m->installed == NULL)
+		return dst_refuse(c, "the VM's VMM has not re-attached yet");
 	/* The source saw the link die before we did: its word is enough. */
 	if (m->urgent != NULL) {
 		struct pconn *old = m->urgent;
@@ -263,7 +266,66 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	log_info("migration %s: source %s is back; %llu of %llu pages installed",
 	    m->id, c->addr, (unsigned long long)m->pages_installed,
 	    (unsigned long long)m->npages);
+	if (m->pages_installed >= m->npages)
+		dst_complete(m);	/* everything arrived before the link broke */
 	return 0;
+}
+
+/*
+ * After a restart of this daemon the VMM attached again with the same memfd
+ * and uffd. Which pages are installed is the kernel's to say: in missing
+ * mode an installed page is exactly a page present in the memfd's page cache
+ * (SEEK_DATA). A page is never installed twice, because this bitmap starts
+ * from what is really there.
+ */
+void
+dst_reattach(struct migration *m)
+{
+	struct vm *v = m->vm;
+	off_t off = 0, data, hole;
+	uint64_t n = 0;
+
+	m->requested = bitmap_new(m->npages);
+	m->installed = bitmap_new(m->npages);
+	m->maxpending = DST_MAX_PENDING;
+	m->pending = calloc(m->maxpending, sizeof(*m->pending));
+	if (m->requested == NULL || m->installed == NULL || m->pending == NULL) {
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
+		    "out of memory re-attaching the VM");
+		return;
+	}
+	while ((data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
+		if ((hole = lseek(v->memfd, data, SEEK_HOLE)) < 0)
+			break;
+		for (uint64_t p = (uint64_t)data / m->page_size;
+		    p < m->npages && p < ((uint64_t)hole + m->page_size - 1) / m->page_size; p++) {
+			bitmap_set(m->installed, p);
+			n++;
+		}
+		off = hole;
+	}
+	m->pages_installed = n;
+	m->state_rx_ns = now_ns();
+	m->ev_uffd = event_new(D->base, v->uffd, EV_READ | EV_PERSIST, dst_uffd_cb, m);
+	event_priority_set(m->ev_uffd, MIG_PRI_FAULT);
+	event_add(m->ev_uffd, NULL);
+	if (v->ring_mode) {
+		const struct ring_hdr *rh = v->ring;
+
+		/* Slots the old daemon had taken are this daemon's to serve. */
+		for (uint32_t i = 0; i < rh->nslots && ring_bytes(i + 1) <= v->ring_len; i++)
+			ring_cas(ring_slot(v->ring, i), RING_TAKEN, RING_POSTED);
+		m->ev_doorbell = event_new(D->base, v->doorbell, EV_READ | EV_PERSIST,
+		    dst_doorbell_cb, m);
+		event_priority_set(m->ev_doorbell, MIG_PRI_FAULT);
+		event_add(m->ev_doorbell, NULL);
+		event_active(m->ev_doorbell, EV_READ, 0);
+	}
+	snprintf(m->reason, sizeof(m->reason), "daemon restarted; VM re-attached with "
+	    "%llu of %llu pages present; waiting for the source to reconnect",
+	    (unsigned long long)n, (unsigned long long)m->npages);
+	log_info("migration %s: %s", m->id, m->reason);
+	rec_save(m);
 }
 
 static void
@@ -752,4 +814,5 @@ dst_vm_verdict(struct vm *v, int ok, const char *text)
 		return;
 	snprintf(m->verdict, sizeof(m->verdict), "%s", text);
 	m->verdict_ok = ok;
+	rec_save(m);
 }

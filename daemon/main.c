@@ -119,7 +119,7 @@ daemon_free(void)
 	while ((m = TAILQ_FIRST(&D->migs)) != NULL) {
 		TAILQ_REMOVE(&D->migs, m, entry);
 		m->vm = NULL;
-		mig_finish(m);
+		mig_finish(m);	/* saves the record: a restart picks it up */
 		free(m);
 	}
 	while ((v = TAILQ_FIRST(&D->vms)) != NULL) {
@@ -196,7 +196,8 @@ main(int argc, char **argv)
 	mkparent(D->conf.control_socket);
 	mkparent(D->conf.vmm_socket);
 	if (mkdir(D->conf.state_dir, 0750) < 0 && errno != EEXIST)
-		log_warn("mkdir %s", D->conf.state_dir);
+		fatal("mkdir %s", D->conf.state_dir);
+	rec_load();
 	if (ctl_listen(D->conf.control_socket) < 0 || vm_listen(D->conf.vmm_socket) < 0)
 		fatalx("cannot open the local sockets");
 	if (D->conf.peer_listen[0] && peer_listen(D->conf.peer_listen) < 0)

@@ -99,12 +99,14 @@ mig_set_state(struct migration *m, Migrationd__V1__MigrationState st,
 		m->ended_ms = now_ms();
 		m->total_s = (double)(now_ns() - m->started_ns) / 1e9;
 	}
+	rec_save(m);
 }
 
 /* Frees what only a running migration needs; the record stays. */
 void
 mig_finish(struct migration *m)
 {
+	rec_save(m);	/* the final figures */
 	if (m->urgent != NULL)
 		peer_close(m->urgent, 1);
 	if (m->bg != NULL)

@@ -133,6 +133,7 @@ struct migration {
 	int			 verdict_ok;
 
 	struct event		*ev_ping;	/* heartbeat while connected */
+	int			 resume_on_attach; /* source VMM paused, nothing sent */
 	uint32_t		 reconnects;	/* resumed after a lost link */
 
 	/* source */
@@ -236,6 +237,14 @@ int dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload
 void dst_conn_lost(struct pconn *c, const char *why);
 void dst_vm_running(struct vm *v);
 void dst_vm_verdict(struct vm *v, int ok, const char *text);
+
+/* record.c: migration records under the state directory. */
+void rec_save(const struct migration *m);
+void rec_load(void);
+
+/* re-attach after a daemon restart */
+void dst_reattach(struct migration *m);
+void src_reattach(struct migration *m);
 
 /* control.c */
 int ctl_listen(const char *path);

@@ -446,6 +446,30 @@ src_resync(struct migration *m, const uint8_t *installed)
 		src_conn_lost(m->urgent, "cannot open the background channel");
 }
 
+/*
+ * After a restart of this daemon the source VMM attached again: map its RAM
+ * and reconnect; the destination's Resync says what it still needs.
+ */
+void
+src_reattach(struct migration *m)
+{
+	m->ram = mmap(NULL, m->ram_bytes, PROT_READ, MAP_SHARED, m->vm->memfd, 0);
+	if (m->ram == MAP_FAILED) {
+		m->ram = NULL;
+		snprintf(m->reason, sizeof(m->reason), "cannot map guest RAM: %m");
+		return;
+	}
+	if ((m->sent = bitmap_new(m->npages)) == NULL) {
+		snprintf(m->reason, sizeof(m->reason), "out of memory");
+		return;
+	}
+	m->state_sent = 1;
+	m->retry_ms = 0;
+	snprintf(m->reason, sizeof(m->reason), "daemon restarted; VM re-attached; "
+	    "reconnecting to %s", m->peer);
+	src_schedule_retry(m);
+}
+
 int
 src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
 {

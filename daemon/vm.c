@@ -229,6 +229,40 @@ vm_fd_is_memfd(int fd, uint64_t size)
 }
 
 /*
+ * A VMM re-attached after this daemon restarted: give it back the migration
+ * its record says was running (or resume a source VM that never left).
+ */
+static void
+vm_rebind(struct vm *v)
+{
+	struct migration *m, *found = NULL;
+
+	TAILQ_FOREACH(m, &D->migs, entry)
+		if (m->vm == NULL && !strcmp(m->vm_name, v->name) &&
+		    (m->role == MIG_DEST) == (v->incoming != 0))
+			found = m;	/* the newest */
+	if (found == NULL)
+		return;
+	m = found;
+	if (m->resume_on_attach) {
+		m->resume_on_attach = 0;
+		log_info("vm %s: migration %s never sent the VM state; resuming it here",
+		    v->name, m->id);
+		vm_send_resume_local(v, "migration failed: daemon restarted");
+		return;
+	}
+	if (!mig_active(m) || m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
+		return;
+	m->vm = v;
+	v->mig = m;
+	log_info("vm %s: re-attached to migration %s", v->name, m->id);
+	if (m->role == MIG_DEST)
+		dst_reattach(m);
+	else
+		src_reattach(m);
+}
+
+/*
  * First packet of a new VMM connection: validate everything before any
  * state exists (vmd style), then register the VM.
  */
@@ -320,6 +354,7 @@ vm_attach(int sock)
 	event_add(v->ev_sock, NULL);
 	TAILQ_INSERT_TAIL(&D->vms, v, entry);
 	vm_attach_reply(sock, NULL);
+	vm_rebind(v);
 	log_info("vm %s: attached (%s%s, %llu MiB, %u vCPUs, pid %d)", v->name,
 	    v->incoming ? "incoming" : "source",
 	    v->ring_mode ? ", faults through the ring" : v->incoming ? ", blocking uffd" : "",

@@ -99,9 +99,9 @@ mig_require_kvm() {
 mig_spawn() { # HOST LOG CMD...
   local h=$1 logf=$2; shift 2
   if ((MIG_USE_NETNS)); then
-    ip netns exec "mig$h-$$" "$@" >"$logf" 2>&1 &
+    ip netns exec "mig$h-$$" "$@" >>"$logf" 2>&1 &
   else
-    "$@" >"$logf" 2>&1 &
+    "$@" >>"$logf" 2>&1 &
   fi
   SPAWN_PID=$!
   MIG_PIDS+=("$SPAWN_PID")
@@ -158,11 +158,14 @@ ca = $WORK/pki/ca.pem
 cert = $WORK/pki/host$lc.pem
 key = $WORK/pki/host$lc.key
 CONF
+  local readies
+  readies=$(grep -c 'ready:' "$WORK/migrationd-$h.log" 2>/dev/null)
   mig_spawn "$h" "$WORK/migrationd-$h.log" "$MIGRATIOND" -f -v -c "$dir/migrationd.conf"
   pid=$SPAWN_PID
   eval "PID_D$h=$pid"
   for _ in $(seq 100); do
-    [[ -S $dir/control.sock ]] && grep -q 'ready:' "$WORK/migrationd-$h.log" && return 0
+    [[ -S $dir/control.sock ]] &&
+      (($(grep -c 'ready:' "$WORK/migrationd-$h.log") > ${readies:-0})) && return 0
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done

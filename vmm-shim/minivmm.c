@@ -725,7 +725,15 @@ ctl_loop(struct ctl *c)
 			pfd[1].events = POLLIN;
 			n = 2;
 		}
-		r = poll(pfd, n, -1);
+		/* Without the daemon, try to attach again every 250 ms: a
+		 * restarted migrationd picks up where the old one was. */
+		r = poll(pfd, n, c->shim_live || c->socket_path == NULL ? -1 : 250);
+		if (!c->shim_live && c->socket_path != NULL &&
+		    migshim_attach(c->shim, c->socket_path, c->nvcpus) == 0) {
+			printf("minivmm: re-attached to migrationd\n");
+			fflush(stdout);
+			c->shim_live = 1;
+		}
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
