@@ -106,7 +106,7 @@ print_json(const Migrationd__V1__Migration *m)
 	    "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"started_unix_ms\":%lld,"
 	    "\"ended_unix_ms\":%lld,\"guest_ok\":%s,\"prefetch_pages\":%llu,"
 	    "\"prefetch_hits\":%llu,\"ring_faults\":%llu,\"ring_errors\":%llu,"
-	    "\"reconnects\":%u,",
+	    "\"reconnects\":%u,\"pages_poisoned\":%llu,",
 	    (unsigned long long)m->ram_bytes, (unsigned long long)m->pages_total,
 	    (unsigned long long)m->pages_demand, (unsigned long long)m->pages_background,
 	    (unsigned long long)m->pages_zero, (unsigned long long)m->pages_installed,
@@ -117,7 +117,8 @@ print_json(const Migrationd__V1__Migration *m)
 	    (long long)m->started_unix_ms, (long long)m->ended_unix_ms,
 	    m->guest_ok ? "true" : "false", (unsigned long long)m->prefetch_pages,
 	    (unsigned long long)m->prefetch_hits, (unsigned long long)m->ring_faults,
-	    (unsigned long long)m->ring_errors, m->reconnects);
+	    (unsigned long long)m->ring_errors, m->reconnects,
+	    (unsigned long long)m->pages_poisoned);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -155,6 +156,9 @@ print_human(const Migrationd__V1__Migration *m)
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);
+	if (m->pages_poisoned)
+		printf("  poisoned:    %llu pages unreadable at the source, installed as "
+		    "poison\n", (unsigned long long)m->pages_poisoned);
 	printf("  elapsed:     %.2f s\n", m->total_s);
 	if (m->guest_verdict[0])
 		printf("  guest:       %s\n", m->guest_verdict);

@@ -67,6 +67,27 @@ config_int(int *dst, const char *v, int lo, int hi)
 	return 0;
 }
 
+/* "12,4096,7": page indices the source must read as hardware-poisoned. */
+static int
+config_pages(struct config *c, const char *v)
+{
+	char buf[256], *tok, *save, *end;
+
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", v);
+	c->ninject_poison = 0;
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		if (c->ninject_poison == (int)(sizeof(c->inject_poison) / sizeof(c->inject_poison[0])))
+			return -1;
+		errno = 0;
+		c->inject_poison[c->ninject_poison++] = strtoull(tok, &end, 10);
+		if (errno || *end)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 config_handler(void *arg, const char *section, const char *key, const char *value)
 {
@@ -93,6 +114,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_str(c->tls_cert, sizeof(c->tls_cert), value);
 	else if (S("tls", "key"))
 		rc = config_str(c->tls_key, sizeof(c->tls_key), value);
+	else if (S("debug", "inject_poison"))
+		rc = config_pages(c, value);
 #undef S
 	if (rc == 0)
 		return 1;

@@ -395,6 +395,13 @@ dst_complete(struct migration *m)
 	mig_finish(m);
 }
 
+/* What a waiter on a present page is told: retry, or it is poison. */
+static int
+dst_poison_err(const struct migration *m, uint64_t idx)
+{
+	return m->poisoned != NULL && bitmap_test(m->poisoned, idx) ? -EHWPOISON : 0;
+}
+
 /* Ends a ring slot's wait: DONE (retry the access) or ERROR (-errno). */
 static void
 dst_slot_complete(struct vm *v, uint32_t i, int err)
@@ -418,7 +425,7 @@ dst_page_arrived(struct migration *m, uint64_t idx, int64_t now)
 		hist_add(&m->lat, (uint64_t)(now - (int64_t)p->t0_ns));
 		for (uint32_t b = 0; p->slots != 0 && b < 64; b++)
 			if (p->slots & ((uint64_t)1 << b))
-				dst_slot_complete(m->vm, b, 0);
+				dst_slot_complete(m->vm, b, dst_poison_err(m, idx));
 		*p = m->pending[--m->npending];
 		return;
 	}
@@ -504,7 +511,16 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 			done = 1;	/* counted as EEXIST, present all the same */
 		else {
 			m->pages_installed += (uint64_t)done;
-			if (h->enc == FRAME_ENC_ZERO)
+			if (h->enc == FRAME_ENC_POISON) {
+				if (m->poisoned == NULL)
+					m->poisoned = bitmap_new(m->npages);
+				for (uint64_t k = i; m->poisoned && k < i + (uint64_t)done; k++)
+					bitmap_set(m->poisoned, k);
+				m->pages_poisoned += (uint64_t)done;
+				log_warnx("migration %s: pages %llu+%ld are poisoned at the "
+				    "source; installed as poison", m->id,
+				    (unsigned long long)i, done);
+			} else if (h->enc == FRAME_ENC_ZERO)
 				m->pages_zero += (uint64_t)done;
 			else if (demand)
 				m->pages_demand += (uint64_t)done;
@@ -703,7 +719,7 @@ dst_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		idx = e.offset / m->page_size;
 		if (bitmap_test(m->installed, idx)) {
-			dst_slot_complete(v, i, 0);
+			dst_slot_complete(v, i, dst_poison_err(m, idx));
 			continue;
 		}
 		if ((p = dst_request(m, idx)) == NULL) {

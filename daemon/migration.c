@@ -58,6 +58,7 @@ mig_new(struct vm *v, enum mig_role role)
 	m->page_size = v->page_size;
 	m->started_ms = now_ms();
 	m->started_ns = now_ns();
+	m->memfd = -1;
 	hist_init(&m->lat);
 	v->mig = m;
 	TAILQ_INSERT_TAIL(&D->migs, m, entry);
@@ -127,12 +128,14 @@ mig_finish(struct migration *m)
 		event_free(m->ev_doorbell);
 		m->ev_doorbell = NULL;
 	}
-	if (m->ram != NULL) {
-		munmap(m->ram, m->ram_bytes);
-		m->ram = NULL;
+	if (m->memfd >= 0) {
+		close(m->memfd);
+		m->memfd = -1;
 	}
 	free(m->requested);
 	free(m->installed);
+	free(m->poisoned);
+	m->poisoned = NULL;
 	free(m->sent);
 	free(m->pending);
 	m->requested = m->installed = m->sent = NULL;
@@ -184,4 +187,5 @@ mig_to_proto(const struct migration *m, Migrationd__V1__Migration *o)
 	o->ring_faults = m->ring_faults;
 	o->ring_errors = m->ring_errors;
 	o->reconnects = m->reconnects;
+	o->pages_poisoned = m->pages_poisoned;
 }

@@ -51,6 +51,8 @@ struct config {
 	char	 tls_cert[256];
 	char	 tls_key[256];
 	int	 token_ttl;		/* seconds a prepared token stays valid */
+	uint64_t inject_poison[16];	/* [debug]: pages read as poisoned */
+	int	 ninject_poison;
 };
 
 struct migration;
@@ -115,6 +117,7 @@ struct migration {
 	int64_t			 token_expires_ms;
 	uint64_t		*requested;	/* page asked for on urgent */
 	uint64_t		*installed;	/* page present in guest RAM */
+	uint64_t		*poisoned;	/* installed as poison (lazily made) */
 	struct event		*ev_uffd;
 	struct event		*ev_doorbell;
 	uint64_t		 ring_faults, ring_errors;
@@ -140,7 +143,7 @@ struct migration {
 	struct event		*ev_retry;	/* reconnect timer while PAUSED */
 	uint32_t		 retry_ms;
 	int			 resuming;	/* urgent reconnected, waiting Resync */
-	uint8_t			*ram;		/* read-only map of the memfd */
+	int			 memfd;		/* guest RAM (dup), -1 when closed */
 	uint64_t		*sent;		/* page sent on either channel */
 	uint64_t		 nsent;
 	uint64_t		 bg_cursor;
@@ -150,6 +153,7 @@ struct migration {
 	/* both */
 	uint64_t		 pages_demand, pages_background, pages_zero;
 	uint64_t		 pages_installed, install_eexist, install_errors;
+	uint64_t		 pages_poisoned;
 	uint64_t		 pages_duplicate, demand_faults;
 	uint64_t		 bytes_sent, bytes_received;
 	double			 blackout_ms;

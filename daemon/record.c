@@ -130,6 +130,8 @@ rec_load_one(const char *path)
 	m->started_ns = now_ns() - (int64_t)(i->total_s * 1e9);
 	m->reconnects = i->reconnects;
 	memcpy(m->session_key, r->session_key.data, sizeof(m->session_key));
+	m->memfd = -1;
+	m->pages_poisoned = i->pages_poisoned;
 	hist_init(&m->lat);
 	/* Oldest first, as when they were made: the newest for a VM wins. */
 	{

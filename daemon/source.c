@@ -3,8 +3,8 @@
  * dials the urgent channel and authenticates with the one-time token, pauses
  * the VM through its VMM, ships the VMM's state blob, then answers demand
  * requests on the urgent channel while the background channel streams every
- * page not sent yet. Reads guest RAM through its own read-only mapping of the
- * VM's memfd; the VM stays paused, so pages are stable. Loop thread only.
+ * page not sent yet. Reads guest RAM with pread on its own copy of the VM's
+ * memfd; the VM stays paused, so pages are stable. Loop thread only.
  *
  * The VM is never lost: until the state blob is on the wire a failure resumes
  * it here; after that only the destination may run it, so a failure pauses
@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "bitmap.h"
 #include "ctlmsg.h"
@@ -66,10 +68,8 @@ src_start(struct vm *v, const char *dest, const char *token,
 	snprintf(m->token, sizeof(m->token), "%s", token);
 	m->state = MIGRATIOND__V1__MIGRATION_STATE__CONNECTING;
 	*out = m;
-	m->ram = mmap(NULL, m->ram_bytes, PROT_READ, MAP_SHARED, v->memfd, 0);
-	if (m->ram == MAP_FAILED) {
-		m->ram = NULL;
-		snprintf(err, errlen, "cannot map guest RAM: %m");
+	if ((m->memfd = fcntl(v->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		snprintf(err, errlen, "cannot keep guest RAM: %m");
 		src_fail(m, err);
 		return 0;
 	}
@@ -143,47 +143,115 @@ page_is_zero(const uint8_t *p, size_t len)
 	return 1;
 }
 
+enum { PG_RAW, PG_ZERO, PG_POISON };
+
+static int
+src_injected(const struct migration *m, uint64_t idx)
+{
+	for (int k = 0; k < D->conf.ninject_poison; k++)
+		if (D->conf.inject_poison[k] == idx)
+			return 1;
+	return 0;
+}
+
 /*
- * Sends pages [start, start+n) on `c`, split into runs of zero pages (a
- * marker) and of raw pages (the bytes), and marks them sent.
+ * Reads pages [idx, idx+n) of guest RAM into buf and classifies each. Guest
+ * RAM is read with pread, never through a mapping: a hardware-poisoned page
+ * then fails the read with EIO instead of killing the daemon with SIGBUS,
+ * and travels as a poison marker. (The [debug] inject_poison key makes
+ * chosen pages read as poisoned, for tests on hosts without memory-failure
+ * injection.)
+ */
+static int
+src_read(struct migration *m, uint64_t idx, uint32_t n, uint8_t *buf, uint8_t *cls)
+{
+	size_t ps = m->page_size;
+	int bulk_ok = 1;
+	ssize_t r;
+
+	for (uint32_t k = 0; k < n && bulk_ok; k++)
+		bulk_ok = !src_injected(m, idx + k);
+	if (bulk_ok) {
+		r = pread(m->memfd, buf, n * ps, (off_t)(idx * ps));
+		bulk_ok = r == (ssize_t)(n * ps);
+		if (r < 0 && errno != EIO && errno != EHWPOISON)
+			return -1;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		uint8_t *p = buf + k * ps;
+
+		if (!bulk_ok && (src_injected(m, idx + k) ||
+		    pread(m->memfd, p, ps, (off_t)((idx + k) * ps)) != (ssize_t)ps)) {
+			if (!src_injected(m, idx + k) && errno != EIO && errno != EHWPOISON)
+				return -1;
+			memset(p, 0, ps);
+			cls[k] = PG_POISON;
+			continue;
+		}
+		cls[k] = page_is_zero(p, ps) ? PG_ZERO : PG_RAW;
+	}
+	return 0;
+}
+
+/*
+ * Sends pages [start, start+n) on `c` as runs of zero pages (a marker), of
+ * poisoned pages (a marker) and of raw pages (the bytes), and marks them sent.
  */
 static int
 src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
     int demand)
 {
-	uint64_t i = start, end = start + n;
+	static uint8_t buf[MIG_FRAME_MAX_PAGES * 4096];	/* loop thread only */
+	uint8_t cls[MIG_FRAME_MAX_PAGES];
+	uint64_t end = start + n;
 
-	while (i < end) {
-		const uint8_t *p = m->ram + i * m->page_size;
-		int zero = page_is_zero(p, m->page_size);
-		struct frame_hdr h = { .type = FRAME_PAGES, .index = i };
-		uint64_t j = i + 1;
+	if (m->page_size != 4096)
+		return -1;
+	for (uint64_t chunk = start; chunk < end; chunk += MIG_FRAME_MAX_PAGES) {
+		uint32_t cn = (uint32_t)(end - chunk < MIG_FRAME_MAX_PAGES ?
+		    end - chunk : MIG_FRAME_MAX_PAGES);
 
-		while (j < end && j - i < MIG_FRAME_MAX_PAGES &&
-		    page_is_zero(m->ram + j * m->page_size, m->page_size) == zero)
-			j++;
-		h.count = (uint32_t)(j - i);
-		h.enc = zero ? FRAME_ENC_ZERO : FRAME_ENC_RAW;
-		h.len = zero ? 0 : h.count * m->page_size;
-		if (peer_send_frame(c, &h, zero ? NULL : p) < 0)
+		if (src_read(m, chunk, cn, buf, cls) < 0) {
+			log_warn("migration %s: read guest RAM at page %llu", m->id,
+			    (unsigned long long)chunk);
 			return -1;
-		/* Classes count distinct pages; a demand request that overtook the
-		 * background copy is answered again and counted as a duplicate. */
-		for (uint64_t k = i; k < j; k++) {
-			if (bitmap_test(m->sent, k)) {
-				m->pages_duplicate++;
-				continue;
-			}
-			bitmap_set(m->sent, k);
-			m->nsent++;
-			if (zero)
-				m->pages_zero++;
-			else if (demand)
-				m->pages_demand++;
-			else
-				m->pages_background++;
 		}
-		i = j;
+		for (uint32_t a = 0; a < cn;) {
+			static const uint8_t enc[] = { FRAME_ENC_RAW, FRAME_ENC_ZERO,
+			    FRAME_ENC_POISON };
+			struct frame_hdr h = { .type = FRAME_PAGES, .index = chunk + a };
+			uint32_t b = a + 1;
+
+			while (b < cn && cls[b] == cls[a])
+				b++;
+			h.count = b - a;
+			h.enc = enc[cls[a]];
+			h.len = cls[a] == PG_RAW ? h.count * m->page_size : 0;
+			if (peer_send_frame(c, &h, buf + a * m->page_size) < 0)
+				return -1;
+			/* Classes count distinct pages; a demand request that
+			 * overtook the background copy is answered again and
+			 * counted as a duplicate. */
+			for (uint64_t k = chunk + a; k < chunk + b; k++) {
+				if (bitmap_test(m->sent, k)) {
+					m->pages_duplicate++;
+					continue;
+				}
+				bitmap_set(m->sent, k);
+				m->nsent++;
+				if (cls[a] == PG_POISON) {
+					m->pages_poisoned++;
+					log_warnx("migration %s: page %llu is poisoned here; sent "
+					    "as poison", m->id, (unsigned long long)k);
+				} else if (cls[a] == PG_ZERO)
+					m->pages_zero++;
+				else if (demand)
+					m->pages_demand++;
+				else
+					m->pages_background++;
+			}
+			a = b;
+		}
 	}
 	return 0;
 }
@@ -453,10 +521,8 @@ src_resync(struct migration *m, const uint8_t *installed)
 void
 src_reattach(struct migration *m)
 {
-	m->ram = mmap(NULL, m->ram_bytes, PROT_READ, MAP_SHARED, m->vm->memfd, 0);
-	if (m->ram == MAP_FAILED) {
-		m->ram = NULL;
-		snprintf(m->reason, sizeof(m->reason), "cannot map guest RAM: %m");
+	if ((m->memfd = fcntl(m->vm->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		snprintf(m->reason, sizeof(m->reason), "cannot keep guest RAM: %m");
 		return;
 	}
 	if ((m->sent = bitmap_new(m->npages)) == NULL) {

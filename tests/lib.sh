@@ -137,9 +137,9 @@ mig_certs() {
     mig_die "certificate generation failed"
 }
 
-# mig_daemon_start HOST(A|B) [extra config lines]
+# mig_daemon_start HOST(A|B) [extra config text, appended]
 mig_daemon_start() {
-  local h=$1 lc dir addr pid
+  local h=$1 extra=${2:-} lc dir addr pid
   lc=$(tr 'AB' 'ab' <<<"$h")
   dir=$WORK/$h
   mkdir -p "$dir"
@@ -157,6 +157,7 @@ listen = ${!addr}
 ca = $WORK/pki/ca.pem
 cert = $WORK/pki/host$lc.pem
 key = $WORK/pki/host$lc.key
+$extra
 CONF
   local readies
   readies=$(grep -c 'ready:' "$WORK/migrationd-$h.log" 2>/dev/null)

@@ -12,6 +12,8 @@
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,53 @@ static uint64_t npages;
 static int nthreads = 4, touches = 64;
 static uint64_t *lat_ns;
 static int bad_values;
+static uint64_t poison[8];
+static int npoison;
+
+static int
+is_poison(uint64_t i)
+{
+	for (int k = 0; k < npoison; k++)
+		if (poison[k] == i)
+			return 1;
+	return 0;
+}
+
+/*
+ * Reading a page the source could not read must raise a machine-check
+ * SIGBUS (BUS_MCEERR_AR), never return data. Installed before the shim's
+ * handler, which passes such signals on to it.
+ */
+static sigjmp_buf probe_jmp;
+static volatile sig_atomic_t probe_active, probe_code;
+
+static void
+probe_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	if (!probe_active)
+		abort();
+	probe_code = si->si_code;
+	siglongjmp(probe_jmp, 1);
+}
+
+/* 1: machine-check SIGBUS, 0: the read returned data, -1: another signal. */
+static int
+probe_poison(volatile uint64_t *p)
+{
+	probe_code = 0;
+	if (sigsetjmp(probe_jmp, 1) == 0) {
+		probe_active = 1;
+		(void)*p;
+		probe_active = 0;
+		return 0;
+	}
+	probe_active = 0;
+	if (probe_code != BUS_MCEERR_AR)
+		fprintf(stderr, "shimvm: SIGBUS with si_code %d, not BUS_MCEERR_AR\n", (int)probe_code);
+	return probe_code == BUS_MCEERR_AR ? 1 : -1;
+}
 
 static uint64_t
 mono_ns(void)
@@ -56,6 +105,8 @@ toucher(void *arg)
 	for (int k = 0; k < touches; k++) {
 		uint64_t i = first + (span / (uint64_t)touches) * (uint64_t)k, t0, v;
 
+		if (is_poison(i))
+			continue;
 		t0 = mono_ns();
 		v = ram[i * 512];
 		lat_ns[t * touches + k] = mono_ns() - t0;
@@ -101,7 +152,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:t:k:b:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:t:k:b:P:")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -110,6 +161,10 @@ main(int argc, char **argv)
 		case 't': nthreads = atoi(optarg); break;
 		case 'k': touches = atoi(optarg); break;
 		case 'b': bad = optarg; break;
+		case 'P':
+			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
+				poison[npoison++] = strtoull(t, NULL, 0);
+			break;
 		default: goto usage;
 		}
 	}
@@ -151,10 +206,16 @@ main(int argc, char **argv)
 		uint64_t n, errors = 0, t0;
 		volatile uint64_t *ram;
 
+		struct sigaction sa = { .sa_sigaction = probe_sigbus, .sa_flags = SA_SIGINFO };
+		int poison_early = -2, poison_ok = 0;
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, NULL);
 		o.mode = !strcmp(mode, "ring") ? MIGSHIM_FAULT_RING : MIGSHIM_FAULT_UFFD;
 		if ((S = migshim_create_opts(name, mem, MIGSHIM_INCOMING, &o)) == NULL)
 			return 2;
-		if (o.mode == MIGSHIM_FAULT_RING && migshim_sigbus_install(S) < 0)
+		/* Ring mode: missing pages; both modes: poison as machine checks. */
+		if (migshim_sigbus_install(S) < 0)
 			return 2;
 		if (migshim_attach(S, sock, 1) < 0)
 			return 2;
@@ -177,6 +238,10 @@ main(int argc, char **argv)
 				fclose(f);
 			}
 		}
+		/* A poisoned page touched before it arrived: the fetch brings
+		 * poison and the toucher gets the machine check. */
+		if (npoison > 0)
+			poison_early = probe_poison(&((volatile uint64_t *)migshim_ram(S))[poison[0] * 512]);
 		lat_ns = calloc((size_t)nthreads * (size_t)touches, sizeof(*lat_ns));
 		t0 = mono_ns();
 		for (long t = 0; t < nthreads; t++)
@@ -194,22 +259,27 @@ main(int argc, char **argv)
 			return 1;
 		}
 		ram = migshim_ram(S);
-		for (uint64_t i = 0; i < npages; i++)
-			if (ram[i * 512] != expect(i) || ram[i * 512 + 511] != expect(i))
+		for (uint64_t i = 0; i < npages; i++) {
+			if (is_poison(i))
+				poison_ok += probe_poison(&ram[i * 512]) == 1;
+			else if (ram[i * 512] != expect(i) || ram[i * 512 + 511] != expect(i))
 				errors++;
+		}
 		n = (uint64_t)nthreads * (uint64_t)touches;
 		qsort(lat_ns, n, sizeof(*lat_ns), cmp_u64);
 		printf("{\"mode\":\"%s\",\"threads\":%d,\"touches\":%llu,\"bad_touch_values\":%d,"
 		    "\"pages_checked\":%llu,\"page_errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-		    "\"max_us\":%.1f,\"touch_phase_ms\":%.1f}\n", mode, nthreads,
+		    "\"max_us\":%.1f,\"touch_phase_ms\":%.1f,\"poisoned\":%d,"
+		    "\"poison_machine_checks\":%d,\"poison_touched_early\":%d}\n", mode, nthreads,
 		    (unsigned long long)n, bad_values, (unsigned long long)npages,
 		    (unsigned long long)errors, lat_ns[n / 2] / 1e3, lat_ns[n * 99 / 100] / 1e3,
-		    lat_ns[n - 1] / 1e3, t0 / 1e6);
+		    lat_ns[n - 1] / 1e3, t0 / 1e6, npoison, poison_ok, poison_early);
 		migshim_sigbus_remove();
-		return errors == 0 && bad_values == 0 ? 0 : 1;
+		return errors == 0 && bad_values == 0 && poison_ok == npoison &&
+		    (npoison == 0 || poison_early == 1) ? 0 : 1;
 	}
 usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
-	    "[-M uffd|ring] [-t THREADS] [-k TOUCHES] [-b BADFILE]\n");
+	    "[-M uffd|ring] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES]\n");
 	return 2;
 }

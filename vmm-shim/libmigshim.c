@@ -45,6 +45,7 @@ struct migshim {
 	uint32_t		 nslots, nvcpu;
 	uint64_t		 spin_ns;
 	uint32_t		 seq;
+	int			 complete;	/* every page present: SIGBUS = poison */
 };
 
 static void
@@ -53,12 +54,31 @@ shim_warn(const char *fn, const char *what)
 	fprintf(stderr, "libmigshim: %s: %s: %s\n", fn, what, strerror(errno));
 }
 
+/* Features this kernel's userfaultfd offers (asked on a throw-away uffd:
+ * UFFDIO_API fixes the features of the uffd it is called on). */
+static uint64_t
+shim_uffd_features(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	uint64_t f = 0;
+
+	if (fd >= 0 && ioctl(fd, UFFDIO_API, &api) == 0)
+		f = api.features;
+	if (fd >= 0)
+		close(fd);
+	return f;
+}
+
 static int
 shim_uffd_register(struct migshim *s)
 {
+	/* POISON where offered: a page the source cannot read arrives as a
+	 * machine-check SIGBUS for whoever touches it, not as garbage. */
 	struct uffdio_api api = { .api = UFFD_API,
 	    .features = UFFD_FEATURE_MISSING_SHMEM |
-	    (s->mode == MIGSHIM_FAULT_RING ? UFFD_FEATURE_SIGBUS : 0) };
+	    (s->mode == MIGSHIM_FAULT_RING ? UFFD_FEATURE_SIGBUS : 0) |
+	    (shim_uffd_features() & UFFD_FEATURE_POISON) };
 	struct uffdio_register reg = { 0 };
 
 	s->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -319,6 +339,7 @@ migshim_next_event(struct migshim *s, struct migshim_event *ev)
 		break;
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_COMPLETED:
 		ev->type = MIGSHIM_EV_COMPLETED;
+		__atomic_store_n(&s->complete, 1, __ATOMIC_RELEASE);
 		if (s->uffd >= 0) {
 			/* Every page is present: no fault can come any more. */
 			struct uffdio_range r = { (uintptr_t)s->ram, s->ram_size };
@@ -496,12 +517,20 @@ shim_sigbus(int sig, siginfo_t *si, void *uc)
 	uintptr_t a = (uintptr_t)si->si_addr, base;
 	int saved = errno, rc;
 
-	/* Only a missing page of our RAM: BUS_MCEERR_* is real poison. */
-	if (s == NULL || si->si_code != BUS_ADRERR || s->ring == NULL)
+	/* Only our RAM; BUS_MCEERR_* is poison the kernel already reports. */
+	if (s == NULL || si->si_code != BUS_ADRERR)
 		goto chain;
 	base = (uintptr_t)s->ram;
 	if (a < base || a - base >= s->ram_size)
 		goto chain;
+	/*
+	 * Blocking-uffd mode never raises SIGBUS for a missing page, and after
+	 * completion no page is missing, so this is a page installed as poison
+	 * (a kernel without CONFIG_MEMORY_FAILURE reports those as BUS_ADRERR):
+	 * tell the VMM it is a memory error.
+	 */
+	if (s->ring == NULL || __atomic_load_n(&s->complete, __ATOMIC_ACQUIRE))
+		goto poison;
 	for (unsigned spins = 0;; spins++) {
 		for (uint32_t i = s->nvcpu; i < s->nslots; i++) {
 			struct ring_slot *r = ring_slot(s->ring, i);
@@ -517,6 +546,8 @@ shim_sigbus(int sig, siginfo_t *si, void *uc)
 				errno = saved;
 				return;
 			}
+			if (rc == -EHWPOISON)
+				goto poison;
 			goto chain;
 		}
 		/* Every thread slot busy: their pages will arrive; retry. */
@@ -527,6 +558,11 @@ shim_sigbus(int sig, siginfo_t *si, void *uc)
 chain:
 	errno = saved;
 	shim_sigbus_chain(sig, si, uc);
+	return;
+poison:
+	si->si_code = BUS_MCEERR_AR;
+	errno = saved;
+	shim_sigbus_chain(sig, si, uc);
 }
 
 int
@@ -534,11 +570,6 @@ migshim_sigbus_install(struct migshim *s)
 {
 	struct sigaction sa = { 0 };
 
-	if (s->mode != MIGSHIM_FAULT_RING) {
-		errno = EINVAL;
-		shim_warn(__func__, "SIGBUS path needs ring mode");
-		return -1;
-	}
 	sa.sa_sigaction = shim_sigbus;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);

@@ -80,10 +80,12 @@ int migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t si
     uint64_t gpa, int kind);
 
 /*
- * Installs a process-wide SIGBUS handler: a thread touching a missing page of
- * this shim's RAM posts it to a free thread slot of the ring and retries once
- * it is present. Any other SIGBUS (another address, a machine check from a
- * poisoned page) goes to the previous handler. One shim per process.
+ * Installs a process-wide SIGBUS handler. Ring mode: a thread touching a
+ * missing page of this shim's RAM posts it to a free thread slot of the ring
+ * and retries once it is present. Both modes: a page that arrived poisoned
+ * (the source could not read it) reaches the previous handler as a machine
+ * check, si_code BUS_MCEERR_AR, whatever the kernel reported. Any other
+ * SIGBUS goes to the previous handler unchanged. One shim per process.
  */
 int migshim_sigbus_install(struct migshim *s);
 void migshim_sigbus_remove(void);
