@@ -22,17 +22,29 @@ MIG_USE_NETNS=0
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
+MIG_DAEMON_PIDS=()
+MIG_CLEANUP_FAIL=0
+
+# A daemon must stop cleanly on SIGTERM: exit 0, and in the sanitizer build
+# no ASan/UBSan/LeakSanitizer report (those make it exit non-zero).
 mig_cleanup() {
-  local pid ns
+  local pid ns rc
   for pid in "${MIG_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null
   done
   for pid in "${MIG_PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    rc=$?
+    if [[ " ${MIG_DAEMON_PIDS[*]} " == *" $pid "* && $rc != 0 ]]; then
+      echo "FAIL: migrationd (pid $pid) exited with status $rc on SIGTERM" >&2
+      grep -hE -A30 'ERROR: (Address|Leak)Sanitizer|runtime error' "$WORK"/migrationd-*.log >&2
+      MIG_CLEANUP_FAIL=1
+    fi
   done
   MIG_PIDS=()
+  MIG_DAEMON_PIDS=()
   for ns in "${MIG_NETNS[@]}"; do
     ip netns del "$ns" 2>/dev/null
   done
@@ -43,7 +55,21 @@ mig_cleanup() {
     rm -rf "$WORK"
   fi
 }
-trap mig_cleanup EXIT
+mig_on_exit() {
+  local rc=$?
+  mig_cleanup
+  ((MIG_CLEANUP_FAIL)) && rc=1
+  exit $rc
+}
+trap mig_on_exit EXIT
+
+# The test killed PID on purpose: do not judge how it ended.
+mig_forget() {
+  local keep=() p
+  for p in "${MIG_DAEMON_PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+  MIG_DAEMON_PIDS=("${keep[@]}")
+  wait "$1" 2>/dev/null
+}
 trap 'exit 130' INT TERM
 
 # Skip with a reason; with MIG_REQUIRE_ALL=1 a skip is a failure.
@@ -163,6 +189,7 @@ CONF
   readies=$(grep -c 'ready:' "$WORK/migrationd-$h.log" 2>/dev/null)
   mig_spawn "$h" "$WORK/migrationd-$h.log" "$MIGRATIOND" -f -v -c "$dir/migrationd.conf"
   pid=$SPAWN_PID
+  MIG_DAEMON_PIDS+=("$pid")
   eval "PID_D$h=$pid"
   for _ in $(seq 100); do
     [[ -S $dir/control.sock ]] &&

@@ -38,6 +38,7 @@ wait_for B '.state == "POSTCOPY" and .pages_installed > 500' 60 || mig_die "post
 
 log "SIGKILL to the destination daemon (pid $PID_DB)"
 kill -KILL "$PID_DB"
+mig_forget "$PID_DB"
 sleep 1
 mig_daemon_start B
 wait_for B '.reason | test("daemon restarted")' 10
@@ -52,6 +53,7 @@ mig_assert_eq "installed pages rebuilt from the memfd" "$?" 0
 if [[ $(st B .state) == POSTCOPY ]]; then
   log "SIGKILL to the source daemon (pid $PID_DA)"
   kill -KILL "$PID_DA"
+  mig_forget "$PID_DA"
   sleep 1
   mig_daemon_start A
   wait_for A '.reason | test("daemon restarted")' 10

@@ -51,6 +51,7 @@ fi
 # Cleanup leaves nothing behind: no daemon, no namespace.
 pids=("${MIG_PIDS[@]}"); nss=("${MIG_NETNS[@]}")
 keep=$WORK; MIG_KEEP=1 mig_cleanup; trap - EXIT
+((MIG_CLEANUP_FAIL)) && mig_fail "a daemon did not stop cleanly"
 for p in "${pids[@]}"; do
   kill -0 "$p" 2>/dev/null && mig_fail "process $p still running after cleanup"
 done
