@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev openssl
       libprotobuf-c-dev protobuf-c-compiler libinih-dev libbpf-dev
-      iproute2 jq systemd procps man-db bc)
+      iproute2 jq systemd procps man-db bc clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
