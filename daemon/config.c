@@ -30,6 +30,7 @@ config_defaults(struct config *c)
 	snprintf(c->tls_key, sizeof(c->tls_key), "/etc/migrationd/host.key");
 	c->tls = 1;
 	c->token_ttl = 600;
+	c->handshake_timeout = MIG_HANDSHAKE_SECS;
 }
 
 static int
@@ -106,6 +107,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_str(c->peer_listen, sizeof(c->peer_listen), value);
 	else if (S("peer", "token_ttl"))
 		rc = config_int(&c->token_ttl, value, 1, 86400);
+	else if (S("peer", "handshake_timeout"))
+		rc = config_int(&c->handshake_timeout, value, 1, 300);
 	else if (S("tls", "enabled"))
 		rc = config_bool(&c->tls, value);
 	else if (S("tls", "ca"))

@@ -21,7 +21,8 @@
 #define MIG_FRAME_MAX_PAGES	16	/* pages per PAGES frame */
 #define MIG_MSG_MAX		(8u << 20)	/* largest control message (state blob) */
 #define MIG_BG_HIWAT		(2u << 20)	/* background bytes queued before we wait */
-#define MIG_HANDSHAKE_SECS	10
+#define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
+#define MIG_OUT_HIWAT		(8u << 20)	/* queued to one peer before we stop reading it */
 #define MIG_PING_MS		1000	/* heartbeat on the urgent channel */
 #define MIG_DEAD_MS		3000	/* silence that declares the link dead */
 #define MIG_RETRY_MIN_MS	250	/* reconnect back-off, doubling ... */
@@ -51,6 +52,7 @@ struct config {
 	char	 tls_cert[256];
 	char	 tls_key[256];
 	int	 token_ttl;		/* seconds a prepared token stays valid */
+	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
 	uint64_t inject_poison[16];	/* [debug]: pages read as poisoned */
 	int	 ninject_poison;
 };
@@ -89,6 +91,7 @@ struct pconn {
 	int			 closing; /* free once output drained */
 	int			 hello_sent; /* source: nothing may precede the Hello */
 	int			 draining; /* migration over: discard input until EOF */
+	int			 throttled; /* not reading: our output to it is full */
 	char			 addr[64];
 	struct frame_limits	 lim;
 };

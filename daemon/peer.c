@@ -74,7 +74,7 @@ peer_close(struct pconn *c, int flush)
 void
 peer_drain(struct pconn *c)
 {
-	struct timeval tv = { MIG_HANDSHAKE_SECS, 0 };
+	struct timeval tv = { D->conf.handshake_timeout, 0 };
 	struct migration *m = c->mig;
 
 	if (m != NULL) {
@@ -252,6 +252,21 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	while (!c->closing) {
+		/*
+		 * Back-pressure: a peer that asks for more than it reads (page
+		 * requests it never collects) stops being read until its queue
+		 * drains; its requests wait in the kernel's socket buffer.
+		 */
+		if (evbuffer_get_length(bufferevent_get_output(bev)) > MIG_OUT_HIWAT) {
+			if (!c->throttled)
+				log_warnx("peer %s: %u bytes queued and not read; not reading "
+				    "it until they drain", c->addr,
+				    (unsigned)evbuffer_get_length(bufferevent_get_output(bev)));
+			c->throttled = 1;
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_setwatermark(bev, EV_WRITE, MIG_OUT_HIWAT / 2, 0);
+			return;
+		}
 		avail = evbuffer_get_length(in);
 		if (avail < FRAME_HDR_LEN)
 			return;
@@ -303,6 +318,14 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
+	if (c->throttled) {
+		c->throttled = 0;
+		bufferevent_enable(bev, EV_READ);
+		if (c->mig == NULL || c->mig->bg != c)
+			bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		peer_read_cb(bev, c);	/* what was already buffered */
+		return;
+	}
 	if (c->mig != NULL && c->mig->role == MIG_SOURCE && c->mig->bg == c)
 		src_bg_writable(c);
 }
@@ -343,7 +366,7 @@ static void
 peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
-	struct timeval tv = { MIG_HANDSHAKE_SECS, 0 };
+	struct timeval tv = { D->conf.handshake_timeout, 0 };
 	char addr[64] = "?", host[INET6_ADDRSTRLEN] = "?";
 	struct bufferevent *bev;
 	struct pconn *c;
@@ -415,7 +438,7 @@ peer_listen(const char *hostport)
 struct pconn *
 peer_connect(struct migration *m, const char *hostport, int channel)
 {
-	struct timeval tv = { MIG_HANDSHAKE_SECS, 0 };
+	struct timeval tv = { D->conf.handshake_timeout, 0 };
 	struct sockaddr_storage ss;
 	char host[128], *colon;
 	struct bufferevent *bev;

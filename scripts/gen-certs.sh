@@ -4,6 +4,7 @@
 #   DIR/NAME.pem, DIR/NAME.key             a host certificate per NAME=IP[,IP...] argument
 #                                          (IP in subjectAltName, client+server use)
 #   DIR/other-ca.pem, DIR/other.pem/.key   a certificate from an unrelated CA
+#   DIR/expired.pem/.key                   signed by our CA, expired in 2020
 # usage: gen-certs.sh DIR NAME=IP [NAME=IP ...]
 set -euo pipefail
 dir=$1; shift
@@ -35,3 +36,35 @@ for arg in "$@"; do
   mkleaf "${arg%%=*}" "${arg%%=*}" "${arg#*=}" ca
 done
 mkleaf other other 127.0.0.1 other-ca
+
+# An expired certificate from our own CA: `openssl ca` is the tool that takes
+# explicit validity dates.
+mkdir -p ca-db/new
+: >ca-db/index.txt
+echo 1000 >ca-db/serial
+cat >ca-db/ca.cnf <<CNF
+[ca]
+default_ca = expired_ca
+[expired_ca]
+dir = ca-db
+database = ca-db/index.txt
+serial = ca-db/serial
+new_certs_dir = ca-db/new
+certificate = ca.pem
+private_key = ca.key
+default_md = sha256
+policy = any
+copy_extensions = none
+[any]
+commonName = supplied
+[leaf]
+subjectAltName = IP:127.0.0.1,DNS:expired
+extendedKeyUsage = serverAuth,clientAuth
+basicConstraints = CA:FALSE
+CNF
+q openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout expired.key -out expired.csr -subj "/CN=expired"
+q openssl ca -batch -config ca-db/ca.cnf -extensions leaf -in expired.csr -out expired.pem \
+  -startdate 20200101000000Z -enddate 20200102000000Z -notext
+chmod 600 expired.key
+rm -rf ca-db expired.csr

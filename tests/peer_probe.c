@@ -1,10 +1,14 @@
 /*
- * peer_probe: a hand-made source for testing a destination's door. Dials a
- * migrationd peer listener with the TLS identity it is given (or none, or
- * plaintext), sends an urgent-channel Hello with a token, and prints what
- * happened, one line: "accepted <migration id>", "refused: <reason>",
- * "tls-error: <detail>", or "closed". Exit 0 when one of those was seen,
- * 1 on a usage or local error.
+ * peer_probe: a hand-made, possibly hostile, peer for testing migrationd.
+ * Source mode (default): dials a peer listener with the TLS identity it is
+ * given (or none, or plaintext), sends an urgent-channel Hello with a token
+ * and prints what happened, one line: "accepted <migration id>", "refused:
+ * <reason>", "tls-error: <detail>" or "closed". With -x it then misbehaves
+ * (oversized, truncated, beyond, duplicate) and prints how the daemon
+ * reacted; -x silent says nothing at all and reports when it was dropped.
+ * Destination mode (-L IP:PORT): accepts one source, welcomes it, then asks
+ * for pages without ever reading the answers (-n requests) for -T seconds.
+ * Exit 0 when an outcome was seen, 1 on a usage or local error.
  */
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -16,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctlmsg.h"
@@ -59,17 +64,185 @@ tls_fail(const char *what)
 	return 0;
 }
 
+static double
+mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits for the daemon to close on us: "closed-by-peer" or "still-open". */
+static int
+await_close(int secs)
+{
+	uint8_t b[4096];
+	double t0 = mono();
+
+	while (mono() - t0 < secs) {
+		int n = ssl ? SSL_read(ssl, b, sizeof(b)) : (int)read(fd, b, sizeof(b));
+
+		if (n <= 0) {
+			printf("closed-by-peer after %.1f s\n", mono() - t0);
+			return 0;
+		}
+	}
+	printf("still-open\n");
+	return 0;
+}
+
+static int
+send_frame(uint8_t type, uint8_t enc, uint32_t len, uint64_t idx, uint32_t count,
+    const void *payload, size_t plen)
+{
+	struct frame_hdr fh = { .type = type, .enc = enc, .len = len, .index = idx,
+	    .count = count };
+	uint8_t hdr[FRAME_HDR_LEN];
+
+	frame_encode(&fh, hdr);
+	if (io(hdr, sizeof(hdr), 1) < 0)
+		return -1;
+	return plen ? io((void *)(uintptr_t)payload, plen, 1) : 0;
+}
+
+static int
+misbehave(const char *x, uint64_t npages)
+{
+	static uint8_t page[4096];
+
+	memset(page, 0x5a, sizeof(page));
+	if (!strcmp(x, "oversized")) {
+		/* A control message far beyond the limit: no payload follows. */
+		send_frame(FRAME_MSG, 0, 64u << 20, 0, 0, NULL, 0);
+		return await_close(10);
+	}
+	if (!strcmp(x, "truncated")) {
+		send_frame(FRAME_MSG, 0, 100, 0, 0, page, 10);
+		printf("sent\n");
+		return 0;
+	}
+	if (!strcmp(x, "beyond")) {
+		send_frame(FRAME_PAGES, FRAME_ENC_RAW, 4096, npages, 1, page, sizeof(page));
+		return await_close(10);
+	}
+	if (!strcmp(x, "duplicate")) {
+		send_frame(FRAME_PAGES, FRAME_ENC_RAW, 4096, 5, 1, page, sizeof(page));
+		page[0] = 0xee;
+		send_frame(FRAME_PAGES, FRAME_ENC_RAW, 4096, 5, 1, page, sizeof(page));
+		usleep(500000);
+		printf("sent\n");
+		return 0;
+	}
+	fprintf(stderr, "peer_probe: unknown -x %s\n", x);
+	return 1;
+}
+
+/* Destination mode: a peer that asks for pages and never reads them. */
+static int
+greedy_destination(const char *listen_addr, const char *ca, const char *cert,
+    const char *key, int nreq, int secs)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char host[64], *colon;
+	int lfd, one = 1, sent = 0;
+	SSL_CTX *ctx;
+	uint8_t hdr[FRAME_HDR_LEN], *body;
+	struct frame_limits lim = { .page_size = 4096, .max_msg = 1 << 24, .npages = 1,
+	    .max_count = 16 };
+	struct frame_hdr fh;
+	double t0;
+
+	snprintf(host, sizeof(host), "%s", listen_addr);
+	if ((colon = strrchr(host, ':')) == NULL)
+		return 1;
+	*colon = '\0';
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	inet_pton(AF_INET, host, &sin.sin_addr);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(lfd, 4) < 0) {
+		perror("peer_probe: listen");
+		return 1;
+	}
+	printf("listening\n");
+	fflush(stdout);
+	if ((fd = accept(lfd, NULL, NULL)) < 0)
+		return 1;
+	ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_load_verify_locations(ctx, ca, NULL);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		return 1;
+	ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) != 1)
+		return tls_fail("accept:");
+	/* Read the Hello, welcome the source, wait for its VM state. */
+	for (int got_state = 0; !got_state;) {
+		if (io(hdr, sizeof(hdr), 0) < 0 || frame_decode(hdr, sizeof(hdr), &lim, &fh) != 1)
+			return printf("source went away\n"), 0;
+		body = malloc(fh.len ? fh.len : 1);
+		if (io(body, fh.len, 0) < 0)
+			return printf("source went away\n"), 0;
+		if (fh.type == FRAME_MSG) {
+			const char *why;
+			Migrationd__Peer__V1__PeerMsg *r = ctlmsg_decode_peer(body, fh.len, &why);
+
+			if (r && r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO) {
+				Migrationd__Peer__V1__PeerMsg w = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+				Migrationd__Peer__V1__Welcome wm = MIGRATIOND__PEER__V1__WELCOME__INIT;
+				uint8_t key16[16] = { 1 }, *b;
+				size_t n;
+
+				lim.npages = r->hello->ram_bytes / 4096;
+				wm.migration_id = "greedy";
+				wm.session_key.data = key16;
+				wm.session_key.len = sizeof(key16);
+				w.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME;
+				w.welcome = &wm;
+				n = migrationd__peer__v1__peer_msg__get_packed_size(&w);
+				b = malloc(n);
+				migrationd__peer__v1__peer_msg__pack(&w, b);
+				send_frame(FRAME_MSG, 0, (uint32_t)n, 0, 0, b, n);
+				free(b);
+			} else if (r && r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE) {
+				got_state = 1;
+			}
+			if (r)
+				migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+		}
+		free(body);
+	}
+	/* Ask for everything, over and over; never read an answer. */
+	t0 = mono();
+	while (sent < nreq && mono() - t0 < secs) {
+		uint64_t idx = ((uint64_t)sent * 16) % (lim.npages - 16);
+
+		if (send_frame(FRAME_REQ, 0, 0, idx, 16, NULL, 0) < 0)
+			break;
+		sent++;
+	}
+	printf("sent %d requests\n", sent);
+	fflush(stdout);
+	while (mono() - t0 < secs)
+		usleep(100000);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *addr = NULL, *ca = NULL, *cert = NULL, *key = NULL, *token = "";
-	const char *vm = "probe";
+	const char *vm = "probe", *action = NULL, *listen_addr = NULL;
 	unsigned long long ram = 0;
-	int plain = 0, ch, rc;
+	int plain = 0, ch, rc, nreq = 100000, secs = 5;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	char host[64], *colon;
 
-	while ((ch = getopt(argc, argv, "a:A:c:k:t:v:r:p")) != -1) {
+	while ((ch = getopt(argc, argv, "a:A:c:k:t:v:r:px:L:n:T:")) != -1) {
 		switch (ch) {
 		case 'a': addr = optarg; break;
 		case 'A': ca = optarg; break;
@@ -79,12 +252,18 @@ main(int argc, char **argv)
 		case 'v': vm = optarg; break;
 		case 'r': ram = strtoull(optarg, NULL, 0); break;
 		case 'p': plain = 1; break;
+		case 'x': action = optarg; break;
+		case 'L': listen_addr = optarg; break;
+		case 'n': nreq = atoi(optarg); break;
+		case 'T': secs = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: peer_probe -a IP:PORT [-p | -A CA [-c CERT -k KEY]] "
 			    "[-t TOKEN] [-v VM] [-r RAM_BYTES]\n");
 			return 1;
 		}
 	}
+	if (listen_addr != NULL)
+		return greedy_destination(listen_addr, ca, cert, key, nreq, secs);
 	if (addr == NULL || (!plain && ca == NULL))
 		return 1;
 	snprintf(host, sizeof(host), "%s", addr);
@@ -114,6 +293,8 @@ main(int argc, char **argv)
 		SSL_set_fd(ssl, fd);
 		if (SSL_connect(ssl) != 1)
 			return tls_fail("handshake:");
+		if (action != NULL && !strcmp(action, "silent"))
+			return await_close(60);
 		/*
 		 * TLS 1.3: the server judges our certificate after SSL_connect
 		 * returned. Give its verdict time to arrive before we send
@@ -167,8 +348,15 @@ main(int argc, char **argv)
 			printf("closed\n");
 			return 0;
 		}
-		if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME)
+		if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME) {
 			printf("accepted %s\n", r->welcome->migration_id);
+			fflush(stdout);
+			if (action != NULL)
+				rc = misbehave(action, ram / 4096);
+			migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+			free(body);
+			return action != NULL ? rc : 0;
+		}
 		else if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE)
 			printf("refused: %s\n", r->refuse->reason);
 		else
