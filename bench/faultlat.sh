@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# bench/faultlat.sh BUILD_DIR OUT.json [FLOOR.json]
+#
+# Drives bench/faultlat.c: two real migrationd daemons (tests/lib.sh hosts A
+# and B, TLS 1.3 with mutual auth), a `faultlat source` VMM on A and a
+# `faultlat dest` VMM on B, one migration per configuration:
+#   - throughput: no touches, time from running to completed (background
+#     alone), once first and once last;
+#   - background off, then on, for each thread count in FAULTLAT_THREADS.
+# Writes one JSON object to OUT.json: {"conditions":{...},"faultlat":[...],
+# "throughput":{...}}. Each faultlat entry carries the destination daemon's
+# own view of the same faults ("daemon": its fault histogram, from mig-ctl).
+#
+# Placement (BENCH_PIN=1, the default): host A's daemon and VMM on CPU 1,
+# host B's daemon and VMM on CPU 0. Two hosts never share a core, and the
+# floor (floor_fault --pin 0,0,1) is measured with the same placement.
+#
+# Env: FAULTLAT_MEM (1G), FAULTLAT_THREADS ("1 2 4 8 16"),
+#      FAULTLAT_TOUCHES (2048), FAULTLAT_PATHS ("uffd ring"), BENCH_PIN (1).
+# FLOOR.json is floor_fault's output: each path's ratios use the floor of the
+# same delivery (uffd: "block", ring: "ring"); without it ratios are null.
+BUILD=${1:?usage: faultlat.sh BUILD_DIR OUT.json [FLOOR.json]}
+OUT=${2:?usage: faultlat.sh BUILD_DIR OUT.json [FLOOR.json]}
+FLOOR_JSON=${3:-}
+MEM=${FAULTLAT_MEM:-1G}
+THREADS=${FAULTLAT_THREADS:-"1 2 4 8 16"}
+PATHS=${FAULTLAT_PATHS:-"uffd ring"}
+TOUCHES=${FAULTLAT_TOUCHES:-2048}
+PIN=${BENCH_PIN:-1}
+source "$(dirname "$0")/../tests/lib.sh"
+FAULTLAT=$BUILD/bench/faultlat
+OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
+[[ -z $FLOOR_JSON ]] || FLOOR_JSON=$(cd "$(dirname "$FLOOR_JSON")" && pwd)/$(basename "$FLOOR_JSON")
+
+[[ -x $FAULTLAT ]] || mig_die "faultlat not built at $FAULTLAT"
+[[ -x $MIGRATIOND && -x $MIGCTL ]] || mig_die "migrationd / mig-ctl not built in $BUILD"
+
+# on_cpu HOST: the taskset prefix for a process of host A (CPU 1) or B (CPU 0).
+on_cpu() {
+  if [[ $PIN == 1 ]] && command -v taskset >/dev/null; then
+    if [[ $1 == A ]]; then echo "taskset -c 1"; else echo "taskset -c 0"; fi
+  fi
+}
+
+# fl_fail MSG: one configuration failed; the others still run.
+fl_fail() {
+  echo "FAIL: $*" >&2
+  FL_FAILED=$((FL_FAILED + 1))
+}
+
+# floor_of PATH: "P50,P99" of the floor with the same fault delivery.
+floor_of() {
+  local strat=block
+  [[ $1 == ring ]] && strat=ring
+  [[ -s $FLOOR_JSON ]] && jq -r --arg s "$strat" \
+    '.results[] | select(.strategy == $s) | "\(.p50_us),\(.p99_us)"' "$FLOOR_JSON" 2>/dev/null |
+    grep . || echo "0,0"
+}
+
+# fl_run PATH THREADS BG(on|off): one migration; appends its JSON to $WORK/results.
+fl_run() {
+  local path=$1 threads=$2 bg=$3 vm src dst token rc
+  vm=fl-$path-$threads-$bg
+  [[ $threads == 0 ]] && vm=fl-$path-throughput-$((++FL_TP))
+  # shellcheck disable=SC2046
+  mig_spawn A "$WORK/$vm-src.log" $(on_cpu A) "$FAULTLAT" source --name "$vm" --mem "$MEM" \
+    --vmm-socket "$WORK/A/vmm.sock" --timeout 150
+  src=$SPAWN_PID
+  mig_wait_line "$WORK/$vm-src.log" 'ready' 60 "$src" ||
+    { fl_fail "$vm: source VMM did not attach"; cat "$WORK/$vm-src.log" >&2; kill "$src" 2>/dev/null; return 1; }
+  # shellcheck disable=SC2046
+  mig_spawn B "$WORK/$vm-dst.log" $(on_cpu B) "$FAULTLAT" dest --name "$vm" --mem "$MEM" \
+    --vmm-socket "$WORK/B/vmm.sock" --threads "$threads" --background "$bg" \
+    --touches "$TOUCHES" --path "$path" --daemon-pids "$PID_DA,$PID_DB" \
+    --floor "$(floor_of "$path")" --json "$WORK/$vm.json" --timeout 150
+  dst=$SPAWN_PID
+  if ! mig_wait_line "$WORK/$vm-dst.log" 'attached' 60 "$dst" ||
+     ! token=$(ctl B prepare "$vm" -q); then
+    fl_fail "$vm: destination VMM did not attach or prepare failed"
+    cat "$WORK/$vm-dst.log" >&2
+    kill "$src" "$dst" 2>/dev/null
+    return 1
+  fi
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$token" --wait --timeout 150 >"$WORK/$vm-ctl.log" 2>&1
+  rc=$?
+  if ! mig_wait_exit "$dst" 60 || ! mig_wait_exit "$src" 30 || ((rc != 0)); then
+    fl_fail "$vm: migration or VMM failed (mig-ctl exit $rc)"
+    tail -n 5 "$WORK/$vm-ctl.log" "$WORK/$vm-dst.log" "$WORK/$vm-src.log" >&2
+    kill "$src" "$dst" 2>/dev/null
+    return 1
+  fi
+  grep -h '^faultlat' "$WORK/$vm-dst.log" | grep -v attached >&2
+  grep -h 'WARNING' "$WORK/$vm-dst.log" >&2
+  if ! ctl B --json status "$vm" >"$WORK/$vm-status.json" ||
+     ! jq -c --slurpfile st "$WORK/$vm-status.json" '. + {daemon: ($st[0] | {
+        demand_faults, pages_demand, pages_background, pages_zero, pages_duplicate,
+        fault_p50_us, fault_p99_us, fault_max_us, blackout_ms, total_s})}' \
+        "$WORK/$vm.json" >>"$WORK/results"; then
+    fl_fail "$vm: no result JSON"
+    return 1
+  fi
+}
+
+mig_hosts_up
+mig_certs
+mig_daemon_start A
+mig_daemon_start B
+if [[ -n $(on_cpu A) ]]; then
+  taskset -a -p -c 1 "$PID_DA" >/dev/null && taskset -a -p -c 0 "$PID_DB" >/dev/null ||
+    mig_die "cannot pin the daemons"
+  placement="host A (source daemon + VMM) on CPU 1, host B (destination daemon + VMM) on CPU 0"
+else
+  placement="unpinned"
+fi
+if ((MIG_USE_NETNS)); then hosts="two network namespaces joined by a veth pair"; else hosts="two loopback ports"; fi
+log "faultlat: $MEM guests, touches=$TOUCHES, threads: $THREADS; $placement"
+: >"$WORK/results"
+FL_FAILED=0 FL_TP=0
+
+# The throughput run goes first and last: the machine's speed drifts.
+fl_run uffd 0 on
+for path in $PATHS; do
+  for bg in off on; do
+    for t in $THREADS; do
+      fl_run "$path" "$t" "$bg"
+    done
+  done
+done
+fl_run uffd 0 on
+grep '"mode":"throughput"' "$WORK/results" >"$WORK/throughput"
+grep -v '"mode":"throughput"' "$WORK/results" >"$WORK/faults"
+
+jq -n --slurpfile r "$WORK/faults" --slurpfile tp "$WORK/throughput" \
+  --arg mem "$MEM" --arg placement "$placement" --arg hosts "$hosts" \
+  --argjson touches "$TOUCHES" --argjson cores "$(nproc)" '{
+    conditions: {cores: $cores, guest_ram: $mem, touches_per_run: $touches,
+      placement: $placement, hosts: $hosts, tls: "TLS 1.3, mutual X.509 (migrationd defaults)",
+      fault_paths: {uffd: "blocking userfaultfd (missing mode, shmem); floor = floor_fault block",
+        ring: "UFFD_FEATURE_SIGBUS + libmigshim fault ring (20 us spin, then futex); floor = floor_fault ring"}},
+    faultlat: $r,
+    throughput: {streams: 1, method: "guest RAM bytes (every page non-zero, no faults) / (VMM reports running -> COMPLETED), mean of two runs",
+      gbytes_per_s: (if ($tp | length) > 0 then [$tp[].gbytes_per_s] | add / length else null end),
+      runs: $tp}}' >"$OUT" || mig_die "cannot write $OUT"
+log "faultlat: results in $OUT"
+((FL_FAILED == 0)) || { echo "faultlat: $FL_FAILED configuration(s) failed" >&2; exit 1; }
+exit 0
