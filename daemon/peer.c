@@ -163,12 +163,23 @@ int
 peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	uint8_t hdr[FRAME_HDR_LEN];
+	struct evbuffer_iovec v;
 
-	frame_encode(h, hdr);
-	if (evbuffer_add(out, hdr, sizeof(hdr)) < 0 ||
-	    (h->len > 0 && evbuffer_add(out, payload, h->len) < 0)) {
+	/*
+	 * Header and payload go into the buffer in one piece: each add wakes
+	 * the TLS writer, and two adds would cost two TLS records (and a loop
+	 * pass at the receiver) per page.
+	 */
+	if (evbuffer_reserve_space(out, FRAME_HDR_LEN + (ev_ssize_t)h->len, &v, 1) != 1) {
 		log_warnx("%s: %s: out of memory", __func__, c->addr);
+		return -1;
+	}
+	frame_encode(h, v.iov_base);
+	if (h->len > 0)
+		memcpy((uint8_t *)v.iov_base + FRAME_HDR_LEN, payload, h->len);
+	v.iov_len = FRAME_HDR_LEN + h->len;
+	if (evbuffer_commit_space(out, &v, 1) < 0) {
+		log_warnx("%s: %s: cannot queue a frame", __func__, c->addr);
 		return -1;
 	}
 	if (c->mig != NULL)
