@@ -832,3 +832,24 @@ dst_vm_verdict(struct vm *v, int ok, const char *text)
 	m->verdict_ok = ok;
 	rec_save(m);
 }
+
+/*
+ * Cancel on the destination: only before the VM state arrived (prepared, or
+ * authenticated but nothing ran here); the source then resumes its VM.
+ */
+int
+dst_cancel(struct migration *m, char *err, size_t errlen)
+{
+	if (m->role != MIG_DEST || (m->state != MIGRATIOND__V1__MIGRATION_STATE__PREPARED &&
+	    m->state != MIGRATIOND__V1__MIGRATION_STATE__CONNECTING)) {
+		snprintf(err, errlen, "migration %s is %s: only a destination migration that "
+		    "has not received the VM state can be cancelled", m->id,
+		    mig_state_name(m->state));
+		return -1;
+	}
+	memset(m->token, 0, sizeof(m->token));
+	dst_send_abort(m, "cancelled by the destination's operator");
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__CANCELLED, "cancelled by the operator");
+	mig_finish(m);
+	return 0;
+}

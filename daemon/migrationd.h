@@ -146,6 +146,7 @@ struct migration {
 	struct event		*ev_retry;	/* reconnect timer while PAUSED */
 	uint32_t		 retry_ms;
 	int			 resuming;	/* urgent reconnected, waiting Resync */
+	int			 held;		/* paused by the operator: no reconnect */
 	int			 memfd;		/* guest RAM (dup), -1 when closed */
 	uint64_t		*sent;		/* page sent on either channel */
 	uint64_t		 nsent;
@@ -236,6 +237,9 @@ void src_conn_lost(struct pconn *c, const char *why);
 void src_bg_writable(struct pconn *c);
 void src_vm_state(struct vm *v, const void *blob, size_t len);
 int src_recover(struct migration *m, const char *dest, char *err, size_t errlen);
+int src_pause(struct migration *m, char *err, size_t errlen);
+int src_cancel(struct migration *m, char *err, size_t errlen);
+int dst_cancel(struct migration *m, char *err, size_t errlen);
 
 /* dest.c */
 int dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen);

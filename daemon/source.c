@@ -397,7 +397,7 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 
 		snprintf(why, sizeof(why), "destination aborted: %s", msg->abort->reason);
 		/* The destination says its VM never ran: safe to resume here. */
-		if (m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT) {
+		if (!m->state_sent || m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT) {
 			src_fail(m, why);
 		} else {
 			mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED, "%s", why);
@@ -545,6 +545,7 @@ src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
 		    mig_state_name(m->state));
 		return -1;
 	}
+	m->held = 0;
 	if (dest != NULL && *dest != '\0') {
 		log_info("migration %s: operator moves the destination from %s to %s",
 		    m->id, m->peer, dest);
@@ -593,6 +594,55 @@ src_conn_lost(struct pconn *c, const char *why)
 	if (m->bg != NULL && m->bg != c)
 		peer_close(m->bg, 0);
 	m->resuming = 0;
-	if (m->ev_retry == NULL || !evtimer_pending(m->ev_retry, NULL))
+	if (!m->held && (m->ev_retry == NULL || !evtimer_pending(m->ev_retry, NULL)))
 		src_schedule_retry(m);
+}
+
+/*
+ * Operator pause of a running post-copy migration: both channels close, the
+ * destination's vCPUs wait for missing pages, nothing reconnects until
+ * src_recover(). Before the VM state left, there is nothing to pause.
+ */
+int
+src_pause(struct migration *m, char *err, size_t errlen)
+{
+	if (m->role != MIG_SOURCE || !mig_active(m) || !m->state_sent) {
+		snprintf(err, errlen, "migration %s is %s: only a source-side migration in "
+		    "post-copy can be paused", m->id, mig_state_name(m->state));
+		return -1;
+	}
+	m->held = 1;
+	if (m->ev_retry != NULL)
+		evtimer_del(m->ev_retry);
+	if (m->bg != NULL)
+		peer_close(m->bg, 0);
+	if (m->urgent != NULL)
+		peer_close(m->urgent, 0);
+	m->resuming = 0;
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED, "paused by the operator; "
+	    "`mig-ctl recover` resumes it");
+	return 0;
+}
+
+/*
+ * Cancel: possible only while the VM has not left (its state was not sent):
+ * the VM resumes here. Afterwards it may run on the destination, and
+ * cancelling would lose it.
+ */
+int
+src_cancel(struct migration *m, char *err, size_t errlen)
+{
+	int paused = m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT;
+
+	if (m->role != MIG_SOURCE || !mig_active(m) || m->state_sent) {
+		snprintf(err, errlen, "migration %s is %s%s: it cannot be cancelled", m->id,
+		    mig_state_name(m->state), m->state_sent ? " and its VM state has left "
+		    "(the VM may run on the destination; pause or recover instead)" : "");
+		return -1;
+	}
+	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__CANCELLED, "cancelled by the operator");
+	if (paused && m->vm != NULL)
+		vm_send_resume_local(m->vm, "migration cancelled");
+	mig_finish(m);
+	return 0;
 }
