@@ -29,6 +29,7 @@ config_defaults(struct config *c)
 	snprintf(c->tls_cert, sizeof(c->tls_cert), "/etc/migrationd/host.pem");
 	snprintf(c->tls_key, sizeof(c->tls_key), "/etc/migrationd/host.key");
 	c->tls = 1;
+	c->bpf = 1;
 	c->token_ttl = 600;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
 }
@@ -117,6 +118,10 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_str(c->tls_cert, sizeof(c->tls_cert), value);
 	else if (S("tls", "key"))
 		rc = config_str(c->tls_key, sizeof(c->tls_key), value);
+	else if (S("bpf", "enabled"))
+		rc = config_bool(&c->bpf, value);
+	else if (S("metrics", "listen"))
+		rc = config_str(c->metrics_listen, sizeof(c->metrics_listen), value);
 	else if (S("debug", "inject_poison"))
 		rc = config_pages(c, value);
 #undef S

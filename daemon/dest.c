@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mig_compat.h"
 #include "migrationd.h"
+#include "probes.h"
 #include "ring.h"
 
 #define DST_MAX_PENDING 1024
@@ -206,6 +207,7 @@ dst_rerequest(struct migration *m)
 			h.count++;
 		if (peer_send_frame(m->urgent, &h, NULL) < 0)
 			return;
+		PROBE_REQUEST(m->num, i, h.count);
 		i += h.count - 1;
 	}
 }
@@ -408,6 +410,7 @@ dst_slot_complete(struct vm *v, uint32_t i, int err)
 {
 	struct ring_slot *r = ring_slot(v->ring, i);
 
+	PROBE_RESUMED(v->mig != NULL ? v->mig->num : 0, i, r->offset / v->page_size, err);
 	r->error = err;
 	ring_store(r, err ? RING_ERROR : RING_DONE);
 	ring_futex_wake(r);
@@ -507,6 +510,7 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		    h->enc == FRAME_ENC_RAW ? p + (i - h->index) * m->page_size : NULL);
 		if (done == -1)
 			return -1;
+		PROBE_INSTALLED(m->num, i, done > 0 ? done : 1);
 		if (done == -2)
 			done = 1;	/* counted as EEXIST, present all the same */
 		else {
@@ -610,6 +614,7 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 	case FRAME_PAGES:
 		/* Background pages may overtake the VM state (two connections);
 		 * installing them early is fine: the guest is not running yet. */
+		PROBE_RECEIVED(m->num, h->index, h->count, c == m->urgent);
 		if (dst_install(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))
 				mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
@@ -636,7 +641,7 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
  * full or the urgent channel is down: the caller's waiter must retry).
  */
 static struct pending *
-dst_request(struct migration *m, uint64_t idx)
+dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 {
 	struct frame_hdr h = { .type = FRAME_REQ, .index = idx, .count = 1 };
 
@@ -648,6 +653,7 @@ dst_request(struct migration *m, uint64_t idx)
 	}
 	if (m->npending >= m->maxpending)
 		return NULL;	/* asked again when the waiter retries */
+	PROBE_FAULT(m->num, tid, idx, posted_ns);
 	if (m->urgent == NULL) {
 		/* Link down: remember the fault; dst_resume() asks for it. */
 		bitmap_set(m->requested, idx);
@@ -674,6 +680,7 @@ dst_request(struct migration *m, uint64_t idx)
 		h.count++;
 	if (peer_send_frame(m->urgent, &h, NULL) < 0)
 		return NULL;
+	PROBE_REQUEST(m->num, idx, h.count);
 	for (uint64_t i = idx; i < idx + h.count; i++)
 		bitmap_set(m->requested, i);
 	m->prefetch_pages += h.count - 1;
@@ -722,7 +729,7 @@ dst_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 			dst_slot_complete(v, i, dst_poison_err(m, idx));
 			continue;
 		}
-		if ((p = dst_request(m, idx)) == NULL) {
+		if ((p = dst_request(m, idx, e.tid, e.post_ns)) == NULL) {
 			dst_slot_complete(v, i, -EAGAIN);	/* the thread faults again */
 			continue;
 		}
@@ -762,7 +769,7 @@ dst_uffd_cb(evutil_socket_t fd, short what, void *arg)
 
 				ioctl(fd, UFFDIO_WAKE, &r);
 			} else {
-				dst_request(m, idx);
+				dst_request(m, idx, msgs[i].arg.pagefault.feat.ptid, 0);
 			}
 		}
 	}

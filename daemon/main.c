@@ -16,6 +16,7 @@
 
 #include <event2/listener.h>
 
+#include "latency.h"
 #include "log.h"
 #include "migrationd.h"
 
@@ -203,6 +204,10 @@ main(int argc, char **argv)
 	if (D->conf.peer_listen[0] && peer_listen(D->conf.peer_listen) < 0)
 		fatalx("cannot listen for peers on %s", D->conf.peer_listen);
 
+	if (D->conf.metrics_listen[0] && metrics_listen(D->conf.metrics_listen) < 0)
+		fatalx("cannot serve metrics on %s", D->conf.metrics_listen);
+	lat_start(D->conf.bpf);
+
 	sigs[0] = evsignal_new(D->base, SIGTERM, sig_cb, NULL);
 	sigs[1] = evsignal_new(D->base, SIGINT, sig_cb, NULL);
 	sigs[2] = evsignal_new(D->base, SIGHUP, sig_cb, NULL);
@@ -213,13 +218,15 @@ main(int argc, char **argv)
 	    D->conf.control_socket, D->conf.vmm_socket,
 	    D->conf.peer_listen[0] ? D->conf.peer_listen : "not listening",
 	    D->conf.tls ? "TLS 1.3, mutual auth" : "plaintext",
-	    "user-space fault timestamps (eBPF not built in this version)");
+	    lat_status());
 	event_base_dispatch(D->base);
 
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	unlink(D->conf.control_socket);
 	unlink(D->conf.vmm_socket);
+	metrics_stop();
+	lat_stop();
 	daemon_free();
 	log_info("stopped");
 	return 0;

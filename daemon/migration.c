@@ -36,6 +36,15 @@ mig_active(const struct migration *m)
 	}
 }
 
+/* Numbers for probes and BPF maps, unique within this daemon run. */
+uint32_t
+mig_next_num(void)
+{
+	static uint32_t next;
+
+	return ++next;
+}
+
 struct migration *
 mig_new(struct vm *v, enum mig_role role)
 {
@@ -51,6 +60,7 @@ mig_new(struct vm *v, enum mig_role role)
 	snprintf(m->id, sizeof(m->id), "m-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
 	    rnd[2], rnd[3], rnd[4], rnd[5]);
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", v->name);
+	m->num = mig_next_num();
 	m->vm = v;
 	m->role = role;
 	m->ram_bytes = v->ram_bytes;

@@ -53,6 +53,8 @@ struct config {
 	char	 tls_key[256];
 	int	 token_ttl;		/* seconds a prepared token stays valid */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
+	int	 bpf;			/* [bpf] enabled */
+	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */
 	uint64_t inject_poison[16];	/* [debug]: pages read as poisoned */
 	int	 ninject_poison;
 };
@@ -101,6 +103,7 @@ enum mig_role { MIG_SOURCE = 1, MIG_DEST = 2 };
 struct migration {
 	TAILQ_ENTRY(migration)	 entry;
 	char			 id[32];
+	uint32_t		 num;		/* this run's number: USDT/BPF `mig` */
 	char			 vm_name[128];
 	struct vm		*vm;
 	enum mig_role		 role;
@@ -209,6 +212,7 @@ void vm_release(struct vm *v);
 
 /* migration.c: records and state changes. */
 struct migration *mig_new(struct vm *v, enum mig_role role);
+uint32_t mig_next_num(void);
 struct migration *mig_find(const char *id_or_vm);
 void mig_set_state(struct migration *m, Migrationd__V1__MigrationState st,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -256,6 +260,10 @@ void rec_load(void);
 /* re-attach after a daemon restart */
 void dst_reattach(struct migration *m);
 void src_reattach(struct migration *m);
+
+/* metrics.c: Prometheus text endpoint. */
+int metrics_listen(const char *hostport);
+void metrics_stop(void);
 
 /* control.c */
 int ctl_listen(const char *path);

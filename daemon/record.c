@@ -103,6 +103,7 @@ rec_load_one(const char *path)
 		goto out;
 	i = r->info;
 	snprintf(m->id, sizeof(m->id), "%s", i->id);
+	m->num = mig_next_num();
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", i->vm);
 	snprintf(m->peer, sizeof(m->peer), "%s", i->peer);
 	snprintf(m->reason, sizeof(m->reason), "%s", i->reason);

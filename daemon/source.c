@@ -22,6 +22,7 @@
 #include "ctlmsg.h"
 #include "log.h"
 #include "migrationd.h"
+#include "probes.h"
 
 static void src_schedule_retry(struct migration *m);
 static void src_resync(struct migration *m, const uint8_t *installed);
@@ -229,6 +230,7 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			h.len = cls[a] == PG_RAW ? h.count * m->page_size : 0;
 			if (peer_send_frame(c, &h, buf + a * m->page_size) < 0)
 				return -1;
+			PROBE_SERVED(m->num, h.index, h.count, demand);
 			/* Classes count distinct pages; a demand request that
 			 * overtook the background copy is answered again and
 			 * counted as a duplicate. */

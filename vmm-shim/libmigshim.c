@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <sched.h>
+#include <sys/sdt.h>
 
 #include "libmigshim.h"
 #include "mig_compat.h"
@@ -74,11 +75,12 @@ static int
 shim_uffd_register(struct migshim *s)
 {
 	/* POISON where offered: a page the source cannot read arrives as a
-	 * machine-check SIGBUS for whoever touches it, not as garbage. */
+	 * machine-check SIGBUS for whoever touches it, not as garbage.
+	 * THREAD_ID: fault events name the faulting thread (latency per vCPU). */
 	struct uffdio_api api = { .api = UFFD_API,
 	    .features = UFFD_FEATURE_MISSING_SHMEM |
 	    (s->mode == MIGSHIM_FAULT_RING ? UFFD_FEATURE_SIGBUS : 0) |
-	    (shim_uffd_features() & UFFD_FEATURE_POISON) };
+	    (shim_uffd_features() & (UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID)) };
 	struct uffdio_register reg = { 0 };
 
 	s->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -470,6 +472,7 @@ migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,
 	r->seq = __atomic_add_fetch(&s->seq, 1, __ATOMIC_RELAXED);
 	r->post_ns = t0 = shim_now_ns();
 	/* Publish the fields, then ring the doorbell. */
+	DTRACE_PROBE4(migshim, fault_posted, slot, offset, r->tid, kind);
 	ring_store(r, RING_POSTED);
 	if (write(s->doorbell, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
@@ -489,6 +492,7 @@ migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,
 	}
 	err = st == RING_DONE ? 0 : r->error ? r->error : -EIO;
 	ring_store(r, RING_FREE);
+	DTRACE_PROBE4(migshim, fault_resumed, slot, offset, err, shim_now_ns() - t0);
 	return err;
 }
 

@@ -1,0 +1,36 @@
+/*
+ * probes.h: migrationd's USDT probes (provider "migrationd"), one per step
+ * of a demand fault on the destination. Each is a nop until a tracer (our
+ * own BPF programs in daemon/bpf/, or bpftrace) attaches. Arguments are
+ * integers: `mig` is the migration's number in this daemon run (the
+ * `probe_id` field of the API), `page` a page index in guest RAM.
+ *
+ *   fault(mig, tid, page, posted_ns)  a fault needs a fetch: the first wait
+ *                                     on `page`; tid = faulting thread (0 if
+ *                                     unknown), posted_ns = when the VMM
+ *                                     posted it to the ring (0: uffd path)
+ *   request(mig, page, count)         the request left on the urgent channel
+ *   received(mig, page, count, urgent) pages arrived (urgent: 1, bulk: 0)
+ *   installed(mig, page, count)       pages are in guest RAM (waiters wake)
+ *   resumed(mig, slot, page, err)     a ring slot was completed
+ *   served(mig, page, count, urgent)  source side: pages queued to send
+ */
+#ifndef MIG_PROBES_H
+#define MIG_PROBES_H
+
+#include <sys/sdt.h>
+
+#define PROBE_FAULT(mig, tid, page, posted) \
+	DTRACE_PROBE4(migrationd, fault, mig, tid, page, posted)
+#define PROBE_REQUEST(mig, page, count) \
+	DTRACE_PROBE3(migrationd, request, mig, page, count)
+#define PROBE_RECEIVED(mig, page, count, urgent) \
+	DTRACE_PROBE4(migrationd, received, mig, page, count, urgent)
+#define PROBE_INSTALLED(mig, page, count) \
+	DTRACE_PROBE3(migrationd, installed, mig, page, count)
+#define PROBE_RESUMED(mig, slot, page, err) \
+	DTRACE_PROBE4(migrationd, resumed, mig, slot, page, err)
+#define PROBE_SERVED(mig, page, count, urgent) \
+	DTRACE_PROBE4(migrationd, served, mig, page, count, urgent)
+
+#endif

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Fault latency measured in the kernel. The destination daemon loads its BPF
+# programs (USDT probes + sched_switch + kvm_userspace_exit); an independent
+# bpftrace attached to the same USDT probes counts faults too. After a
+# migration with demand faults: BPF's fault count equals the daemon's demand
+# faults and bpftrace's count; BPF's and user space's p50 agree within one
+# log2 bucket; the metrics endpoint serves the histograms; a daemon with
+# `[bpf] enabled = no` says it uses user-space timestamps.
+BUILD=$1
+source "$(dirname "$0")/../lib.sh"
+mig_require_kvm
+[[ $(id -u) == 0 ]] || mig_skip "needs root (CAP_BPF, CAP_PERFMON) for eBPF"
+command -v bpftrace >/dev/null || mig_skip "bpftrace is not installed"
+mig_hosts_up
+mig_certs
+mig_daemon_start A "[bpf]
+enabled = no"
+mig_daemon_start B "[metrics]
+listen = 127.0.0.1:9480"
+grep -q 'fault latency: eBPF: USDT probes' "$WORK/migrationd-B.log"
+mig_assert_eq "destination daemon loaded its BPF programs" "$?" 0
+grep -q 'eBPF turned off' "$WORK/migrationd-A.log"
+mig_assert_eq "source daemon says it runs without eBPF, and why" "$?" 0
+
+# bpftrace, independent of our loader, on the destination daemon's probes.
+bpftrace -p "$PID_DB" -e "usdt:$MIGRATIOND:migrationd:fault { @faults = count(); }
+  usdt:$MIGRATIOND:migrationd:installed { @installed = sum(arg2); }" \
+  >"$WORK/bpftrace.out" 2>&1 &
+BT=$!
+MIG_PIDS+=("$BT")
+for _ in $(seq 100); do grep -q 'Attaching' "$WORK/bpftrace.out" && break; sleep 0.1; done
+sleep 1
+
+mig_migrate t-bpf 32M writer
+mig_assert_eq "migration completed" "$(jq -r .state "$WORK/dst.json")" COMPLETED
+kill -INT "$BT"; wait "$BT" 2>/dev/null
+cat "$WORK/bpftrace.out"
+faults=$(jq -r .demand_faults "$WORK/dst.json")
+id=$(jq -r .id "$WORK/dst.json")
+on_b() { ip netns exec "migB-$$" "$@"; }
+((MIG_USE_NETNS)) || on_b() { "$@"; }
+on_b curl -sf http://127.0.0.1:9480/metrics >"$WORK/metrics.txt" || mig_die "no metrics"
+bpf_total=$(awk -v id="$id" '$0 ~ "^migrationd_fault_phase_seconds_count\\{migration=\"" id "\".*phase=\"total\"\\}" {print $2}' "$WORK/metrics.txt")
+bt_faults=$(awk '/^@faults:/ {print $2}' "$WORK/bpftrace.out")
+echo "demand faults: daemon $faults, our BPF $bpf_total, bpftrace $bt_faults"
+mig_assert_eq "there were demand faults" "$((faults > 0))" 1
+mig_assert_eq "BPF counted every demand fault the daemon served" "$bpf_total" "$faults"
+mig_assert_eq "bpftrace on the same probes agrees" "$bt_faults" "$faults"
+mig_assert_eq "bpftrace saw every page installed" "$(awk '/^@installed:/ {print $2}' "$WORK/bpftrace.out")" \
+  "$(jq -r .pages_installed "$WORK/dst.json")"
+
+# p50: user space (log-linear, ~6%) vs BPF (log2): within one log2 bucket.
+user_p50=$(jq -r .fault_p50_us "$WORK/dst.json")
+bpf_le=$(awk -v id="$id" -v n="$bpf_total" '
+  $0 ~ "^migrationd_fault_phase_seconds_bucket\\{migration=\"" id "\".*phase=\"total\",le=" {
+    match($0, /,le="[^"]+"/); le = substr($0, RSTART + 5, RLENGTH - 6);
+    if (le != "+Inf" && $2 >= n / 2 && !done) { print le * 1e6; done = 1 } }' "$WORK/metrics.txt")
+echo "p50: user space ${user_p50} us; BPF bucket upper bound ${bpf_le} us"
+mig_assert_eq "p50 from BPF and from user space agree within one log2 bucket (+10%)" \
+  "$(echo "$user_p50 <= $bpf_le * 1.1 && $user_p50 >= $bpf_le / 2 / 1.1" | bc)" 1
+for ph in queue net install; do
+  grep -q "^migrationd_fault_phase_seconds_count{migration=\"$id\".*phase=\"$ph\"}" "$WORK/metrics.txt"
+  mig_assert_eq "phase $ph reported" "$?" 0
+done
+mig_assert_eq "per-thread histograms (THREAD_ID faults)" \
+  "$(grep -c "^migrationd_fault_phase_seconds_count{migration=\"$id\".*tid=" "$WORK/metrics.txt" | awk '{print ($1 > 0)}')" 1
+grep -q '^migrationd_pages_total{migration="'"$id"'".*class="zero"}' "$WORK/metrics.txt"
+mig_assert_eq "page counters in the metrics" "$?" 0
+mig_finish
