@@ -61,6 +61,8 @@ lat_quantile(const struct fl_hist *h, double q)
 #include "faultlat.skel.h"
 
 static struct faultlat_bpf *skel;
+static struct bpf_link *usdt_links[8];	/* not in the skeleton: ours to destroy */
+static int nusdt_links;
 
 static int
 lat_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -129,6 +131,7 @@ lat_start(int enabled)
 
 		if (l == NULL)
 			goto fail;
+		usdt_links[nusdt_links++] = l;
 	}
 	skel->links.on_switch = bpf_program__attach(skel->progs.on_switch);
 	if (skel->links.on_switch == NULL)
@@ -145,18 +148,17 @@ fail:
 	snprintf(lat_why, sizeof(lat_why), "user-space timestamps: eBPF failed to load: %s",
 	    strerror(err));
 	log_warnx("fault latency: %s", lat_why);
-	if (skel != NULL) {
-		faultlat_bpf__destroy(skel);	/* also detaches every link made */
-		skel = NULL;
-	}
+	lat_stop();
 	return -1;
 }
 
 void
 lat_stop(void)
 {
+	while (nusdt_links > 0)
+		bpf_link__destroy(usdt_links[--nusdt_links]);
 	if (skel != NULL)
-		faultlat_bpf__destroy(skel);
+		faultlat_bpf__destroy(skel);	/* and the links it made itself */
 	skel = NULL;
 	lat_on = 0;
 }

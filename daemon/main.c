@@ -117,6 +117,7 @@ daemon_free(void)
 	struct migration *m;
 	struct vm *v;
 
+	D->stopping = 1;
 	while ((m = TAILQ_FIRST(&D->migs)) != NULL) {
 		TAILQ_REMOVE(&D->migs, m, entry);
 		m->vm = NULL;
@@ -131,6 +132,7 @@ daemon_free(void)
 		v->mig = NULL;
 		vm_release(v);
 	}
+	peer_close_all();
 	if (D->peer_listener)
 		evconnlistener_free(D->peer_listener);
 	if (D->ctl_listener)
@@ -175,6 +177,7 @@ main(int argc, char **argv)
 		fatal("calloc");
 	TAILQ_INIT(&D->vms);
 	TAILQ_INIT(&D->migs);
+	TAILQ_INIT(&D->conns);
 	D->vmm_listen_fd = -1;
 	if (config_load(&D->conf, conf) < 0)
 		fatalx("configuration %s is not valid", conf);

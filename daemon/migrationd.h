@@ -87,6 +87,7 @@ TAILQ_HEAD(vm_list, vm);
 
 /* One peer connection (urgent or background channel). */
 struct pconn {
+	TAILQ_ENTRY(pconn)	 entry;		/* D->conns: every connection */
 	struct bufferevent	*bev;
 	struct migration	*mig;	/* NULL until the hello is accepted */
 	int			 channel; /* Migrationd__Peer__V1__Channel */
@@ -170,9 +171,13 @@ struct migration {
 };
 TAILQ_HEAD(mig_list, migration);
 
+TAILQ_HEAD(pconn_list, pconn);
+
 struct daemon {
 	struct config		 conf;
 	struct event_base	*base;
+	struct pconn_list	 conns;
+	int			 stopping;	/* loop ended: close, never flush */
 	SSL_CTX			*tls_server;
 	SSL_CTX			*tls_client;
 	struct vm_list		 vms;
@@ -226,6 +231,7 @@ int peer_listen(const char *hostport);
 struct pconn *peer_connect(struct migration *m, const char *hostport, int channel);
 void peer_close(struct pconn *c, int flush);
 void peer_drain(struct pconn *c);
+void peer_close_all(void);
 int peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg);
 int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload);
 void peer_set_channel(struct pconn *c, int channel);

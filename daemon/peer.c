@@ -38,9 +38,30 @@ peer_new(struct bufferevent *bev, const char *addr)
 		return NULL;
 	c->bev = bev;
 	c->lim = hello_limits;
+	TAILQ_INSERT_TAIL(&D->conns, c, entry);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	bufferevent_setcb(bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
 	return c;
+}
+
+static void
+peer_free(struct pconn *c)
+{
+	TAILQ_REMOVE(&D->conns, c, entry);
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Shutdown: every connection goes, whatever it still had to say. */
+void
+peer_close_all(void)
+{
+	struct pconn *c;
+
+	while ((c = TAILQ_FIRST(&D->conns)) != NULL) {
+		c->mig = NULL;
+		peer_free(c);
+	}
 }
 
 void
@@ -54,7 +75,7 @@ peer_close(struct pconn *c, int flush)
 		c->mig = NULL;
 	}
 	/* Flush what is queued (a Refuse, a Complete), then free. */
-	if (flush && !c->closing &&
+	if (flush && !c->closing && !D->stopping &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 		c->closing = 1;
 		bufferevent_disable(c->bev, EV_READ);
@@ -62,8 +83,7 @@ peer_close(struct pconn *c, int flush)
 		bufferevent_enable(c->bev, EV_WRITE);
 		return;
 	}
-	bufferevent_free(c->bev);
-	free(c);
+	peer_free(c);
 }
 
 /*
@@ -323,10 +343,8 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 	struct pconn *c = arg;
 
 	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-			bufferevent_free(c->bev);
-			free(c);
-		}
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			peer_free(c);
 		return;
 	}
 	if (c->throttled) {
@@ -357,8 +375,7 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (c->closing || c->draining) {
-		bufferevent_free(c->bev);
-		free(c);
+		peer_free(c);
 		return;
 	}
 	tls_bev_error(bev, tlserr, sizeof(tlserr));

@@ -91,7 +91,9 @@ sleep 5
 rss1=$(awk '/^VmHWM/ {print $2}' /proc/$PID_DA/status)
 echo "greedy destination: $(cat "$WORK/greedy.log" | tail -1); daemon A RSS ${rss0} -> peak ${rss1} KiB"
 mig_assert_eq "back-pressure engaged" "$(grep -c 'not reading it until they drain' "$WORK/migrationd-A.log")" 1
-mig_assert_eq "source daemon memory bounded (< 96 MiB peak)" "$((rss1 < 98304))" 1
+if [[ ${MIG_SANITIZE:-0} != 1 ]]; then	# ASan's shadow and quarantine inflate RSS
+  mig_assert_eq "source daemon memory bounded (< 96 MiB peak)" "$((rss1 < 98304))" 1
+fi
 ctl A --json list >/dev/null
 mig_assert_eq "source daemon still answers" "$?" 0
 
