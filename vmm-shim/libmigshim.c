@@ -47,6 +47,7 @@ struct migshim {
 	uint64_t		 spin_ns;
 	uint32_t		 seq;
 	int			 complete;	/* every page present: SIGBUS = poison */
+	int			 spinners;	/* threads spinning on a slot now */
 };
 
 static void
@@ -458,7 +459,7 @@ migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,
 	struct ring_slot *r;
 	uint64_t one = 1, t0;
 	uint32_t st;
-	int err;
+	int err, spin;
 
 	if (s->ring == NULL || slot >= s->nslots)
 		return -EINVAL;
@@ -478,18 +479,29 @@ migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,
 		return -errno;
 	/*
 	 * Spin first: waking a sleeping thread costs more than a whole fetch
-	 * on a fast link. Then sleep on the state word; the daemon wakes it.
+	 * on a fast link. But only one waiter spins at a time: more spinners
+	 * would take the cores the daemon needs to bring the pages. Then
+	 * sleep on the state word; the daemon wakes it.
 	 */
+	spin = __atomic_fetch_add(&s->spinners, 1, __ATOMIC_ACQ_REL) == 0;
+	if (!spin)
+		__atomic_fetch_sub(&s->spinners, 1, __ATOMIC_ACQ_REL);
 	for (;;) {
 		st = ring_load(r);
 		if (st != RING_POSTED && st != RING_TAKEN)
 			break;
-		if (shim_now_ns() - t0 < s->spin_ns) {
+		if (spin && shim_now_ns() - t0 < s->spin_ns) {
 			__builtin_ia32_pause();
 			continue;
 		}
+		if (spin) {
+			__atomic_fetch_sub(&s->spinners, 1, __ATOMIC_ACQ_REL);
+			spin = 0;
+		}
 		ring_futex_wait(r, st, 1000000000u);
 	}
+	if (spin)
+		__atomic_fetch_sub(&s->spinners, 1, __ATOMIC_ACQ_REL);
 	err = st == RING_DONE ? 0 : r->error ? r->error : -EIO;
 	ring_store(r, RING_FREE);
 	DTRACE_PROBE4(migshim, fault_resumed, slot, offset, err, shim_now_ns() - t0);
