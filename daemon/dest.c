@@ -112,7 +112,7 @@ dst_bind(struct pconn *c, struct migration *m, int channel)
 	c->lim.page_size = m->page_size;
 	c->lim.npages = m->npages;
 	c->lim.max_msg = MIG_MSG_MAX;
-	c->lim.max_count = MIG_FRAME_MAX_PAGES;
+	c->lim.max_count = mig_frame_pages(m);
 	if (channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT)
 		m->urgent = c;
 	else
@@ -201,7 +201,7 @@ dst_rerequest(struct migration *m)
 			continue;
 		h.index = i;
 		h.count = 1;
-		while (h.count < MIG_FRAME_MAX_PAGES && i + h.count < m->npages &&
+		while (h.count < mig_frame_pages(m) && i + h.count < m->npages &&
 		    bitmap_test(m->requested, i + h.count) &&
 		    !bitmap_test(m->installed, i + h.count))
 			h.count++;
@@ -287,6 +287,15 @@ dst_reattach(struct migration *m)
 	off_t off = 0, data, hole;
 	uint64_t n = 0;
 
+	if (m->page_size > 4096) {
+		/* hugetlbfs answers SEEK_DATA with "all data": it cannot say
+		 * which pages are installed, so nothing is written at all. */
+		snprintf(m->reason, sizeof(m->reason), "daemon restarted: which 2 MiB pages "
+		    "of hugetlbfs RAM are installed cannot be rebuilt; migration held");
+		log_warnx("migration %s: %s", m->id, m->reason);
+		rec_save(m);
+		return;
+	}
 	m->requested = bitmap_new(m->npages);
 	m->installed = bitmap_new(m->npages);
 	m->maxpending = DST_MAX_PENDING;
@@ -450,6 +459,20 @@ dst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t 
 			struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)src,
 			    .len = len };
 
+			rc = ioctl(m->vm->uffd, UFFDIO_COPY, &cp);
+			done = cp.copy;
+		} else if (enc == FRAME_ENC_ZERO && m->page_size > 4096) {
+			/* hugetlbfs has no UFFDIO_ZEROPAGE: copy zeros. */
+			static uint8_t *zeros;
+			struct uffdio_copy cp = { .dst = dst, .len = len };
+
+			if (zeros == NULL && (zeros = calloc(1, MIG_FRAME_MAX_BYTES)) == NULL)
+				return -1;
+			if (len > MIG_FRAME_MAX_BYTES) {
+				errno = EINVAL;
+				return -1;
+			}
+			cp.src = (uintptr_t)zeros;
 			rc = ioctl(m->vm->uffd, UFFDIO_COPY, &cp);
 			done = cp.copy;
 		} else if (enc == FRAME_ENC_ZERO) {
@@ -669,8 +692,8 @@ dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 	if (idx == m->last_fault_end && m->demand_faults > 0) {
 		m->prefetch_hits++;
 		m->prefetch = m->prefetch ? m->prefetch * 2 : 1;
-		if (m->prefetch > MIG_PREFETCH_MAX - 1)
-			m->prefetch = MIG_PREFETCH_MAX - 1;
+		if (m->prefetch > mig_frame_pages(m) - 1)
+			m->prefetch = mig_frame_pages(m) - 1;
 	} else {
 		m->prefetch /= 2;
 	}

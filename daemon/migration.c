@@ -36,6 +36,15 @@ mig_active(const struct migration *m)
 	}
 }
 
+/* Pages in one PAGES or REQ frame: 16 small pages, or one 2 MiB page. */
+uint32_t
+mig_frame_pages(const struct migration *m)
+{
+	uint32_t n = MIG_FRAME_MAX_BYTES / m->page_size;
+
+	return n == 0 ? 1 : n < MIG_FRAME_MAX_PAGES ? n : MIG_FRAME_MAX_PAGES;
+}
+
 /* Numbers for probes and BPF maps, unique within this daemon run. */
 uint32_t
 mig_next_num(void)

@@ -18,7 +18,9 @@
 #include "peer.pb-c.h"
 
 #define MIG_PEER_VERSION	1
-#define MIG_FRAME_MAX_PAGES	16	/* pages per PAGES frame */
+#define MIG_FRAME_MAX_PAGES	16	/* 4 KiB pages per PAGES frame */
+#define MIG_FRAME_MAX_BYTES	(2u << 20)	/* and never more bytes than this */
+#define MIG_HUGE_PAGE		(2u << 20)	/* hugetlbfs-backed VMs move these */
 #define MIG_MSG_MAX		(8u << 20)	/* largest control message (state blob) */
 #define MIG_BG_HIWAT		(2u << 20)	/* background bytes queued before we wait */
 #define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
@@ -217,6 +219,7 @@ void vm_release(struct vm *v);
 
 /* migration.c: records and state changes. */
 struct migration *mig_new(struct vm *v, enum mig_role role);
+uint32_t mig_frame_pages(const struct migration *m);
 uint32_t mig_next_num(void);
 struct migration *mig_find(const char *id_or_vm);
 void mig_set_state(struct migration *m, Migrationd__V1__MigrationState st,

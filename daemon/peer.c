@@ -493,7 +493,7 @@ peer_connect(struct migration *m, const char *hostport, int channel)
 	c->lim.page_size = m->page_size;
 	c->lim.npages = m->npages;
 	c->lim.max_msg = MIG_MSG_MAX;
-	c->lim.max_count = MIG_FRAME_MAX_PAGES;
+	c->lim.max_count = mig_frame_pages(m);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, sslen) < 0) {

@@ -202,15 +202,13 @@ static int
 src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
     int demand)
 {
-	static uint8_t buf[MIG_FRAME_MAX_PAGES * 4096];	/* loop thread only */
+	static uint8_t buf[MIG_FRAME_MAX_BYTES];	/* loop thread only */
 	uint8_t cls[MIG_FRAME_MAX_PAGES];
+	uint32_t fp = mig_frame_pages(m);
 	uint64_t end = start + n;
 
-	if (m->page_size != 4096)
-		return -1;
-	for (uint64_t chunk = start; chunk < end; chunk += MIG_FRAME_MAX_PAGES) {
-		uint32_t cn = (uint32_t)(end - chunk < MIG_FRAME_MAX_PAGES ?
-		    end - chunk : MIG_FRAME_MAX_PAGES);
+	for (uint64_t chunk = start; chunk < end; chunk += fp) {
+		uint32_t cn = (uint32_t)(end - chunk < fp ? end - chunk : fp);
 
 		if (src_read(m, chunk, cn, buf, cls) < 0) {
 			log_warn("migration %s: read guest RAM at page %llu", m->id,
@@ -283,7 +281,7 @@ src_bg_writable(struct pconn *c)
 			continue;
 		}
 		j = i;
-		while (j < m->npages && j - i < MIG_FRAME_MAX_PAGES && !bitmap_test(m->sent, j))
+		while (j < m->npages && j - i < mig_frame_pages(m) && !bitmap_test(m->sent, j))
 			j++;
 		m->bg_cursor = j;
 		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {

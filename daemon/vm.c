@@ -301,9 +301,10 @@ vm_attach(int sock)
 		err = "bad VM name";
 	else if (vm_find(a->vm) != NULL)
 		err = "a VM of that name is already attached";
-	else if (a->page_size != (uint32_t)sysconf(_SC_PAGESIZE) || a->ram_bytes == 0 ||
+	else if ((a->page_size != (uint32_t)sysconf(_SC_PAGESIZE) &&
+	    a->page_size != MIG_HUGE_PAGE) || a->ram_bytes == 0 ||
 	    a->ram_bytes % a->page_size != 0)
-		err = "bad page size or RAM size";
+		err = "bad page size (4 KiB or 2 MiB) or RAM size";
 	else if (nfds != want)
 		err = "wrong number of fds for the role";
 	else if (!vm_fd_is_memfd(fds[0], a->ram_bytes))

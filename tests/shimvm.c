@@ -145,6 +145,7 @@ int
 main(int argc, char **argv)
 {
 	const char *name = "shimvm", *sock = NULL, *mode = "uffd", *bad = NULL;
+	int huge = 0;
 	uint64_t mem = 64ull << 20;
 	struct migshim_event ev;
 	int ch;
@@ -152,7 +153,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:t:k:b:P:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:t:k:b:P:H")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -161,6 +162,7 @@ main(int argc, char **argv)
 		case 't': nthreads = atoi(optarg); break;
 		case 'k': touches = atoi(optarg); break;
 		case 'b': bad = optarg; break;
+		case 'H': huge = 1; break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
 				poison[npoison++] = strtoull(t, NULL, 0);
@@ -175,7 +177,9 @@ main(int argc, char **argv)
 	if (!strcmp(argv[1], "source")) {
 		uint64_t *ram;
 
-		if ((S = migshim_create(name, mem, MIGSHIM_SOURCE)) == NULL)
+		struct migshim_opts so = { .hugepages = huge };
+
+		if ((S = migshim_create_opts(name, mem, MIGSHIM_SOURCE, &so)) == NULL)
 			return 2;
 		ram = migshim_ram(S);
 		for (uint64_t i = 0; i < npages; i++)
@@ -201,7 +205,8 @@ main(int argc, char **argv)
 		}
 	}
 	if (!strcmp(argv[1], "dest")) {
-		struct migshim_opts o = { .vcpus = 1, .thread_slots = (unsigned)nthreads };
+		struct migshim_opts o = { .vcpus = 1, .thread_slots = (unsigned)nthreads,
+		    .hugepages = huge };
 		pthread_t th[32];
 		uint64_t n, errors = 0, t0;
 		volatile uint64_t *ram;
@@ -280,6 +285,7 @@ main(int argc, char **argv)
 	}
 usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
-	    "[-M uffd|ring] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES]\n");
+	    "[-M uffd|ring] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"
+	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n");
 	return 2;
 }

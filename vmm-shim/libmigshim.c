@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/memfd.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <linux/userfaultfd.h>
@@ -48,6 +49,7 @@ struct migshim {
 	uint32_t		 seq;
 	int			 complete;	/* every page present: SIGBUS = poison */
 	int			 spinners;	/* threads spinning on a slot now */
+	uint64_t		 page_size;	/* 4 KiB, or 2 MiB (hugetlbfs) */
 };
 
 static void
@@ -79,7 +81,8 @@ shim_uffd_register(struct migshim *s)
 	 * machine-check SIGBUS for whoever touches it, not as garbage.
 	 * THREAD_ID: fault events name the faulting thread (latency per vCPU). */
 	struct uffdio_api api = { .api = UFFD_API,
-	    .features = UFFD_FEATURE_MISSING_SHMEM |
+	    .features = (s->page_size > 4096 ? UFFD_FEATURE_MISSING_HUGETLBFS :
+	    UFFD_FEATURE_MISSING_SHMEM) |
 	    (s->mode == MIGSHIM_FAULT_RING ? UFFD_FEATURE_SIGBUS : 0) |
 	    (shim_uffd_features() & (UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID)) };
 	struct uffdio_register reg = { 0 };
@@ -100,8 +103,9 @@ shim_uffd_register(struct migshim *s)
 		shim_warn(__func__, "UFFDIO_REGISTER");
 		return -1;
 	}
+	/* hugetlbfs has no UFFDIO_ZEROPAGE: the daemon copies zeros there. */
 	if (!(reg.ioctls & ((uint64_t)1 << _UFFDIO_COPY)) ||
-	    !(reg.ioctls & ((uint64_t)1 << _UFFDIO_ZEROPAGE))) {
+	    (s->page_size == 4096 && !(reg.ioctls & ((uint64_t)1 << _UFFDIO_ZEROPAGE)))) {
 		errno = ENOTSUP;
 		shim_warn(__func__, "UFFDIO_COPY/ZEROPAGE not offered");
 		return -1;
@@ -133,7 +137,7 @@ shim_ring_create(struct migshim *s, const struct migshim_opts *o)
 		shim_warn(__func__, "mmap ring");
 		return -1;
 	}
-	ring_init(s->ring, s->nslots, s->nvcpu, (uint32_t)sysconf(_SC_PAGESIZE));
+	ring_init(s->ring, s->nslots, s->nvcpu, (uint32_t)s->page_size);
 	if ((s->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		shim_warn(__func__, "eventfd");
 		return -1;
@@ -151,7 +155,8 @@ struct migshim *
 migshim_create_opts(const char *name, uint64_t ram_size, enum migshim_role role,
     const struct migshim_opts *opts)
 {
-	long pg = sysconf(_SC_PAGESIZE);
+	int huge = opts != NULL && opts->hugepages;
+	long pg = huge ? 2L << 20 : sysconf(_SC_PAGESIZE);
 	struct migshim *s;
 
 	if (name == NULL || *name == '\0' || strlen(name) >= sizeof(s->name) ||
@@ -167,12 +172,14 @@ migshim_create_opts(const char *name, uint64_t ram_size, enum migshim_role role,
 	s->ram_size = ram_size;
 	s->ram = MAP_FAILED;
 	s->memfd = s->uffd = s->sock = s->ringfd = s->doorbell = -1;
+	s->page_size = (uint64_t)pg;
 	if (opts != NULL && role == MIGSHIM_INCOMING)
 		s->mode = opts->mode;
 	s->spin_ns = opts != NULL && opts->spin_ns ? opts->spin_ns : 20000;
 
-	if ((s->memfd = memfd_create(name, MFD_CLOEXEC)) < 0) {
-		shim_warn(__func__, "memfd_create");
+	if ((s->memfd = memfd_create(name, MFD_CLOEXEC |
+	    (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0))) < 0) {
+		shim_warn(__func__, huge ? "memfd_create (2 MiB hugetlbfs)" : "memfd_create");
 		goto fail;
 	}
 	if (ftruncate(s->memfd, (off_t)ram_size) < 0) {
@@ -219,6 +226,12 @@ migshim_fd(const struct migshim *s)
 	return s->sock;
 }
 
+uint64_t
+migshim_page_size(const struct migshim *s)
+{
+	return s->page_size;
+}
+
 enum migshim_fault_mode
 migshim_fault_mode(const struct migshim *s)
 {
@@ -257,7 +270,7 @@ migshim_attach(struct migshim *s, const char *path, int vcpus)
 	    MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING :
 	    MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_SOURCE;
 	a.ram_bytes = s->ram_size;
-	a.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+	a.page_size = (uint32_t)s->page_size;
 	a.ram_va = (uintptr_t)s->ram;
 	a.vcpus = (uint32_t)vcpus;
 	a.pid = getpid();
@@ -550,7 +563,7 @@ shim_sigbus(int sig, siginfo_t *si, void *uc)
 	for (unsigned spins = 0;; spins++) {
 		for (uint32_t i = s->nvcpu; i < s->nslots; i++) {
 			struct ring_slot *r = ring_slot(s->ring, i);
-			uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+			uint64_t pg = s->page_size;
 			uint64_t off = (a - base) & ~(pg - 1);
 
 			if (!ring_cas(r, RING_FREE, RING_CLAIMED))
@@ -647,7 +660,7 @@ migshim_kvm_exit(struct migshim *s, unsigned vcpu, int ret, int err,
     const struct kvm_run *run, struct migshim_kvm_fault *f)
 {
 	enum migshim_kvm_action a = migshim_kvm_classify(ret, err, run, f);
-	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE), off, end;
+	uint64_t pg = s->page_size, off, end;
 
 	if (a != MIGSHIM_KVM_FETCH)
 		return a;

@@ -59,10 +59,16 @@ struct migshim_opts {
 	unsigned		thread_slots;	/* ring slots for other threads */
 	uint64_t		spin_ns;	/* spin on a slot before sleeping;
 						   0: the default (20 us) */
+	int			hugepages;	/* back RAM with 2 MiB hugetlbfs pages
+						   (pages must be reserved); the
+						   migration then moves 2 MiB pages */
 };
 
+/* The page size guest RAM is migrated in (4 KiB, or 2 MiB hugetlbfs). */
+uint64_t migshim_page_size(const struct migshim *s);
+
 /*
- * migshim_create() with options (NULL: blocking uffd path). With
+ * migshim_create() with options (NULL: 4 KiB pages, blocking uffd path). With
  * MIGSHIM_FAULT_RING the shim also creates the fault ring (a memfd) and its
  * doorbell (an eventfd); both go to the daemon at attach time.
  */
