@@ -59,6 +59,7 @@ struct fl_opts {
 	uint64_t	 mem;
 	int		 threads;
 	int		 background;
+	int		 bpf;		/* the destination daemon had eBPF loaded */
 	size_t		 touches;
 	int		 timeout_s;
 	pid_t		 dpid[2];	/* source daemon, destination daemon */
@@ -372,8 +373,8 @@ fl_report(const struct fl_opts *o, const struct fl_round *r, double bg_s)
 		perror(o->json);
 		return;
 	}
-	fprintf(f, "{\"path\":\"%s\",\"threads\":%d,\"background\":%s,\"bpf\":false,",
-	    o->path, o->threads, o->background ? "true" : "false");
+	fprintf(f, "{\"path\":\"%s\",\"threads\":%d,\"background\":%s,\"bpf\":%s,",
+	    o->path, o->threads, o->background ? "true" : "false", o->bpf ? "true" : "false");
 	fl_json_num(f, "p50_us", r->pct.p50, 0);
 	fl_json_num(f, "p99_us", r->pct.p99, 0);
 	fl_json_num(f, "p999_us", r->pct.p999, 0);
@@ -521,6 +522,7 @@ fl_usage(FILE *f)
 	    "usage: faultlat source --name VM --mem SIZE --vmm-socket PATH [--timeout S]\n"
 	    "       faultlat dest --name VM --mem SIZE --vmm-socket PATH --threads N\n"
 	    "                [--background on|off] [--touches N] [--path uffd|ring]\n"
+	    "                [--bpf yes|no (was the destination daemon's eBPF loaded)]\n"
 	    "                [--daemon-pids SRC,DST] [--floor P50,P99] [--json FILE] [--timeout S]\n"
 	    "A source or an incoming \"VMM\" on libmigshim for the demand-fault benchmark\n"
 	    "(see the comment at the top of bench/faultlat.c). --threads 0: throughput run.\n");
@@ -541,6 +543,7 @@ main(int argc, char **argv)
 		{ "floor", required_argument, NULL, 'f' },
 		{ "json", required_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 'o' },
+		{ "bpf", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -554,7 +557,7 @@ main(int argc, char **argv)
 	}
 	o.role = argv[1];
 	optind = 2;
-	while ((ch = getopt_long(argc, argv, "n:m:s:t:b:T:p:d:f:j:o:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "n:m:s:t:b:T:p:d:f:j:o:B:h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'n': o.name = optarg; break;
 		case 'm': o.mem = bench_parse_size(optarg); break;
@@ -563,6 +566,7 @@ main(int argc, char **argv)
 		case 'b': o.background = !strcmp(optarg, "on"); break;
 		case 'T': o.touches = strtoul(optarg, NULL, 10); break;
 		case 'p': o.path = optarg; break;
+		case 'B': o.bpf = !strcmp(optarg, "yes"); break;
 		case 'd':
 			if (sscanf(optarg, "%d,%d", &a, &b) != 2) {
 				fl_usage(stderr);

@@ -61,6 +61,7 @@ floor_of() {
 fl_run() {
   local path=$1 threads=$2 bg=$3 vm src dst token rc
   vm=fl-$path-$threads-$bg
+  [[ $FL_BPF == no && $FL_BPF_LOADED == 1 ]] && vm=$vm-nobpf
   [[ $threads == 0 ]] && vm=fl-$path-throughput-$((++FL_TP))
   # shellcheck disable=SC2046
   mig_spawn A "$WORK/$vm-src.log" $(on_cpu A) "$FAULTLAT" source --name "$vm" --mem "$MEM" \
@@ -71,7 +72,7 @@ fl_run() {
   # shellcheck disable=SC2046
   mig_spawn B "$WORK/$vm-dst.log" $(on_cpu B) "$FAULTLAT" dest --name "$vm" --mem "$MEM" \
     --vmm-socket "$WORK/B/vmm.sock" --threads "$threads" --background "$bg" \
-    --touches "$TOUCHES" --path "$path" --daemon-pids "$PID_DA,$PID_DB" \
+    --touches "$TOUCHES" --path "$path" --daemon-pids "$PID_DA,$PID_DB" --bpf "$FL_BPF" \
     --floor "$(floor_of "$path")" --json "$WORK/$vm.json" --timeout 150
   dst=$SPAWN_PID
   if ! mig_wait_line "$WORK/$vm-dst.log" 'attached' 60 "$dst" ||
@@ -113,6 +114,9 @@ else
   placement="unpinned"
 fi
 if ((MIG_USE_NETNS)); then hosts="two network namespaces joined by a veth pair"; else hosts="two loopback ports"; fi
+FL_BPF=no FL_BPF_LOADED=0
+grep -q 'fault latency: eBPF' "$WORK/migrationd-B.log" && FL_BPF=yes FL_BPF_LOADED=1
+BPF_THREADS=${FAULTLAT_BPF_THREADS:-1 8}
 log "faultlat: $MEM guests, touches=$TOUCHES, threads: $THREADS; $placement"
 : >"$WORK/results"
 FL_FAILED=0 FL_TP=0
@@ -127,6 +131,19 @@ for path in $PATHS; do
   done
 done
 fl_run uffd 0 on
+
+# eBPF overhead: the same lines again with the destination daemon's BPF
+# programs off, in the same run (a restarted daemon B with [bpf] enabled = no).
+if ((FL_BPF_LOADED)); then
+  kill -TERM "$PID_DB"; mig_forget "$PID_DB"
+  mig_daemon_start B "[bpf]
+enabled = no"
+  [[ -n $(on_cpu B) ]] && taskset -a -p -c 0 "$PID_DB" >/dev/null
+  FL_BPF=no
+  for t in $BPF_THREADS; do
+    fl_run uffd "$t" off
+  done
+fi
 grep '"mode":"throughput"' "$WORK/results" >"$WORK/throughput"
 grep -v '"mode":"throughput"' "$WORK/results" >"$WORK/faults"
 

@@ -126,6 +126,12 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
   (($fl[0].faultlat // [])[] |
     "  \(.path | pad(4)) \(.threads | pad(7)) \((if .background then "on" else "off" end) | pad(3))  | \(f(.p50_us) | pad(7)) (\(f2(.ratio_p50) | pad(6))x) | \(f(.p99_us) | pad(7)) (\(f2(.ratio_p99) | pad(6))x) | \(f(.p999_us) | pad(8)) | \(.faults_per_s | round | pad(8)) | \(f(.cpu_us_per_fault) | pad(12)) | \(.detail.faults_timed | pad(5)) \(.detail.skipped_present | pad(8))"),
   "",
+  "eBPF overhead (destination daemon with its BPF programs attached vs off, same run, uffd path, no background):",
+  ((.faultlat | map(select(.bpf == false and .path == "uffd" and .background == false))) as $off |
+   ($off[] | . as $o | (.threads) as $t |
+    ([$fl[0].faultlat[] | select(.bpf == true and .path == "uffd" and .background == false and .threads == $t)][0]) as $on |
+    if $on then "  threads \($t): p50 \(f($on.p50_us)) us with BPF vs \(f($o.p50_us)) us without = \(f2($on.p50_us / $o.p50_us))x; p99 \(f($on.p99_us)) vs \(f($o.p99_us)) = \(f2($on.p99_us / $o.p99_us))x" else empty end)),
+  "",
   "throughput: migrationd background stream, \($fl[0].throughput.method // "-")",
   (.throughput[] | "  streams \(.streams): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio))x the bare TLS stream floor, \(if $inst then f2(.gbytes_per_s / $inst) else "-" end)x the stream + install floor; daemons \(f2($fl[0].throughput.runs | map(.cpu_s_per_gbyte_source) | add / length)) + \(f2($fl[0].throughput.runs | map(.cpu_s_per_gbyte_destination) | add / length)) CPU s/GB (source + destination; bare stream: \(f2(($ts[0].results // [])[0].cpu_s_per_gbyte)) both ends)"),
   "",
