@@ -676,8 +676,8 @@ dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 	}
 	if (m->npending >= m->maxpending)
 		return NULL;	/* asked again when the waiter retries */
-	PROBE_FAULT(m->num, tid, idx, posted_ns);
 	if (m->urgent == NULL) {
+		PROBE_FAULT(m->num, tid, idx, posted_ns, 0);
 		/* Link down: remember the fault; dst_resume() asks for it. */
 		bitmap_set(m->requested, idx);
 		m->demand_faults++;
@@ -703,7 +703,7 @@ dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 		h.count++;
 	if (peer_send_frame(m->urgent, &h, NULL) < 0)
 		return NULL;
-	PROBE_REQUEST(m->num, idx, h.count);
+	PROBE_FAULT(m->num, tid, idx, posted_ns, 1);
 	for (uint64_t i = idx; i < idx + h.count; i++)
 		bitmap_set(m->requested, i);
 	m->prefetch_pages += h.count - 1;

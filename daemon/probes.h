@@ -5,11 +5,16 @@
  * integers: `mig` is the migration's number in this daemon run (the
  * `probe_id` field of the API), `page` a page index in guest RAM.
  *
- *   fault(mig, tid, page, posted_ns)  a fault needs a fetch: the first wait
+ *   fault(mig, tid, page, posted_ns, sent)
+ *                                     a fault needs a fetch: the first wait
  *                                     on `page`; tid = faulting thread (0 if
  *                                     unknown), posted_ns = when the VMM
- *                                     posted it to the ring (0: uffd path)
- *   request(mig, page, count)         the request left on the urgent channel
+ *                                     posted it to the ring (0: uffd path),
+ *                                     sent = its request is already queued
+ *                                     (0 while the link is down)
+ *   request(mig, page, count)         a request queued again after a link
+ *                                     came back (one probe per fault, not
+ *                                     two, on the common path)
  *   received(mig, page, count, urgent) pages arrived (urgent: 1, bulk: 0)
  *   installed(mig, page, count)       pages are in guest RAM (waiters wake)
  *   resumed(mig, slot, page, err)     a ring slot was completed
@@ -20,8 +25,8 @@
 
 #include <sys/sdt.h>
 
-#define PROBE_FAULT(mig, tid, page, posted) \
-	DTRACE_PROBE4(migrationd, fault, mig, tid, page, posted)
+#define PROBE_FAULT(mig, tid, page, posted, sent) \
+	DTRACE_PROBE5(migrationd, fault, mig, tid, page, posted, sent)
 #define PROBE_REQUEST(mig, page, count) \
 	DTRACE_PROBE3(migrationd, request, mig, page, count)
 #define PROBE_RECEIVED(mig, page, count, urgent) \

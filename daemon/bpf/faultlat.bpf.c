@@ -103,10 +103,12 @@ hist_both(u32 mig, u32 tid, u32 phase, u64 ns)
 }
 
 SEC("usdt")
-int BPF_USDT(on_fault, u32 mig, u32 tid, u64 page, u64 posted)
+int BPF_USDT(on_fault, u32 mig, u32 tid, u64 page, u64 posted, u32 sent)
 {
 	struct fl_key k = { .mig = mig, .page = page };
-	struct fl_pending p = { .t_fault = bpf_ktime_get_ns(), .tid = tid, .posted = posted };
+	u64 now = bpf_ktime_get_ns();
+	struct fl_pending p = { .t_fault = now, .t_req = sent ? now : 0, .tid = tid,
+	    .posted = posted };
 
 	ctr_inc(FL_CTR_FAULTS);
 	if (bpf_map_update_elem(&pending, &k, &p, BPF_NOEXIST) != 0)
