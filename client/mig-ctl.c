@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -666,16 +667,37 @@ cmd_latency(int argc, char **argv)
 	printf("  p50 %.1f us   p90 %.1f us   p99 %.1f us   p99.9 %.1f us   "
 	    "min %.1f us   max %.1f us   mean %.1f us\n\n", r->p50_us, r->p90_us,
 	    r->p99_us, r->p999_us, r->min_us, r->max_us, r->mean_us);
-	for (size_t i = 0; i < r->n_buckets; i++)
-		if (r->buckets[i]->count > top)
-			top = r->buckets[i]->count;
-	for (size_t i = 0; i < r->n_buckets; i++) {
-		const Migrationd__V1__LatencyBucket *b = r->buckets[i];
-		int w = (int)((double)b->count * 50 / (double)top + 0.5);
+	/* One row per power of two of microseconds: the daemon's ~6% buckets
+	 * would not fit a terminal. */
+	{
+		double lo[64], hi[64];
+		uint64_t cnt[64];
+		int nrows = 0;
 
-		printf("  %9.1f .. %9.1f us |%-50.*s| %llu\n", b->lower_us, b->upper_us,
-		    w ? w : 1, "##################################################",
-		    (unsigned long long)b->count);
+		for (size_t i = 0; i < r->n_buckets; i++) {
+			const Migrationd__V1__LatencyBucket *b = r->buckets[i];
+			double base = b->lower_us < 1 ? 0 : exp2(floor(log2(b->lower_us)));
+
+			if (nrows == 0 || base >= hi[nrows - 1]) {
+				if (nrows == 64)
+					break;
+				lo[nrows] = base;
+				hi[nrows] = base == 0 ? 1 : base * 2;
+				cnt[nrows++] = 0;
+			}
+			cnt[nrows - 1] += b->count;
+		}
+		for (int i = 0; i < nrows; i++)
+			if (cnt[i] > top)
+				top = cnt[i];
+		for (int i = 0; i < nrows; i++) {
+			int w = (int)((double)cnt[i] * 50 / (double)top + 0.5);
+
+			printf("  %9.0f .. %9.0f us |%-50.*s| %llu\n", lo[i], hi[i],
+			    cnt[i] ? (w ? w : 1) : 0,
+			    "##################################################",
+			    (unsigned long long)cnt[i]);
+		}
 	}
 out:
 	migctl_free(r);

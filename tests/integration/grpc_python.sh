@@ -4,6 +4,7 @@
 # migration between two daemons through python3-grpcio over the Unix
 # control sockets (prepare, start, watch, pause, recover, get, list with
 # filters, latency, health, cancel), and one error case per status code:
+# (also over the TCP listener with TLS, where a client certificate is required)
 # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION, UNIMPLEMENTED, and
 # PERMISSION_DENIED for a client running as an unprivileged user.
 BUILD=$1
@@ -27,7 +28,9 @@ if ((MIG_USE_NETNS)); then
 fi
 mig_certs
 mig_daemon_start A
-mig_daemon_start B
+CTL_TCP=${ADDR_B%:*}:$((${ADDR_B##*:} + 10))
+mig_daemon_start B "[control]
+listen = $CTL_TCP"
 mig_spawn A "$WORK/src.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$VM" -m 32
 src=$SPAWN_PID
 mig_wait_line "$WORK/src.log" 'source ready' 30 "$src" || mig_die "source shimvm not ready"
@@ -41,6 +44,12 @@ $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" migrate "$WORK/A/control.sock
 mig_assert_eq "Python client drove the migration (all checks)" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "destination shimvm verified every page" "$?" 0
 mig_wait_exit "$src" 30; mig_assert_eq "source shimvm left" "$?" 0
+
+# The TCP listener: TLS with ALPN h2, client certificates against the CA.
+if ((MIG_USE_NETNS)); then inb=(ip netns exec "migB-$$"); else inb=(); fi
+"${inb[@]}" $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" tls "$CTL_TCP" \
+  "$WORK/pki/ca.pem" "$WORK/pki/hosta.pem" "$WORK/pki/hosta.key"
+mig_assert_eq "Python client over TLS (client certificate required)" "$?" 0
 
 # An unprivileged client reaches the socket (0666) and is refused by status.
 chmod 0755 "$WORK" "$WORK/B" "$WORK/py"

@@ -7,6 +7,7 @@ failure.
 
 usage: grpc_interop.py STUBDIR migrate SOCK_A SOCK_B ADDR_B VM SPARE_VM
        grpc_interop.py STUBDIR denied SOCK
+       grpc_interop.py STUBDIR tls IP:PORT CA CERT KEY
 """
 import sys
 import time
@@ -48,6 +49,20 @@ def denied(sock):
     e = expect_code("GetHealth as an unprivileged user", grpc.StatusCode.PERMISSION_DENIED,
                     stub(sock).GetHealth, pb.GetHealthRequest())
     check("PERMISSION_DENIED explains itself", e is not None and "may not" in e.details())
+
+
+def tls(target, ca, cert, key):
+    rd = lambda p: open(p, "rb").read()  # noqa: E731
+    creds = grpc.ssl_channel_credentials(rd(ca), rd(key), rd(cert))
+    h = rpc.MigrationdStub(grpc.secure_channel(target, creds)).GetHealth(
+        pb.GetHealthRequest(), timeout=10)
+    check("GetHealth over TLS with a client certificate", h.control_tls and
+          any(l.kind == "control-tcp" and l.address == target and l.tls for l in h.listeners))
+    nocert = grpc.ssl_channel_credentials(rd(ca))
+    expect_code("GetHealth over TLS without a client certificate",
+                grpc.StatusCode.UNAVAILABLE,
+                rpc.MigrationdStub(grpc.secure_channel(target, nocert)).GetHealth,
+                pb.GetHealthRequest())
 
 
 def migrate(sock_a, sock_b, addr_b, vm, spare):
@@ -179,6 +194,8 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
 def main():
     if sys.argv[2] == "denied":
         denied(sys.argv[3])
+    elif sys.argv[2] == "tls":
+        tls(*sys.argv[3:7])
     else:
         migrate(*sys.argv[3:8])
     if FAILS:
