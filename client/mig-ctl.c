@@ -1,12 +1,14 @@
 /*
- * mig-ctl: the operator's command line for migrationd, built on libmigctl.
- * Human output by default, --json for scripts. Exit codes: 0 success,
+ * mig-ctl: the operator's command line for migrationd, built on libmigctl
+ * (gRPC over the control socket). Human output by default (tables, a live
+ * progress bar with rate and ETA), --json for scripts. Exit codes: 0 success,
  * 2 usage error, 3 daemon unreachable, 4 request refused by the daemon,
- * 5 the migration failed or was paused (migrate --wait).
+ * 5 the migration failed or was paused (migrate --wait, watch).
  */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +32,15 @@ usage(FILE *f)
 	    "  prepare VM [-q]                      destination: expect VM, print a one-time token\n"
 	    "  migrate VM --to IP:PORT --token T [--wait] [--timeout SECS]\n"
 	    "                                       source: migrate VM to the destination daemon\n"
-	    "  recover ID|VM [--to IP:PORT]         source: reconnect a paused migration now\n"
 	    "  status ID|VM                         one migration, with its figures\n"
-	    "  list                                 VMs attached here and every migration\n"
+	    "  list [--state S] [--role R] [--vm VM]\n"
+	    "                                       VMs attached here and migrations (history too)\n"
+	    "  watch ID|VM [--interval MS]          live progress until the migration ends\n"
+	    "  pause ID|VM                          source: hold a post-copy migration\n"
+	    "  recover ID|VM [--to IP:PORT]         source: resume a paused migration now\n"
+	    "  cancel ID|VM                         cancel before the VM has left the source\n"
+	    "  latency ID|VM                        demand-fault latency histogram\n"
+	    "  health                               daemon version, uptime, listeners\n"
 	    "\n"
 	    "options:\n"
 	    "  -s, --socket PATH   control socket (default " MIGCTL_DEFAULT_SOCKET ")\n"
@@ -55,22 +63,35 @@ connect_or_die(void)
 	return c;
 }
 
-/* Checks a response; prints the daemon's error and exits on failure. */
-static Migrationd__V1__CtlResponse *
-check(Migrationd__V1__CtlResponse *r)
+static void json_str(const char *k, const char *v, int last);
+
+/* Checks a call's result; prints the daemon's error and exits on failure. */
+static void
+check(struct migctl *c, int rc)
 {
-	if (r == NULL) {
-		fprintf(stderr, "mig-ctl: no answer from migrationd: %s\n", strerror(errno));
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		fprintf(stderr, "mig-ctl: %s\n", migctl_error(c));
 		exit(EX_UNREACH);
 	}
-	if (r->code != MIGRATIOND__V1__CODE__OK) {
-		if (json)
-			printf("{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-			    migctl_code_name(r->code), r->message);
-		fprintf(stderr, "mig-ctl: %s: %s\n", migctl_code_name(r->code), r->message);
-		exit(EX_REFUSED);
+	if (json) {
+		printf("{\"error\":{");
+		json_str("code", migctl_code_name(rc), 0);
+		json_str("message", migctl_error(c), 1);
+		printf("}}\n");
 	}
-	return r;
+	fprintf(stderr, "mig-ctl: %s: %s\n", migctl_code_name(rc), migctl_error(c));
+	exit(EX_REFUSED);
+}
+
+static int
+want_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
 }
 
 static void
@@ -178,39 +199,46 @@ print_migration(const Migrationd__V1__Migration *m)
 static int
 cmd_prepare(int argc, char **argv)
 {
-	int quiet = 0;
+	Migrationd__V1__PrepareIncomingResponse *r;
+	const char *vm = NULL;
 	struct migctl *c;
-	Migrationd__V1__CtlResponse *r;
+	int quiet = 0;
 
+	if (want_help(argc, argv)) {
+		printf("usage: mig-ctl prepare VM [-q]\n"
+		    "Destination side: expect an incoming migration of VM (its VMM must be\n"
+		    "attached with --incoming) and print the one-time token the source\n"
+		    "must present. -q prints the token alone.\n");
+		return EX_OK;
+	}
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-q"))
 			quiet = 1;
-		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: mig-ctl prepare VM [-q]\n"
-			    "Destination side: expect an incoming migration of VM (its VMM must be\n"
-			    "attached with --incoming) and print the one-time token the source\n"
-			    "must present. -q prints the token alone.\n");
-			return EX_OK;
-		}
+		else if (argv[i][0] == '-' || vm != NULL) {
+			fprintf(stderr, "mig-ctl prepare: unexpected '%s' (usage: prepare VM [-q])\n",
+			    argv[i]);
+			return EX_USAGE_;
+		} else
+			vm = argv[i];
 	}
-	if (argc < 2 || argv[1][0] == '-') {
+	if (vm == NULL) {
 		fprintf(stderr, "mig-ctl prepare: a VM name is required\n");
 		return EX_USAGE_;
 	}
 	c = connect_or_die();
-	r = check(migctl_prepare(c, argv[1]));
+	check(c, migctl_prepare(c, vm, &r));
 	if (quiet)
-		printf("%s\n", r->prepare_incoming->token);
+		printf("%s\n", r->token);
 	else if (json) {
 		printf("{");
-		json_str("token", r->prepare_incoming->token, 0);
+		json_str("token", r->token, 0);
 		printf("\"migration\":");
-		print_json(r->prepare_incoming->migration);
+		print_json(r->migration);
 		printf("}\n");
 	} else
-		printf("prepared migration %s for VM %s\ntoken: %s\n",
-		    r->prepare_incoming->migration->id, argv[1], r->prepare_incoming->token);
-	migctl_response_free(r);
+		printf("prepared migration %s for VM %s\ntoken: %s\n", r->migration->id, vm,
+		    r->token);
+	migctl_free(r);
 	migctl_close(c);
 	return EX_OK;
 }
@@ -232,60 +260,131 @@ mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Polls the migration and draws progress until it ends or times out. */
-static int
-wait_for(struct migctl *c, const char *id, double timeout)
+static void
+human_bytes(double b, char *out, size_t len)
 {
-	int tty = isatty(STDERR_FILENO);
-	double t0 = mono_s(), last_t = t0, last_print = 0;
-	unsigned long long last_bytes = 0;
-	double rate = 0;
+	if (b >= 1e9)
+		snprintf(out, len, "%.2f GB", b / 1e9);
+	else if (b >= 1e6)
+		snprintf(out, len, "%.1f MB", b / 1e6);
+	else if (b >= 1e3)
+		snprintf(out, len, "%.1f kB", b / 1e3);
+	else
+		snprintf(out, len, "%.0f B", b);
+}
 
-	for (;;) {
-		Migrationd__V1__CtlResponse *r = check(migctl_get(c, id));
-		const Migrationd__V1__Migration *m = r->get_migration->migration;
-		unsigned long long done = m->pages_demand + m->pages_background + m->pages_zero;
-		double now = mono_s(), pct = m->pages_total ? 100.0 * (double)done /
-		    (double)m->pages_total : 0;
-		int st = m->state, rc;
+/* One line of progress; \r-redrawn on a terminal, one line a second otherwise. */
+static void
+progress_line(const Migrationd__V1__MigrationEvent *ev, int tty)
+{
+	const Migrationd__V1__Migration *m = ev->migration;
+	unsigned long long done = m->pages_demand + m->pages_background + m->pages_zero;
+	int w = 30, fill = (int)(ev->progress * w);
+	char eta[32] = "-", rate[32];
 
-		if (now - last_t > 0.05) {
-			double inst = (double)(m->bytes_sent - last_bytes) / (now - last_t);
+	if (fill > w)
+		fill = w;
+	if (ev->eta_s >= 0 && !terminal_state(m->state))
+		snprintf(eta, sizeof(eta), "%.1fs", ev->eta_s);
+	else if (terminal_state(m->state))
+		snprintf(eta, sizeof(eta), "0s");
+	human_bytes(ev->bytes_per_s, rate, sizeof(rate));
+	fprintf(stderr, "%s%-10s [%.*s%*s] %5.1f%%  %llu/%llu pages  %s/s  %.0f faults/s  "
+	    "p99 %.0f us  ETA %s%s", tty ? "\r" : "", migctl_state_name(m->state), fill,
+	    "##############################", w - fill, "", ev->progress * 100, done,
+	    (unsigned long long)m->pages_total, rate, ev->faults_per_s, ev->fault_p99_us,
+	    eta, tty ? "   " : "\n");
+}
 
-			rate = rate == 0 ? inst : 0.7 * rate + 0.3 * inst;
-			last_bytes = m->bytes_sent;
-			last_t = now;
-		}
-		if (!json && (tty || now - last_print >= 1.0 || terminal_state(st))) {
-			int w = 30, fill = (int)(pct / 100 * w);
-			double left = (double)(m->pages_total - done) * 4096;
-			char eta[32] = "-";
+static const char *
+event_kind(Migrationd__V1__MigrationEvent__Kind k)
+{
+	const ProtobufCEnumValue *e = protobuf_c_enum_descriptor_get_value(
+	    &migrationd__v1__migration_event__kind__descriptor, (int)k);
 
-			if (rate > 0 && !terminal_state(st))
-				snprintf(eta, sizeof(eta), "%.1fs", left / rate);
-			fprintf(stderr, "%s%-9s [%.*s%*s] %5.1f%%  %llu/%llu pages  %.1f MB/s  "
-			    "ETA %s%s", tty ? "\r" : "", migctl_state_name(st), fill,
-			    "##############################", w - fill, "", pct, done,
-			    (unsigned long long)m->pages_total, rate / 1e6, eta, tty ? "   " : "\n");
-			last_print = now;
-		}
-		if (terminal_state(st) || st == MIGRATIOND__V1__MIGRATION_STATE__PAUSED ||
-		    now - t0 > timeout) {
-			if (!json && tty)
-				fprintf(stderr, "\n");
-			if (now - t0 > timeout && !terminal_state(st))
-				fprintf(stderr, "mig-ctl: gave up waiting after %.0f s\n", timeout);
-			print_migration(m);
-			rc = st == MIGRATIOND__V1__MIGRATION_STATE__COMPLETED ? EX_OK : EX_MIGFAIL;
-			if (rc != EX_OK && m->reason[0])
-				fprintf(stderr, "mig-ctl: migration %s %s: %s\n", m->id,
-				    migctl_state_name(st), m->reason);
-			migctl_response_free(r);
-			return rc;
-		}
-		migctl_response_free(r);
-		usleep(tty ? 100000 : 200000);
+	return e ? e->name : "UNKNOWN";
+}
+
+static void
+print_event_json(const Migrationd__V1__MigrationEvent *ev)
+{
+	printf("{");
+	json_str("kind", event_kind(ev->kind), 0);
+	json_str("previous_state", migctl_state_name(ev->previous_state), 0);
+	printf("\"unix_ms\":%lld,\"pages_per_s\":%.1f,\"bytes_per_s\":%.1f,"
+	    "\"faults_per_s\":%.1f,\"fault_p50_us\":%.2f,\"fault_p90_us\":%.2f,"
+	    "\"fault_p99_us\":%.2f,\"fault_p999_us\":%.2f,\"progress\":%.4f,\"eta_s\":%.2f,"
+	    "\"migration\":", (long long)ev->unix_ms, ev->pages_per_s, ev->bytes_per_s,
+	    ev->faults_per_s, ev->fault_p50_us, ev->fault_p90_us, ev->fault_p99_us,
+	    ev->fault_p999_us, ev->progress, ev->eta_s);
+	print_json(ev->migration);
+	printf("}\n");
+	fflush(stdout);
+}
+
+struct watch_ctx {
+	int		 tty;
+	int		 events;	/* print every event (watch) */
+	int		 stop_paused;	/* PAUSED ends the wait (migrate --wait) */
+	double		 t0, timeout, last_print;
+	int		 timed_out;
+	Migrationd__V1__MigrationState last;
+	int		 last_kind;
+};
+
+static int
+watch_cb(const Migrationd__V1__MigrationEvent *ev, void *arg)
+{
+	struct watch_ctx *w = arg;
+	const Migrationd__V1__Migration *m = ev->migration;
+	double now = mono_s();
+
+	if (m == NULL)
+		return 1;
+	w->last = m->state;
+	if (json && w->events)
+		print_event_json(ev);
+	else if (!json && (w->tty || now - w->last_print >= 1.0 || terminal_state(m->state) ||
+	    ev->kind == MIGRATIOND__V1__MIGRATION_EVENT__KIND__STATE_CHANGE)) {
+		if (ev->kind == MIGRATIOND__V1__MIGRATION_EVENT__KIND__STATE_CHANGE && w->tty)
+			fprintf(stderr, "\r%*s\r", 110, "");
+		progress_line(ev, w->tty);
+		w->last_print = now;
 	}
+	if (w->stop_paused && m->state == MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
+		return 1;
+	if (now - w->t0 > w->timeout) {
+		w->timed_out = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Follows one migration with WatchMigration; prints the final record. */
+static int
+follow(struct migctl *c, const char *id, double timeout, int events, int stop_paused)
+{
+	struct watch_ctx w = { .tty = isatty(STDERR_FILENO), .events = events,
+	    .stop_paused = stop_paused, .t0 = mono_s(), .timeout = timeout };
+	Migrationd__V1__GetMigrationResponse *g;
+	const Migrationd__V1__Migration *m;
+	int rc;
+
+	check(c, migctl_watch(c, id, 0, watch_cb, &w));
+	if (!json && w.tty)
+		fprintf(stderr, "\n");
+	if (w.timed_out)
+		fprintf(stderr, "mig-ctl: gave up waiting after %.0f s\n", timeout);
+	check(c, migctl_get(c, id, &g));
+	m = g->migration;
+	if (!(json && events))
+		print_migration(m);
+	rc = m->state == MIGRATIOND__V1__MIGRATION_STATE__COMPLETED ? EX_OK : EX_MIGFAIL;
+	if (rc != EX_OK && m->reason[0])
+		fprintf(stderr, "mig-ctl: migration %s %s: %s\n", m->id,
+		    migctl_state_name(m->state), m->reason);
+	migctl_free(g);
+	return rc;
 }
 
 static int
@@ -299,11 +398,11 @@ cmd_migrate(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	Migrationd__V1__StartMigrationResponse *r;
 	const char *to = NULL, *token = NULL, *vm;
 	double timeout = 3600;
 	int ch, wait = 0, rc = EX_OK;
 	struct migctl *c;
-	Migrationd__V1__CtlResponse *r;
 
 	optind = 0;	/* full reset of glibc getopt after main() parsed */
 	while ((ch = getopt_long(argc, argv, "t:k:wT:h", lo, NULL)) != -1) {
@@ -316,8 +415,9 @@ cmd_migrate(int argc, char **argv)
 			printf("usage: mig-ctl migrate VM --to IP:PORT --token TOKEN [--wait] "
 			    "[--timeout SECS]\n"
 			    "Source side: migrate VM to the migrationd at IP:PORT, which issued\n"
-			    "TOKEN with `mig-ctl prepare`. --wait shows progress until the\n"
-			    "migration ends and exits 5 unless it completed.\n");
+			    "TOKEN with `mig-ctl prepare`. --wait shows a live progress bar (rate,\n"
+			    "ETA) until the migration ends, and exits 5 unless it completed (also\n"
+			    "when it pauses or --timeout passes).\n");
 			return EX_OK;
 		default:
 			return EX_USAGE_;
@@ -329,92 +429,160 @@ cmd_migrate(int argc, char **argv)
 	}
 	vm = argv[optind];
 	c = connect_or_die();
-	r = check(migctl_start(c, vm, to, token));
+	check(c, migctl_start(c, vm, to, token, &r));
 	if (wait) {
 		char id[64];
 
-		snprintf(id, sizeof(id), "%s", r->start_migration->migration->id);
+		snprintf(id, sizeof(id), "%s", r->migration->id);
 		if (!json)
 			printf("migration %s started: %s -> %s\n", id, vm, to);
 		fflush(stdout);
-		rc = wait_for(c, id, timeout);
+		rc = follow(c, id, timeout, 0, 1);
 	} else {
-		print_migration(r->start_migration->migration);
+		print_migration(r->migration);
 	}
-	migctl_response_free(r);
+	migctl_free(r);
 	migctl_close(c);
 	return rc;
 }
 
 static int
-cmd_recover(int argc, char **argv)
+cmd_watch(int argc, char **argv)
 {
-	const char *to = NULL;
+	static const struct option lo[] = {
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	double timeout = 1e9;
 	struct migctl *c;
-	Migrationd__V1__CtlResponse *r;
+	int ch, rc;
 
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: mig-ctl recover ID|VM [--to IP:PORT]\n"
-		    "Source side: reconnect a PAUSED migration now instead of waiting for\n"
-		    "the back-off, optionally to a new destination address.\n");
-		return EX_OK;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "T:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'T': timeout = atof(optarg); break;
+		case 'h':
+			printf("usage: mig-ctl watch ID|VM [--timeout SECS]\n"
+			    "Follows one migration live (state changes, pages, rate, ETA, fault\n"
+			    "rate and latency) until it ends; --json prints each event as one JSON\n"
+			    "line. Exits 0 if it completed, 5 otherwise.\n");
+			return EX_OK;
+		default:
+			return EX_USAGE_;
+		}
 	}
-	if (argc < 2) {
-		fprintf(stderr, "mig-ctl recover: a migration id or VM name is required\n");
-		return EX_USAGE_;
-	}
-	if (argc == 4 && !strcmp(argv[2], "--to"))
-		to = argv[3];
-	else if (argc != 2) {
-		fprintf(stderr, "mig-ctl recover: usage: recover ID|VM [--to IP:PORT]\n");
+	if (optind + 1 != argc) {
+		fprintf(stderr, "mig-ctl watch: usage: watch ID|VM [--timeout SECS]\n");
 		return EX_USAGE_;
 	}
 	c = connect_or_die();
-	r = check(migctl_recover(c, argv[1], to));
-	print_migration(r->recover_migration->migration);
-	migctl_response_free(r);
+	rc = follow(c, argv[optind], timeout, 1, 0);
+	migctl_close(c);
+	return rc;
+}
+
+/* Commands that take one ID|VM and answer with the migration. */
+static int
+cmd_one(int argc, char **argv, const char *help)
+{
+	const char *to = NULL;
+	struct migctl *c;
+	void *r = NULL;
+	const Migrationd__V1__Migration *m;
+	int rc, recover = !strcmp(argv[0], "recover");
+
+	if (want_help(argc, argv)) {
+		printf("%s", help);
+		return EX_OK;
+	}
+	if (recover && argc == 4 && !strcmp(argv[2], "--to"))
+		to = argv[3];
+	else if (argc != 2 || argv[1][0] == '-') {
+		fprintf(stderr, "mig-ctl %s: %s", argv[0], help);
+		return EX_USAGE_;
+	}
+	c = connect_or_die();
+	if (!strcmp(argv[0], "status"))
+		rc = migctl_get(c, argv[1], (Migrationd__V1__GetMigrationResponse **)&r);
+	else if (!strcmp(argv[0], "pause"))
+		rc = migctl_pause(c, argv[1], (Migrationd__V1__PauseMigrationResponse **)&r);
+	else if (!strcmp(argv[0], "cancel"))
+		rc = migctl_cancel(c, argv[1], (Migrationd__V1__CancelMigrationResponse **)&r);
+	else
+		rc = migctl_recover(c, argv[1], to, (Migrationd__V1__RecoverMigrationResponse **)&r);
+	check(c, rc);
+	/* Each of these responses is { Migration migration = 1; }. */
+	m = ((Migrationd__V1__GetMigrationResponse *)r)->migration;
+	print_migration(m);
+	migctl_free(r);
 	migctl_close(c);
 	return EX_OK;
 }
 
 static int
-cmd_status(int argc, char **argv)
+parse_enum(const ProtobufCEnumDescriptor *d, const char *s, int *out)
 {
-	struct migctl *c;
-	Migrationd__V1__CtlResponse *r;
-
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: mig-ctl status ID|VM\nOne migration (the newest for a VM "
-		    "name) with its figures.\n");
-		return EX_OK;
+	for (unsigned i = 0; i < d->n_values; i++) {
+		if (!strcasecmp(d->values[i].name, s)) {
+			*out = d->values[i].value;
+			return 0;
+		}
 	}
-	if (argc < 2) {
-		fprintf(stderr, "mig-ctl status: a migration id or VM name is required\n");
-		return EX_USAGE_;
-	}
-	c = connect_or_die();
-	r = check(migctl_get(c, argv[1]));
-	print_migration(r->get_migration->migration);
-	migctl_response_free(r);
-	migctl_close(c);
-	return EX_OK;
+	return -1;
 }
 
 static int
 cmd_list(int argc, char **argv)
 {
-	struct migctl *c;
-	Migrationd__V1__CtlResponse *r;
+	static const struct option lo[] = {
+		{ "state", required_argument, NULL, 'S' },
+		{ "role", required_argument, NULL, 'R' },
+		{ "vm", required_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	Migrationd__V1__ListMigrationsResponse *l;
+	const char *vm = NULL;
+	int ch, state = 0, role = 0;
+	struct migctl *c;
 
-	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		printf("usage: mig-ctl list\nVMs attached to this daemon and every "
-		    "migration it knows.\n");
-		return EX_OK;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "S:R:V:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'S':
+			if (parse_enum(&migrationd__v1__migration_state__descriptor, optarg,
+			    &state) < 0) {
+				fprintf(stderr, "mig-ctl list: unknown state '%s' (PREPARED, "
+				    "CONNECTING, BLACKOUT, POSTCOPY, COMPLETED, PAUSED, FAILED, "
+				    "CANCELLED)\n", optarg);
+				return EX_USAGE_;
+			}
+			break;
+		case 'R':
+			if (parse_enum(&migrationd__v1__role__descriptor, optarg, &role) < 0) {
+				fprintf(stderr, "mig-ctl list: unknown role '%s' (SOURCE, "
+				    "DESTINATION)\n", optarg);
+				return EX_USAGE_;
+			}
+			break;
+		case 'V': vm = optarg; break;
+		case 'h':
+			printf("usage: mig-ctl list [--state STATE] [--role source|destination] "
+			    "[--vm VM]\n"
+			    "VMs attached to this daemon and every migration it knows, history\n"
+			    "included (kept across restarts), oldest first.\n");
+			return EX_OK;
+		default:
+			return EX_USAGE_;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "mig-ctl list: unexpected '%s'\n", argv[optind]);
+		return EX_USAGE_;
 	}
 	c = connect_or_die();
-	r = check(migctl_list(c));
-	l = r->list_migrations;
+	check(c, migctl_list(c, state, role, vm, &l));
 	if (json) {
 		printf("{\"vms\":[");
 		for (size_t i = 0; i < l->n_vms; i++) {
@@ -450,7 +618,169 @@ cmd_list(int argc, char **argv)
 			    m->pages_zero), (unsigned long long)m->pages_total);
 		}
 	}
-	migctl_response_free(r);
+	migctl_free(l);
+	migctl_close(c);
+	return EX_OK;
+}
+
+static int
+cmd_latency(int argc, char **argv)
+{
+	Migrationd__V1__GetFaultLatencyResponse *r;
+	struct migctl *c;
+	uint64_t top = 0;
+
+	if (want_help(argc, argv)) {
+		printf("usage: mig-ctl latency ID|VM\n"
+		    "Demand-fault latency of a (destination) migration: a histogram in the\n"
+		    "terminal, with p50, p90, p99, p99.9 and how it was measured.\n");
+		return EX_OK;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "mig-ctl latency: usage: latency ID|VM\n");
+		return EX_USAGE_;
+	}
+	c = connect_or_die();
+	check(c, migctl_latency(c, argv[1], &r));
+	if (json) {
+		printf("{");
+		json_str("migration_id", r->migration_id, 0);
+		json_str("vm", r->vm, 0);
+		json_str("source", r->source, 0);
+		printf("\"count\":%llu,\"p50_us\":%.2f,\"p90_us\":%.2f,\"p99_us\":%.2f,"
+		    "\"p999_us\":%.2f,\"min_us\":%.2f,\"max_us\":%.2f,\"mean_us\":%.2f,"
+		    "\"buckets\":[", (unsigned long long)r->count, r->p50_us, r->p90_us,
+		    r->p99_us, r->p999_us, r->min_us, r->max_us, r->mean_us);
+		for (size_t i = 0; i < r->n_buckets; i++)
+			printf("%s{\"lower_us\":%.3f,\"upper_us\":%.3f,\"count\":%llu}",
+			    i ? "," : "", r->buckets[i]->lower_us, r->buckets[i]->upper_us,
+			    (unsigned long long)r->buckets[i]->count);
+		printf("],\"annotated_exits\":%llu,\"phases\":[",
+		    (unsigned long long)r->annotated_exits);
+		for (size_t i = 0; i < r->n_phases; i++)
+			printf("%s{\"phase\":\"%s\",\"count\":%llu,\"p50_us\":%.2f,"
+			    "\"p99_us\":%.2f,\"mean_us\":%.2f}", i ? "," : "",
+			    r->phases[i]->phase, (unsigned long long)r->phases[i]->count,
+			    r->phases[i]->p50_us, r->phases[i]->p99_us, r->phases[i]->mean_us);
+		printf("],\"threads\":[");
+		for (size_t i = 0; i < r->n_threads; i++)
+			printf("%s{\"tid\":%u,\"count\":%llu,\"p50_us\":%.2f,\"p99_us\":%.2f}",
+			    i ? "," : "", r->threads[i]->tid,
+			    (unsigned long long)r->threads[i]->count, r->threads[i]->p50_us,
+			    r->threads[i]->p99_us);
+		printf("]}\n");
+		goto out;
+	}
+	printf("fault latency of migration %s (vm %s): %llu faults, measured by %s\n",
+	    r->migration_id, r->vm, (unsigned long long)r->count, r->source);
+	if (r->count == 0) {
+		printf("  no demand faults measured (a source, or nothing faulted yet)\n");
+		goto out;
+	}
+	printf("  p50 %.1f us   p90 %.1f us   p99 %.1f us   p99.9 %.1f us   "
+	    "min %.1f us   max %.1f us   mean %.1f us\n\n", r->p50_us, r->p90_us,
+	    r->p99_us, r->p999_us, r->min_us, r->max_us, r->mean_us);
+	/* One row per power of two of microseconds: the daemon's ~6% buckets
+	 * would not fit a terminal. */
+	{
+		double lo[64], hi[64];
+		uint64_t cnt[64];
+		int nrows = 0;
+
+		for (size_t i = 0; i < r->n_buckets; i++) {
+			const Migrationd__V1__LatencyBucket *b = r->buckets[i];
+			double base = b->lower_us < 1 ? 0 : exp2(floor(log2(b->lower_us)));
+
+			if (nrows == 0 || base >= hi[nrows - 1]) {
+				if (nrows == 64)
+					break;
+				lo[nrows] = base;
+				hi[nrows] = base == 0 ? 1 : base * 2;
+				cnt[nrows++] = 0;
+			}
+			cnt[nrows - 1] += b->count;
+		}
+		for (int i = 0; i < nrows; i++)
+			if (cnt[i] > top)
+				top = cnt[i];
+		for (int i = 0; i < nrows; i++) {
+			int w = (int)((double)cnt[i] * 50 / (double)top + 0.5);
+
+			printf("  %9.0f .. %9.0f us |%-50.*s| %llu\n", lo[i], hi[i],
+			    cnt[i] ? (w ? w : 1) : 0,
+			    "##################################################",
+			    (unsigned long long)cnt[i]);
+		}
+	}
+	if (r->n_phases > 0) {
+		printf("\n  measured in the kernel (eBPF), per phase:\n"
+		    "  %-8s %8s %10s %10s %10s\n", "phase", "faults", "p50 us", "p99 us", "mean us");
+		for (size_t i = 0; i < r->n_phases; i++)
+			printf("  %-8s %8llu %10.1f %10.1f %10.1f\n", r->phases[i]->phase,
+			    (unsigned long long)r->phases[i]->count, r->phases[i]->p50_us,
+			    r->phases[i]->p99_us, r->phases[i]->mean_us);
+		if (r->n_threads > 0)
+			printf("\n  per faulting thread (total):\n");
+		for (size_t i = 0; i < r->n_threads; i++)
+			printf("    tid %-8u %6llu faults   p50 %8.1f us   p99 %8.1f us\n",
+			    r->threads[i]->tid, (unsigned long long)r->threads[i]->count,
+			    r->threads[i]->p50_us, r->threads[i]->p99_us);
+		printf("  (log2 buckets: a figure is the middle of its power-of-two bucket)\n");
+	}
+out:
+	migctl_free(r);
+	migctl_close(c);
+	return EX_OK;
+}
+
+static int
+cmd_health(int argc, char **argv)
+{
+	Migrationd__V1__GetHealthResponse *r;
+	struct migctl *c;
+
+	if (want_help(argc, argv)) {
+		printf("usage: mig-ctl health\nThe daemon's version, uptime, listeners, "
+		    "TLS, VMs, migrations and how fault latency is measured.\n");
+		return EX_OK;
+	}
+	if (argc != 1) {
+		fprintf(stderr, "mig-ctl health: takes no arguments\n");
+		return EX_USAGE_;
+	}
+	c = connect_or_die();
+	check(c, migctl_health(c, &r));
+	if (json) {
+		printf("{");
+		json_str("version", r->version, 0);
+		json_str("latency_source", r->latency_source, 0);
+		json_str("ebpf", r->ebpf, 0);
+		printf("\"uptime_s\":%.1f,\"peer_tls\":%s,\"control_tls\":%s,\"vms_attached\":%u,"
+		    "\"migrations_active\":%u,\"migrations_total\":%u,\"socket_activated\":%s,"
+		    "\"pid\":%d,\"listeners\":[", r->uptime_s, r->peer_tls ? "true" : "false",
+		    r->control_tls ? "true" : "false", r->vms_attached, r->migrations_active,
+		    r->migrations_total, r->socket_activated ? "true" : "false", r->pid);
+		for (size_t i = 0; i < r->n_listeners; i++) {
+			printf("%s{", i ? "," : "");
+			json_str("kind", r->listeners[i]->kind, 0);
+			json_str("address", r->listeners[i]->address, 0);
+			printf("\"tls\":%s}", r->listeners[i]->tls ? "true" : "false");
+		}
+		printf("]}\n");
+	} else {
+		printf("migrationd %s, pid %d, up %.0f s%s\n", r->version, r->pid, r->uptime_s,
+		    r->socket_activated ? " (socket-activated)" : "");
+		for (size_t i = 0; i < r->n_listeners; i++)
+			printf("  %-13s %-40s %s\n", r->listeners[i]->kind,
+			    r->listeners[i]->address, r->listeners[i]->tls ? "TLS" : "");
+		printf("  peer TLS:     %s\n", r->peer_tls ? "on (TLS 1.3, mutual X.509)" : "OFF");
+		printf("  control TLS:  %s\n", r->control_tls ? "on" : "off (no TCP listener)");
+		printf("  VMs:          %u attached\n", r->vms_attached);
+		printf("  migrations:   %u active, %u kept\n", r->migrations_active,
+		    r->migrations_total);
+		printf("  latency:      %s; eBPF: %s\n", r->latency_source, r->ebpf);
+	}
+	migctl_free(r);
 	migctl_close(c);
 	return EX_OK;
 }
@@ -485,11 +815,28 @@ main(int argc, char **argv)
 	if (!strcmp(argv[0], "migrate"))
 		return cmd_migrate(argc, argv);
 	if (!strcmp(argv[0], "status"))
-		return cmd_status(argc, argv);
+		return cmd_one(argc, argv, "usage: mig-ctl status ID|VM\nOne migration (the "
+		    "newest for a VM name) with its figures.\n");
+	if (!strcmp(argv[0], "pause"))
+		return cmd_one(argc, argv, "usage: mig-ctl pause ID|VM\nSource side: hold a "
+		    "migration in post-copy (the destination's vCPUs wait for\nmissing pages) "
+		    "until `mig-ctl recover`.\n");
 	if (!strcmp(argv[0], "recover"))
-		return cmd_recover(argc, argv);
+		return cmd_one(argc, argv, "usage: mig-ctl recover ID|VM [--to IP:PORT]\n"
+		    "Source side: reconnect a PAUSED migration now instead of waiting for\n"
+		    "the back-off, optionally to a new destination address.\n");
+	if (!strcmp(argv[0], "cancel"))
+		return cmd_one(argc, argv, "usage: mig-ctl cancel ID|VM\nCancel a migration "
+		    "whose VM has not left the source (the VM resumes there;\na destination "
+		    "forgets the token). Refused once the VM may run on the destination.\n");
 	if (!strcmp(argv[0], "list"))
 		return cmd_list(argc, argv);
+	if (!strcmp(argv[0], "watch"))
+		return cmd_watch(argc, argv);
+	if (!strcmp(argv[0], "latency"))
+		return cmd_latency(argc, argv);
+	if (!strcmp(argv[0], "health"))
+		return cmd_health(argc, argv);
 	if (!strcmp(argv[0], "help")) {
 		usage(stdout);
 		return EX_OK;

@@ -69,6 +69,18 @@ config_int(int *dst, const char *v, int lo, int hi)
 	return 0;
 }
 
+/* IP:PORT (numeric), or empty for none. */
+static int
+config_hostport(char *dst, size_t len, const char *v)
+{
+	struct sockaddr_storage ss;
+	int sslen;
+
+	if (v[0] != '\0' && parse_hostport(v, &ss, &sslen) < 0)
+		return -1;
+	return config_str(dst, len, v);
+}
+
 /* "12,4096,7": page indices the source must read as hardware-poisoned. */
 static int
 config_pages(struct config *c, const char *v)
@@ -122,6 +134,10 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_bool(&c->bpf, value);
 	else if (S("metrics", "listen"))
 		rc = config_str(c->metrics_listen, sizeof(c->metrics_listen), value);
+	else if (S("control", "group"))
+		rc = config_str(c->control_group, sizeof(c->control_group), value);
+	else if (S("control", "listen"))
+		rc = config_hostport(c->control_listen, sizeof(c->control_listen), value);
 	else if (S("debug", "inject_poison"))
 		rc = config_pages(c, value);
 #undef S

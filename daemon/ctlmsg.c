@@ -1,6 +1,6 @@
 /*
  * ctlmsg: length-prefixed protobuf framing and checked decoding of the
- * control and peer messages. Decoding rejects what protobuf-c would accept
+ * peer messages. Decoding rejects what protobuf-c would accept
  * but the daemon cannot use (no oneof member set).
  */
 #include <stdlib.h>
@@ -47,35 +47,6 @@ ctlmsg_peek(const uint8_t *buf, size_t avail, uint32_t max, uint32_t *plen)
 		return 0;
 	*plen = n;
 	return 1;
-}
-
-Migrationd__V1__CtlRequest *
-ctlmsg_decode_request(const uint8_t *p, size_t len, const char **why)
-{
-	Migrationd__V1__CtlRequest *r;
-
-	if ((r = migrationd__v1__ctl_request__unpack(NULL, len, p)) == NULL) {
-		*why = "not a CtlRequest";
-		return NULL;
-	}
-	if (r->method_case == MIGRATIOND__V1__CTL_REQUEST__METHOD__NOT_SET) {
-		*why = "request names no method";
-		migrationd__v1__ctl_request__free_unpacked(r, NULL);
-		return NULL;
-	}
-	return r;
-}
-
-Migrationd__V1__CtlResponse *
-ctlmsg_decode_response(const uint8_t *p, size_t len, const char **why)
-{
-	Migrationd__V1__CtlResponse *r;
-
-	if ((r = migrationd__v1__ctl_response__unpack(NULL, len, p)) == NULL) {
-		*why = "not a CtlResponse";
-		return NULL;
-	}
-	return r;
 }
 
 Migrationd__Peer__V1__PeerMsg *

@@ -1,8 +1,8 @@
 /*
- * ctlmsg: length-prefixed protobuf messages on byte streams (the control
- * socket). A frame is a 4-byte big-endian length and that many bytes of one
- * protobuf message. Also decodes the PeerMsg carried in FRAME_MSG frames.
- * Pure code; unit-tested alone.
+ * ctlmsg: length-prefixed protobuf messages on byte streams. A frame is a
+ * 4-byte big-endian length and that many bytes of one protobuf message.
+ * Also decodes the PeerMsg carried in FRAME_MSG frames. (The control API
+ * itself is gRPC now: grpcmsg.h.) Pure code; unit-tested alone.
  */
 #ifndef MIG_CTLMSG_H
 #define MIG_CTLMSG_H
@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "control.pb-c.h"
 #include "peer.pb-c.h"
 
 #define CTLMSG_PREFIX	4
@@ -32,15 +31,6 @@ int ctlmsg_peek(const uint8_t *buf, size_t avail, uint32_t max, uint32_t *plen);
 
 /* The payload length announced by a 4-byte prefix (not checked). */
 uint32_t ctlmsg_prefix_len(const uint8_t *p);
-
-/*
- * Decodes a control request payload. Returns NULL (and a reason in *why) if
- * it is not a CtlRequest or names no method.
- */
-Migrationd__V1__CtlRequest *ctlmsg_decode_request(const uint8_t *p, size_t len,
-    const char **why);
-Migrationd__V1__CtlResponse *ctlmsg_decode_response(const uint8_t *p, size_t len,
-    const char **why);
 
 /* Decodes a FRAME_MSG payload; NULL (and *why) unless a known message. */
 Migrationd__Peer__V1__PeerMsg *ctlmsg_decode_peer(const uint8_t *p, size_t len,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <event2/listener.h>
+#include <systemd/sd-daemon.h>
 
 #include "latency.h"
 #include "log.h"
@@ -103,11 +104,14 @@ mkparent(const char *path)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: migrationd [-dfv] [-c config]\n"
-	    "  -c FILE  configuration (default /etc/migrationd/migrationd.conf)\n"
-	    "  -f       stay in the foreground, log to stderr\n"
-	    "  -n       check the configuration and exit\n"
-	    "  -v       verbose (debug) logging\n");
+	fprintf(stderr, "usage: migrationd [-fnv] [-c config] [-s control-socket] "
+	    "[-l peer-listen]\n"
+	    "  -c FILE       configuration (default /etc/migrationd/migrationd.conf)\n"
+	    "  -f            stay in the foreground, log to stderr\n"
+	    "  -l IP:PORT    peer listener (overrides [peer] listen; \"\" for none)\n"
+	    "  -n            check the configuration and exit\n"
+	    "  -s PATH       control socket (overrides [daemon] control_socket)\n"
+	    "  -v            verbose (debug) logging\n");
 	exit(2);
 }
 
@@ -151,13 +155,20 @@ int
 main(int argc, char **argv)
 {
 	const char *conf = "/etc/migrationd/migrationd.conf";
-	int ch, fg = 0, verbose = 0, check = 0;
+	const char *opt_sock = NULL, *opt_listen = NULL;
+	int ch, fg = 0, verbose = 0, check = 0, ctl_fd = -1, nfds;
 	struct event *sigs[3];
 
-	while ((ch = getopt(argc, argv, "c:fnv")) != -1) {
+	while ((ch = getopt(argc, argv, "c:fl:ns:v")) != -1) {
 		switch (ch) {
 		case 'c':
 			conf = optarg;
+			break;
+		case 'l':
+			opt_listen = optarg;
+			break;
+		case 's':
+			opt_sock = optarg;
 			break;
 		case 'f':
 			fg = 1;
@@ -181,6 +192,19 @@ main(int argc, char **argv)
 	D->vmm_listen_fd = -1;
 	if (config_load(&D->conf, conf) < 0)
 		fatalx("configuration %s is not valid", conf);
+	/* Command-line flags override the file. */
+	if (opt_sock != NULL &&
+	    snprintf(D->conf.control_socket, sizeof(D->conf.control_socket), "%s",
+	    opt_sock) >= (int)sizeof(D->conf.control_socket))
+		fatalx("-s: path too long");
+	if (opt_listen != NULL) {
+		struct sockaddr_storage ss;
+		int sslen;
+
+		if (opt_listen[0] && parse_hostport(opt_listen, &ss, &sslen) < 0)
+			fatalx("-l: %s is not IP:PORT", opt_listen);
+		snprintf(D->conf.peer_listen, sizeof(D->conf.peer_listen), "%s", opt_listen);
+	}
 	if (check) {
 		printf("configuration OK\n");
 		return 0;
@@ -202,7 +226,16 @@ main(int argc, char **argv)
 	if (mkdir(D->conf.state_dir, 0750) < 0 && errno != EEXIST)
 		fatal("mkdir %s", D->conf.state_dir);
 	rec_load();
-	if (ctl_listen(D->conf.control_socket) < 0 || vm_listen(D->conf.vmm_socket) < 0)
+	/* Socket activation (migrationd.socket): the control socket is fd 3. */
+	if ((nfds = sd_listen_fds(1)) > 0) {
+		if (nfds != 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1,
+		    NULL, 0) <= 0)
+			fatalx("systemd passed %d sockets; expected one listening Unix "
+			    "stream socket", nfds);
+		ctl_fd = SD_LISTEN_FDS_START;
+	}
+	if (ctl_listen(D->conf.control_socket, ctl_fd) < 0 ||
+	    vm_listen(D->conf.vmm_socket) < 0)
 		fatalx("cannot open the local sockets");
 	if (D->conf.peer_listen[0] && peer_listen(D->conf.peer_listen) < 0)
 		fatalx("cannot listen for peers on %s", D->conf.peer_listen);
@@ -222,11 +255,16 @@ main(int argc, char **argv)
 	    D->conf.peer_listen[0] ? D->conf.peer_listen : "not listening",
 	    D->conf.tls ? "TLS 1.3, mutual auth" : "plaintext",
 	    lat_status());
+	/* Readiness for systemd (Type=notify); a no-op without systemd. */
+	sd_notify(0, "READY=1\nSTATUS=serving");
 	event_base_dispatch(D->base);
+	sd_notify(0, "STOPPING=1");
 
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
-	unlink(D->conf.control_socket);
+	ctl_shutdown();
+	if (ctl_fd < 0)
+		unlink(D->conf.control_socket);
 	unlink(D->conf.vmm_socket);
 	metrics_stop();
 	lat_stop();

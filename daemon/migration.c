@@ -103,6 +103,7 @@ void
 mig_set_state(struct migration *m, Migrationd__V1__MigrationState st,
     const char *fmt, ...)
 {
+	Migrationd__V1__MigrationState prev = m->state;
 	va_list ap;
 
 	if (fmt != NULL) {
@@ -120,6 +121,7 @@ mig_set_state(struct migration *m, Migrationd__V1__MigrationState st,
 		m->total_s = (double)(now_ns() - m->started_ns) / 1e9;
 	}
 	rec_save(m);
+	ctl_mig_changed(m, prev);
 }
 
 /* Frees what only a running migration needs; the record stays. */

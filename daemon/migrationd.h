@@ -59,6 +59,8 @@ struct config {
 	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */
 	uint64_t inject_poison[16];	/* [debug]: pages read as poisoned */
 	int	 ninject_poison;
+	char	 control_group[64];	/* [control] group: may use the API */
+	char	 control_listen[128];	/* [control] listen: IP:PORT, TLS */
 };
 
 struct migration;
@@ -206,6 +208,7 @@ struct bufferevent *tls_bev_accept(SSL_CTX *ctx, int fd);
 struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
 const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
 int tls_random(void *buf, size_t len);
+SSL_CTX *tls_ctx_new_h2(const struct config *c);
 
 /* vm.c: the VMM socket and attached VMs. */
 int vm_listen(const char *path);
@@ -274,7 +277,11 @@ void src_reattach(struct migration *m);
 int metrics_listen(const char *hostport);
 void metrics_stop(void);
 
-/* control.c */
-int ctl_listen(const char *path);
+/* control.c: the gRPC control API (h2.c carries it). `fd` >= 0: a listening
+ * socket from systemd, else bind `path`. */
+int ctl_listen(const char *path, int fd);
+void ctl_shutdown(void);
+/* mig_set_state() calls this after every state change: feeds watchers. */
+void ctl_mig_changed(struct migration *m, Migrationd__V1__MigrationState prev);
 
 #endif

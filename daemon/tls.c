@@ -136,3 +136,36 @@ tls_random(void *buf, size_t len)
 {
 	return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
+
+/* ALPN for the control API over TLS: HTTP/2 only. */
+static int
+tls_alpn_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+    const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char h2[] = "\x02h2";
+	unsigned char *sel;
+
+	if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/*
+ * Server context of the control API's TCP listener: TLS 1.3, a client
+ * certificate signed by our CA is required, ALPN "h2". Independent of
+ * [tls] enabled, which is about peers.
+ */
+SSL_CTX *
+tls_ctx_new_h2(const struct config *c)
+{
+	struct config cc = *c;
+	SSL_CTX *ctx;
+
+	cc.tls = 1;
+	if ((ctx = tls_ctx_new(&cc, 1)) == NULL)
+		return NULL;
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_h2, NULL);
+	return ctx;
+}

@@ -1,38 +1,55 @@
 /*
- * fuzz_ctlmsg: libFuzzer target for the control socket: length-prefixed
- * CtlRequest frames, as the daemon reads them, and CtlResponse frames, as
- * libmigctl reads them.
+ * fuzz_ctlmsg: libFuzzer target for the control API's message layer
+ * (daemon/grpcmsg.c): a stream of gRPC length-prefixed messages as h2.c
+ * gathers them from a request body, each decoded as the request of the
+ * method the first byte picks (as the daemon does) and as every response
+ * (as libmigctl does); plus grpc-status parsing and grpc-message decoding.
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "ctlmsg.h"
+#include "grpcmsg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
+	const struct grpc_method *gm;
 	uint32_t plen;
 	const char *why;
+	char out[128];
+	int sel;
 
-	while (ctlmsg_peek(d, n, 1 << 16, &plen) == 1) {
-		Migrationd__V1__CtlRequest *q;
-		Migrationd__V1__CtlResponse *r;
+	if (n < 1)
+		return 0;
+	sel = d[0] % GM_COUNT;
+	d++;
+	n--;
+	if (grpcmsg_pct_decode((const char *)d, n < 256 ? n : 256, out, sizeof(out)) >=
+	    sizeof(out))
+		abort();
+	(void)grpcmsg_parse_code((const char *)d, n < 3 ? n : 3);
+	while (grpcmsg_peek(d, n, 1 << 16, &plen) == 1) {
+		ProtobufCMessage *m;
 
-		if (plen == 0 || plen > n - CTLMSG_PREFIX)
+		if (plen > n - GRPC_PREFIX)
 			abort();
-		q = ctlmsg_decode_request(d + CTLMSG_PREFIX, plen, &why);
-		if (q != NULL) {
-			if (q->method_case == MIGRATIOND__V1__CTL_REQUEST__METHOD__NOT_SET)
+		gm = grpcmsg_method_by_id((enum grpc_method_id)sel);
+		if ((m = grpcmsg_decode(gm->req, d + GRPC_PREFIX, plen, &why)) != NULL) {
+			/* What decodes must re-encode within the limit. */
+			if (protobuf_c_message_get_packed_size(m) > (size_t)plen + 64u * 1024)
 				abort();
-			migrationd__v1__ctl_request__free_unpacked(q, NULL);
+			protobuf_c_message_free_unpacked(m, NULL);
 		}
-		r = ctlmsg_decode_response(d + CTLMSG_PREFIX, plen, &why);
-		if (r != NULL)
-			migrationd__v1__ctl_response__free_unpacked(r, NULL);
-		d += CTLMSG_PREFIX + plen;
-		n -= CTLMSG_PREFIX + plen;
+		for (int i = 0; i < GM_COUNT; i++) {
+			gm = grpcmsg_method_by_id((enum grpc_method_id)i);
+			if ((m = grpcmsg_decode(gm->resp, d + GRPC_PREFIX, plen, &why)) != NULL)
+				protobuf_c_message_free_unpacked(m, NULL);
+		}
+		d += GRPC_PREFIX + plen;
+		n -= GRPC_PREFIX + plen;
 	}
 	return 0;
 }

@@ -16,7 +16,7 @@ out=$BUILD/fuzz; mkdir -p "$out"
 bin=$out/fuzz_$T
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -D_GNU_SOURCE -I"$SRC/daemon" -I"$SRC/vmm-shim" -I"$BUILD/proto" \
-  "$SRC/tests/fuzz/fuzz_$T.c" "$SRC/daemon/frame.c" "$SRC/daemon/ctlmsg.c" "$SRC/vmm-shim/ring.c" \
+  "$SRC/tests/fuzz/fuzz_$T.c" "$SRC/daemon/frame.c" "$SRC/daemon/ctlmsg.c" "$SRC/daemon/grpcmsg.c" "$SRC/vmm-shim/ring.c" \
   "$BUILD/proto/peer.pb-c.c" "$BUILD/proto/control.pb-c.c" \
   $(pkg-config --cflags --libs libprotobuf-c) -o "$bin" 2>"$out/build-$T.log" ||
   { cat "$out/build-$T.log" >&2; skip "clang cannot build libFuzzer targets here (see above)"; }

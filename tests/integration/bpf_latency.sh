@@ -66,4 +66,19 @@ mig_assert_eq "per-thread histograms (THREAD_ID faults)" \
   "$(grep -c "^migrationd_fault_phase_seconds_count{migration=\"$id\".*tid=" "$WORK/metrics.txt" | awk '{print ($1 > 0)}')" 1
 grep -q '^migrationd_pages_total{migration="'"$id"'".*class="zero"}' "$WORK/metrics.txt"
 mig_assert_eq "page counters in the metrics" "$?" 0
+
+# The same figures through the control API and mig-ctl.
+ctl B --json latency t-bpf >"$WORK/lat.json" || mig_die "mig-ctl latency failed"
+mig_assert_eq "API: eBPF total phase counts every demand fault" \
+  "$(jq -r '.phases[] | select(.phase == "total") | .count' "$WORK/lat.json")" "$faults"
+mig_assert_eq "API: all five phases present" \
+  "$(jq -r '[.phases[].phase] | sort | join(",")' "$WORK/lat.json")" "install,net,queue,total,wake"
+mig_assert_eq "API: per-thread figures add up to the total" \
+  "$(jq -r '[.threads[].count] | add' "$WORK/lat.json")" "$faults"
+ctl B latency t-bpf | grep -q 'measured in the kernel (eBPF), per phase'
+mig_assert_eq "mig-ctl latency shows the phase breakdown" "$?" 0
+ctl B health | grep -q 'eBPF: loaded'
+mig_assert_eq "health says eBPF is loaded (B)" "$?" 0
+ctl A health | grep -q 'eBPF turned off'
+mig_assert_eq "health says why not (A)" "$?" 0
 mig_finish

@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""Interop test of migrationd's control API with the stock Python gRPC
+client (Debian's python3-grpcio), stubs generated from proto/control.proto
+at test time. Drives a whole migration between two daemons and one error
+case per status code. Prints "ok: ..." per check; exits 1 on the first
+failure.
+
+usage: grpc_interop.py STUBDIR migrate SOCK_A SOCK_B ADDR_B VM SPARE_VM
+       grpc_interop.py STUBDIR denied SOCK
+       grpc_interop.py STUBDIR tls IP:PORT CA CERT KEY
+"""
+import sys
+import time
+
+sys.path.insert(0, sys.argv[1])
+import grpc  # noqa: E402
+import control_pb2 as pb  # noqa: E402
+import control_pb2_grpc as rpc  # noqa: E402
+
+S = pb.MigrationState
+FAILS = 0
+
+
+def check(what, cond, detail=""):
+    global FAILS
+    if cond:
+        print(f"ok: {what}")
+    else:
+        print(f"FAIL: {what} {detail}", file=sys.stderr)
+        FAILS += 1
+
+
+def stub(sock):
+    return rpc.MigrationdStub(grpc.insecure_channel(f"unix:{sock}"))
+
+
+def expect_code(what, code, fn, *args):
+    try:
+        fn(*args, timeout=10)
+    except grpc.RpcError as e:
+        check(f"{what} -> {code.name}", e.code() == code,
+              f"(got {e.code().name}: {e.details()})")
+        return e
+    check(f"{what} -> {code.name}", False, "(call succeeded)")
+    return None
+
+
+def denied(sock):
+    e = expect_code("GetHealth as an unprivileged user", grpc.StatusCode.PERMISSION_DENIED,
+                    stub(sock).GetHealth, pb.GetHealthRequest())
+    check("PERMISSION_DENIED explains itself", e is not None and "may not" in e.details())
+
+
+def tls(target, ca, cert, key):
+    rd = lambda p: open(p, "rb").read()  # noqa: E731
+    creds = grpc.ssl_channel_credentials(rd(ca), rd(key), rd(cert))
+    h = rpc.MigrationdStub(grpc.secure_channel(target, creds)).GetHealth(
+        pb.GetHealthRequest(), timeout=10)
+    check("GetHealth over TLS with a client certificate", h.control_tls and
+          any(l.kind == "control-tcp" and l.address == target and l.tls for l in h.listeners))
+    nocert = grpc.ssl_channel_credentials(rd(ca))
+    expect_code("GetHealth over TLS without a client certificate",
+                grpc.StatusCode.UNAVAILABLE,
+                rpc.MigrationdStub(grpc.secure_channel(target, nocert)).GetHealth,
+                pb.GetHealthRequest())
+
+
+def migrate(sock_a, sock_b, addr_b, vm, spare):
+    a, b = stub(sock_a), stub(sock_b)
+
+    # The incoming VMs are attached on B.
+    for _ in range(100):
+        names = {v.name for v in b.ListMigrations(pb.ListMigrationsRequest(), timeout=10).vms}
+        if vm in names and spare in names:
+            break
+        time.sleep(0.1)
+    check("destination VMs attached", vm in names and spare in names, str(names))
+
+    h = a.GetHealth(pb.GetHealthRequest(), timeout=10)
+    check("health: version", h.version != "")
+    check("health: latency source", h.latency_source == "user-space timestamps")
+    check("health: eBPF state said plainly", h.ebpf == "no (not built)")
+    check("health: control socket listed",
+          any(l.kind == "control-unix" and l.address == sock_a for l in h.listeners))
+
+    # Error cases, one per status code.
+    expect_code("GetMigration of an unknown id", grpc.StatusCode.NOT_FOUND,
+                a.GetMigration, pb.GetMigrationRequest(id_or_vm="m-000000000000"))
+    expect_code("PrepareIncoming of an unknown VM", grpc.StatusCode.NOT_FOUND,
+                b.PrepareIncoming, pb.PrepareIncomingRequest(vm="no-such-vm"))
+    expect_code("StartMigration to a malformed address", grpc.StatusCode.INVALID_ARGUMENT,
+                a.StartMigration, pb.StartMigrationRequest(vm=vm, destination="nowhere",
+                                                           token="x"))
+    expect_code("GetMigration without a key", grpc.StatusCode.INVALID_ARGUMENT,
+                a.GetMigration, pb.GetMigrationRequest())
+    unknown = grpc.insecure_channel(f"unix:{sock_a}").unary_unary(
+        "/migrationd.v1.Migrationd/NoSuchMethod",
+        request_serializer=pb.GetHealthRequest.SerializeToString,
+        response_deserializer=pb.GetHealthResponse.FromString)
+    expect_code("a method the service does not have", grpc.StatusCode.UNIMPLEMENTED,
+                unknown, pb.GetHealthRequest())
+
+    # Prepare then cancel on the destination (token revoked).
+    sp = b.PrepareIncoming(pb.PrepareIncomingRequest(vm=spare), timeout=10)
+    check("spare prepared", sp.migration.state == S.PREPARED and len(sp.token) > 0)
+    c = b.CancelMigration(pb.CancelMigrationRequest(id_or_vm=sp.migration.id), timeout=10)
+    check("CancelMigration on the destination -> CANCELLED", c.migration.state == S.CANCELLED)
+    expect_code("cancelling it twice", grpc.StatusCode.FAILED_PRECONDITION,
+                b.CancelMigration, pb.CancelMigrationRequest(id_or_vm=sp.migration.id))
+
+    # The real migration.
+    p = b.PrepareIncoming(pb.PrepareIncomingRequest(vm=vm), timeout=10)
+    check("PrepareIncoming -> PREPARED with a token",
+          p.migration.state == S.PREPARED and len(p.token) >= 16)
+    st = a.StartMigration(pb.StartMigrationRequest(vm=vm, destination=addr_b, token=p.token),
+                          timeout=10)
+    mid = st.migration.id
+    check("StartMigration -> a source migration", st.migration.role == pb.SOURCE and
+          mid.startswith("m-"))
+
+    kinds, states, paused, recovered, progress_rates = [], [], False, False, []
+    events = a.WatchMigration(pb.WatchMigrationRequest(id_or_vm=mid, interval_ms=200),
+                              timeout=300)
+    for ev in events:
+        kinds.append(ev.kind)
+        states.append(ev.migration.state)
+        if ev.kind == pb.MigrationEvent.PROGRESS:
+            progress_rates.append(ev.pages_per_s)
+        if (not paused and ev.migration.state == S.POSTCOPY and
+                ev.migration.pages_background + ev.migration.pages_demand > 0):
+            r = a.PauseMigration(pb.PauseMigrationRequest(id_or_vm=mid), timeout=10)
+            check("PauseMigration in post-copy -> PAUSED", r.migration.state == S.PAUSED)
+            paused = True
+            expect_code("CancelMigration after the VM left", grpc.StatusCode.FAILED_PRECONDITION,
+                        a.CancelMigration, pb.CancelMigrationRequest(id_or_vm=mid))
+            expect_code("PauseMigration on the destination side",
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        b.PauseMigration, pb.PauseMigrationRequest(id_or_vm=vm))
+            expect_code("RecoverMigration to a malformed address",
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        a.RecoverMigration, pb.RecoverMigrationRequest(id_or_vm=mid,
+                                                                       destination="x:y"))
+        elif paused and not recovered and ev.migration.state == S.PAUSED:
+            time.sleep(0.5)
+            r = a.RecoverMigration(pb.RecoverMigrationRequest(id_or_vm=mid), timeout=10)
+            check("RecoverMigration accepted", r.migration.id == mid)
+            recovered = True
+    check("watch: first event is a SNAPSHOT", kinds[:1] == [pb.MigrationEvent.SNAPSHOT])
+    check("watch: saw STATE_CHANGE events", pb.MigrationEvent.STATE_CHANGE in kinds)
+    check("watch: saw POSTCOPY, PAUSED, then COMPLETED",
+          S.POSTCOPY in states and S.PAUSED in states and states[-1] == S.COMPLETED,
+          str([S.Name(s) for s in states]))
+    check("watch: progress events carry a rate",
+          any(r > 0 for r in progress_rates), str(progress_rates))
+    check("watch: stream ended with OK", events.code() == grpc.StatusCode.OK)
+
+    src = a.GetMigration(pb.GetMigrationRequest(id_or_vm=mid), timeout=10).migration
+    dst = b.GetMigration(pb.GetMigrationRequest(id_or_vm=vm), timeout=10).migration
+    check("source COMPLETED", src.state == S.COMPLETED)
+    check("destination COMPLETED", dst.state == S.COMPLETED)
+    check("every page installed once", dst.pages_installed == dst.pages_total and
+          dst.install_eexist == 0, f"{dst.pages_installed}/{dst.pages_total}")
+    check("resumed after the operator's pause", src.reconnects >= 1 or dst.reconnects >= 1)
+
+    lat = b.GetFaultLatency(pb.GetFaultLatencyRequest(id_or_vm=vm), timeout=10)
+    check("latency: source of the figures", lat.source == "user-space timestamps")
+    check("latency: buckets add up to the count",
+          sum(x.count for x in lat.buckets) == lat.count)
+    check("latency: percentiles ordered",
+          lat.p50_us <= lat.p90_us <= lat.p99_us <= lat.p999_us <= lat.max_us + 1e-9)
+    check("latency: buckets ascending with bounds",
+          all(x.lower_us < x.upper_us for x in lat.buckets) and
+          all(lat.buckets[i].upper_us <= lat.buckets[i + 1].lower_us
+              for i in range(len(lat.buckets) - 1)))
+
+    lm = a.ListMigrations(pb.ListMigrationsRequest(state=S.COMPLETED, role=pb.SOURCE, vm=vm),
+                          timeout=10)
+    check("list filter state+role+vm", [m.id for m in lm.migrations] == [mid])
+    lm = a.ListMigrations(pb.ListMigrationsRequest(state=S.PAUSED), timeout=10)
+    check("list filter excludes other states", len(lm.migrations) == 0)
+    lm = b.ListMigrations(pb.ListMigrationsRequest(state=S.CANCELLED), timeout=10)
+    check("list filter finds the cancelled spare", [m.vm for m in lm.migrations] == [spare])
+    expect_code("ListMigrations with an unknown role", grpc.StatusCode.INVALID_ARGUMENT,
+                a.ListMigrations, pb.ListMigrationsRequest(role=7))
+    expect_code("WatchMigration of an unknown migration", grpc.StatusCode.NOT_FOUND,
+                lambda req, timeout: list(a.WatchMigration(req, timeout=timeout)),
+                pb.WatchMigrationRequest(id_or_vm="nope"))
+    # A watch of a finished migration: one event, then the end.
+    evs = list(a.WatchMigration(pb.WatchMigrationRequest(id_or_vm=mid), timeout=10))
+    check("watch of a finished migration: one event", len(evs) == 1 and
+          evs[0].migration.state == S.COMPLETED)
+
+
+def main():
+    if sys.argv[2] == "denied":
+        denied(sys.argv[3])
+    elif sys.argv[2] == "tls":
+        tls(*sys.argv[3:7])
+    else:
+        migrate(*sys.argv[3:8])
+    if FAILS:
+        print(f"{FAILS} check(s) failed", file=sys.stderr)
+        sys.exit(1)
+    print("all checks passed")
+
+
+main()
