@@ -510,11 +510,20 @@ dst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t 
 
 /* Installs what is still missing of a received run of pages. */
 static int
+dst_any_requested(const struct migration *m, uint64_t i, uint64_t n)
+{
+	for (uint64_t k = i; k < i + n; k++)
+		if (bitmap_test(m->requested, k))
+			return 1;
+	return 0;
+}
+
+static int
 dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
     int demand)
 {
 	uint64_t i = h->index, end = h->index + h->count;
-	int64_t now = now_ns();
+	int64_t now = now_ns(), rx_ns = now;	/* the frame was just read */
 
 	if (m->vm == NULL || m->vm->uffd < 0)
 		return -1;
@@ -533,7 +542,10 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		    h->enc == FRAME_ENC_RAW ? p + (i - h->index) * m->page_size : NULL);
 		if (done == -1)
 			return -1;
-		PROBE_INSTALLED(m->num, i, done > 0 ? done : 1);
+		/* Only runs somebody waits on: a trap per background frame would
+		 * tax the bulk stream for nothing. */
+		if (dst_any_requested(m, i, done > 0 ? (uint64_t)done : 1))
+			PROBE_INSTALLED(m->num, i, done > 0 ? done : 1, rx_ns);
 		if (done == -2)
 			done = 1;	/* counted as EEXIST, present all the same */
 		else {
@@ -637,7 +649,6 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 	case FRAME_PAGES:
 		/* Background pages may overtake the VM state (two connections);
 		 * installing them early is fine: the guest is not running yet. */
-		PROBE_RECEIVED(m->num, h->index, h->count, c == m->urgent);
 		if (dst_install(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))
 				mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,

@@ -101,7 +101,6 @@ lat_start(int enabled)
 	} usdt[] = {
 		{ "fault", offsetof(struct faultlat_bpf, progs.on_fault) },
 		{ "request", offsetof(struct faultlat_bpf, progs.on_request) },
-		{ "received", offsetof(struct faultlat_bpf, progs.on_received) },
 		{ "installed", offsetof(struct faultlat_bpf, progs.on_installed) },
 	};
 	char exe[512];

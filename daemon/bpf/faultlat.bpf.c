@@ -127,27 +127,9 @@ int BPF_USDT(on_request, u32 mig, u64 page, u32 count)
 	return 0;
 }
 
-SEC("usdt")
-int BPF_USDT(on_received, u32 mig, u64 page, u32 count, u32 urgent)
-{
-	u64 now = bpf_ktime_get_ns();
-
-	for (u32 i = 0; i < 16; i++) {
-		struct fl_key k = { .mig = mig, .page = page + i };
-		struct fl_pending *p;
-
-		if (i >= count)
-			break;
-		p = bpf_map_lookup_elem(&pending, &k);
-		if (p && p->t_req && !p->t_rx)
-			p->t_rx = now;
-	}
-	return 0;
-}
-
 /* One installed page: if a fault waited on it, record every phase. */
 __noinline int
-account(u32 mig, u64 page, u64 now)
+account(u32 mig, u64 page, u64 now, u64 rx)
 {
 	struct fl_key k = { .mig = mig, .page = page };
 	struct fl_pending *p = bpf_map_lookup_elem(&pending, &k);
@@ -157,6 +139,8 @@ account(u32 mig, u64 page, u64 now)
 	if (!p)
 		return 0;
 	tid = p->tid;
+	if (p->t_req && !p->t_rx && rx >= p->t_req && rx <= now)
+		p->t_rx = rx;
 	hist_both(mig, tid, FL_TOTAL, now - p->t_fault);
 	if (p->posted && p->t_req > p->posted)
 		hist_both(mig, tid, FL_QUEUE, p->t_req - p->posted);
@@ -176,14 +160,14 @@ account(u32 mig, u64 page, u64 now)
 }
 
 SEC("usdt")
-int BPF_USDT(on_installed, u32 mig, u64 page, u32 count)
+int BPF_USDT(on_installed, u32 mig, u64 page, u32 count, u64 rx)
 {
 	u64 now = bpf_ktime_get_ns();
 
 	for (u32 i = 0; i < 16; i++) {
 		if (i >= count)
 			break;
-		account(mig, page + i, now);
+		account(mig, page + i, now, rx);
 	}
 	return 0;
 }
