@@ -55,12 +55,6 @@ static gid_t ctl_gid = (gid_t)-1;	/* [control] group */
 static struct evconnlistener *ctl_tcp;
 static SSL_CTX *ctl_tls;
 
-static const char *
-str_or_empty(const char *s)
-{
-	return s ? s : "";
-}
-
 static uint64_t
 pages_moved(const struct migration *m)
 {
@@ -434,16 +428,17 @@ ctl_health(struct h2stream *s)
 	h2_finish(s, GRPC_OK, NULL);
 }
 
-/* Answers a call whose response is just the migration. */
+/*
+ * Answers a call whose response is just the migration. Start, Get, Pause,
+ * Recover and Cancel responses are all { Migration migration = 1; }, so one
+ * encoding serves them all on the wire.
+ */
 static void
-ctl_reply_migration(struct h2stream *s, const ProtobufCMessageDescriptor *d,
-    const struct migration *m)
+ctl_reply_migration(struct h2stream *s, const struct migration *m)
 {
-	/* Every such response has one field: Migration migration = 1. */
 	Migrationd__V1__GetMigrationResponse r = MIGRATIOND__V1__GET_MIGRATION_RESPONSE__INIT;
 	Migrationd__V1__Migration one;
 
-	(void)d;
 	mig_to_proto(m, &one);
 	r.migration = &one;
 	h2_send(s, &r.base);
@@ -536,12 +531,12 @@ ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *bod
 			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 			break;
 		}
-		ctl_reply_migration(s, gm->resp, m);
+		ctl_reply_migration(s, m);
 		break;
 	}
 	case GM_GET_MIGRATION:
 		if ((m = ctl_find(s, ((Migrationd__V1__GetMigrationRequest *)q)->id_or_vm)))
-			ctl_reply_migration(s, gm->resp, m);
+			ctl_reply_migration(s, m);
 		break;
 	case GM_LIST_MIGRATIONS:
 		ctl_list(s, (void *)q);
@@ -555,7 +550,7 @@ ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *bod
 		if (src_pause(m, err, sizeof(err)) < 0)
 			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		else
-			ctl_reply_migration(s, gm->resp, m);
+			ctl_reply_migration(s, m);
 		break;
 	case GM_RECOVER_MIGRATION: {
 		const Migrationd__V1__RecoverMigrationRequest *p = (void *)q;
@@ -569,7 +564,7 @@ ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *bod
 		if (src_recover(m, p->destination, err, sizeof(err)) < 0)
 			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		else
-			ctl_reply_migration(s, gm->resp, m);
+			ctl_reply_migration(s, m);
 		break;
 	}
 	case GM_CANCEL_MIGRATION:
@@ -579,7 +574,7 @@ ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *bod
 		    dst_cancel(m, err, sizeof(err))) < 0)
 			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		else
-			ctl_reply_migration(s, gm->resp, m);
+			ctl_reply_migration(s, m);
 		break;
 	case GM_GET_FAULT_LATENCY:
 		if ((m = ctl_find(s, ((Migrationd__V1__GetFaultLatencyRequest *)q)->id_or_vm)))
@@ -593,7 +588,6 @@ ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *bod
 		break;
 	}
 	protobuf_c_message_free_unpacked(q, NULL);
-	(void)str_or_empty;
 }
 
 static int
@@ -735,8 +729,10 @@ ctl_shutdown(void)
 {
 	struct ctl_watch *w;
 
-	while ((w = LIST_FIRST(&watches)) != NULL)
+	while ((w = LIST_FIRST(&watches)) != NULL) {
+		h2_set_close(w->s, NULL, NULL);
 		ctl_watch_free(w);
+	}
 	h2_shutdown();
 	if (ctl_tcp != NULL)
 		evconnlistener_free(ctl_tcp);

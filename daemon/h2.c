@@ -206,6 +206,11 @@ h2_send(struct h2stream *s, const ProtobufCMessage *m)
 
 	if (s->finished)
 		return -1;
+	/* A client that stops reading a stream must not grow it without bound. */
+	if (evbuffer_get_length(s->out) > H2_OUT_HIWAT) {
+		log_warnx("control client %s: not reading its stream; ending it", s->conn->who);
+		return -1;
+	}
 	if ((buf = grpcmsg_pack(m, GRPC_MSG_MAX, &len)) == NULL) {
 		log_warnx("%s: response too large or no memory", __func__);
 		return -1;

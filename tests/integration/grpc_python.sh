@@ -6,7 +6,8 @@
 # filters, latency, health, cancel), and one error case per status code:
 # (also over the TCP listener with TLS, where a client certificate is required)
 # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION, UNIMPLEMENTED, and
-# PERMISSION_DENIED for a client running as an unprivileged user.
+# PERMISSION_DENIED for a client running as an unprivileged user, while
+# members of [control] group are served; hostile clients are closed alone.
 BUILD=$1
 source "$(dirname "$0")/../lib.sh"
 PY=/usr/bin/python3
@@ -27,7 +28,8 @@ if ((MIG_USE_NETNS)); then
     mig_die "cannot shape the link"
 fi
 mig_certs
-mig_daemon_start A
+mig_daemon_start A "[control]
+group = nogroup"
 CTL_TCP=${ADDR_B%:*}:$((${ADDR_B##*:} + 10))
 mig_daemon_start B "[control]
 listen = $CTL_TCP"
@@ -45,6 +47,10 @@ mig_assert_eq "Python client drove the migration (all checks)" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "destination shimvm verified every page" "$?" 0
 mig_wait_exit "$src" 30; mig_assert_eq "source shimvm left" "$?" 0
 
+# Bad input closes that client only.
+$PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" hostile "$WORK/A/control.sock"
+mig_assert_eq "hostile control clients closed, daemon still serving" "$?" 0
+
 # The TCP listener: TLS with ALPN h2, client certificates against the CA.
 if ((MIG_USE_NETNS)); then inb=(ip netns exec "migB-$$"); else inb=(); fi
 "${inb[@]}" $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" tls "$CTL_TCP" \
@@ -58,4 +64,13 @@ setpriv --reuid=65534 --regid=65534 --clear-groups \
 mig_assert_eq "unprivileged Python client gets PERMISSION_DENIED" "$?" 0
 grep -q 'control: refused uid 65534' "$WORK/migrationd-B.log"
 mig_assert_eq "daemon logged the refusal" "$?" 0
+# [control] group = nogroup on A: its members are served, as primary group
+# (SO_PEERCRED) or as a supplementary one (SO_PEERGROUPS).
+chmod 0755 "$WORK/A"
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+  $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" allowed "$WORK/A/control.sock"
+mig_assert_eq "[control] group member (primary group) served" "$?" 0
+setpriv --reuid=65534 --regid=100 --groups=65534 \
+  $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" allowed "$WORK/A/control.sock"
+mig_assert_eq "[control] group member (supplementary group) served" "$?" 0
 mig_finish

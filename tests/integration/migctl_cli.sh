@@ -4,7 +4,8 @@
 # and cancel, migrate --wait with its progress bar stopped by an operator
 # pause (exit 5), watch across recover to COMPLETED, list filters, the
 # latency histogram, and a second migration driven by the libmigctl example
-# program (synchronous calls plus its watch callback).
+# program (synchronous calls plus its watch callback); history after a
+# daemon restart.
 BUILD=$1
 source "$(dirname "$0")/../lib.sh"
 SHIMVM=$BUILD/tests/shimvm
@@ -127,4 +128,23 @@ mig_assert_eq "example's watch callback saw events" \
 mig_assert_eq "example: final COMPLETED" "$(tail -1 "$WORK/example.out")" "final: COMPLETED"
 mig_wait_exit "$dst2" 60; mig_assert_eq "destination 2 verified every page" "$?" 0
 "$EXAMPLE" "$WORK/A/control.sock" | grep -q '^migrationd '; mig_assert_eq "example health" "$?" 0
+
+# Records outlive the daemon: list shows the history after a restart.
+kill -TERM "$PID_DA"
+mig_wait_exit "$PID_DA" 15; mig_assert_eq "daemon A stopped cleanly" "$?" 0
+mig_forget "$PID_DA"
+mig_daemon_start A
+mig_assert_eq "list after a restart shows both migrations, COMPLETED" \
+  "$(ctl A --json list --state COMPLETED | jq -r '[.migrations[].vm] | sort | join(",")')" \
+  "$(printf '%s\n' "$VM" "$VM2" | sort | paste -sd,)"
+
+# A daemon stopped while a client watches an active migration still exits
+# cleanly (cleanup checks the exit status and, under ASan, the reports).
+mig_spawn B "$WORK/end.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n cli-end -m 4
+for _ in $(seq 50); do ctl B --json list --vm cli-end | jq -e '.vms[0]' >/dev/null && break; sleep 0.1; done
+ctl B prepare cli-end -q >/dev/null || mig_fail "prepare cli-end"
+mig_spawn B "$WORK/endwatch.log" "$MIGCTL" -s "$WORK/B/control.sock" --json watch cli-end
+sleep 1
+mig_assert_eq "watch of a PREPARED migration streams" \
+  "$(head -1 "$WORK/endwatch.log" | jq -r .migration.state)" PREPARED
 mig_finish

@@ -81,6 +81,8 @@ printf '[daemon]\nstate_dir = /tmp\n[peer]\nlisten = 127.0.0.1:1\nbogus_key = 1\
 mig_assert_eq "bad key refused" "$?" 1
 mig_assert_eq "error names file, line and key" \
   "$(grep -c "bad.conf:5: unknown key \[peer\] bogus_key" "$WORK/bad.err")" 1
+"$MIGRATIOND" -n -c "$SRC/systemd/migrationd.conf.sample" -l nowhere 2>"$WORK/l.err"
+mig_assert_eq "-l is checked like [peer] listen" "$?:$(grep -c -- '-l: nowhere is not IP:PORT' "$WORK/l.err")" 1:1
 printf '[control]\nlisten = somewhere\n' >"$WORK/bad3.conf"
 "$MIGRATIOND" -n -c "$WORK/bad3.conf" 2>"$WORK/bad3.err"
 mig_assert_eq "bad [control] listen named" \

@@ -8,6 +8,8 @@ failure.
 usage: grpc_interop.py STUBDIR migrate SOCK_A SOCK_B ADDR_B VM SPARE_VM
        grpc_interop.py STUBDIR denied SOCK
        grpc_interop.py STUBDIR tls IP:PORT CA CERT KEY
+       grpc_interop.py STUBDIR hostile SOCK
+       grpc_interop.py STUBDIR allowed SOCK
 """
 import sys
 import time
@@ -49,6 +51,43 @@ def denied(sock):
     e = expect_code("GetHealth as an unprivileged user", grpc.StatusCode.PERMISSION_DENIED,
                     stub(sock).GetHealth, pb.GetHealthRequest())
     check("PERMISSION_DENIED explains itself", e is not None and "may not" in e.details())
+
+
+def hostile(sock):
+    import socket
+    import struct
+
+    def closed_after(data):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(10)
+        c.connect(sock)
+        c.sendall(data)
+        try:
+            while c.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        c.close()
+        return True
+
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    settings = struct.pack(">I", 0)[1:] + bytes([4, 0]) + struct.pack(">I", 0)
+    check("garbage instead of the HTTP/2 preface: that client is closed",
+          closed_after(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + b"\xff" * 64))
+    check("a frame longer than the peer allows: that client is closed",
+          closed_after(preface + settings + struct.pack(">I", 0xffffff)[1:] + bytes([0, 0]) +
+                       struct.pack(">I", 1) + b"\0" * 1024))
+    check("HEADERS with a garbage header block: that client is closed",
+          closed_after(preface + settings + struct.pack(">I", 8)[1:] + bytes([1, 5]) +
+                       struct.pack(">I", 1) + b"\xff" * 8))
+    # A gRPC call whose message is not the method's type: INVALID_ARGUMENT.
+    raw = grpc.insecure_channel(f"unix:{sock}").unary_unary(
+        "/migrationd.v1.Migrationd/GetMigration",
+        request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    expect_code("a request that is not the method's message", grpc.StatusCode.INVALID_ARGUMENT,
+                raw, b"\xff\xff\xff\xff")
+    h = stub(sock).GetHealth(pb.GetHealthRequest(), timeout=10)
+    check("the daemon still serves other clients", h.version != "")
 
 
 def tls(target, ca, cert, key):
@@ -194,6 +233,11 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
 def main():
     if sys.argv[2] == "denied":
         denied(sys.argv[3])
+    elif sys.argv[2] == "allowed":
+        h = stub(sys.argv[3]).GetHealth(pb.GetHealthRequest(), timeout=10)
+        check("a member of [control] group is served", h.version != "")
+    elif sys.argv[2] == "hostile":
+        hostile(sys.argv[3])
     elif sys.argv[2] == "tls":
         tls(*sys.argv[3:7])
     else:
