@@ -4,22 +4,30 @@
  * source's channels, hands the VMM its state blob, reads the VM's
  * userfaultfd (blocking mode: the faulting vCPU sleeps in the kernel), asks
  * the source for each missing page once however many threads wait on it, and
- * installs pages from either channel with UFFDIO_COPY / UFFDIO_ZEROPAGE /
- * UFFDIO_POISON, each page exactly once (the `installed` bitmap is checked
- * before every ioctl; EEXIST is counted, never expected).
+ * installs pages from either channel, each page exactly once (the
+ * `installed` bitmap is checked before every ioctl; EEXIST is counted, never
+ * expected). Copy mode: UFFDIO_COPY / UFFDIO_ZEROPAGE / UFFDIO_POISON. Minor
+ * mode: the payload is written into the memfd's page cache (pwrite; through
+ * the daemon's own mapping for hugetlbfs, which has no write()), then
+ * UFFDIO_CONTINUE maps it, with the run in flight kept in a journal
+ * (journal.c) so a restart never maps a torn page.
  * Everything here runs on the loop thread.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/userfaultfd.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bitmap.h"
 #include "ctlmsg.h"
+#include "journal.h"
 #include "log.h"
 #include "mig_compat.h"
 #include "migrationd.h"
@@ -29,10 +37,28 @@
 #define DST_MAX_PENDING 1024
 
 static void dst_uffd_cb(evutil_socket_t fd, short what, void *arg);
+static int dst_journal_open(struct migration *m, struct journal_run *pending);
+static long dst_minor_install(struct migration *m, uint64_t idx, uint64_t n, int enc,
+    const uint8_t *src);
 static void dst_doorbell_cb(evutil_socket_t fd, short what, void *arg);
 static void dst_slot_complete(struct vm *v, uint32_t i, int err);
 static int dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
 static void dst_complete(struct migration *m);
+
+/* Minor mode: the journal of the run between page-cache write and map. */
+static int
+dst_journal_open(struct migration *m, struct journal_run *pending)
+{
+	struct journal_run none;
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s.journal", D->conf.state_dir, m->id);
+	if ((m->journal = journal_open(path, pending ? pending : &none)) == NULL) {
+		log_warn("%s: %s", __func__, path);
+		return -1;
+	}
+	return 0;
+}
 
 int
 dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
@@ -67,8 +93,18 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (v->minor && dst_journal_open(m, NULL) < 0) {
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED,
+		    "cannot create the install journal under %s", D->conf.state_dir);
+		mig_finish(m);
+		snprintf(err, errlen, "cannot create the install journal under %s: %s",
+		    D->conf.state_dir, strerror(errno));
+		return -1;
+	}
 	m->state = MIGRATIOND__V1__MIGRATION_STATE__PREPARED;
-	log_info("migration %s: vm %s prepared for incoming migration", m->id, v->name);
+	log_info("migration %s: vm %s prepared for incoming migration (%s)", m->id,
+	    v->name, v->minor ? "minor mode: page cache + UFFDIO_CONTINUE" :
+	    "copy mode: UFFDIO_COPY");
 	*out = m;
 	return 0;
 }
@@ -274,11 +310,65 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 }
 
 /*
+ * Minor mode after a restart: the run the old daemon was writing may be torn
+ * (punch it out of the page cache: the guest never saw it, it is fetched
+ * again); a run it had written but maybe not mapped is complete (map it;
+ * EEXIST there only says it was mapped already, nothing is written). After
+ * this every page in the page cache is complete and mapped.
+ */
+static int
+dst_journal_recover(struct migration *m)
+{
+	struct vm *v = m->vm;
+	struct journal_run run;
+
+	if (dst_journal_open(m, &run) < 0)
+		return -1;
+	if (run.state == JOURNAL_IDLE)
+		return 0;
+	if (run.idx >= m->npages || run.count > m->npages - run.idx) {
+		log_warnx("migration %s: journal names pages %llu+%llu beyond the VM; "
+		    "ignored", m->id, (unsigned long long)run.idx,
+		    (unsigned long long)run.count);
+		journal_idle(m->journal);
+		return 0;
+	}
+	if (run.state == JOURNAL_WRITING) {
+		if (fallocate(v->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		    (off_t)(run.idx * m->page_size), (off_t)(run.count * m->page_size)) < 0) {
+			log_warn("migration %s: cannot drop the half-written pages %llu+%llu",
+			    m->id, (unsigned long long)run.idx, (unsigned long long)run.count);
+			return -1;
+		}
+		log_info("migration %s: pages %llu+%llu were being written when the daemon "
+		    "stopped: dropped, fetched again", m->id,
+		    (unsigned long long)run.idx, (unsigned long long)run.count);
+	} else {
+		for (uint64_t k = run.idx; k < run.idx + run.count; k++) {
+			struct uffdio_continue uc = { .range = {
+			    v->ram_va + k * m->page_size, m->page_size } };
+
+			if (ioctl(v->uffd, UFFDIO_CONTINUE, &uc) < 0 && errno != EEXIST) {
+				log_warn("migration %s: cannot map written page %llu",
+				    m->id, (unsigned long long)k);
+				return -1;
+			}
+		}
+		log_info("migration %s: pages %llu+%llu were written but maybe not mapped "
+		    "when the daemon stopped: mapped", m->id,
+		    (unsigned long long)run.idx, (unsigned long long)run.count);
+	}
+	journal_idle(m->journal);
+	return 0;
+}
+
+/*
  * After a restart of this daemon the VMM attached again with the same memfd
- * and uffd. Which pages are installed is the kernel's to say: in missing
- * mode an installed page is exactly a page present in the memfd's page cache
- * (SEEK_DATA). A page is never installed twice, because this bitmap starts
- * from what is really there.
+ * and uffd. Which pages are installed is the kernel's to say: an installed
+ * page is exactly a page present in the memfd's page cache (SEEK_DATA): in
+ * copy mode by construction, in minor mode once the journal is settled. A
+ * page is never installed twice, because this bitmap starts from what is
+ * really there.
  */
 void
 dst_reattach(struct migration *m)
@@ -303,6 +393,11 @@ dst_reattach(struct migration *m)
 	if (m->requested == NULL || m->installed == NULL || m->pending == NULL) {
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
 		    "out of memory re-attaching the VM");
+		return;
+	}
+	if (v->minor && dst_journal_recover(m) < 0) {
+		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
+		    "cannot recover the install journal; migration held");
 		return;
 	}
 	while ((data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
@@ -443,9 +538,119 @@ dst_page_arrived(struct migration *m, uint64_t idx, int64_t now)
 	}
 }
 
+/* Puts pages [idx, idx+n) into the page cache: the guest cannot see them. */
+static int
+dst_minor_write(struct migration *m, uint64_t idx, uint64_t n, int enc,
+    const uint8_t *src)
+{
+	struct vm *v = m->vm;
+	uint64_t off = idx * m->page_size, len = n * m->page_size, done = 0;
+
+	if (v->map != NULL) {
+		/* hugetlbfs: no write(); through our own mapping of the memfd. */
+		if (enc == FRAME_ENC_ZERO)
+			memset((uint8_t *)v->map + off, 0, len);
+		else
+			memcpy((uint8_t *)v->map + off, src, len);
+		return 0;
+	}
+	while (done < len) {
+		ssize_t w = pwrite(v->memfd, src + done, len - done, (off_t)(off + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		done += (uint64_t)w;
+	}
+	return 0;
+}
+
+/*
+ * Minor mode: write pages [idx, idx+n) into the page cache, then map them
+ * with UFFDIO_CONTINUE (which wakes whoever waits on them). The journal
+ * brackets both steps (see journal.c). Returns as dst_ioctl().
+ */
+static long
+dst_minor_install(struct migration *m, uint64_t idx, uint64_t n, int enc,
+    const uint8_t *src)
+{
+	struct uffdio_continue uc = { .range = {
+	    m->vm->ram_va + idx * m->page_size, n * m->page_size } };
+	int err;
+
+	journal_writing(m->journal, idx, n);
+	if (dst_minor_write(m, idx, n, enc, src) < 0) {
+		log_warn("migration %s: writing pages %llu+%llu into the page cache",
+		    m->id, (unsigned long long)idx, (unsigned long long)n);
+		m->install_errors++;
+		/* Leave the run journaled as WRITING: it is not mapped, and a
+		 * later install of these pages rewrites it whole. */
+		return -1;
+	}
+	journal_written(m->journal);
+	for (;;) {
+		if (ioctl(m->vm->uffd, UFFDIO_CONTINUE, &uc) == 0) {
+			journal_idle(m->journal);
+			return (long)n;
+		}
+		err = errno;
+		if (uc.mapped > 0) {
+			/* Part of the run is mapped; the rest stays written and
+			 * journaled until the caller installs it again. */
+			journal_writing(m->journal, idx + (uint64_t)uc.mapped / m->page_size,
+			    n - (uint64_t)uc.mapped / m->page_size);
+			return (long)((uint64_t)uc.mapped / m->page_size);
+		}
+		if (err == EAGAIN) {
+			uc.mapped = 0;
+			continue;
+		}
+		journal_idle(m->journal);
+		if (err == EEXIST) {
+			m->install_eexist++;
+			log_warnx("migration %s: page %llu already mapped (EEXIST)",
+			    m->id, (unsigned long long)idx);
+			return -2;
+		}
+		errno = err;
+		log_warn("migration %s: UFFDIO_CONTINUE of pages %llu+%llu failed", m->id,
+		    (unsigned long long)idx, (unsigned long long)n);
+		m->install_errors++;
+		return -1;
+	}
+}
+
+/*
+ * Minor mode: an installed page whose mapping is gone (the VMM dropped it,
+ * or a restart found it written and not mapped) faults as a minor fault.
+ * Map it again; nothing is written. 0, or -1 if it cannot be mapped.
+ */
+static int
+dst_remap(struct migration *m, uint64_t idx)
+{
+	struct uffdio_continue uc = { .range = {
+	    m->vm->ram_va + idx * m->page_size, m->page_size } };
+
+	if (ioctl(m->vm->uffd, UFFDIO_CONTINUE, &uc) == 0)
+		return 0;
+	if (errno == EEXIST || errno == ENOENT) {
+		/* Mapped already (or a poison/zero mapping): just wake. */
+		ioctl(m->vm->uffd, UFFDIO_WAKE, &uc.range);
+		return 0;
+	}
+	log_warn("migration %s: UFFDIO_CONTINUE of installed page %llu", m->id,
+	    (unsigned long long)idx);
+	return -1;
+}
+
 /*
  * One install ioctl for pages [idx, idx+n), none of them installed yet.
- * Returns how many pages went in, or -1 after a hard error.
+ * Returns how many pages went in, -2 for EEXIST (counted), or -1 after a
+ * hard error.
  */
 static long
 dst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t *src)
@@ -454,6 +659,9 @@ dst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t 
 	int64_t done;
 	int rc, err;
 
+	if (m->vm->minor && (enc == FRAME_ENC_RAW ||
+	    (enc == FRAME_ENC_ZERO && m->page_size > 4096)))
+		return dst_minor_install(m, idx, n, enc, src);
 	for (;;) {
 		if (enc == FRAME_ENC_RAW) {
 			struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)src,
@@ -523,13 +731,15 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
     int demand)
 {
 	uint64_t i = h->index, end = h->index + h->count;
-	int64_t now = now_ns(), rx_ns = now;	/* the frame was just read */
+	int64_t rx_ns = now_ns();	/* the frame was just read */
 
 	if (m->vm == NULL || m->vm->uffd < 0)
 		return -1;
 	while (i < end) {
+		int64_t installed_ns;
 		uint64_t j;
 		long done;
+		int waited;
 
 		if (bitmap_test(m->installed, i)) {
 			m->pages_duplicate++;
@@ -543,9 +753,12 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		if (done == -1)
 			return -1;
 		/* Only runs somebody waits on: a trap per background frame would
-		 * tax the bulk stream for nothing. */
-		if (dst_any_requested(m, i, done > 0 ? (uint64_t)done : 1))
+		 * tax the bulk stream for nothing. A waiter's latency ends when
+		 * its page is in guest RAM, here, as BPF's does. */
+		waited = dst_any_requested(m, i, done > 0 ? (uint64_t)done : 1);
+		if (waited)
 			PROBE_INSTALLED(m->num, i, done > 0 ? done : 1, rx_ns);
+		installed_ns = waited ? now_ns() : rx_ns;
 		if (done == -2)
 			done = 1;	/* counted as EEXIST, present all the same */
 		else {
@@ -569,7 +782,7 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		for (uint64_t k = i; k < i + (uint64_t)done; k++) {
 			bitmap_set(m->installed, k);
 			if (bitmap_test(m->requested, k))
-				dst_page_arrived(m, k, now);
+				dst_page_arrived(m, k, installed_ns);
 		}
 		i += (uint64_t)done;
 	}
@@ -760,6 +973,10 @@ dst_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		idx = e.offset / m->page_size;
 		if (bitmap_test(m->installed, idx)) {
+			if (v->minor && !dst_poison_err(m, idx) && dst_remap(m, idx) < 0) {
+				dst_slot_complete(v, i, -EIO);
+				continue;
+			}
 			dst_slot_complete(v, i, dst_poison_err(m, idx));
 			continue;
 		}
@@ -796,7 +1013,11 @@ dst_uffd_cb(evutil_socket_t fd, short what, void *arg)
 				continue;
 			}
 			idx = (a - m->vm->ram_va) / m->page_size;
-			if (bitmap_test(m->installed, idx)) {
+			if (bitmap_test(m->installed, idx) && m->vm->minor &&
+			    (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)) {
+				/* In the page cache but not mapped: map it. */
+				dst_remap(m, idx);
+			} else if (bitmap_test(m->installed, idx)) {
 				/* Installed between the fault and this read. */
 				struct uffdio_range r = {
 					m->vm->ram_va + idx * m->page_size, m->page_size };

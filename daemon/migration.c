@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "journal.h"
 #include "log.h"
 #include "migrationd.h"
 
@@ -153,6 +154,9 @@ mig_finish(struct migration *m)
 		close(m->memfd);
 		m->memfd = -1;
 	}
+	/* A journal outlives a migration only while it may still resume. */
+	journal_close(m->journal, !mig_active(m));
+	m->journal = NULL;
 	free(m->requested);
 	free(m->installed);
 	free(m->poisoned);

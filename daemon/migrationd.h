@@ -64,6 +64,7 @@ struct config {
 };
 
 struct migration;
+struct journal;
 
 /* A VM whose VMM attached over the VMM socket (libmigshim). */
 struct vm {
@@ -79,6 +80,9 @@ struct vm {
 	int		 memfd;
 	int		 uffd;		/* incoming only */
 	int		 ring_mode;	/* faults come through the ring */
+	int		 minor;		/* install by page cache + UFFDIO_CONTINUE */
+	void		*map;		/* minor mode on hugetlbfs: guest RAM
+					   mapped here (no write() there) */
 	void		*ring;		/* shared fault ring (vmm-shim/ring.h) */
 	uint64_t	 ring_len;
 	int		 ringfd;
@@ -130,6 +134,7 @@ struct migration {
 	uint64_t		*installed;	/* page present in guest RAM */
 	uint64_t		*poisoned;	/* installed as poison (lazily made) */
 	struct event		*ev_uffd;
+	struct journal		*journal;	/* minor mode: run in flight */
 	struct event		*ev_doorbell;
 	uint64_t		 ring_faults, ring_errors;
 	uint32_t		 prefetch;	/* pages asked for after a fault */

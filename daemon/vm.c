@@ -46,6 +46,8 @@ vm_free(struct vm *v)
 		close(v->uffd);
 	if (v->ring != NULL)
 		munmap(v->ring, v->ring_len);
+	if (v->map != NULL)
+		munmap(v->map, v->ram_bytes);
 	if (v->ringfd >= 0)
 		close(v->ringfd);
 	if (v->doorbell >= 0)
@@ -271,7 +273,8 @@ vm_attach(int sock)
 {
 	Migrationd__Shim__V1__ShimMsg *m = NULL;
 	Migrationd__Shim__V1__Attach *a;
-	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc, want, ring;
+	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc, want, ring, minor;
+	void *map = NULL;
 	const char *err = NULL;
 	void *rmap = MAP_FAILED;
 	struct stat rst;
@@ -291,6 +294,8 @@ vm_attach(int sock)
 	a = m->attach;
 	ring = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING &&
 	    a->fault_mode == MIGRATIOND__SHIM__V1__FAULT_MODE__FAULT_RING;
+	minor = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING &&
+	    a->install == MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR;
 	want = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING ? (ring ? 4 : 2) : 1;
 	if (a->version != VM_SHIM_VERSION)
 		err = "unsupported shim version";
@@ -317,9 +322,21 @@ vm_attach(int sock)
 		err = "cannot map the fault ring";
 	else if (ring && ring_check_header(rmap, (uint64_t)rst.st_size, a->page_size) < 0)
 		err = "fault ring header is not version 1 with sane sizes";
+	else if (a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_COPY &&
+	    a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR)
+		err = "unknown install mode";
+	/* Minor mode on hugetlbfs: pages are written through a mapping of
+	 * ours (hugetlbfs has no write()); shmem takes pwrite(). */
+	else if (minor && a->page_size > 4096 && (map = mmap(NULL, a->ram_bytes,
+	    PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0)) == MAP_FAILED) {
+		map = NULL;
+		err = "cannot map hugetlbfs guest RAM for minor-mode installs";
+	}
 	if (err != NULL) {
 		if (rmap != MAP_FAILED)
 			munmap(rmap, (size_t)rst.st_size);
+		if (map != NULL)
+			munmap(map, a->ram_bytes);
 		goto refuse;
 	}
 
@@ -338,6 +355,8 @@ vm_attach(int sock)
 	v->memfd = fds[0];
 	v->uffd = v->incoming ? fds[1] : -1;
 	v->ringfd = v->doorbell = -1;
+	v->minor = minor;
+	v->map = map;
 	if (ring) {
 		v->ring_mode = 1;
 		v->ring = rmap;
@@ -356,9 +375,10 @@ vm_attach(int sock)
 	TAILQ_INSERT_TAIL(&D->vms, v, entry);
 	vm_attach_reply(sock, NULL);
 	vm_rebind(v);
-	log_info("vm %s: attached (%s%s, %llu MiB, %u vCPUs, pid %d)", v->name,
+	log_info("vm %s: attached (%s%s%s, %llu MiB, %u vCPUs, pid %d)", v->name,
 	    v->incoming ? "incoming" : "source",
 	    v->ring_mode ? ", faults through the ring" : v->incoming ? ", blocking uffd" : "",
+	    v->minor ? ", minor-mode installs" : "",
 	    (unsigned long long)(v->ram_bytes >> 20), v->vcpus, v->pid);
 	migrationd__shim__v1__shim_msg__free_unpacked(m, NULL);
 	return;

@@ -50,6 +50,7 @@ struct migshim {
 	int			 complete;	/* every page present: SIGBUS = poison */
 	int			 spinners;	/* threads spinning on a slot now */
 	uint64_t		 page_size;	/* 4 KiB, or 2 MiB (hugetlbfs) */
+	enum migshim_install	 install;
 };
 
 static void
@@ -74,15 +75,41 @@ shim_uffd_features(void)
 	return f;
 }
 
+static uint64_t
+shim_minor_feature(int huge)
+{
+	return huge ? UFFD_FEATURE_MINOR_HUGETLBFS : UFFD_FEATURE_MINOR_SHMEM;
+}
+
+int
+migshim_probe_minor(int hugepages, char *why, size_t len)
+{
+	uint64_t f = shim_uffd_features();
+
+	if (f & shim_minor_feature(hugepages)) {
+		snprintf(why, len, "UFFD_FEATURE_MINOR_%s offered",
+		    hugepages ? "HUGETLBFS" : "SHMEM");
+		return 1;
+	}
+	snprintf(why, len, "this kernel's userfaultfd has no minor faults for %s",
+	    hugepages ? "hugetlbfs" : "shmem");
+	return 0;
+}
+
 static int
 shim_uffd_register(struct migshim *s)
 {
 	/* POISON where offered: a page the source cannot read arrives as a
 	 * machine-check SIGBUS for whoever touches it, not as garbage.
-	 * THREAD_ID: fault events name the faulting thread (latency per vCPU). */
+	 * THREAD_ID: fault events name the faulting thread (latency per vCPU).
+	 * Minor mode registers missing faults too: a page not yet in the page
+	 * cache is a missing fault, one the daemon has written but not mapped
+	 * yet a minor fault; both wait for the daemon. */
+	int minor = s->install == MIGSHIM_INSTALL_MINOR;
 	struct uffdio_api api = { .api = UFFD_API,
 	    .features = (s->page_size > 4096 ? UFFD_FEATURE_MISSING_HUGETLBFS :
 	    UFFD_FEATURE_MISSING_SHMEM) |
+	    (minor ? shim_minor_feature(s->page_size > 4096) : 0) |
 	    (s->mode == MIGSHIM_FAULT_RING ? UFFD_FEATURE_SIGBUS : 0) |
 	    (shim_uffd_features() & (UFFD_FEATURE_POISON | UFFD_FEATURE_THREAD_ID)) };
 	struct uffdio_register reg = { 0 };
@@ -93,14 +120,20 @@ shim_uffd_register(struct migshim *s)
 		return -1;
 	}
 	if (ioctl(s->uffd, UFFDIO_API, &api) < 0) {
-		shim_warn(__func__, "UFFDIO_API (missing-mode shmem)");
+		shim_warn(__func__, minor ? "UFFDIO_API (missing + minor faults)" :
+		    "UFFDIO_API (missing faults)");
 		return -1;
 	}
 	reg.range.start = (uintptr_t)s->ram;
 	reg.range.len = s->ram_size;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING | (minor ? UFFDIO_REGISTER_MODE_MINOR : 0);
 	if (ioctl(s->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		shim_warn(__func__, "UFFDIO_REGISTER");
+		return -1;
+	}
+	if (minor && !(reg.ioctls & ((uint64_t)1 << _UFFDIO_CONTINUE))) {
+		errno = ENOTSUP;
+		shim_warn(__func__, "UFFDIO_CONTINUE not offered");
 		return -1;
 	}
 	/* hugetlbfs has no UFFDIO_ZEROPAGE: the daemon copies zeros there. */
@@ -173,8 +206,10 @@ migshim_create_opts(const char *name, uint64_t ram_size, enum migshim_role role,
 	s->ram = MAP_FAILED;
 	s->memfd = s->uffd = s->sock = s->ringfd = s->doorbell = -1;
 	s->page_size = (uint64_t)pg;
-	if (opts != NULL && role == MIGSHIM_INCOMING)
+	if (opts != NULL && role == MIGSHIM_INCOMING) {
 		s->mode = opts->mode;
+		s->install = opts->install;
+	}
 	s->spin_ns = opts != NULL && opts->spin_ns ? opts->spin_ns : 20000;
 
 	if ((s->memfd = memfd_create(name, MFD_CLOEXEC |
@@ -238,6 +273,12 @@ migshim_fault_mode(const struct migshim *s)
 	return s->mode;
 }
 
+enum migshim_install
+migshim_install_mode(const struct migshim *s)
+{
+	return s->install;
+}
+
 int
 migshim_attach(struct migshim *s, const char *path, int vcpus)
 {
@@ -278,6 +319,9 @@ migshim_attach(struct migshim *s, const char *path, int vcpus)
 	    MIGRATIOND__SHIM__V1__FAULT_MODE__FAULT_RING :
 	    MIGRATIOND__SHIM__V1__FAULT_MODE__FAULT_UFFD;
 	a.ring_slots = s->nslots;
+	a.install = s->install == MIGSHIM_INSTALL_MINOR ?
+	    MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR :
+	    MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_COPY;
 	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_ATTACH;
 	m.attach = &a;
 	if (shimwire_send(s->sock, &m, fds, nfds) < 0) {

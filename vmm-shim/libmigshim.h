@@ -53,6 +53,17 @@ enum migshim_fault_mode {
 				   post to the shared fault ring and wait */
 };
 
+/* How migrationd puts a received page into an incoming VM's RAM. */
+enum migshim_install {
+	MIGSHIM_INSTALL_COPY = 0,	/* uffd missing mode: UFFDIO_COPY copies
+					   the page in (and UFFDIO_ZEROPAGE) */
+	MIGSHIM_INSTALL_MINOR = 1,	/* uffd missing + minor mode: the daemon
+					   writes the page into the memfd's page
+					   cache, UFFDIO_CONTINUE maps it; a
+					   crash of the daemon never leaves a
+					   half-written page mapped */
+};
+
 struct migshim_opts {
 	enum migshim_fault_mode	mode;		/* incoming VMs only */
 	unsigned		vcpus;		/* ring slots owned by vCPUs */
@@ -62,6 +73,7 @@ struct migshim_opts {
 	int			hugepages;	/* back RAM with 2 MiB hugetlbfs pages
 						   (pages must be reserved); the
 						   migration then moves 2 MiB pages */
+	enum migshim_install	install;	/* incoming VMs only */
 };
 
 /* The page size guest RAM is migrated in (4 KiB, or 2 MiB hugetlbfs). */
@@ -75,6 +87,14 @@ uint64_t migshim_page_size(const struct migshim *s);
 struct migshim *migshim_create_opts(const char *name, uint64_t ram_size,
     enum migshim_role role, const struct migshim_opts *opts);
 enum migshim_fault_mode migshim_fault_mode(const struct migshim *s);
+enum migshim_install migshim_install_mode(const struct migshim *s);
+
+/*
+ * Does this kernel's userfaultfd offer minor faults for this kind of memory
+ * (shmem, or hugetlbfs with `hugepages`)? 1 yes, 0 no (`why` says what is
+ * missing).
+ */
+int migshim_probe_minor(int hugepages, char *why, size_t len);
 
 /*
  * Posts a fault on guest RAM [offset, offset+size) in ring slot `slot` and
