@@ -140,6 +140,8 @@ print_json(const Migrationd__V1__Migration *m)
 	    (unsigned long long)m->prefetch_hits, (unsigned long long)m->ring_faults,
 	    (unsigned long long)m->ring_errors, m->reconnects,
 	    (unsigned long long)m->pages_poisoned);
+	json_str("fault_path", m->fault_path, 0);
+	json_str("install_mode", m->install_mode, 0);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -169,6 +171,11 @@ print_human(const Migrationd__V1__Migration *m)
 		    "%.1f us, p99 %.1f us, max %.1f us\n", (unsigned long long)m->demand_faults,
 		    (unsigned long long)m->ring_faults, m->fault_p50_us, m->fault_p99_us,
 		    m->fault_max_us);
+		if (m->fault_path[0])
+			printf("  paths:       faults through %s, installs by %s\n",
+			    !strcmp(m->fault_path, "ring") ? "the fault ring" : "blocking userfaultfd",
+			    !strcmp(m->install_mode, "minor") ?
+			    "page cache + UFFDIO_CONTINUE (minor mode)" : "UFFDIO_COPY");
 		printf("  prefetch:    %llu pages ahead of faults, %llu sequential faults "
 		    "(%.0f%% of faults)\n", (unsigned long long)m->prefetch_pages,
 		    (unsigned long long)m->prefetch_hits, m->demand_faults ?

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "log.h"
 #include "migrationd.h"
 
@@ -102,6 +103,31 @@ config_pages(struct config *c, const char *v)
 	return 0;
 }
 
+/* "writing:N" / "written:N": die at the Nth minor-mode install run. */
+static int
+config_crash(struct config *c, const char *v)
+{
+	unsigned long n;
+	char *end;
+
+	c->crash_minor_state = 0;
+	c->crash_minor_at = 0;
+	if (*v == '\0')
+		return 0;
+	if (!strncmp(v, "writing:", 8))
+		c->crash_minor_state = JOURNAL_WRITING;
+	else if (!strncmp(v, "written:", 8))
+		c->crash_minor_state = JOURNAL_WRITTEN;
+	else
+		return -1;
+	errno = 0;
+	n = strtoul(v + 8, &end, 10);
+	if (errno || *end || n == 0 || n > 1000000000)
+		return -1;
+	c->crash_minor_at = (unsigned)n;
+	return 0;
+}
+
 static int
 config_handler(void *arg, const char *section, const char *key, const char *value)
 {
@@ -140,6 +166,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_hostport(c->control_listen, sizeof(c->control_listen), value);
 	else if (S("debug", "inject_poison"))
 		rc = config_pages(c, value);
+	else if (S("debug", "crash_minor"))
+		rc = config_crash(c, value);
 #undef S
 	if (rc == 0)
 		return 1;

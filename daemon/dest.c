@@ -18,6 +18,7 @@
 #include <linux/falloc.h>
 #include <linux/userfaultfd.h>
 #include <openssl/crypto.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,14 @@ static void dst_doorbell_cb(evutil_socket_t fd, short what, void *arg);
 static void dst_slot_complete(struct vm *v, uint32_t i, int err);
 static int dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
 static void dst_complete(struct migration *m);
+
+/* How this VM's faults arrive and its pages go in, for status and records. */
+static void
+dst_paths(struct migration *m, const struct vm *v)
+{
+	snprintf(m->fault_path, sizeof(m->fault_path), "%s", v->ring_mode ? "ring" : "uffd");
+	snprintf(m->install_mode, sizeof(m->install_mode), "%s", v->minor ? "minor" : "copy");
+}
 
 /* Minor mode: the journal of the run between page-cache write and map. */
 static int
@@ -93,6 +102,7 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	dst_paths(m, v);
 	if (v->minor && dst_journal_open(m, NULL) < 0) {
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED,
 		    "cannot create the install journal under %s", D->conf.state_dir);
@@ -395,6 +405,7 @@ dst_reattach(struct migration *m)
 		    "out of memory re-attaching the VM");
 		return;
 	}
+	dst_paths(m, v);
 	if (v->minor && dst_journal_recover(m) < 0) {
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
 		    "cannot recover the install journal; migration held");
@@ -570,6 +581,30 @@ dst_minor_write(struct migration *m, uint64_t idx, uint64_t n, int enc,
 }
 
 /*
+ * [debug] crash_minor, tests only: die by SIGKILL in the middle of an
+ * install, as a crash would: half-way through the first page's write
+ * (WRITING), or with the run written and not mapped (WRITTEN).
+ */
+static void
+dst_crash_test(struct migration *m, uint64_t idx, uint64_t n, int enc,
+    const uint8_t *src)
+{
+	log_warnx("migration %s: [debug] crash_minor: killing this daemon with pages "
+	    "%llu+%llu %s", m->id, (unsigned long long)idx, (unsigned long long)n,
+	    D->conf.crash_minor_state == JOURNAL_WRITING ? "half written" :
+	    "written, not mapped");
+	if (D->conf.crash_minor_state == JOURNAL_WRITING) {
+		if (enc == FRAME_ENC_RAW && m->vm->map == NULL &&
+		    pwrite(m->vm->memfd, src, m->page_size / 2,
+		    (off_t)(idx * m->page_size)) < 0)
+			log_warn("%s: pwrite", __func__);
+	} else if (dst_minor_write(m, idx, n, enc, src) == 0) {
+		journal_written(m->journal);
+	}
+	raise(SIGKILL);
+}
+
+/*
  * Minor mode: write pages [idx, idx+n) into the page cache, then map them
  * with UFFDIO_CONTINUE (which wakes whoever waits on them). The journal
  * brackets both steps (see journal.c). Returns as dst_ioctl().
@@ -583,6 +618,8 @@ dst_minor_install(struct migration *m, uint64_t idx, uint64_t n, int enc,
 	int err;
 
 	journal_writing(m->journal, idx, n);
+	if (D->conf.crash_minor_at && ++m->minor_runs == D->conf.crash_minor_at)
+		dst_crash_test(m, idx, n, enc, src);
 	if (dst_minor_write(m, idx, n, enc, src) < 0) {
 		log_warn("migration %s: writing pages %llu+%llu into the page cache",
 		    m->id, (unsigned long long)idx, (unsigned long long)n);

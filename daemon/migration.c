@@ -213,4 +213,6 @@ mig_to_proto(const struct migration *m, Migrationd__V1__Migration *o)
 	o->ring_errors = m->ring_errors;
 	o->reconnects = m->reconnects;
 	o->pages_poisoned = m->pages_poisoned;
+	o->fault_path = (char *)(uintptr_t)m->fault_path;
+	o->install_mode = (char *)(uintptr_t)m->install_mode;
 }

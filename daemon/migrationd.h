@@ -59,6 +59,8 @@ struct config {
 	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */
 	uint64_t inject_poison[16];	/* [debug]: pages read as poisoned */
 	int	 ninject_poison;
+	int	 crash_minor_state;	/* [debug] crash_minor: JOURNAL_WRITING/_WRITTEN */
+	unsigned crash_minor_at;	/* ... at this minor-mode install run */
 	char	 control_group[64];	/* [control] group: may use the API */
 	char	 control_listen[128];	/* [control] listen: IP:PORT, TLS */
 };
@@ -135,6 +137,9 @@ struct migration {
 	uint64_t		*poisoned;	/* installed as poison (lazily made) */
 	struct event		*ev_uffd;
 	struct journal		*journal;	/* minor mode: run in flight */
+	unsigned		 minor_runs;	/* minor-mode installs ([debug] crash_minor) */
+	char			 fault_path[8];	/* "uffd" / "ring", from the VMM */
+	char			 install_mode[8]; /* "copy" / "minor", from the VMM */
 	struct event		*ev_doorbell;
 	uint64_t		 ring_faults, ring_errors;
 	uint32_t		 prefetch;	/* pages asked for after a fault */

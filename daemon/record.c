@@ -133,6 +133,8 @@ rec_load_one(const char *path)
 	memcpy(m->session_key, r->session_key.data, sizeof(m->session_key));
 	m->memfd = -1;
 	m->pages_poisoned = i->pages_poisoned;
+	snprintf(m->fault_path, sizeof(m->fault_path), "%s", i->fault_path);
+	snprintf(m->install_mode, sizeof(m->install_mode), "%s", i->install_mode);
 	hist_init(&m->lat);
 	/* Oldest first, as when they were made: the newest for a VM wins. */
 	{

@@ -205,6 +205,17 @@ ctl() { # HOST ARGS...
   "$MIGCTL" -s "$WORK/$h/control.sock" "$@"
 }
 
+# st HOST JQ: a field of $VM's status on HOST ("" if the daemon is away)
+st() { ctl "$1" --json status "$VM" 2>/dev/null | jq -r "$2"; }
+# wait_for HOST JQ-CONDITION SECS: until $VM's status on HOST satisfies it
+wait_for() {
+  for _ in $(seq $(($3 * 10))); do
+    [[ $(st "$1" "$2") == true ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # mig_vmm_start HOST NAME LOGNAME minivmm-args...: sets VMM_PID
 mig_vmm_start() {
   local h=$1 name=$2 logname=$3; shift 3
@@ -237,7 +248,8 @@ mig_wait_exit() {
   return 124
 }
 
-# mig_migrate VM MEM WORKLOAD: one whole migration A -> B. Leaves
+# mig_migrate VM MEM WORKLOAD: one whole migration A -> B (the destination
+# installs as $MIG_INSTALL says: copy, the default, or minor). Leaves
 # $WORK/src.json, $WORK/dst.json, $WORK/report.json, $WORK/list-a.json and
 # sets MIG_RC (mig-ctl's exit code), SRC_RC / DST_RC (the VMMs').
 mig_migrate() {
@@ -246,7 +258,8 @@ mig_migrate() {
   src_pid=$VMM_PID
   mig_wait_line "$WORK/vmm-A.log" 'guest ready' 120 "$src_pid" ||
     mig_die "source guest did not become ready"
-  mig_vmm_start B "$vm" vmm-B --mem "$mem" --incoming --report "$WORK/report.json"
+  mig_vmm_start B "$vm" vmm-B --mem "$mem" --incoming --install "${MIG_INSTALL:-copy}" \
+    --report "$WORK/report.json"
   dst_pid=$VMM_PID
   for _ in $(seq 50); do
     ctl B --json list 2>/dev/null | jq -e --arg vm "$vm" '.vms[] | select(.name == $vm)' \

@@ -145,6 +145,7 @@ int
 main(int argc, char **argv)
 {
 	const char *name = "shimvm", *sock = NULL, *mode = "uffd", *bad = NULL;
+	const char *install = "copy";
 	int huge = 0;
 	uint64_t mem = 64ull << 20;
 	struct migshim_event ev;
@@ -153,12 +154,13 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:t:k:b:P:H")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:H")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
 		case 's': sock = optarg; break;
 		case 'M': mode = optarg; break;
+		case 'I': install = optarg; break;
 		case 't': nthreads = atoi(optarg); break;
 		case 'k': touches = atoi(optarg); break;
 		case 'b': bad = optarg; break;
@@ -217,6 +219,8 @@ main(int argc, char **argv)
 		sigemptyset(&sa.sa_mask);
 		sigaction(SIGBUS, &sa, NULL);
 		o.mode = !strcmp(mode, "ring") ? MIGSHIM_FAULT_RING : MIGSHIM_FAULT_UFFD;
+		o.install = !strcmp(install, "minor") ? MIGSHIM_INSTALL_MINOR :
+		    MIGSHIM_INSTALL_COPY;
 		if ((S = migshim_create_opts(name, mem, MIGSHIM_INCOMING, &o)) == NULL)
 			return 2;
 		/* Ring mode: missing pages; both modes: poison as machine checks. */
@@ -285,7 +289,7 @@ main(int argc, char **argv)
 	}
 usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
-	    "[-M uffd|ring] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"
+	    "[-M uffd|ring] [-I copy|minor] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"
 	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n");
 	return 2;
 }

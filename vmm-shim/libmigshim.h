@@ -3,9 +3,9 @@
  *
  * A VMM links this library to keep its guest RAM in a form migrationd can
  * migrate: one memfd (shmem) mapped MAP_SHARED. For an incoming VM the
- * library also creates a userfaultfd over the mapping (missing mode), so every
- * guest access to a page that has not arrived yet blocks until migrationd
- * installs it. migshim_attach() hands the memfd (and the uffd) to the local
+ * library also creates a userfaultfd over the mapping (missing mode, plus
+ * minor mode with MIGSHIM_INSTALL_MINOR), so every guest access to a page
+ * that has not arrived yet blocks until migrationd installs it. migshim_attach() hands the memfd (and the uffd) to the local
  * migrationd over its Unix socket with SCM_RIGHTS; the library keeps its own
  * copies of every fd so the guest survives a daemon restart.
  *

@@ -57,6 +57,7 @@ struct ctl {
 	enum mv_workload workload;
 	const char	*socket_path;
 	const char	*report_path;
+	int		 install_minor;	/* --install minor */
 	uint64_t	 passes;
 	int		 verbose;
 
@@ -84,7 +85,7 @@ ctl_usage(FILE *f)
 	    "usage: minivmm --name NAME [--mem SIZE] [--vcpus N]\n"
 	    "               [--workload quiet|writer] [--vmm-socket PATH]\n"
 	    "               [--incoming] [--report FILE] [--selftest-snapshot]\n"
-	    "               [--passes N] [--verbose]\n"
+	    "               [--passes N] [--install copy|minor] [--verbose]\n"
 	    "  --mem SIZE          guest RAM, K/M/G suffix (default 64M, "
 	    "max 3G)\n"
 	    "  --vcpus N           vCPUs, 1..%d (default 2)\n"
@@ -95,6 +96,9 @@ ctl_usage(FILE *f)
 	    "  --incoming          empty VM waiting for a migration "
 	    "(needs --vmm-socket)\n"
 	    "  --report FILE       write the verdict as JSON\n"
+	    "  --install MODE      incoming: how migrationd installs pages: copy\n"
+	    "                      (UFFDIO_COPY, default) or minor (page cache +\n"
+	    "                      UFFDIO_CONTINUE)\n"
 	    "  --selftest-snapshot save the vCPU state, restore it into a "
 	    "fresh VM, verify\n"
 	    "  --passes N          standalone: writer passes before "
@@ -166,6 +170,7 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 		{ "report", required_argument, NULL, 'r' },
 		{ "selftest-snapshot", no_argument, NULL, 'S' },
 		{ "passes", required_argument, NULL, 'p' },
+		{ "install", required_argument, NULL, 'I' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -177,7 +182,7 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 	c->nvcpus = 2;
 	c->workload = MV_WORKLOAD_WRITER;
 	c->passes = 3;
-	while ((ch = getopt_long(argc, argv, "n:m:c:w:s:ir:Sp:vh", opts,
+	while ((ch = getopt_long(argc, argv, "n:m:c:w:s:ir:Sp:I:vh", opts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'n':
@@ -224,6 +229,14 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 		case 'p':
 			if (ctl_parse_uint(optarg, 1, 1000000, &c->passes) < 0) {
 				fprintf(stderr, "minivmm: bad --passes\n");
+				return -1;
+			}
+			break;
+		case 'I':
+			if (strcmp(optarg, "minor") == 0)
+				c->install_minor = 1;
+			else if (strcmp(optarg, "copy") != 0) {
+				fprintf(stderr, "minivmm: --install is copy or minor\n");
 				return -1;
 			}
 			break;
@@ -792,6 +805,14 @@ main(int argc, char **argv)
 		    MIGSHIM_FAULT_RING : MIGSHIM_FAULT_UFFD;
 		printf("minivmm: fault path: %s (%s)\n", o.mode == MIGSHIM_FAULT_RING ?
 		    "fault ring, annotated KVM exits" : "blocking userfaultfd", why);
+		if (c.install_minor) {
+			if (migshim_probe_minor(0, why, sizeof(why)) != 1) {
+				fprintf(stderr, "minivmm: --install minor: %s\n", why);
+				return EXIT_ERROR;
+			}
+			o.install = MIGSHIM_INSTALL_MINOR;
+			printf("minivmm: installs: minor mode (%s)\n", why);
+		}
 		fflush(stdout);
 		c.shim = migshim_create_opts(c.name, c.mem, role, &o);
 		if (c.shim != NULL && o.mode == MIGSHIM_FAULT_RING &&

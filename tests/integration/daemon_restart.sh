@@ -6,7 +6,11 @@
 # and re-syncs. Then the source daemon: its VMM re-attaches, it maps the RAM
 # again and resumes with the destination. The migration completes, every
 # page installed exactly once, and the guest verifies its memory.
+# With INSTALL minor the destination installs through the page cache and
+# UFFDIO_CONTINUE; its journal settles the run in flight at the kill.
+# usage: daemon_restart.sh BUILD_DIR [copy|minor]
 BUILD=$1
+INSTALL=${2:-copy}
 source "$(dirname "$0")/../lib.sh"
 mig_require_kvm
 mig_hosts_up
@@ -16,20 +20,12 @@ tc -n "migA-$$" qdisc add dev "va$$" root tbf rate 24mbit burst 64kb latency 500
 mig_certs
 mig_daemon_start A
 mig_daemon_start B
-VM=t-restart
-st() { ctl "$1" --json status "$VM" 2>/dev/null | jq -r "$2"; }
-wait_for() { # HOST JQ-CONDITION SECS
-  for _ in $(seq $(($3 * 10))); do
-    [[ $(st "$1" "$2") == true ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+VM=t-restart-$INSTALL
 
 mig_vmm_start A "$VM" vmm-A --mem 32M --workload writer
 src=$VMM_PID
 mig_wait_line "$WORK/vmm-A.log" 'guest ready' 60 "$src" || mig_die "guest not ready"
-mig_vmm_start B "$VM" vmm-B --mem 32M --incoming --report "$WORK/report.json"
+mig_vmm_start B "$VM" vmm-B --mem 32M --incoming --install "$INSTALL" --report "$WORK/report.json"
 dst=$VMM_PID
 sleep 0.5
 token=$(ctl B prepare "$VM" -q) || mig_die "prepare failed"
@@ -68,6 +64,7 @@ mig_assert_eq "guest verdict" "$(jq -r .verdict "$WORK/report.json")" intact
 mig_assert_eq "pages installed == pages" "$(st B .pages_installed)" "$(st B .pages_total)"
 mig_assert_eq "no page installed twice (EEXIST)" "$(st B .install_eexist)" 0
 mig_assert_eq "no install error" "$(st B .install_errors)" 0
+mig_assert_eq "installed in the mode the VMM asked for" "$(st B .install_mode)" "$INSTALL"
 mig_assert_eq "history survives: list on B still shows it" \
   "$(ctl B --json list | jq --arg vm "$VM" '[.migrations[] | select(.vm == $vm)] | length >= 1')" true
 mig_finish

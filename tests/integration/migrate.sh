@@ -3,11 +3,14 @@
 # hosts, asserted from every side: both daemons, the guest's own verdict, the
 # page accounting (every page installed once), the source VM gone, and the
 # hosts cleaned up afterwards.
-# usage: migrate.sh BUILD_DIR quiet|writer [MEM]
+# With INSTALL minor the destination installs through the page cache and
+# UFFDIO_CONTINUE instead of UFFDIO_COPY.
+# usage: migrate.sh BUILD_DIR quiet|writer [MEM] [copy|minor]
 BUILD=$1
 WORKLOAD=$2
 MEM=${3:-32M}
-VM=t-$WORKLOAD
+export MIG_INSTALL=${4:-copy}
+VM=t-$WORKLOAD-$MIG_INSTALL
 source "$(dirname "$0")/../lib.sh"
 
 mig_require_kvm
@@ -29,6 +32,8 @@ total=$(j dst.json .pages_total)
 mig_assert_eq "pages installed == pages of guest RAM" "$(j dst.json .pages_installed)" "$total"
 mig_assert_eq "install EEXIST" "$(j dst.json .install_eexist)" 0
 mig_assert_eq "install errors" "$(j dst.json .install_errors)" 0
+mig_assert_eq "destination installed in the mode the VMM asked for" \
+  "$(j dst.json .install_mode)" "$MIG_INSTALL"
 mig_assert_eq "demand + background + zero == total" \
   "$(j dst.json '.pages_demand + .pages_background + .pages_zero')" "$total"
 mig_assert_eq "source sent every page" \

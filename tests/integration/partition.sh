@@ -25,14 +25,6 @@ ADDR_B_SAVED=$ADDR_B
 ADDR_B=0.0.0.0:7480 mig_daemon_start B
 VM=t-part
 
-st() { ctl "$1" --json status "$VM" | jq -r "$2"; }
-wait_for() { # HOST JQ-CONDITION SECS
-  for _ in $(seq $(($3 * 10))); do
-    [[ $(ctl "$1" --json status "$VM" 2>/dev/null | jq -r "$2") == true ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 mig_vmm_start A "$VM" vmm-A --mem 32M --workload writer
 src=$VMM_PID
