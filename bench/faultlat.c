@@ -55,6 +55,7 @@ struct fl_opts {
 	const char	*name;
 	const char	*sock;
 	const char	*path;
+	const char	*install;	/* "copy" or "minor" */
 	const char	*json;
 	uint64_t	 mem;
 	int		 threads;
@@ -314,11 +315,20 @@ static struct migshim *
 fl_dest_create(const struct fl_opts *o)
 {
 	struct migshim_opts opts = { .mode = MIGSHIM_FAULT_RING, .vcpus = 0,
-	    .thread_slots = o->threads > 0 ? (unsigned)o->threads : 1 };
+	    .thread_slots = o->threads > 0 ? (unsigned)o->threads : 1,
+	    .install = strcmp(o->install, "minor") == 0 ? MIGSHIM_INSTALL_MINOR :
+	    MIGSHIM_INSTALL_COPY };
 	struct migshim *s;
 
-	if (strcmp(o->path, "uffd") == 0)
-		return migshim_create(o->name, o->mem, MIGSHIM_INCOMING);
+	if (strcmp(o->install, "minor") != 0 && strcmp(o->install, "copy") != 0) {
+		fprintf(stderr, "faultlat: unknown install mode \"%s\" (copy or minor)\n",
+		    o->install);
+		return NULL;
+	}
+	if (strcmp(o->path, "uffd") == 0) {
+		opts.mode = MIGSHIM_FAULT_UFFD;
+		return migshim_create_opts(o->name, o->mem, MIGSHIM_INCOMING, &opts);
+	}
 	if (strcmp(o->path, "ring") != 0) {
 		fprintf(stderr, "faultlat: unknown fault path \"%s\" (uffd or ring)\n", o->path);
 		return NULL;
@@ -360,10 +370,10 @@ fl_report(const struct fl_opts *o, const struct fl_round *r, double bg_s)
 		cpu_dst = r->cpu_us[1] / faults;
 		cpu = cpu_src + cpu_dst;
 	}
-	printf("faultlat: path %s, %d thread(s), background %s, %d cores: %zu faults timed "
+	printf("faultlat: path %s, %s installs, %d thread(s), background %s, %d cores: %zu faults timed "
 	    "(%zu skipped as already streamed, %zu wrong), p50 %.1f us (%.2fx floor), p99 "
 	    "%.1f us (%.2fx floor), p99.9 %.1f us, %.0f faults/s, daemons %.1f us CPU per "
-	    "fault (source %.1f + destination %.1f)\n", o->path, o->threads,
+	    "fault (source %.1f + destination %.1f)\n", o->path, o->install, o->threads,
 	    o->background ? "on" : "off", bench_ncpus(), r->timed, r->skipped, r->bad,
 	    r->pct.p50, fl_ratio(r->pct.p50, o->floor_p50), r->pct.p99,
 	    fl_ratio(r->pct.p99, o->floor_p99), r->pct.p999, fps, cpu, cpu_src, cpu_dst);
@@ -373,8 +383,9 @@ fl_report(const struct fl_opts *o, const struct fl_round *r, double bg_s)
 		perror(o->json);
 		return;
 	}
-	fprintf(f, "{\"path\":\"%s\",\"threads\":%d,\"background\":%s,\"bpf\":%s,",
-	    o->path, o->threads, o->background ? "true" : "false", o->bpf ? "true" : "false");
+	fprintf(f, "{\"path\":\"%s\",\"install\":\"%s\",\"threads\":%d,\"background\":%s,"
+	    "\"bpf\":%s,", o->path, o->install, o->threads, o->background ? "true" : "false",
+	    o->bpf ? "true" : "false");
 	fl_json_num(f, "p50_us", r->pct.p50, 0);
 	fl_json_num(f, "p99_us", r->pct.p99, 0);
 	fl_json_num(f, "p999_us", r->pct.p999, 0);
@@ -417,8 +428,8 @@ fl_report_throughput(const struct fl_opts *o, double secs, const double cpu_us[2
 	    cpu_ok ? cpu_us[0] / 1e6 / gb : -1, cpu_ok ? cpu_us[1] / 1e6 / gb : -1);
 	if (o->json == NULL || (f = fopen(o->json, "w")) == NULL)
 		return;
-	fprintf(f, "{\"mode\":\"throughput\",\"streams\":1,\"ram_bytes\":%llu,",
-	    (unsigned long long)o->mem);
+	fprintf(f, "{\"mode\":\"throughput\",\"install\":\"%s\",\"streams\":1,"
+	    "\"ram_bytes\":%llu,", o->install, (unsigned long long)o->mem);
 	fl_json_num(f, "seconds", secs, 0);
 	fl_json_num(f, "gbytes_per_s", gbps, 0);
 	fl_json_num(f, "cpu_s_per_gbyte_source", cpu_ok ? cpu_us[0] / 1e6 / gb : -1, 0);
@@ -522,6 +533,7 @@ fl_usage(FILE *f)
 	    "usage: faultlat source --name VM --mem SIZE --vmm-socket PATH [--timeout S]\n"
 	    "       faultlat dest --name VM --mem SIZE --vmm-socket PATH --threads N\n"
 	    "                [--background on|off] [--touches N] [--path uffd|ring]\n"
+	    "                [--install copy|minor]\n"
 	    "                [--bpf yes|no (was the destination daemon's eBPF loaded)]\n"
 	    "                [--daemon-pids SRC,DST] [--floor P50,P99] [--json FILE] [--timeout S]\n"
 	    "A source or an incoming \"VMM\" on libmigshim for the demand-fault benchmark\n"
@@ -539,6 +551,7 @@ main(int argc, char **argv)
 		{ "background", required_argument, NULL, 'b' },
 		{ "touches", required_argument, NULL, 'T' },
 		{ "path", required_argument, NULL, 'p' },
+		{ "install", required_argument, NULL, 'I' },
 		{ "daemon-pids", required_argument, NULL, 'd' },
 		{ "floor", required_argument, NULL, 'f' },
 		{ "json", required_argument, NULL, 'j' },
@@ -547,7 +560,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct fl_opts o = { .path = "uffd", .mem = 256ull << 20, .threads = 1,
+	struct fl_opts o = { .path = "uffd", .install = "copy", .mem = 256ull << 20, .threads = 1,
 	    .touches = 2048, .timeout_s = 120 };
 	int ch, a, b;
 
@@ -557,7 +570,7 @@ main(int argc, char **argv)
 	}
 	o.role = argv[1];
 	optind = 2;
-	while ((ch = getopt_long(argc, argv, "n:m:s:t:b:T:p:d:f:j:o:B:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "n:m:s:t:b:T:p:I:d:f:j:o:B:h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'n': o.name = optarg; break;
 		case 'm': o.mem = bench_parse_size(optarg); break;
@@ -566,6 +579,7 @@ main(int argc, char **argv)
 		case 'b': o.background = !strcmp(optarg, "on"); break;
 		case 'T': o.touches = strtoul(optarg, NULL, 10); break;
 		case 'p': o.path = optarg; break;
+		case 'I': o.install = optarg; break;
 		case 'B': o.bpf = !strcmp(optarg, "yes"); break;
 		case 'd':
 			if (sscanf(optarg, "%d,%d", &a, &b) != 2) {

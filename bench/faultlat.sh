@@ -16,7 +16,9 @@
 # floor (floor_fault --pin 0,0,1) is measured with the same placement.
 #
 # Env: FAULTLAT_MEM (1G), FAULTLAT_THREADS ("1 2 4 8 16"),
-#      FAULTLAT_TOUCHES (2048), FAULTLAT_PATHS ("uffd ring"), BENCH_PIN (1).
+#      FAULTLAT_TOUCHES (2048), FAULTLAT_PATHS ("uffd ring"), BENCH_PIN (1),
+#      FAULTLAT_MINOR_PATHS ("uffd ring"; empty: no minor-mode lines),
+#      FAULTLAT_MINOR_THREADS ("1 8").
 # FLOOR.json is floor_fault's output: each path's ratios use the floor of the
 # same delivery (uffd: "block", ring: "ring"); without it ratios are null.
 BUILD=${1:?usage: faultlat.sh BUILD_DIR OUT.json [FLOOR.json]}
@@ -25,6 +27,8 @@ FLOOR_JSON=${3:-}
 MEM=${FAULTLAT_MEM:-1G}
 THREADS=${FAULTLAT_THREADS:-"1 2 4 8 16"}
 PATHS=${FAULTLAT_PATHS:-"uffd ring"}
+MINOR_PATHS=${FAULTLAT_MINOR_PATHS-"uffd ring"}
+MINOR_THREADS=${FAULTLAT_MINOR_THREADS:-"1 8"}
 TOUCHES=${FAULTLAT_TOUCHES:-2048}
 PIN=${BENCH_PIN:-1}
 source "$(dirname "$0")/../tests/lib.sh"
@@ -57,12 +61,13 @@ floor_of() {
     grep . || echo "0,0"
 }
 
-# fl_run PATH THREADS BG(on|off): one migration; appends its JSON to $WORK/results.
+# fl_run PATH THREADS BG(on|off) [INSTALL(copy|minor)]: one migration;
+# appends its JSON to $WORK/results.
 fl_run() {
-  local path=$1 threads=$2 bg=$3 vm src dst token rc
-  vm=fl-$path-$threads-$bg
+  local path=$1 threads=$2 bg=$3 install=${4:-copy} vm src dst token rc
+  vm=fl-$path-$install-$threads-$bg
   [[ $FL_BPF == no && $FL_BPF_LOADED == 1 ]] && vm=$vm-nobpf
-  [[ $threads == 0 ]] && vm=fl-$path-throughput-$((++FL_TP))
+  [[ $threads == 0 ]] && vm=fl-$path-$install-throughput-$((++FL_TP))
   # shellcheck disable=SC2046
   mig_spawn A "$WORK/$vm-src.log" $(on_cpu A) "$FAULTLAT" source --name "$vm" --mem "$MEM" \
     --vmm-socket "$WORK/A/vmm.sock" --timeout 150
@@ -72,7 +77,7 @@ fl_run() {
   # shellcheck disable=SC2046
   mig_spawn B "$WORK/$vm-dst.log" $(on_cpu B) "$FAULTLAT" dest --name "$vm" --mem "$MEM" \
     --vmm-socket "$WORK/B/vmm.sock" --threads "$threads" --background "$bg" \
-    --touches "$TOUCHES" --path "$path" --daemon-pids "$PID_DA,$PID_DB" --bpf "$FL_BPF" \
+    --touches "$TOUCHES" --path "$path" --install "$install" --daemon-pids "$PID_DA,$PID_DB" --bpf "$FL_BPF" \
     --floor "$(floor_of "$path")" --json "$WORK/$vm.json" --timeout 150
   dst=$SPAWN_PID
   if ! mig_wait_line "$WORK/$vm-dst.log" 'attached' 60 "$dst" ||
@@ -131,6 +136,15 @@ for path in $PATHS; do
   done
 done
 fl_run uffd 0 on
+# Minor-mode installs (page cache + UFFDIO_CONTINUE) on the same lines.
+for path in $MINOR_PATHS; do
+  for bg in off on; do
+    for t in $MINOR_THREADS; do
+      fl_run "$path" "$t" "$bg" minor
+    done
+  done
+done
+[[ -n $MINOR_PATHS ]] && fl_run uffd 0 on minor
 
 # eBPF overhead: the same lines again with the destination daemon's BPF
 # programs off, in the same run (a restarted daemon B with [bpf] enabled = no).
@@ -144,10 +158,12 @@ enabled = no"
     fl_run uffd "$t" off
   done
 fi
-grep '"mode":"throughput"' "$WORK/results" >"$WORK/throughput"
+grep '"mode":"throughput","install":"copy"' "$WORK/results" >"$WORK/throughput"
+grep '"mode":"throughput","install":"minor"' "$WORK/results" >"$WORK/throughput-minor"
 grep -v '"mode":"throughput"' "$WORK/results" >"$WORK/faults"
 
 jq -n --slurpfile r "$WORK/faults" --slurpfile tp "$WORK/throughput" \
+  --slurpfile tpm "$WORK/throughput-minor" \
   --arg mem "$MEM" --arg placement "$placement" --arg hosts "$hosts" \
   --argjson touches "$TOUCHES" --argjson cores "$(nproc)" '{
     conditions: {cores: $cores, guest_ram: $mem, touches_per_run: $touches,
@@ -157,7 +173,10 @@ jq -n --slurpfile r "$WORK/faults" --slurpfile tp "$WORK/throughput" \
     faultlat: $r,
     throughput: {streams: 1, method: "guest RAM bytes (every page non-zero, no faults) / (VMM reports running -> COMPLETED), mean of two runs",
       gbytes_per_s: (if ($tp | length) > 0 then [$tp[].gbytes_per_s] | add / length else null end),
-      runs: $tp}}' >"$OUT" || mig_die "cannot write $OUT"
+      runs: $tp,
+      minor: (if ($tpm | length) > 0 then {gbytes_per_s: ([$tpm[].gbytes_per_s] | add / length),
+        method: "the same with minor-mode installs (pwrite into the page cache + UFFDIO_CONTINUE)",
+        runs: $tpm} else null end)}}' >"$OUT" || mig_die "cannot write $OUT"
 log "faultlat: results in $OUT"
 ((FL_FAILED == 0)) || { echo "faultlat: $FL_FAILED configuration(s) failed" >&2; exit 1; }
 exit 0

@@ -97,11 +97,15 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
    floor: {fault_p50_us: $blk.p50_us, fault_p99_us: $blk.p99_us,
            tls_stream_gbytes_per_s: $tsfloor,
            openssl_speed_gbytes_per_s: $ts.openssl_speed.gbytes_per_s},
-   faultlat: [($fl.faultlat // [])[] | {path, threads, background, bpf, p50_us, p99_us, p999_us,
-              faults_per_s, cpu_us_per_fault, ratio_p50, ratio_p99}],
+   faultlat: [($fl.faultlat // [])[] | {path, install: (.install // "copy"), threads, background,
+              bpf, p50_us, p99_us, p999_us, faults_per_s, cpu_us_per_fault, ratio_p50, ratio_p99}],
    throughput: (if $fl.throughput then [{streams: $fl.throughput.streams,
                   gbytes_per_s: $fl.throughput.gbytes_per_s,
                   ratio: (if $tsfloor then $fl.throughput.gbytes_per_s / $tsfloor else null end)}]
+                + (if $fl.throughput.minor then [{streams: $fl.throughput.streams, install: "minor",
+                  gbytes_per_s: $fl.throughput.minor.gbytes_per_s,
+                  ratio: (if $tsfloor then $fl.throughput.minor.gbytes_per_s / $tsfloor else null end)}]
+                  else [] end)
                 else [] end),
    e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}]}
   ' >"$RES/latest.json" || { echo "bench: cannot assemble latest.json" >&2; exit 1; }
@@ -122,18 +126,18 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
   "  throughput: bare TLS 1.3 stream, 16 KiB records: \(f2(.floor.tls_stream_gbytes_per_s)) GB/s; the same + UFFDIO_COPY install: \(f2($inst)) GB/s; openssl speed aes-128-gcm 16 KiB: \(f2(.floor.openssl_speed_gbytes_per_s)) GB/s",
   "",
   "faultlat: migrationd demand faults, \($fl[0].conditions.guest_ram // "-") guests, \($fl[0].conditions.touches_per_run // "-") touches per line (ratio = figure / floor of the same delivery: uffd / block, ring / ring; cpu = both daemons, utime+stime, with background on it includes streaming)",
-  "  path threads bg   |  p50 us  (x floor) |  p99 us  (x floor) | p99.9 us | faults/s | cpu us/fault | timed  skipped",
+  "  path install threads bg   |  p50 us  (x floor) |  p99 us  (x floor) | p99.9 us | faults/s | cpu us/fault | timed  skipped",
   (($fl[0].faultlat // [])[] |
-    "  \(.path | pad(4)) \(.threads | pad(7)) \((if .background then "on" else "off" end) | pad(3))  | \(f(.p50_us) | pad(7)) (\(f2(.ratio_p50) | pad(6))x) | \(f(.p99_us) | pad(7)) (\(f2(.ratio_p99) | pad(6))x) | \(f(.p999_us) | pad(8)) | \(.faults_per_s | round | pad(8)) | \(f(.cpu_us_per_fault) | pad(12)) | \(.detail.faults_timed | pad(5)) \(.detail.skipped_present | pad(8))"),
+    "  \(.path | pad(4)) \(.install // "copy" | pad(7)) \(.threads | pad(7)) \((if .background then "on" else "off" end) | pad(3))  | \(f(.p50_us) | pad(7)) (\(f2(.ratio_p50) | pad(6))x) | \(f(.p99_us) | pad(7)) (\(f2(.ratio_p99) | pad(6))x) | \(f(.p999_us) | pad(8)) | \(.faults_per_s | round | pad(8)) | \(f(.cpu_us_per_fault) | pad(12)) | \(.detail.faults_timed | pad(5)) \(.detail.skipped_present | pad(8))"),
   "",
   "eBPF overhead (destination daemon with its BPF programs attached vs off, same run, uffd path, no background):",
-  ((.faultlat | map(select(.bpf == false and .path == "uffd" and .background == false))) as $off |
+  ((.faultlat | map(select(.bpf == false and .path == "uffd" and .install == "copy" and .background == false))) as $off |
    ($off[] | . as $o | (.threads) as $t |
-    ([$fl[0].faultlat[] | select(.bpf == true and .path == "uffd" and .background == false and .threads == $t)][0]) as $on |
+    ([$fl[0].faultlat[] | select(.bpf == true and .path == "uffd" and (.install // "copy") == "copy" and .background == false and .threads == $t)][0]) as $on |
     if $on then "  threads \($t): p50 \(f($on.p50_us)) us with BPF vs \(f($o.p50_us)) us without = \(f2($on.p50_us / $o.p50_us))x; p99 \(f($on.p99_us)) vs \(f($o.p99_us)) = \(f2($on.p99_us / $o.p99_us))x" else empty end)),
   "",
   "throughput: migrationd background stream, \($fl[0].throughput.method // "-")",
-  (.throughput[] | "  streams \(.streams): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio))x the bare TLS stream floor, \(if $inst then f2(.gbytes_per_s / $inst) else "-" end)x the stream + install floor; daemons \(f2($fl[0].throughput.runs | map(.cpu_s_per_gbyte_source) | add / length)) + \(f2($fl[0].throughput.runs | map(.cpu_s_per_gbyte_destination) | add / length)) CPU s/GB (source + destination; bare stream: \(f2(($ts[0].results // [])[0].cpu_s_per_gbyte)) both ends)"),
+  (.throughput[] | "  streams \(.streams)\(if .install then " (\(.install) installs)" else "" end): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio))x the bare TLS stream floor, \(if $inst then f2(.gbytes_per_s / $inst) else "-" end)x the stream + install floor; daemons \(f2($fl[0].throughput.runs | map(.cpu_s_per_gbyte_source) | add / length)) + \(f2($fl[0].throughput.runs | map(.cpu_s_per_gbyte_destination) | add / length)) CPU s/GB (source + destination; bare stream: \(f2(($ts[0].results // [])[0].cpu_s_per_gbyte)) both ends)"),
   "",
   "e2e: minivmm writer guests, host A -> host B (unpinned; fault latency = the destination daemon'"'"'s own histogram, request sent -> installed)",
   "  guest MiB | fault path | total s | blackout ms | demand faults | pages demand / background / zero | fault p50 us (x floor) | p99 us (x floor)",
@@ -151,7 +155,7 @@ plot() {
   local p bg fp50 fp99 panels=()
   for p in uffd ring; do
     for bg in false true; do
-      jq -r --arg p "$p" --argjson bg "$bg" '.faultlat[] | select(.path == $p and .background == $bg) |
+      jq -r --arg p "$p" --argjson bg "$bg" '.faultlat[] | select(.path == $p and .install == "copy" and .background == $bg) |
         "\(.threads) \(.p50_us) \(.p99_us)"' "$RES/latest.json" >"$TMP/$p-$bg.dat"
     done
     [[ -s $TMP/$p-false.dat || -s $TMP/$p-true.dat ]] && panels+=("$p")
