@@ -22,7 +22,20 @@
 #define MIG_FRAME_MAX_BYTES	(2u << 20)	/* and never more bytes than this */
 #define MIG_HUGE_PAGE		(2u << 20)	/* hugetlbfs-backed VMs move these */
 #define MIG_MSG_MAX		(8u << 20)	/* largest control message (state blob) */
-#define MIG_BG_HIWAT		(2u << 20)	/* background bytes queued before we wait */
+/*
+ * Background bytes queued before we wait. libevent's OpenSSL bufferevent
+ * encrypts all that is queued in one write event if the socket takes it, so
+ * this also bounds the bulk work a demand request can wait behind at the
+ * source (256 KiB: ~0.1-0.2 ms of AES-GCM and copies here).
+ */
+#define MIG_BG_HIWAT		(256u << 10)
+/*
+ * The longest the loop works on bulk (reading background frames and
+ * installing them, or reading guest RAM into background frames) before it
+ * looks for faults and demand requests again: a demand page never waits
+ * behind more than this much bulk work on one thread.
+ */
+#define MIG_BULK_SLICE_NS	100000
 #define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
 #define MIG_OUT_HIWAT		(8u << 20)	/* queued to one peer before we stop reading it */
 #define MIG_PING_MS		1000	/* heartbeat on the urgent channel */
@@ -105,6 +118,8 @@ struct pconn {
 	int			 hello_sent; /* source: nothing may precede the Hello */
 	int			 draining; /* migration over: discard input until EOF */
 	int			 throttled; /* not reading: our output to it is full */
+	struct event		*ev_more; /* bulk: go on after the loop looked
+					     for faults (peer_yield) */
 	char			 addr[64];
 	struct frame_limits	 lim;
 };
@@ -251,6 +266,7 @@ void peer_close_all(void);
 int peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg);
 int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload);
 void peer_set_channel(struct pconn *c, int channel);
+void peer_yield(struct pconn *c);
 void peer_live(struct pconn *c);
 void peer_heartbeat(struct migration *m);
 

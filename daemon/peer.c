@@ -29,6 +29,32 @@ static const struct frame_limits hello_limits = {
 	.page_size = 4096, .npages = 0, .max_msg = 4096, .max_count = 0,
 };
 
+/* A bulk channel's turn again, after the loop looked for faults. */
+static void
+peer_more_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pconn *c = arg;
+
+	if (c->mig != NULL && c->mig->role == MIG_SOURCE && c->mig->bg == c)
+		src_bg_writable(c);
+	else
+		peer_read_cb(c->bev, c);
+}
+
+/*
+ * Ends a bulk channel's slice of work: it goes on from a zero time-out, so
+ * the loop polls first and serves what is ready at a higher priority (uffd,
+ * doorbell, urgent channel) before this channel's next slice.
+ */
+void
+peer_yield(struct pconn *c)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (c->ev_more != NULL && !evtimer_pending(c->ev_more, NULL))
+		evtimer_add(c->ev_more, &now);
+}
+
 static struct pconn *
 peer_new(struct bufferevent *bev, const char *addr)
 {
@@ -36,6 +62,11 @@ peer_new(struct bufferevent *bev, const char *addr)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
+	if ((c->ev_more = evtimer_new(D->base, peer_more_cb, c)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	event_priority_set(c->ev_more, MIG_PRI_BULK);
 	c->bev = bev;
 	c->lim = hello_limits;
 	TAILQ_INSERT_TAIL(&D->conns, c, entry);
@@ -48,6 +79,7 @@ static void
 peer_free(struct pconn *c)
 {
 	TAILQ_REMOVE(&D->conns, c, entry);
+	event_free(c->ev_more);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -275,6 +307,8 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 	struct frame_hdr h;
 	uint8_t hb[FRAME_HDR_LEN];
 	const uint8_t *payload;
+	int bulk = c->channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
+	int64_t t0 = bulk ? now_ns() : 0;
 	size_t avail;
 	int rc;
 
@@ -301,6 +335,10 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 		avail = evbuffer_get_length(in);
 		if (avail < FRAME_HDR_LEN)
 			return;
+		if (bulk && now_ns() - t0 > MIG_BULK_SLICE_NS) {
+			peer_yield(c);
+			return;
+		}
 		evbuffer_copyout(in, hb, sizeof(hb));
 		if ((rc = frame_decode(hb, avail, &c->lim, &h)) < 0) {
 			char why[128];

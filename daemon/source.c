@@ -261,6 +261,7 @@ src_bg_writable(struct pconn *c)
 {
 	struct migration *m = c->mig;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int64_t t0 = now_ns();
 
 	/*
 	 * The background stream starts once the destination runs: during the
@@ -272,6 +273,12 @@ src_bg_writable(struct pconn *c)
 		return;
 	while (m->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
 		uint64_t i = m->bg_cursor, j;
+
+		/* A demand request waits on this thread: go on after it. */
+		if (now_ns() - t0 > MIG_BULK_SLICE_NS) {
+			peer_yield(c);
+			return;
+		}
 
 		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
 		while (i < m->npages && bitmap_test(m->sent, i))
