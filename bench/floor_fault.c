@@ -342,6 +342,8 @@ ff_handler(void *arg)
  * Ring strategy, on the toucher: the missing page raised SIGBUS
  * (UFFD_FEATURE_SIGBUS). Post it, ring the doorbell, spin 20 us, then sleep
  * on the slot until the handler says DONE; returning retries the access.
+ * As libmigshim (ring_may_spin): no spin where the handler may run only on
+ * the toucher's own CPU, where it would only delay the handler.
  */
 static void
 ff_sigbus(int sig, siginfo_t *si, void *uc)
@@ -349,6 +351,7 @@ ff_sigbus(int sig, siginfo_t *si, void *uc)
 	struct ff_run *r = ff_cur;
 	uint64_t a = (uint64_t)(uintptr_t)si->si_addr, one = 1, t0;
 	struct timespec ts = { 1, 0 };
+	int spin;
 
 	if (r == NULL || a < (uintptr_t)r->ram ||
 	    a >= (uintptr_t)r->ram + (r->npages + r->warmup) * FF_PAGE) {
@@ -361,8 +364,9 @@ ff_sigbus(int sig, siginfo_t *si, void *uc)
 	if (write(r->doorbell, &one, sizeof(one)) < 0)
 		_exit(3);
 	t0 = bench_now_ns();
+	spin = ff_pin[1] < 0 || ff_pin[1] != sched_getcpu();
 	while (atomic_load(&r->slot_state) == FF_SLOT_POSTED) {
-		if (bench_now_ns() - t0 < FF_RING_SPIN_NS) {
+		if (spin && bench_now_ns() - t0 < FF_RING_SPIN_NS) {
 			__builtin_ia32_pause();
 			continue;
 		}

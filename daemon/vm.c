@@ -5,6 +5,7 @@
  * attached VMs and their fds. Loop thread only.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,28 @@ vm_fd_is_memfd(int fd, uint64_t size)
 }
 
 /*
+ * The CPUs (0-63) this daemon may run on, for the ring: a VMM thread does
+ * not spin on a slot if that would only keep the daemon off its CPU. 0 if
+ * unknown or beyond 64 CPUs (the VMM then spins as it likes).
+ */
+static uint64_t
+vm_cpu_mask(void)
+{
+	cpu_set_t set;
+	uint64_t mask = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 0;
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &set)) {
+			if (i >= 64)
+				return 0;
+			mask |= (uint64_t)1 << i;
+		}
+	return mask;
+}
+
+/*
  * A VMM re-attached after this daemon restarted: give it back the migration
  * its record says was running (or resume a source VM that never left).
  */
@@ -359,6 +382,7 @@ vm_attach(int sock)
 	v->map = map;
 	if (ring) {
 		v->ring_mode = 1;
+		ring_set_daemon_cpus(rmap, vm_cpu_mask());
 		v->ring = rmap;
 		v->ring_len = (uint64_t)rst.st_size;
 		v->ringfd = fds[2];

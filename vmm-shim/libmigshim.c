@@ -537,12 +537,16 @@ migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,
 	/*
 	 * Spin first: waking a sleeping thread costs more than a whole fetch
 	 * on a fast link. But only one waiter spins at a time: more spinners
-	 * would take the cores the daemon needs to bring the pages. Then
+	 * would take the cores the daemon needs to bring the pages; and none
+	 * where the daemon may run only on this CPU (ring_may_spin). Then
 	 * sleep on the state word; the daemon wakes it.
 	 */
-	spin = __atomic_fetch_add(&s->spinners, 1, __ATOMIC_ACQ_REL) == 0;
-	if (!spin)
-		__atomic_fetch_sub(&s->spinners, 1, __ATOMIC_ACQ_REL);
+	spin = 0;
+	if (ring_may_spin(s->ring)) {
+		spin = __atomic_fetch_add(&s->spinners, 1, __ATOMIC_ACQ_REL) == 0;
+		if (!spin)
+			__atomic_fetch_sub(&s->spinners, 1, __ATOMIC_ACQ_REL);
+	}
 	for (;;) {
 		st = ring_load(r);
 		if (st != RING_POSTED && st != RING_TAKEN)

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -26,6 +27,27 @@ ring_init(void *ring, uint32_t nslots, uint32_t nvcpu_slots, uint32_t page_size)
 	h->nvcpu_slots = nvcpu_slots;
 	h->page_size = page_size;
 	h->slot_size = RING_SLOT_SIZE;
+}
+
+int
+ring_may_spin(const void *ring)
+{
+	const struct ring_hdr *h = ring;
+	uint64_t mask = __atomic_load_n(&h->daemon_cpus, __ATOMIC_RELAXED);
+	int cpu;
+
+	if (mask == 0)
+		return 1;
+	cpu = sched_getcpu();
+	return cpu < 0 || cpu >= 64 || (mask & ~((uint64_t)1 << cpu)) != 0;
+}
+
+void
+ring_set_daemon_cpus(void *ring, uint64_t mask)
+{
+	struct ring_hdr *h = ring;
+
+	__atomic_store_n(&h->daemon_cpus, mask, __ATOMIC_RELAXED);
 }
 
 int

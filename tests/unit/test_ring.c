@@ -4,6 +4,7 @@
  * kinds, wrap-around), plus the slot state machine's atomics.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,26 @@ main(void)
 	CHECK(!ring_cas(s, RING_POSTED, RING_TAKEN));	/* taken once */
 	/* A futex wait on a value that changed returns at once. */
 	CHECK_EQ(ring_futex_wait(s, RING_POSTED, 1000000), -EAGAIN);
+
+	/* Spin only where the daemon can run elsewhere meanwhile. */
+	{
+		cpu_set_t one;
+		int cpu;
+
+		CPU_ZERO(&one);
+		CPU_SET(0, &one);
+		CHECK_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+		cpu = sched_getcpu();
+		CHECK_EQ(cpu, 0);
+		CHECK_EQ(ring_may_spin(ring), 1);		/* mask unknown */
+		ring_set_daemon_cpus(ring, 1ull << 0);
+		CHECK_EQ(ring_may_spin(ring), 0);		/* only our CPU */
+		ring_set_daemon_cpus(ring, (1ull << 0) | (1ull << 1));
+		CHECK_EQ(ring_may_spin(ring), 1);		/* another CPU too */
+		ring_set_daemon_cpus(ring, 1ull << 1);
+		CHECK_EQ(ring_may_spin(ring), 1);		/* elsewhere only */
+		CHECK_EQ(ring_check_header(ring, ring_bytes(8), 4096), 0);
+	}
 	free(ring);
 	return unit_done("test_ring");
 }
