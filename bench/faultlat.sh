@@ -66,7 +66,7 @@ floor_of() {
 fl_run() {
   local path=$1 threads=$2 bg=$3 install=${4:-copy} vm src dst token rc
   vm=fl-$path-$install-$threads-$bg
-  [[ $FL_BPF == no && $FL_BPF_LOADED == 1 ]] && vm=$vm-nobpf
+  [[ -n ${FL_TAG:-} ]] && vm=$vm-$FL_TAG-$FL_BPF
   [[ $threads == 0 ]] && vm=fl-$path-$install-throughput-$((++FL_TP))
   # shellcheck disable=SC2046
   mig_spawn A "$WORK/$vm-src.log" $(on_cpu A) "$FAULTLAT" source --name "$vm" --mem "$MEM" \
@@ -98,7 +98,8 @@ fl_run() {
   grep -h '^faultlat' "$WORK/$vm-dst.log" | grep -v attached >&2
   grep -h 'WARNING' "$WORK/$vm-dst.log" >&2
   if ! ctl B --json status "$vm" >"$WORK/$vm-status.json" ||
-     ! jq -c --slurpfile st "$WORK/$vm-status.json" '. + {daemon: ($st[0] | {
+     ! jq -c --arg tag "${FL_TAG:-}" --slurpfile st "$WORK/$vm-status.json" '. +
+        (if $tag != "" then {tag: $tag} else {} end) + {daemon: ($st[0] | {
         demand_faults, pages_demand, pages_background, pages_zero, pages_duplicate,
         fault_p50_us, fault_p99_us, fault_max_us, blackout_ms, total_s})}' \
         "$WORK/$vm.json" >>"$WORK/results"; then
@@ -152,17 +153,30 @@ done
 [[ -n $MINOR_PATHS ]] && fl_run uffd 0 on minor
 fl_run uffd 0 on
 
-# eBPF overhead: the same lines again with the destination daemon's BPF
-# programs off, in the same run (a restarted daemon B with [bpf] enabled = no).
-if ((FL_BPF_LOADED)); then
+# eBPF overhead: the same lines with the destination daemon's BPF programs
+# off (daemon B restarted with [bpf] enabled = no), then on again (restarted
+# once more), side by side at the end of the run, tagged "bpf-pair": the
+# machine drifts too much for a comparison with the lines further up.
+fl_restart_b() { # extra config
   kill -TERM "$PID_DB"; mig_forget "$PID_DB"
-  mig_daemon_start B "[bpf]
-enabled = no"
+  mig_daemon_start B "$1"
   [[ -n $(on_cpu B) ]] && taskset -a -p -c 0 "$PID_DB" >/dev/null
+}
+if ((FL_BPF_LOADED)); then
+  FL_TAG=bpf-pair
+  fl_restart_b "[bpf]
+enabled = no"
   FL_BPF=no
   for t in $BPF_THREADS; do
     fl_run uffd "$t" off
   done
+  fl_restart_b ""
+  FL_BPF=yes
+  grep -q 'fault latency: eBPF' "$WORK/migrationd-B.log" || fl_fail "daemon B did not load eBPF again"
+  for t in $BPF_THREADS; do
+    fl_run uffd "$t" off
+  done
+  FL_TAG=
 fi
 grep '"mode":"throughput","install":"copy"' "$WORK/results" >"$WORK/throughput"
 grep '"mode":"throughput","install":"minor"' "$WORK/results" >"$WORK/throughput-minor"

@@ -98,7 +98,8 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
            tls_stream_gbytes_per_s: $tsfloor,
            openssl_speed_gbytes_per_s: $ts.openssl_speed.gbytes_per_s},
    faultlat: [($fl.faultlat // [])[] | {path, install: (.install // "copy"), threads, background,
-              bpf, p50_us, p99_us, p999_us, faults_per_s, cpu_us_per_fault, ratio_p50, ratio_p99}],
+              bpf, p50_us, p99_us, p999_us, faults_per_s, cpu_us_per_fault, ratio_p50, ratio_p99}
+              + (if .tag then {tag} else {} end)],
    throughput: (if $fl.throughput then [{streams: $fl.throughput.streams,
                   gbytes_per_s: $fl.throughput.gbytes_per_s,
                   ratio: (if $tsfloor then $fl.throughput.gbytes_per_s / $tsfloor else null end)}]
@@ -128,12 +129,12 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
   "faultlat: migrationd demand faults, \($fl[0].conditions.guest_ram // "-") guests, \($fl[0].conditions.touches_per_run // "-") touches per line (ratio = figure / floor of the same delivery: uffd / block, ring / ring; cpu = both daemons, utime+stime, with background on it includes streaming)",
   "  path install threads bg   |  p50 us  (x floor) |  p99 us  (x floor) | p99.9 us | faults/s | cpu us/fault | timed  skipped",
   (($fl[0].faultlat // [])[] |
-    "  \(.path | pad(4)) \(.install // "copy" | pad(7)) \(.threads | pad(7)) \((if .background then "on" else "off" end) | pad(3))  | \(f(.p50_us) | pad(7)) (\(f2(.ratio_p50) | pad(6))x) | \(f(.p99_us) | pad(7)) (\(f2(.ratio_p99) | pad(6))x) | \(f(.p999_us) | pad(8)) | \(.faults_per_s | round | pad(8)) | \(f(.cpu_us_per_fault) | pad(12)) | \(.detail.faults_timed | pad(5)) \(.detail.skipped_present | pad(8))"),
+    "  \(.path | pad(4)) \(.install // "copy" | pad(7)) \(.threads | pad(7)) \((if .background then "on" else "off" end) | pad(3))  | \(f(.p50_us) | pad(7)) (\(f2(.ratio_p50) | pad(6))x) | \(f(.p99_us) | pad(7)) (\(f2(.ratio_p99) | pad(6))x) | \(f(.p999_us) | pad(8)) | \(.faults_per_s | round | pad(8)) | \(f(.cpu_us_per_fault) | pad(12)) | \(.detail.faults_timed | pad(5)) \(.detail.skipped_present | pad(8))\(if .tag then "  [\(.tag): eBPF \(if .bpf then "on" else "off" end)]" else "" end)"),
   "",
-  "eBPF overhead (destination daemon with its BPF programs attached vs off, same run, uffd path, no background):",
-  ((.faultlat | map(select(.bpf == false and .path == "uffd" and .install == "copy" and .background == false))) as $off |
+  "eBPF overhead (destination daemon with its BPF programs attached vs off, side by side at the end of the run, uffd path, no background):",
+  ((.faultlat | map(select(.tag == "bpf-pair" and .bpf == false))) as $off |
    ($off[] | . as $o | (.threads) as $t |
-    ([$fl[0].faultlat[] | select(.bpf == true and .path == "uffd" and (.install // "copy") == "copy" and .background == false and .threads == $t)][0]) as $on |
+    ([$fl[0].faultlat[] | select(.tag == "bpf-pair" and .bpf == true and .threads == $t)][0]) as $on |
     if $on then "  threads \($t): p50 \(f($on.p50_us)) us with BPF vs \(f($o.p50_us)) us without = \(f2($on.p50_us / $o.p50_us))x; p99 \(f($on.p99_us)) vs \(f($o.p99_us)) = \(f2($on.p99_us / $o.p99_us))x" else empty end)),
   "",
   "throughput: migrationd background stream, \($fl[0].throughput.method // "-")",
@@ -155,7 +156,7 @@ plot() {
   local p bg fp50 fp99 panels=()
   for p in uffd ring; do
     for bg in false true; do
-      jq -r --arg p "$p" --argjson bg "$bg" '.faultlat[] | select(.path == $p and .install == "copy" and .background == $bg) |
+      jq -r --arg p "$p" --argjson bg "$bg" '.faultlat[] | select(.path == $p and .install == "copy" and .tag == null and .background == $bg) |
         "\(.threads) \(.p50_us) \(.p99_us)"' "$RES/latest.json" >"$TMP/$p-$bg.dat"
     done
     [[ -s $TMP/$p-false.dat || -s $TMP/$p-true.dat ]] && panels+=("$p")
