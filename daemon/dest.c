@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "bitmap.h"
@@ -38,9 +37,6 @@
 #define DST_MAX_PENDING 1024
 
 static void dst_uffd_cb(evutil_socket_t fd, short what, void *arg);
-static int dst_journal_open(struct migration *m, struct journal_run *pending);
-static long dst_minor_install(struct migration *m, uint64_t idx, uint64_t n, int enc,
-    const uint8_t *src);
 static void dst_doorbell_cb(evutil_socket_t fd, short what, void *arg);
 static void dst_slot_complete(struct vm *v, uint32_t i, int err);
 static int dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
@@ -605,18 +601,16 @@ dst_crash_test(struct migration *m, uint64_t idx, uint64_t n, int enc,
 }
 
 /*
- * Minor mode: write pages [idx, idx+n) into the page cache, then map them
- * with UFFDIO_CONTINUE (which wakes whoever waits on them). The journal
- * brackets both steps (see journal.c). Returns as dst_ioctl().
+ * Minor mode, first step of an install: write pages [idx, idx+n) into the
+ * page cache, journaled WRITING while it happens and WRITTEN once complete
+ * (see journal.c); dst_ioctl() then maps them with UFFDIO_CONTINUE. 0, or
+ * -1 (counted) with the run left WRITING: it is not mapped, and a later
+ * install of these pages rewrites it whole.
  */
-static long
-dst_minor_install(struct migration *m, uint64_t idx, uint64_t n, int enc,
+static int
+dst_minor_stage(struct migration *m, uint64_t idx, uint64_t n, int enc,
     const uint8_t *src)
 {
-	struct uffdio_continue uc = { .range = {
-	    m->vm->ram_va + idx * m->page_size, n * m->page_size } };
-	int err;
-
 	journal_writing(m->journal, idx, n);
 	if (D->conf.crash_minor_at && ++m->minor_runs == D->conf.crash_minor_at)
 		dst_crash_test(m, idx, n, enc, src);
@@ -624,41 +618,10 @@ dst_minor_install(struct migration *m, uint64_t idx, uint64_t n, int enc,
 		log_warn("migration %s: writing pages %llu+%llu into the page cache",
 		    m->id, (unsigned long long)idx, (unsigned long long)n);
 		m->install_errors++;
-		/* Leave the run journaled as WRITING: it is not mapped, and a
-		 * later install of these pages rewrites it whole. */
 		return -1;
 	}
 	journal_written(m->journal);
-	for (;;) {
-		if (ioctl(m->vm->uffd, UFFDIO_CONTINUE, &uc) == 0) {
-			journal_idle(m->journal);
-			return (long)n;
-		}
-		err = errno;
-		if (uc.mapped > 0) {
-			/* Part of the run is mapped; the rest stays written and
-			 * journaled until the caller installs it again. */
-			journal_writing(m->journal, idx + (uint64_t)uc.mapped / m->page_size,
-			    n - (uint64_t)uc.mapped / m->page_size);
-			return (long)((uint64_t)uc.mapped / m->page_size);
-		}
-		if (err == EAGAIN) {
-			uc.mapped = 0;
-			continue;
-		}
-		journal_idle(m->journal);
-		if (err == EEXIST) {
-			m->install_eexist++;
-			log_warnx("migration %s: page %llu already mapped (EEXIST)",
-			    m->id, (unsigned long long)idx);
-			return -2;
-		}
-		errno = err;
-		log_warn("migration %s: UFFDIO_CONTINUE of pages %llu+%llu failed", m->id,
-		    (unsigned long long)idx, (unsigned long long)n);
-		m->install_errors++;
-		return -1;
-	}
+	return 0;
 }
 
 /*
@@ -693,14 +656,21 @@ static long
 dst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t *src)
 {
 	uint64_t dst = m->vm->ram_va + idx * m->page_size, len = n * m->page_size;
+	int minor = m->vm->minor && (enc == FRAME_ENC_RAW ||
+	    (enc == FRAME_ENC_ZERO && m->page_size > 4096));
 	int64_t done;
 	int rc, err;
 
-	if (m->vm->minor && (enc == FRAME_ENC_RAW ||
-	    (enc == FRAME_ENC_ZERO && m->page_size > 4096)))
-		return dst_minor_install(m, idx, n, enc, src);
+	if (minor && dst_minor_stage(m, idx, n, enc, src) < 0)
+		return -1;
 	for (;;) {
-		if (enc == FRAME_ENC_RAW) {
+		if (minor) {
+			/* Written into the page cache: map it (wakes waiters). */
+			struct uffdio_continue uc = { .range = { dst, len } };
+
+			rc = ioctl(m->vm->uffd, UFFDIO_CONTINUE, &uc);
+			done = uc.mapped;
+		} else if (enc == FRAME_ENC_RAW) {
 			struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)src,
 			    .len = len };
 
@@ -732,12 +702,22 @@ dst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t 
 			done = po.updated;
 		}
 		err = errno;
+		if (rc != 0 && done <= 0 && err == EAGAIN)
+			continue;	/* the VMM's mm was busy; try again */
+		if (minor) {
+			/* Mapped, or failed: nothing left between write and map.
+			 * Mapped in part: the rest stays written but unmapped,
+			 * and the caller's next install of it rewrites it. */
+			if (rc != 0 && done > 0)
+				journal_writing(m->journal, idx + (uint64_t)done / m->page_size,
+				    n - (uint64_t)done / m->page_size);
+			else
+				journal_idle(m->journal);
+		}
 		if (rc == 0)
 			return (long)n;
 		if (done > 0)
 			return (long)(done / m->page_size);
-		if (err == EAGAIN)
-			continue;	/* the VMM's mm was busy; try again */
 		if (err == EEXIST) {
 			/* Somebody else filled it: never write it again. */
 			m->install_eexist++;
@@ -1050,18 +1030,18 @@ dst_uffd_cb(evutil_socket_t fd, short what, void *arg)
 				continue;
 			}
 			idx = (a - m->vm->ram_va) / m->page_size;
-			if (bitmap_test(m->installed, idx) && m->vm->minor &&
+			if (!bitmap_test(m->installed, idx)) {
+				dst_request(m, idx, msgs[i].arg.pagefault.feat.ptid, 0);
+			} else if (m->vm->minor &&
 			    (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)) {
 				/* In the page cache but not mapped: map it. */
 				dst_remap(m, idx);
-			} else if (bitmap_test(m->installed, idx)) {
+			} else {
 				/* Installed between the fault and this read. */
 				struct uffdio_range r = {
 					m->vm->ram_va + idx * m->page_size, m->page_size };
 
 				ioctl(fd, UFFDIO_WAKE, &r);
-			} else {
-				dst_request(m, idx, msgs[i].arg.pagefault.feat.ptid, 0);
 			}
 		}
 	}

@@ -51,7 +51,7 @@ peer_yield(struct pconn *c)
 {
 	static const struct timeval now = { 0, 0 };
 
-	if (c->ev_more != NULL && !evtimer_pending(c->ev_more, NULL))
+	if (!evtimer_pending(c->ev_more, NULL))
 		evtimer_add(c->ev_more, &now);
 }
 

@@ -5,8 +5,8 @@
  * attached VMs and their fds. Loop thread only.
  */
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
