@@ -273,12 +273,6 @@ migshim_fault_mode(const struct migshim *s)
 	return s->mode;
 }
 
-enum migshim_install
-migshim_install_mode(const struct migshim *s)
-{
-	return s->install;
-}
-
 int
 migshim_attach(struct migshim *s, const char *path, int vcpus)
 {

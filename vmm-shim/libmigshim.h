@@ -87,7 +87,6 @@ uint64_t migshim_page_size(const struct migshim *s);
 struct migshim *migshim_create_opts(const char *name, uint64_t ram_size,
     enum migshim_role role, const struct migshim_opts *opts);
 enum migshim_fault_mode migshim_fault_mode(const struct migshim *s);
-enum migshim_install migshim_install_mode(const struct migshim *s);
 
 /*
  * Does this kernel's userfaultfd offer minor faults for this kind of memory
