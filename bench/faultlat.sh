@@ -66,7 +66,7 @@ floor_of() {
 fl_run() {
   local path=$1 threads=$2 bg=$3 install=${4:-copy} vm src dst token rc
   vm=fl-$path-$install-$threads-$bg
-  [[ -n ${FL_TAG:-} ]] && vm=$vm-$FL_TAG-$FL_BPF
+  [[ -n ${FL_TAG:-} ]] && vm=$vm-$FL_TAG-$FL_BPF-r${FL_ROUND:-1}
   [[ $threads == 0 ]] && vm=fl-$path-$install-throughput-$((++FL_TP))
   # shellcheck disable=SC2046
   mig_spawn A "$WORK/$vm-src.log" $(on_cpu A) "$FAULTLAT" source --name "$vm" --mem "$MEM" \
@@ -98,8 +98,8 @@ fl_run() {
   grep -h '^faultlat' "$WORK/$vm-dst.log" | grep -v attached >&2
   grep -h 'WARNING' "$WORK/$vm-dst.log" >&2
   if ! ctl B --json status "$vm" >"$WORK/$vm-status.json" ||
-     ! jq -c --arg tag "${FL_TAG:-}" --slurpfile st "$WORK/$vm-status.json" '. +
-        (if $tag != "" then {tag: $tag} else {} end) + {daemon: ($st[0] | {
+     ! jq -c --arg tag "${FL_TAG:-}" --argjson round "${FL_ROUND:-1}" --slurpfile st "$WORK/$vm-status.json" '. +
+        (if $tag != "" then {tag: $tag, round: $round} else {} end) + {daemon: ($st[0] | {
         demand_faults, pages_demand, pages_background, pages_zero, pages_duplicate,
         fault_p50_us, fault_p99_us, fault_max_us, blackout_ms, total_s})}' \
         "$WORK/$vm.json" >>"$WORK/results"; then
@@ -156,7 +156,9 @@ fl_run uffd 0 on
 # eBPF overhead: the same lines with the destination daemon's BPF programs
 # off (daemon B restarted with [bpf] enabled = no), then on again (restarted
 # once more), side by side at the end of the run, tagged "bpf-pair": the
-# machine drifts too much for a comparison with the lines further up.
+# machine drifts too much for a comparison with the lines further up. Off and
+# on alternate FAULTLAT_BPF_ROUNDS times (3): one pair swings by +-5%, more
+# than the effect; the summary compares medians.
 fl_restart_b() { # extra config
   kill -TERM "$PID_DB"; mig_forget "$PID_DB"
   mig_daemon_start B "$1"
@@ -164,19 +166,21 @@ fl_restart_b() { # extra config
 }
 if ((FL_BPF_LOADED)); then
   FL_TAG=bpf-pair
-  fl_restart_b "[bpf]
+  for ((FL_ROUND = 1; FL_ROUND <= ${FAULTLAT_BPF_ROUNDS:-3}; FL_ROUND++)); do
+    fl_restart_b "[bpf]
 enabled = no"
-  FL_BPF=no
-  for t in $BPF_THREADS; do
-    fl_run uffd "$t" off
+    FL_BPF=no
+    for t in $BPF_THREADS; do
+      fl_run uffd "$t" off
+    done
+    fl_restart_b ""
+    FL_BPF=yes
+    grep -q 'fault latency: eBPF' "$WORK/migrationd-B.log" || fl_fail "daemon B did not load eBPF again"
+    for t in $BPF_THREADS; do
+      fl_run uffd "$t" off
+    done
   done
-  fl_restart_b ""
-  FL_BPF=yes
-  grep -q 'fault latency: eBPF' "$WORK/migrationd-B.log" || fl_fail "daemon B did not load eBPF again"
-  for t in $BPF_THREADS; do
-    fl_run uffd "$t" off
-  done
-  FL_TAG=
+  FL_TAG= FL_ROUND=
 fi
 grep '"mode":"throughput","install":"copy"' "$WORK/results" >"$WORK/throughput"
 grep '"mode":"throughput","install":"minor"' "$WORK/results" >"$WORK/throughput-minor"

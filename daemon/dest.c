@@ -28,6 +28,7 @@
 #include "bitmap.h"
 #include "ctlmsg.h"
 #include "journal.h"
+#include "latency.h"
 #include "log.h"
 #include "mig_compat.h"
 #include "migrationd.h"
@@ -92,6 +93,8 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 	m->installed = bitmap_new(m->npages);
 	m->maxpending = DST_MAX_PENDING;
 	m->pending = calloc(m->maxpending, sizeof(*m->pending));
+	if (m->pending != NULL)
+		lat_watch(m->num, 1);
 	if (m->requested == NULL || m->installed == NULL || m->pending == NULL) {
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "out of memory");
 		mig_finish(m);
@@ -252,6 +255,9 @@ dst_rerequest(struct migration *m)
 		PROBE_REQUEST(m->num, i, h.count);
 		i += h.count - 1;
 	}
+	for (unsigned k = 0; k < m->npending && m->urgent != NULL; k++)
+		if (m->pending[k].req_ns == 0)
+			m->pending[k].req_ns = (uint64_t)now_ns();
 }
 
 /*
@@ -396,6 +402,8 @@ dst_reattach(struct migration *m)
 	m->installed = bitmap_new(m->npages);
 	m->maxpending = DST_MAX_PENDING;
 	m->pending = calloc(m->maxpending, sizeof(*m->pending));
+	if (m->pending != NULL)
+		lat_watch(m->num, 1);
 	if (m->requested == NULL || m->installed == NULL || m->pending == NULL) {
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
 		    "out of memory re-attaching the VM");
@@ -529,7 +537,7 @@ dst_slot_complete(struct vm *v, uint32_t i, int err)
 
 /* A requested page is present: time it and release every slot on it. */
 static void
-dst_page_arrived(struct migration *m, uint64_t idx, int64_t now)
+dst_page_arrived(struct migration *m, uint64_t idx, int64_t now, int64_t rx)
 {
 	for (unsigned i = 0; i < m->npending; i++) {
 		struct pending *p = &m->pending[i];
@@ -537,6 +545,8 @@ dst_page_arrived(struct migration *m, uint64_t idx, int64_t now)
 		if (p->idx != idx)
 			continue;
 		hist_add(&m->lat, (uint64_t)(now - (int64_t)p->t0_ns));
+		lat_record(m->num, p->tid, idx, p->posted_ns, p->t0_ns, p->req_ns,
+		    (uint64_t)rx, (uint64_t)now);
 		for (uint32_t b = 0; p->slots != 0 && b < 64; b++)
 			if (p->slots & ((uint64_t)1 << b))
 				dst_slot_complete(m->vm, b, dst_poison_err(m, idx));
@@ -799,7 +809,7 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		for (uint64_t k = i; k < i + (uint64_t)done; k++) {
 			bitmap_set(m->installed, k);
 			if (bitmap_test(m->requested, k))
-				dst_page_arrived(m, k, installed_ns);
+				dst_page_arrived(m, k, installed_ns, rx_ns);
 		}
 		i += (uint64_t)done;
 	}
@@ -908,6 +918,7 @@ static struct pending *
 dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 {
 	struct frame_hdr h = { .type = FRAME_REQ, .index = idx, .count = 1 };
+	uint64_t t;
 
 	if (bitmap_test(m->requested, idx)) {
 		for (unsigned i = 0; i < m->npending; i++)
@@ -922,7 +933,8 @@ dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 		/* Link down: remember the fault; dst_resume() asks for it. */
 		bitmap_set(m->requested, idx);
 		m->demand_faults++;
-		m->pending[m->npending] = (struct pending){ idx, (uint64_t)now_ns(), 0 };
+		m->pending[m->npending] = (struct pending){ .idx = idx,
+		    .t0_ns = (uint64_t)now_ns(), .posted_ns = posted_ns, .tid = tid };
 		return &m->pending[m->npending++];
 	}
 	/*
@@ -950,7 +962,9 @@ dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 	m->prefetch_pages += h.count - 1;
 	m->last_fault_end = idx + h.count;
 	m->demand_faults++;
-	m->pending[m->npending] = (struct pending){ idx, (uint64_t)now_ns(), 0 };
+	t = (uint64_t)now_ns();
+	m->pending[m->npending] = (struct pending){ .idx = idx, .t0_ns = t,
+	    .req_ns = t, .posted_ns = posted_ns, .tid = tid };
 	return &m->pending[m->npending++];
 }
 

@@ -16,7 +16,22 @@ void lat_stop(void);
 int lat_active(void);
 const char *lat_status(void);
 
-/* Histogram of a migration (`num`), a thread (0 = all), a phase. 0 or -1. */
+/* Destination migration `mig` begins (+1: its histograms start empty) or
+ * ends (-1). The sched_switch program is attached while there is one. */
+void lat_watch(uint32_t mig, int delta);
+
+/*
+ * One demand fault of migration `mig` whose page went in at t_install (ns,
+ * CLOCK_MONOTONIC; 0 fields are unknown). Queued for the BPF programs, and
+ * thread `tid` is armed for the wake-up measurement. Cheap: stores only, and
+ * one trap per FL_BATCH records. A no-op without eBPF.
+ */
+void lat_record(uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
+    uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install);
+
+/* Histogram of a migration (`num`) and a phase: all threads (tid 0; kept for
+ * the FL_MIGS most recent destination migrations) or one thread (FL_TOTAL
+ * only). 0 or -1. */
 int lat_read(uint32_t mig, uint32_t tid, int phase, struct fl_hist *out);
 /* Threads with their own histograms for a migration; returns how many. */
 int lat_threads(uint32_t mig, uint32_t *tids, int max);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "latency.h"
 #include "log.h"
 #include "migrationd.h"
 
@@ -162,6 +163,8 @@ mig_finish(struct migration *m)
 	free(m->poisoned);
 	m->poisoned = NULL;
 	free(m->sent);
+	if (m->role == MIG_DEST && m->pending != NULL)
+		lat_watch(m->num, -1);
 	free(m->pending);
 	m->requested = m->installed = m->sent = NULL;
 	m->pending = NULL;

@@ -163,8 +163,11 @@ struct migration {
 	int64_t			 state_rx_ns;	/* VmState arrived */
 	struct pending {
 		uint64_t	 idx;
-		uint64_t	 t0_ns;
+		uint64_t	 t0_ns;		/* first wait (request queued) */
 		uint64_t	 slots;		/* ring slots waiting on it */
+		uint64_t	 req_ns;	/* request sent; 0: link down */
+		uint64_t	 posted_ns;	/* VMM posted it (ring); 0: uffd */
+		uint32_t	 tid;		/* first faulting thread; 0: unknown */
 	}			*pending;	/* demand faults in flight */
 	unsigned		 npending, maxpending;
 	struct hist		 lat;

@@ -22,6 +22,13 @@
  *                                     fault than a separate `received`
  *   resumed(mig, slot, page, err)     a ring slot was completed
  *   served(mig, page, count, urgent)  source side: pages queued to send
+ *   batch(n)                          n fault records (struct fl_rec) are
+ *                                     ready in the eBPF object's .bss;
+ *                                     fired by daemon/latency.c only while
+ *                                     its own programs are loaded
+ *
+ * Our own programs attach to `batch` only: the per-step probes are for
+ * tracers like bpftrace, and cost a trap each only while one is attached.
  */
 #ifndef MIG_PROBES_H
 #define MIG_PROBES_H
@@ -38,5 +45,7 @@
 	DTRACE_PROBE4(migrationd, resumed, mig, slot, page, err)
 #define PROBE_SERVED(mig, page, count, urgent) \
 	DTRACE_PROBE4(migrationd, served, mig, page, count, urgent)
+#define PROBE_BATCH(n) \
+	DTRACE_PROBE1(migrationd, batch, n)
 
 #endif

@@ -17,18 +17,24 @@ enum fl_phase {
 	FL_NPHASES,
 };
 
-struct fl_key {			/* a page in flight */
-	unsigned int	mig;
-	unsigned int	pad;
-	unsigned long long page;
+/*
+ * One demand fault, from its first wait to its install, with the daemon's
+ * CLOCK_MONOTONIC timestamps (the clock of bpf_ktime_get_ns()). The daemon
+ * fills `recs` in the programs' .bss (mapped into the daemon by the
+ * skeleton) and fires the `batch` USDT probe when FL_BATCH are queued or
+ * before it reads the maps: one trap per FL_BATCH faults instead of two per
+ * fault. 0 = not known (t_req: the request waits for the link; posted: the
+ * uffd path).
+ */
+struct fl_rec {
+	unsigned long long page, posted, t_fault, t_req, t_rx, t_install;
+	unsigned int	mig, tid;
 };
 
-struct fl_pending {
-	unsigned long long t_fault, t_req, t_rx, posted;
-	unsigned int	tid, pad;
-};
+#define FL_BATCH	64
 
-struct fl_hkey {		/* one histogram: a migration, a thread (0 = all), a phase */
+struct fl_hkey {		/* a thread's histogram: migration, thread, phase
+				 * (FL_TOTAL only) */
 	unsigned int	mig;
 	unsigned int	tid;
 	unsigned int	phase;
@@ -40,15 +46,36 @@ struct fl_hist {
 	unsigned long long b[FL_BUCKETS];
 };
 
-struct fl_wake {		/* a faulting thread whose page just went in */
-	unsigned long long t_install;
+/*
+ * A migration's phase histograms (all threads), in `migs[num % FL_MIGS]` of
+ * the .bss: the daemon clears a slot and names its migration in `mig` when a
+ * destination migration begins; the programs count only into a slot that
+ * names theirs. Per-thread totals are in the `hists` map.
+ */
+struct fl_mig {
 	unsigned int	mig, pad;
+	struct fl_hist	h[FL_NPHASES];
 };
 
-#define FL_CTR_FAULTS		0	/* fault probes seen */
+#define FL_MIGS		64
+
+/*
+ * A faulting thread whose page just went in, in `wake[tid % FL_WAKE_SLOTS]`
+ * of the .bss: written by the daemon (t_install last), taken by the
+ * sched_switch program when `tid` runs again. A second waiter that lands in
+ * the same slot before the first runs replaces it (one wake sample lost).
+ */
+struct fl_wake {
+	unsigned long long t_install;	/* 0: empty */
+	unsigned int	mig, tid;
+};
+
+#define FL_WAKE_SLOTS	1024
+
+#define FL_CTR_FAULTS		0	/* fault records accounted */
 #define FL_CTR_ANNOTATED	1	/* kvm_userspace_exit with KVM_EXIT_MEMORY_FAULT */
 #define FL_CTR_WAKES		2	/* wake phases measured */
-#define FL_CTR_DROPPED		3	/* pending table full */
+#define FL_CTR_DROPPED		3	/* records refused (bad batch size) */
 #define FL_NCTR			4
 
 #endif

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Fault latency measured in the kernel. The destination daemon loads its BPF
-# programs (USDT probes + sched_switch + kvm_userspace_exit); an independent
-# bpftrace attached to the same USDT probes counts faults too. After a
-# migration with demand faults: BPF's fault count equals the daemon's demand
-# faults and bpftrace's count; BPF's and user space's p50 agree within one
-# log2 bucket; the metrics endpoint serves the histograms; a daemon with
-# `[bpf] enabled = no` says it uses user-space timestamps.
+# Fault latency aggregated in the kernel. The destination daemon loads its
+# BPF programs (the `batch` USDT probe with fault records in the programs'
+# .bss, sched_switch, kvm_userspace_exit); an independent bpftrace attached to
+# the per-step USDT probes counts faults too. After a migration with demand
+# faults: BPF's fault count equals the daemon's demand faults and bpftrace's
+# count; BPF's histograms hold the same faults as the daemon's own (same sum,
+# so no record lost, doubled or mis-timed in the hand-over), and its p50 lies
+# within one log2 bucket of user space's; sched_switch measured the wake-up
+# of the faulting threads; the metrics endpoint serves the histograms; a
+# daemon with `[bpf] enabled = no` says it uses user-space timestamps.
 BUILD=$1
 source "$(dirname "$0")/../lib.sh"
 mig_require_kvm
@@ -50,25 +53,29 @@ mig_assert_eq "bpftrace saw the waited-for pages installed (at least one per fau
   "$(awk -v f="$faults" '/^@waited:/ {print ($2 >= f) ? "yes" : "no"}' "$WORK/bpftrace.out")" yes
 
 # p50: user space (log-linear, ~6%) vs BPF (log2): within one log2 bucket.
+# The same rank on both sides (the (n/2+1)-th smallest, as hist_quantile
+# takes it): with few faults the two middle ones may lie buckets apart.
 user_p50=$(jq -r .fault_p50_us "$WORK/dst.json")
 bpf_le=$(awk -v id="$id" -v n="$bpf_total" '
   $0 ~ "^migrationd_fault_phase_seconds_bucket\\{migration=\"" id "\".*phase=\"total\",le=" {
     match($0, /,le="[^"]+"/); le = substr($0, RSTART + 5, RLENGTH - 6);
-    if (le != "+Inf" && $2 >= n / 2 && !done) { print le * 1e6; done = 1 } }' "$WORK/metrics.txt")
+    if (le != "+Inf" && $2 > int(n / 2) && !done) { print le * 1e6; done = 1 } }' "$WORK/metrics.txt")
 echo "p50: user space ${user_p50} us; BPF bucket upper bound ${bpf_le} us"
 # Stated tolerance: the BPF p50 lies in a power-of-two bucket; the user-space
 # p50 must fall in that bucket or the next one either way (values near a
 # bucket edge move across it with a few microseconds of probe cost).
 mig_assert_eq "p50 from BPF and from user space agree within one log2 bucket" \
   "$(echo "$user_p50 <= $bpf_le * 2 && $user_p50 >= $bpf_le / 4" | bc)" 1
-# Means carry no bucket error: within 15%.
+# Means carry no bucket error. Both sides time the same steps with the same
+# clock (BPF gets the daemon's timestamps in batches), so the means agree to
+# the rounding of the metrics output: within 0.1%.
 um=$(awk -v id="$id" '$0 ~ "^migrationd_fault_latency_seconds_(sum|count)\\{migration=\"" id "\"" {
   if ($1 ~ /_sum/) s = $2; else c = $2 } END { if (c) printf "%.9f", s / c }' "$WORK/metrics.txt")
 bm=$(awk -v id="$id" '$0 ~ "^migrationd_fault_phase_seconds_(sum|count)\\{migration=\"" id "\".*phase=\"total\"\\}" {
   if ($1 ~ /_sum/) s = $2; else c = $2 } END { if (c) printf "%.9f", s / c }' "$WORK/metrics.txt")
 echo "mean: user space ${um} s; BPF ${bm} s"
-mig_assert_eq "mean fault latency from BPF and from user space within 15%" \
-  "$(echo "d = $bm - $um; if (d < 0) d = -d; d <= 0.15 * $um" | bc)" 1
+mig_assert_eq "mean fault latency from BPF and from user space within 0.1%" \
+  "$(echo "d = $bm - $um; if (d < 0) d = -d; d <= 0.001 * $um" | bc)" 1
 for ph in queue net install; do
   grep -q "^migrationd_fault_phase_seconds_count{migration=\"$id\".*phase=\"$ph\"}" "$WORK/metrics.txt"
   mig_assert_eq "phase $ph reported" "$?" 0
@@ -82,6 +89,13 @@ mig_assert_eq "page counters in the metrics" "$?" 0
 ctl B --json latency t-bpf >"$WORK/lat.json" || mig_die "mig-ctl latency failed"
 mig_assert_eq "API: eBPF total phase counts every demand fault" \
   "$(jq -r '.phases[] | select(.phase == "total") | .count' "$WORK/lat.json")" "$faults"
+# The wake-up is the kernel's own measurement (sched_switch of the faulting
+# thread after its install). A thread that found its page before it slept, or
+# whose wake slot a second waiter took, has no sample: most faults have one.
+wakes=$(jq -r '.phases[] | select(.phase == "wake") | .count' "$WORK/lat.json")
+echo "wake-ups measured by sched_switch: $wakes of $faults faults"
+mig_assert_eq "sched_switch measured the wake-up of most faulting threads" \
+  "$(((wakes * 2 > faults) && (wakes <= faults)))" 1
 mig_assert_eq "API: all five phases present" \
   "$(jq -r '[.phases[].phase] | sort | join(",")' "$WORK/lat.json")" "install,net,queue,total,wake"
 mig_assert_eq "API: per-thread figures add up to the total" \
