@@ -982,6 +982,7 @@ dst_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 	if (v == NULL || v->ring == NULL)
 		return;
 	rh = v->ring;
+	ring_collect(v->ring);	/* posts from now on ring again */
 	/* nslots was checked at attach; the VMM may have changed it since. */
 	for (uint32_t i = 0; i < rh->nslots && i < RING_MAX_SLOTS &&
 	    ring_bytes(i + 1) <= v->ring_len; i++) {

@@ -383,6 +383,7 @@ vm_attach(int sock)
 	if (ring) {
 		v->ring_mode = 1;
 		ring_set_daemon_cpus(rmap, vm_cpu_mask());
+		ring_set_collect(rmap);
 		v->ring = rmap;
 		v->ring_len = (uint64_t)rst.st_size;
 		v->ringfd = fds[2];

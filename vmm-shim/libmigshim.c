@@ -526,7 +526,8 @@ migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,
 	/* Publish the fields, then ring the doorbell. */
 	DTRACE_PROBE4(migshim, fault_posted, slot, offset, r->tid, kind);
 	ring_store(r, RING_POSTED);
-	if (write(s->doorbell, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (ring_post_rings(s->ring) &&
+	    write(s->doorbell, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -errno;
 	/*
 	 * Spin first: waking a sleeping thread costs more than a whole fetch

@@ -51,6 +51,37 @@ ring_set_daemon_cpus(void *ring, uint64_t mask)
 }
 
 int
+ring_post_rings(void *ring)
+{
+	struct ring_hdr *h = ring;
+
+	if (!(__atomic_load_n(&h->daemon_features, __ATOMIC_ACQUIRE) & RING_F_COLLECT))
+		return 1;
+	/* After the slot's release store: a scan that takes this count back
+	 * to 0 sees the slot POSTED. */
+	return __atomic_fetch_add(&h->pending, 1, __ATOMIC_ACQ_REL) == 0;
+}
+
+void
+ring_set_collect(void *ring)
+{
+	struct ring_hdr *h = ring;
+
+	/* A daemon that died between its doorbell read and its collect left
+	 * `pending` up: start from 0 (posted slots are scanned at start). */
+	__atomic_store_n(&h->pending, 0, __ATOMIC_RELEASE);
+	__atomic_fetch_or(&h->daemon_features, RING_F_COLLECT, __ATOMIC_ACQ_REL);
+}
+
+uint32_t
+ring_collect(void *ring)
+{
+	struct ring_hdr *h = ring;
+
+	return __atomic_exchange_n(&h->pending, 0, __ATOMIC_ACQ_REL);
+}
+
+int
 ring_check_header(const void *ring, uint64_t len, uint32_t page_size)
 {
 	struct ring_hdr h;

@@ -11,7 +11,9 @@
  *   header  off 0 magic "MIGR" | 4 version | 8 nslots | 12 nvcpu_slots
  *           16 page_size | 20 slot_size (64) | 24 daemon_cpus (written by
  *           the daemon: CPUs 0-63 it may run on, as a bit mask; 0 unknown)
- *           | 32..63 reserved (0)
+ *           | 32 pending (posts the daemon has not collected yet) | 36
+ *           daemon_features (written by the daemon at attach) | 40..63
+ *           reserved (0)
  *   slot i  at 64 + 64*i:
  *           0 state (futex word) | 4 kind | 8 offset into guest RAM
  *           16 size | 24 gpa (informational) | 32 post_ns | 40 error (-errno)
@@ -52,8 +54,19 @@ struct ring_hdr {
 	uint32_t	page_size;
 	uint32_t	slot_size;
 	uint64_t	daemon_cpus;	/* accessed atomically */
-	uint8_t		reserved[32];
+	uint32_t	pending;	/* accessed atomically */
+	uint32_t	daemon_features; /* RING_F_*; accessed atomically */
+	uint8_t		reserved[24];
 };
+
+/*
+ * The daemon collects `pending` (ring_collect) before each scan of the
+ * slots, so a poster rings the doorbell only when it moves `pending` from
+ * 0: one eventfd write per scan instead of one per fault when faults come
+ * in bursts. A daemon without the feature leaves the bit clear, and then
+ * every post rings.
+ */
+#define RING_F_COLLECT	1u
 
 struct ring_slot {
 	uint32_t	state;		/* enum ring_state; accessed atomically */
@@ -116,6 +129,16 @@ int ring_validate(const struct ring_slot *s, uint64_t ram_bytes, uint32_t page_s
  */
 int ring_may_spin(const void *ring);
 void ring_set_daemon_cpus(void *ring, uint64_t mask);
+
+/*
+ * Poster side, after the slot is POSTED: 1 if this post must ring the
+ * doorbell (the daemon lacks RING_F_COLLECT, or `pending` was 0).
+ */
+int ring_post_rings(void *ring);
+/* Daemon side: at attach, clears `pending` and sets RING_F_COLLECT; before
+ * each scan of the slots, ring_collect() takes `pending` back to 0. */
+void ring_set_collect(void *ring);
+uint32_t ring_collect(void *ring);
 
 /* Atomically moves slot state `from` -> `to`; 1 if it did. */
 int ring_cas(struct ring_slot *s, uint32_t from, uint32_t to);

@@ -89,6 +89,20 @@ main(void)
 		CHECK_EQ(ring_may_spin(ring), 1);		/* elsewhere only */
 		CHECK_EQ(ring_check_header(ring, ring_bytes(8), 4096), 0);
 	}
+
+	/* Doorbell collection: without the daemon's feature bit every post
+	 * rings; with it, only the first post after each collect. */
+	CHECK_EQ(ring_post_rings(ring), 1);
+	CHECK_EQ(ring_post_rings(ring), 1);
+	ring_set_collect(ring);		/* also clears what was counted */
+	CHECK_EQ(ring_post_rings(ring), 1);
+	CHECK_EQ(ring_post_rings(ring), 0);
+	CHECK_EQ(ring_post_rings(ring), 0);
+	CHECK_EQ(ring_collect(ring), 3u);
+	CHECK_EQ(ring_post_rings(ring), 1);
+	CHECK_EQ(ring_collect(ring), 1u);
+	CHECK_EQ(ring_collect(ring), 0u);
+	CHECK_EQ(ring_check_header(ring, ring_bytes(8), 4096), 0);
 	free(ring);
 	return unit_done("test_ring");
 }
