@@ -134,12 +134,12 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
     "  \(.path | pad(4)) \(.install // "copy" | pad(7)) \(.threads | pad(7)) \((if .background then "on" else "off" end) | pad(3))  | \(f(.p50_us) | pad(7)) (\(f2(.ratio_p50) | pad(6))x) | \(f(.p99_us) | pad(7)) (\(f2(.ratio_p99) | pad(6))x) | \(f(.p999_us) | pad(8)) | \(.faults_per_s | round | pad(8)) | \(f(.cpu_us_per_fault) | pad(12)) | \(.detail.faults_timed | pad(5)) \(.detail.skipped_present | pad(8))\(if .tag then "  [\(.tag): eBPF \(if .bpf then "on" else "off" end)]" else "" end)"),
   "",
   "eBPF overhead (destination daemon with its BPF programs attached vs off, alternating side by side at the end of the run, uffd path, no background; medians of the rounds):",
-  ([$fl[0].faultlat[] | select(.tag == "bpf-pair") | .threads] | unique[]) as $t |
+  (([$fl[0].faultlat[] | select(.tag == "bpf-pair") | .threads] | unique[]) as $t |
    ([$fl[0].faultlat[] | select(.tag == "bpf-pair" and .threads == $t and .bpf == false)]) as $off |
    ([$fl[0].faultlat[] | select(.tag == "bpf-pair" and .threads == $t and .bpf == true)]) as $on |
    if ($on | length) > 0 and ($off | length) > 0 then
     "  threads \($t): p50 \(f($on | map(.p50_us) | median)) us with BPF vs \(f($off | map(.p50_us) | median)) us without = \(f2(($on | map(.p50_us) | median) / ($off | map(.p50_us) | median)))x; p99 \(f2(($on | map(.p99_us) | median) / ($off | map(.p99_us) | median)))x (rounds p50 on: \($on | map(f(.p50_us)) | join(" ")); off: \($off | map(f(.p50_us)) | join(" ")))"
-   else empty end,
+   else empty end),
   "",
   "throughput: migrationd background stream, \($fl[0].throughput.method // "-")",
   (.throughput[] | "  streams \(.streams)\(if .install then " (\(.install) installs)" else "" end): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio))x the bare TLS stream floor, \(if $inst then f2(.gbytes_per_s / $inst) else "-" end)x the stream + install floor; daemons \(((if .install then $fl[0].throughput.minor.runs else $fl[0].throughput.runs end) // []) as $runs | "\(f2($runs | map(.cpu_s_per_gbyte_source) | add / length)) + \(f2($runs | map(.cpu_s_per_gbyte_destination) | add / length))") CPU s/GB (source + destination; bare stream: \(f2(($ts[0].results // [])[0].cpu_s_per_gbyte)) both ends)"),

@@ -23,6 +23,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Set by the loader: the daemon whose records these are. */
+const volatile unsigned int daemon_tgid = 0;
+
 /* Shared with the daemon through the skeleton's mapping of .bss. */
 struct fl_rec recs[FL_BATCH];
 struct fl_wake wake[FL_WAKE_SLOTS];
@@ -146,6 +149,10 @@ account(u32 i)
 SEC("usdt")
 int BPF_USDT(on_batch, u32 n)
 {
+	/* Attached to the binary, not to our process: another daemon running
+	 * it fires this too, with its own records. */
+	if ((u32)(bpf_get_current_pid_tgid() >> 32) != daemon_tgid)
+		return 0;
 	if (n > FL_BATCH) {
 		ctr_inc(FL_CTR_DROPPED);
 		return 0;
