@@ -12,6 +12,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,27 @@ peer_yield(struct pconn *c)
 
 	if (!evtimer_pending(c->ev_more, NULL))
 		evtimer_add(c->ev_more, &now);
+}
+
+int
+peer_fault_ready(struct migration *m)
+{
+	struct pollfd p[3];
+	nfds_t n = 0;
+
+	if (m == NULL)
+		return 0;
+	if (m->urgent != NULL) {
+		if (evbuffer_get_length(bufferevent_get_input(m->urgent->bev)) >= FRAME_HDR_LEN)
+			return 1;
+		p[n++] = (struct pollfd){ .fd = bufferevent_getfd(m->urgent->bev), .events = POLLIN };
+	}
+	if (m->role == MIG_DEST && m->vm != NULL && m->ev_uffd != NULL) {
+		p[n++] = (struct pollfd){ .fd = m->vm->uffd, .events = POLLIN };
+		if (m->ev_doorbell != NULL)
+			p[n++] = (struct pollfd){ .fd = m->vm->doorbell, .events = POLLIN };
+	}
+	return n > 0 && poll(p, n, 0) > 0;
 }
 
 static struct pconn *
@@ -308,7 +330,7 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 	uint8_t hb[FRAME_HDR_LEN];
 	const uint8_t *payload;
 	int bulk = c->channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
-	int64_t t0 = bulk ? now_ns() : 0;
+	int64_t t0 = bulk ? now_ns() : 0, t_check = t0, t;
 	size_t avail;
 	int rc;
 
@@ -335,9 +357,12 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 		avail = evbuffer_get_length(in);
 		if (avail < FRAME_HDR_LEN)
 			return;
-		if (bulk && now_ns() - t0 > MIG_BULK_SLICE_NS) {
-			peer_yield(c);
-			return;
+		if (bulk && (t = now_ns()) - t_check > MIG_BULK_CHECK_NS) {
+			if (t - t0 > MIG_BULK_SLICE_NS || peer_fault_ready(c->mig)) {
+				peer_yield(c);
+				return;
+			}
+			t_check = t;
 		}
 		evbuffer_copyout(in, hb, sizeof(hb));
 		if ((rc = frame_decode(hb, avail, &c->lim, &h)) < 0) {
