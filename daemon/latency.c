@@ -207,6 +207,18 @@ lat_watch(uint32_t mig, int delta)
 }
 
 void
+lat_unarm(uint32_t tid)
+{
+	struct fl_wake *w;
+
+	if (!lat_on || tid == 0)
+		return;
+	w = &skel->bss->wake[tid % FL_WAKE_SLOTS];
+	if (w->tid == tid)
+		__atomic_store_n(&w->t_install, 0, __ATOMIC_RELEASE);
+}
+
+void
 lat_record(uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install)
 {
@@ -313,6 +325,11 @@ lat_threads(uint32_t mig, uint32_t *tids, int max)
 
 void
 lat_watch(uint32_t mig, int delta)
+{
+}
+
+void
+lat_unarm(uint32_t tid)
 {
 }
 

@@ -29,6 +29,13 @@ void lat_watch(uint32_t mig, int delta);
 void lat_record(uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install);
 
+/*
+ * Thread `tid` faults again: a wake-up still armed for it is not going to
+ * happen (it did not sleep: it spun, or found its page), and its next
+ * switch-in belongs to this new fault.
+ */
+void lat_unarm(uint32_t tid);
+
 /* Histogram of a migration (`num`) and a phase: all threads (tid 0; kept for
  * the FL_MIGS most recent destination migrations) or one thread (FL_TOTAL
  * only). 0 or -1. */

@@ -62,8 +62,10 @@ struct fl_mig {
 /*
  * A faulting thread whose page just went in, in `wake[tid % FL_WAKE_SLOTS]`
  * of the .bss: written by the daemon (t_install last), taken by the
- * sched_switch program when `tid` runs again. A second waiter that lands in
- * the same slot before the first runs replaces it (one wake sample lost).
+ * sched_switch program when `tid` runs again; emptied by the daemon when
+ * `tid` faults again first (it never slept: it spun, or found its page). A
+ * second waiter that lands in the same slot before the first runs replaces
+ * it (one wake sample lost).
  */
 struct fl_wake {
 	unsigned long long t_install;	/* 0: empty */
