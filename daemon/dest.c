@@ -93,8 +93,6 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 	m->installed = bitmap_new(m->npages);
 	m->maxpending = DST_MAX_PENDING;
 	m->pending = calloc(m->maxpending, sizeof(*m->pending));
-	if (m->pending != NULL)
-		lat_watch(m->num, 1);
 	if (m->requested == NULL || m->installed == NULL || m->pending == NULL) {
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "out of memory");
 		mig_finish(m);
@@ -402,8 +400,6 @@ dst_reattach(struct migration *m)
 	m->installed = bitmap_new(m->npages);
 	m->maxpending = DST_MAX_PENDING;
 	m->pending = calloc(m->maxpending, sizeof(*m->pending));
-	if (m->pending != NULL)
-		lat_watch(m->num, 1);
 	if (m->requested == NULL || m->installed == NULL || m->pending == NULL) {
 		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
 		    "out of memory re-attaching the VM");
@@ -427,6 +423,8 @@ dst_reattach(struct migration *m)
 	}
 	m->pages_installed = n;
 	m->state_rx_ns = now_ns();
+	if (m->lat_slot < 0)
+		m->lat_slot = lat_begin(m->num);
 	m->ev_uffd = event_new(D->base, v->uffd, EV_READ | EV_PERSIST, dst_uffd_cb, m);
 	event_priority_set(m->ev_uffd, MIG_PRI_FAULT);
 	event_add(m->ev_uffd, NULL);
@@ -545,8 +543,8 @@ dst_page_arrived(struct migration *m, uint64_t idx, int64_t now, int64_t rx)
 		if (p->idx != idx)
 			continue;
 		hist_add(&m->lat, (uint64_t)(now - (int64_t)p->t0_ns));
-		lat_record(m->num, p->tid, idx, p->posted_ns, p->t0_ns, p->req_ns,
-		    (uint64_t)rx, (uint64_t)now);
+		lat_record(m->lat_slot, m->num, p->tid, idx, p->posted_ns, p->t0_ns,
+		    p->req_ns, (uint64_t)rx, (uint64_t)now);
 		for (uint32_t b = 0; p->slots != 0 && b < 64; b++)
 			if (p->slots & ((uint64_t)1 << b))
 				dst_slot_complete(m->vm, b, dst_poison_err(m, idx));
@@ -813,6 +811,7 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		}
 		i += (uint64_t)done;
 	}
+	lat_idle();	/* after the waiters were woken, not between */
 	return 0;
 }
 
@@ -834,6 +833,8 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			mig_finish(m);
 			return -1;
 		}
+		if (m->lat_slot < 0)
+			m->lat_slot = lat_begin(m->num);
 		m->ev_uffd = event_new(D->base, m->vm->uffd, EV_READ | EV_PERSIST,
 		    dst_uffd_cb, m);
 		event_priority_set(m->ev_uffd, MIG_PRI_FAULT);

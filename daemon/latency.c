@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/capability.h>
@@ -64,7 +65,9 @@ lat_quantile(const struct fl_hist *h, double q)
 static struct faultlat_bpf *skel;
 static struct bpf_link *batch_link;	/* not in the skeleton: ours to destroy */
 static unsigned nrecs;			/* records queued in skel->bss->recs */
-static int watchers;			/* destination migrations (lat_watch) */
+static int watchers;			/* slots held (lat_begin) */
+static unsigned char held[FL_MIGS];	/* slot of a running migration */
+static unsigned next_slot;		/* where the search for a free one starts */
 
 static int
 lat_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -101,9 +104,16 @@ lat_capable(void)
 static void
 lat_flush(void)
 {
-	if (nrecs == 0)
+	uint32_t n = nrecs;	/* a register or stack operand: libbpf
+				 * 1.1 cannot read a %rip-relative one */
+
+	if (n == 0)
 		return;
-	PROBE_BATCH(nrecs);
+	/* The probe's asm clobbers no memory: keep the compiler from moving
+	 * the records' stores (or later reads of the maps) across the trap. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	PROBE_BATCH(n);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	nrecs = 0;
 }
 
@@ -111,6 +121,7 @@ int
 lat_start(int enabled)
 {
 	char exe[512];
+	struct stat ns;
 	ssize_t n;
 	int err;
 
@@ -130,22 +141,27 @@ lat_start(int enabled)
 	exe[n] = '\0';
 	if ((skel = faultlat_bpf__open()) == NULL)
 		goto fail;
+	if (stat("/proc/self/ns/pid", &ns) < 0)
+		goto fail;
 	skel->rodata->daemon_tgid = (uint32_t)getpid();
+	skel->rodata->pidns_dev = (unsigned long long)ns.st_dev;
+	skel->rodata->pidns_ino = (unsigned long long)ns.st_ino;
 	if (faultlat_bpf__load(skel) != 0)
 		goto fail;
 	/*
 	 * pid -1, not getpid(): with libbpf's perf-event uprobes, an event
 	 * bound to our task puts perf's context switching on every switch of
 	 * this daemon (+5% p50 at 8 faulting threads here, with the probe
-	 * never hit). on_batch ignores other processes that run this binary.
+	 * never hit). on_batch ignores other processes that run this binary
+	 * (by tgid in our PID namespace).
 	 */
 	if ((batch_link = bpf_program__attach_usdt(skel->progs.on_batch, -1,
 	    exe, "migrationd", "batch", NULL)) == NULL)
 		goto fail;
 	nrecs = 0;
 	/* sched_switch runs on every context switch of the host: attached
-	 * only while a destination migration exists (lat_watch). Tried once
-	 * here so that a kernel without it fails now, not mid-migration. */
+	 * only while a destination guest runs (lat_begin). Tried once here
+	 * so that a kernel without it fails now, not mid-migration. */
 	if ((skel->links.on_switch = bpf_program__attach(skel->progs.on_switch)) == NULL)
 		goto fail;
 	if (watchers == 0) {
@@ -181,26 +197,48 @@ lat_stop(void)
 	lat_on = 0;
 }
 
-void
-lat_watch(uint32_t mig, int delta)
+int
+lat_begin(uint32_t mig)
 {
-	watchers += delta;
-	if (!lat_on)
-		return;
-	if (delta > 0) {
-		struct fl_mig *x = &skel->bss->migs[mig % FL_MIGS];
+	struct fl_mig *x;
+	unsigned i;
 
-		/* Cleared first, then named: the programs count into it
-		 * once it names this migration. */
-		__atomic_store_n(&x->mig, 0, __ATOMIC_RELEASE);
-		memset(x->h, 0, sizeof(x->h));
-		__atomic_store_n(&x->mig, mig, __ATOMIC_RELEASE);
+	if (!lat_on)
+		return -1;
+	/* Not a running migration's slot; the oldest finished one first. */
+	for (i = 0; i < FL_MIGS && held[(next_slot + i) % FL_MIGS]; i++)
+		;
+	if (i == FL_MIGS) {
+		log_warnx("fault latency: %u destination migrations run at once; "
+		    "no eBPF histograms for migration number %u", FL_MIGS, mig);
+		return -1;
 	}
-	if (watchers > 0 && skel->links.on_switch == NULL) {
-		if ((skel->links.on_switch = bpf_program__attach(skel->progs.on_switch)) == NULL)
-			log_warnx("fault latency: cannot attach sched_switch: %s; "
-			    "no wake-up phase", strerror(errno));
-	} else if (watchers == 0 && skel->links.on_switch != NULL) {
+	i = (next_slot + i) % FL_MIGS;
+	next_slot = i + 1;
+	held[i] = 1;
+	x = &skel->bss->migs[i];
+	lat_flush();	/* records of the slot's last owner */
+	/* Cleared first, then named: the programs count into it once it
+	 * names this migration. */
+	__atomic_store_n(&x->mig, 0, __ATOMIC_RELEASE);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	memset(x->h, 0, sizeof(x->h));
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(&x->mig, mig, __ATOMIC_RELEASE);
+	if (watchers++ == 0 && skel->links.on_switch == NULL &&
+	    (skel->links.on_switch = bpf_program__attach(skel->progs.on_switch)) == NULL)
+		log_warnx("fault latency: cannot attach sched_switch: %s; no wake-up "
+		    "phase", strerror(errno));
+	return (int)i;
+}
+
+void
+lat_end(int slot)
+{
+	if (!lat_on || slot < 0 || slot >= FL_MIGS || !held[slot])
+		return;
+	held[slot] = 0;	/* its figures stay readable until the slot is reused */
+	if (--watchers == 0 && skel->links.on_switch != NULL) {
 		bpf_link__destroy(skel->links.on_switch);
 		skel->links.on_switch = NULL;
 	}
@@ -219,28 +257,38 @@ lat_unarm(uint32_t tid)
 }
 
 void
-lat_record(uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
+lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install)
 {
 	struct fl_wake *w;
 
-	if (!lat_on)
+	if (!lat_on || slot < 0)
 		return;
-	skel->bss->recs[nrecs] = (struct fl_rec){ .page = page, .posted = posted,
+	if (nrecs == FL_BATCH)
+		lat_flush();	/* lat_idle() did not get to it */
+	skel->bss->recs[nrecs++] = (struct fl_rec){ .page = page, .posted = posted,
 	    .t_fault = t_fault, .t_req = t_req, .t_rx = t_rx, .t_install = t_install,
-	    .mig = mig, .tid = tid };
-	if (++nrecs == FL_BATCH)
-		lat_flush();
+	    .mig = mig, .tid = tid, .slot = (uint32_t)slot };
 	if (tid == 0)
 		return;
-	/* Empty the slot, fill it, arm it last (on_switch reads t_install
-	 * first; x86 keeps stores in order, the barriers keep the compiler
-	 * from reordering them). */
+	/*
+	 * Empty the wake slot, fill it, arm it last: on_switch, on any CPU,
+	 * reads t_install first. x86 keeps stores in order; the atomic
+	 * stores keep the compiler from reordering them.
+	 */
 	w = &skel->bss->wake[tid % FL_WAKE_SLOTS];
 	__atomic_store_n(&w->t_install, 0, __ATOMIC_RELEASE);
-	w->mig = mig;
-	w->tid = tid;
+	__atomic_store_n(&w->mig, mig, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->slot, (uint32_t)slot, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->tid, tid, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->t_install, t_install, __ATOMIC_RELEASE);
+}
+
+void
+lat_idle(void)
+{
+	if (lat_on && nrecs >= FL_BATCH / 2)
+		lat_flush();
 }
 
 int
@@ -253,12 +301,15 @@ lat_read(uint32_t mig, uint32_t tid, int phase, struct fl_hist *out)
 		return -1;
 	lat_flush();
 	if (tid == 0) {
-		const struct fl_mig *x = &skel->bss->migs[mig % FL_MIGS];
+		for (int i = 0; i < FL_MIGS; i++) {
+			const struct fl_mig *x = &skel->bss->migs[i];
 
-		if (__atomic_load_n(&x->mig, __ATOMIC_ACQUIRE) != mig)
-			return -1;	/* its slot went to a newer migration */
-		memcpy(out, &x->h[phase], sizeof(*out));
-		return 0;
+			if (__atomic_load_n(&x->mig, __ATOMIC_ACQUIRE) == mig) {
+				memcpy(out, &x->h[phase], sizeof(*out));
+				return 0;
+			}
+		}
+		return -1;	/* none, or its slot went to a newer migration */
 	}
 	return bpf_map_lookup_elem(bpf_map__fd(skel->maps.hists), &k, out) == 0 ? 0 : -1;
 }
@@ -323,8 +374,19 @@ lat_threads(uint32_t mig, uint32_t *tids, int max)
 	return 0;
 }
 
+int
+lat_begin(uint32_t mig)
+{
+	return -1;
+}
+
 void
-lat_watch(uint32_t mig, int delta)
+lat_end(int slot)
+{
+}
+
+void
+lat_idle(void)
 {
 }
 
@@ -334,7 +396,7 @@ lat_unarm(uint32_t tid)
 }
 
 void
-lat_record(uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
+lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install)
 {
 }

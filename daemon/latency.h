@@ -16,18 +16,27 @@ void lat_stop(void);
 int lat_active(void);
 const char *lat_status(void);
 
-/* Destination migration `mig` begins (+1: its histograms start empty) or
- * ends (-1). The sched_switch program is attached while there is one. */
-void lat_watch(uint32_t mig, int delta);
+/*
+ * Destination migration `mig`'s guest starts: returns its histogram slot
+ * (cleared), or -1 without eBPF or when FL_MIGS run at once. The
+ * sched_switch program is attached while a slot is held. lat_end() gives
+ * it back when the migration ends; its figures stay readable until a later
+ * migration takes the slot.
+ */
+int lat_begin(uint32_t mig);
+void lat_end(int slot);
 
 /*
- * One demand fault of migration `mig` whose page went in at t_install (ns,
- * CLOCK_MONOTONIC; 0 fields are unknown). Queued for the BPF programs, and
- * thread `tid` is armed for the wake-up measurement. Cheap: stores only, and
- * one trap per FL_BATCH records. A no-op without eBPF.
+ * One demand fault of migration `mig` (its slot from lat_begin) whose page
+ * went in at t_install (ns, CLOCK_MONOTONIC; 0 fields are unknown). Queued
+ * for the BPF programs, and thread `tid` is armed for the wake-up
+ * measurement. Cheap: stores only. lat_idle() hands the queue over (one
+ * trap) once it is half full: call it after waking the waiters, not
+ * between. A no-op without eBPF.
  */
-void lat_record(uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
+void lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install);
+void lat_idle(void);
 
 /*
  * Thread `tid` faults again: a wake-up still armed for it is not going to
@@ -36,9 +45,8 @@ void lat_record(uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
  */
 void lat_unarm(uint32_t tid);
 
-/* Histogram of a migration (`num`) and a phase: all threads (tid 0; kept for
- * the FL_MIGS most recent destination migrations) or one thread (FL_TOTAL
- * only). 0 or -1. */
+/* Histogram of a migration (`num`) and a phase: all threads (tid 0; while
+ * its slot is not reused) or one thread (FL_TOTAL only). 0 or -1. */
 int lat_read(uint32_t mig, uint32_t tid, int phase, struct fl_hist *out);
 /* Threads with their own histograms for a migration; returns how many. */
 int lat_threads(uint32_t mig, uint32_t *tids, int max);

@@ -87,8 +87,9 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	evbuffer_add_printf(o, "# HELP migrationd_up 1 while the daemon runs; its fault "
 	    "latency source.\n# TYPE migrationd_up gauge\nmigrationd_up{latency_source="
 	    "\"%s\"} 1\n", lat_active() ? "ebpf" : "userspace");
-	evbuffer_add_printf(o, "# HELP migrationd_bpf_faults_total Fault probes seen by "
-	    "eBPF.\n# TYPE migrationd_bpf_faults_total counter\nmigrationd_bpf_faults_total %llu\n"
+	evbuffer_add_printf(o, "# HELP migrationd_bpf_faults_total Demand faults the eBPF "
+	    "programs accounted.\n# TYPE migrationd_bpf_faults_total counter\n"
+	    "migrationd_bpf_faults_total %llu\n"
 	    "# HELP migrationd_bpf_annotated_exits_total KVM_EXIT_MEMORY_FAULT exits seen "
 	    "by eBPF.\n# TYPE migrationd_bpf_annotated_exits_total counter\n"
 	    "migrationd_bpf_annotated_exits_total %llu\n",

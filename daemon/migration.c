@@ -72,6 +72,7 @@ mig_new(struct vm *v, enum mig_role role)
 	    rnd[2], rnd[3], rnd[4], rnd[5]);
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", v->name);
 	m->num = mig_next_num();
+	m->lat_slot = -1;
 	m->vm = v;
 	m->role = role;
 	m->ram_bytes = v->ram_bytes;
@@ -163,8 +164,8 @@ mig_finish(struct migration *m)
 	free(m->poisoned);
 	m->poisoned = NULL;
 	free(m->sent);
-	if (m->role == MIG_DEST && m->pending != NULL)
-		lat_watch(m->num, -1);
+	lat_end(m->lat_slot);
+	m->lat_slot = -1;
 	free(m->pending);
 	m->requested = m->installed = m->sent = NULL;
 	m->pending = NULL;

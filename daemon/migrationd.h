@@ -139,6 +139,7 @@ struct migration {
 	TAILQ_ENTRY(migration)	 entry;
 	char			 id[32];
 	uint32_t		 num;		/* this run's number: USDT/BPF `mig` */
+	int			 lat_slot;	/* eBPF histogram slot (lat_begin), or -1 */
 	char			 vm_name[128];
 	struct vm		*vm;
 	enum mig_role		 role;

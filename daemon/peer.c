@@ -64,9 +64,20 @@ peer_fault_ready(struct migration *m)
 
 	if (m == NULL)
 		return 0;
-	if (m->urgent != NULL) {
-		if (evbuffer_get_length(bufferevent_get_input(m->urgent->bev)) >= FRAME_HDR_LEN)
-			return 1;
+	/* A throttled urgent channel is not read: its input is no work. */
+	if (m->urgent != NULL && !m->urgent->throttled) {
+		struct evbuffer *in = bufferevent_get_input(m->urgent->bev);
+		size_t avail = evbuffer_get_length(in);
+		uint8_t hb[FRAME_HDR_LEN];
+		struct frame_hdr h;
+
+		/* A whole frame is waiting (or a bad one, which closes it). */
+		if (avail >= FRAME_HDR_LEN) {
+			evbuffer_copyout(in, hb, sizeof(hb));
+			if (frame_decode(hb, avail, &m->urgent->lim, &h) < 0 ||
+			    avail >= FRAME_HDR_LEN + (size_t)h.len)
+				return 1;
+		}
 		p[n++] = (struct pollfd){ .fd = bufferevent_getfd(m->urgent->bev), .events = POLLIN };
 	}
 	if (m->role == MIG_DEST && m->vm != NULL && m->ev_uffd != NULL) {

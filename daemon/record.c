@@ -104,6 +104,7 @@ rec_load_one(const char *path)
 	i = r->info;
 	snprintf(m->id, sizeof(m->id), "%s", i->id);
 	m->num = mig_next_num();
+	m->lat_slot = -1;
 	snprintf(m->vm_name, sizeof(m->vm_name), "%s", i->vm);
 	snprintf(m->peer, sizeof(m->peer), "%s", i->peer);
 	snprintf(m->reason, sizeof(m->reason), "%s", i->reason);

@@ -291,6 +291,10 @@ migshim_attach(struct migshim *s, const char *path, int vcpus)
 		return -1;
 	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	/* What the last daemon offered in the ring header is not this one's
+	 * to promise (an older daemon never collects): it says again. */
+	if (s->ring != NULL)
+		ring_forget_daemon(s->ring);
 	if ((s->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0 ||
 	    connect(s->sock, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		shim_warn(__func__, path);

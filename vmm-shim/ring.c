@@ -73,6 +73,16 @@ ring_set_collect(void *ring)
 	__atomic_fetch_or(&h->daemon_features, RING_F_COLLECT, __ATOMIC_ACQ_REL);
 }
 
+void
+ring_forget_daemon(void *ring)
+{
+	struct ring_hdr *h = ring;
+
+	__atomic_store_n(&h->daemon_features, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&h->pending, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&h->daemon_cpus, 0, __ATOMIC_RELEASE);
+}
+
 uint32_t
 ring_collect(void *ring)
 {

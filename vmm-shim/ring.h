@@ -64,7 +64,8 @@ struct ring_hdr {
  * slots, so a poster rings the doorbell only when it moves `pending` from
  * 0: one eventfd write per scan instead of one per fault when faults come
  * in bursts. A daemon without the feature leaves the bit clear, and then
- * every post rings.
+ * every post rings; the shim clears the bit before each attach, so a VMM
+ * that outlives a newer daemon works with an older one too.
  */
 #define RING_F_COLLECT	1u
 
@@ -139,6 +140,10 @@ int ring_post_rings(void *ring);
  * each scan of the slots, ring_collect() takes `pending` back to 0. */
 void ring_set_collect(void *ring);
 uint32_t ring_collect(void *ring);
+/* VMM side, before each attach: clears what a daemon wrote in the header
+ * (CPU mask, features, pending), so that only the daemon now attaching
+ * decides them. */
+void ring_forget_daemon(void *ring);
 
 /* Atomically moves slot state `from` -> `to`; 1 if it did. */
 int ring_cas(struct ring_slot *s, uint32_t from, uint32_t to);

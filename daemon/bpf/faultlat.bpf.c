@@ -2,15 +2,16 @@
 /*
  * faultlat.bpf.c: demand-fault latency of migrationd, aggregated in the kernel.
  * The daemon hands over its faults in batches (the `batch` USDT probe, with
- * records in this object's .bss: struct fl_rec); the sched_switch raw
+ * records in this object's .bss: struct fl_rec); the sched_switch BTF
  * tracepoint times each faulting thread's wake-up itself; the
  * kvm_userspace_exit raw tracepoint counts annotated memory-fault exits.
- * Results are log2 histograms in BPF maps, per migration and per faulting
- * thread, read by daemon/latency.c.
+ * Results are log2 histograms: per migration and phase in .bss slots
+ * (struct fl_mig), per faulting thread (total) in the `hists` map, read by
+ * daemon/latency.c.
  *
  * Why batches: a USDT probe is a trap (0.4-0.7 us here), and every
  * microsecond the daemon spends per fault adds 10-15 us to p50 when eight
- * threads queue on it. Per-step probes cost 35 us at p50 that way; one trap
+ * threads queue on it. Per-step probes cost 35% of p50 that way; one trap
  * per FL_BATCH faults costs nothing measurable.
  */
 #include "vmlinux.h"
@@ -23,8 +24,10 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* Set by the loader: the daemon whose records these are. */
+/* Set by the loader: the daemon whose records these are, as its own PID
+ * namespace (dev, inode of /proc/self/ns/pid) numbers it. */
 const volatile unsigned int daemon_tgid = 0;
+const volatile unsigned long long pidns_dev = 0, pidns_ino = 0;
 
 /* Shared with the daemon through the skeleton's mapping of .bss. */
 struct fl_rec recs[FL_BATCH];
@@ -84,11 +87,11 @@ hist_put(struct fl_hist *h, u64 ns)
 		h->b[b]++;
 }
 
-/* Into a migration's histogram of a phase, if its slot is its own. */
+/* Into a migration's histogram of a phase, if the slot is its own. */
 static __always_inline void
-mig_put(u32 mig, u32 phase, u64 ns)
+mig_put(u32 slot, u32 mig, u32 phase, u64 ns)
 {
-	struct fl_mig *x = &migs[mig & (FL_MIGS - 1)];
+	struct fl_mig *x = &migs[slot & (FL_MIGS - 1)];
 
 	if (x->mig == mig && phase < FL_NPHASES)
 		hist_put(&x->h[phase], ns);
@@ -117,13 +120,14 @@ account(u32 i)
 {
 	struct fl_rec *r;
 	u64 total, req, rx;
-	u32 mig, tid;
+	u32 mig, tid, slot;
 
 	if (i >= FL_BATCH)
 		return 0;
 	r = &recs[i];
 	mig = r->mig;
 	tid = r->tid;
+	slot = r->slot;
 	req = r->t_req;
 	rx = r->t_rx;
 	if (r->t_install < r->t_fault) {
@@ -132,16 +136,16 @@ account(u32 i)
 	}
 	ctr_inc(FL_CTR_FAULTS);
 	total = r->t_install - r->t_fault;
-	mig_put(mig, FL_TOTAL, total);
+	mig_put(slot, mig, FL_TOTAL, total);
 	if (tid)	/* per thread: the total only (what the API shows) */
 		thread_total(mig, tid, total);
 	if (r->posted && req > r->posted)
-		mig_put(mig, FL_QUEUE, req - r->posted);
+		mig_put(slot, mig, FL_QUEUE, req - r->posted);
 	else if (req >= r->t_fault)
-		mig_put(mig, FL_QUEUE, req - r->t_fault);
+		mig_put(slot, mig, FL_QUEUE, req - r->t_fault);
 	if (req && rx >= req && rx <= r->t_install) {
-		mig_put(mig, FL_NET, rx - req);
-		mig_put(mig, FL_INSTALL, r->t_install - rx);
+		mig_put(slot, mig, FL_NET, rx - req);
+		mig_put(slot, mig, FL_INSTALL, r->t_install - rx);
 	}
 	return 0;
 }
@@ -149,9 +153,12 @@ account(u32 i)
 SEC("usdt")
 int BPF_USDT(on_batch, u32 n)
 {
+	struct bpf_pidns_info ns;
+
 	/* Attached to the binary, not to our process: another daemon running
 	 * it fires this too, with its own records. */
-	if ((u32)(bpf_get_current_pid_tgid() >> 32) != daemon_tgid)
+	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)) != 0 ||
+	    ns.tgid != daemon_tgid)
 		return 0;
 	if (n > FL_BATCH) {
 		ctr_inc(FL_CTR_DROPPED);
@@ -166,44 +173,49 @@ int BPF_USDT(on_batch, u32 n)
 }
 
 /*
- * Raw tracepoints: attached by name, without tracefs (which a daemon in its
- * own mount namespace, e.g. under `ip netns exec`, may not have).
+ * Tracepoints: attached by name (raw_tp) or BTF id (tp_btf), without tracefs
+ * (which a daemon in its own mount namespace, e.g. under `ip netns exec`,
+ * may not have).
  */
 
 /* A faulting thread that slept in the kernel runs again: its wake-up time. */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	u32 tid = next->pid;	/* BTF-typed: a load, not a helper call */
+	u32 tid = prev->pid;	/* BTF-typed: loads, not helper calls */
 	struct fl_wake *w = &wake[tid & (FL_WAKE_SLOTS - 1)];
 	u64 t = w->t_install, now;
-	u32 mig;
+	struct fl_mig *x;
+	u32 mig, b;
 
+	/* Armed for a thread that runs now: it did not sleep until this
+	 * install (it spun, or woke first); its wake-up is not measured. */
+	if (t != 0 && w->tid == tid)
+		__sync_val_compare_and_swap(&w->t_install, t, 0);
+	tid = next->pid;
+	w = &wake[tid & (FL_WAKE_SLOTS - 1)];
+	t = w->t_install;
 	if (t == 0)
 		return 0;
-	/* The daemon stores t_install last: tid and mig belong to it. */
+	/* The daemon stores t_install last: tid, mig and slot belong to it. */
 	barrier();
 	if (w->tid != tid)
 		return 0;
 	mig = w->mig;
+	x = &migs[w->slot & (FL_MIGS - 1)];
 	if (__sync_val_compare_and_swap(&w->t_install, t, 0) != t)
 		return 0;	/* re-armed meanwhile: the next switch takes it */
 	now = bpf_ktime_get_ns();
 	/* Only a wake-up that follows the install closely belongs to it. */
-	if (now > t && now - t < 100000000ull) {
-		struct fl_mig *x = &migs[mig & (FL_MIGS - 1)];
-		struct fl_hist *h = &x->h[FL_WAKE];
-		u32 b = log2_bucket(now - t);
-
-		if (x->mig != mig)
-			return 0;
-		/* Any CPU switches: atomic adds. */
-		__sync_fetch_and_add(&h->count, 1);
-		__sync_fetch_and_add(&h->sum_ns, now - t);
-		if (b < FL_BUCKETS)
-			__sync_fetch_and_add(&h->b[b], 1);
-		ctr_inc(FL_CTR_WAKES);
-	}
+	if (now <= t || now - t >= 100000000ull || x->mig != mig)
+		return 0;
+	/* Any CPU switches: atomic adds. */
+	b = log2_bucket(now - t);
+	__sync_fetch_and_add(&x->h[FL_WAKE].count, 1);
+	__sync_fetch_and_add(&x->h[FL_WAKE].sum_ns, now - t);
+	if (b < FL_BUCKETS)
+		__sync_fetch_and_add(&x->h[FL_WAKE].b[b], 1);
+	ctr_inc(FL_CTR_WAKES);
 	return 0;
 }
 

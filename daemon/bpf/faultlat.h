@@ -29,6 +29,7 @@ enum fl_phase {
 struct fl_rec {
 	unsigned long long page, posted, t_fault, t_req, t_rx, t_install;
 	unsigned int	mig, tid;
+	unsigned int	slot, pad;	/* slot: of `migs`, named `mig` */
 };
 
 #define FL_BATCH	64
@@ -47,10 +48,11 @@ struct fl_hist {
 };
 
 /*
- * A migration's phase histograms (all threads), in `migs[num % FL_MIGS]` of
- * the .bss: the daemon clears a slot and names its migration in `mig` when a
- * destination migration begins; the programs count only into a slot that
- * names theirs. Per-thread totals are in the `hists` map.
+ * A migration's phase histograms (all threads), in a slot of `migs` in the
+ * .bss: the daemon gives a destination migration a slot no running one
+ * holds when its guest starts (lat_begin), clears it and names the
+ * migration in `mig`; the programs count only into a slot that names
+ * theirs. Per-thread totals are in the `hists` map.
  */
 struct fl_mig {
 	unsigned int	mig, pad;
@@ -62,14 +64,18 @@ struct fl_mig {
 /*
  * A faulting thread whose page just went in, in `wake[tid % FL_WAKE_SLOTS]`
  * of the .bss: written by the daemon (t_install last), taken by the
- * sched_switch program when `tid` runs again; emptied by the daemon when
- * `tid` faults again first (it never slept: it spun, or found its page). A
- * second waiter that lands in the same slot before the first runs replaces
- * it (one wake sample lost).
+ * sched_switch program when `tid` is switched in; emptied when `tid` is
+ * switched out first (it ran without sleeping: it spun on its ring slot, or
+ * woke before the daemon armed the slot) and by the daemon when `tid` faults
+ * again. A second waiter that lands in the same slot before the first runs
+ * replaces it (one wake sample lost). Thread ids are those the kernel
+ * reports to the daemon, so in a PID namespace of their own no sample
+ * matches and the wake phase stays empty.
  */
 struct fl_wake {
 	unsigned long long t_install;	/* 0: empty */
 	unsigned int	mig, tid;
+	unsigned int	slot, pad;
 };
 
 #define FL_WAKE_SLOTS	1024
@@ -77,7 +83,8 @@ struct fl_wake {
 #define FL_CTR_FAULTS		0	/* fault records accounted */
 #define FL_CTR_ANNOTATED	1	/* kvm_userspace_exit with KVM_EXIT_MEMORY_FAULT */
 #define FL_CTR_WAKES		2	/* wake phases measured */
-#define FL_CTR_DROPPED		3	/* records refused (bad batch size) */
+#define FL_CTR_DROPPED		3	/* records refused (bad batch size,
+					 * install before fault) */
 #define FL_NCTR			4
 
 #endif

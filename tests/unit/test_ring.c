@@ -102,6 +102,13 @@ main(void)
 	CHECK_EQ(ring_post_rings(ring), 1);
 	CHECK_EQ(ring_collect(ring), 1u);
 	CHECK_EQ(ring_collect(ring), 0u);
+	/* Before a new attach the shim forgets the last daemon: an older
+	 * one that never collects still gets every doorbell. */
+	CHECK_EQ(ring_post_rings(ring), 1);
+	ring_forget_daemon(ring);
+	CHECK_EQ(ring_may_spin(ring), 1);		/* mask unknown again */
+	CHECK_EQ(ring_post_rings(ring), 1);
+	CHECK_EQ(ring_post_rings(ring), 1);
 	CHECK_EQ(ring_check_header(ring, ring_bytes(8), 4096), 0);
 	free(ring);
 	return unit_done("test_ring");
