@@ -751,6 +751,20 @@ dst_any_requested(const struct migration *m, uint64_t i, uint64_t n)
 	return 0;
 }
 
+/* Threads waiting on pages [i, i+n) are about to wake: time it from now. */
+static void
+dst_arm_waiters(struct migration *m, uint64_t i, uint64_t n)
+{
+	int64_t t;
+
+	if (m->lat_slot < 0 || m->npending == 0)
+		return;
+	t = now_ns();
+	for (unsigned k = 0; k < m->npending; k++)
+		if (m->pending[k].idx >= i && m->pending[k].idx < i + n)
+			lat_arm(m->lat_slot, m->num, m->pending[k].tid, (uint64_t)t);
+}
+
 static int
 dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
     int demand)
@@ -773,6 +787,7 @@ dst_install(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		}
 		for (j = i + 1; j < end && !bitmap_test(m->installed, j); j++)
 			;
+		dst_arm_waiters(m, i, j - i);
 		done = dst_ioctl(m, i, j - i, h->enc,
 		    h->enc == FRAME_ENC_RAW ? p + (i - h->index) * m->page_size : NULL);
 		if (done == -1)

@@ -261,6 +261,7 @@ lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install)
 {
 	struct fl_wake *w;
+	uint64_t t;
 
 	if (!lat_on || slot < 0)
 		return;
@@ -270,6 +271,22 @@ lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
 	    .t_fault = t_fault, .t_req = t_req, .t_rx = t_rx, .t_install = t_install,
 	    .mig = mig, .tid = tid, .slot = (uint32_t)slot };
 	if (tid == 0)
+		return;
+	/* Still armed (the thread has not run): time its wake-up from here,
+	 * the end of the install, like the phases. */
+	w = &skel->bss->wake[tid % FL_WAKE_SLOTS];
+	t = __atomic_load_n(&w->t_install, __ATOMIC_ACQUIRE);
+	if (t != 0 && __atomic_load_n(&w->tid, __ATOMIC_RELAXED) == tid)
+		__atomic_compare_exchange_n(&w->t_install, &t, t_install, 0,
+		    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+void
+lat_arm(int slot, uint32_t mig, uint32_t tid, uint64_t t)
+{
+	struct fl_wake *w;
+
+	if (!lat_on || slot < 0 || tid == 0)
 		return;
 	/*
 	 * Empty the wake slot, fill it, arm it last: on_switch, on any CPU,
@@ -281,7 +298,7 @@ lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
 	__atomic_store_n(&w->mig, mig, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->slot, (uint32_t)slot, __ATOMIC_RELAXED);
 	__atomic_store_n(&w->tid, tid, __ATOMIC_RELAXED);
-	__atomic_store_n(&w->t_install, t_install, __ATOMIC_RELEASE);
+	__atomic_store_n(&w->t_install, t, __ATOMIC_RELEASE);
 }
 
 void
@@ -387,6 +404,11 @@ lat_end(int slot)
 
 void
 lat_idle(void)
+{
+}
+
+void
+lat_arm(int slot, uint32_t mig, uint32_t tid, uint64_t t)
 {
 }
 

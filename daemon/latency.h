@@ -27,12 +27,19 @@ int lat_begin(uint32_t mig);
 void lat_end(int slot);
 
 /*
- * One demand fault of migration `mig` (its slot from lat_begin) whose page
- * went in at t_install (ns, CLOCK_MONOTONIC; 0 fields are unknown). Queued
- * for the BPF programs, and thread `tid` is armed for the wake-up
- * measurement. Cheap: stores only. lat_idle() hands the queue over (one
- * trap) once it is half full: call it after waking the waiters, not
- * between. A no-op without eBPF.
+ * Thread `tid` of migration `mig` (its slot from lat_begin) waits on a page
+ * that goes in now (t: CLOCK_MONOTONIC ns, taken before the install, as the
+ * thread may run on another CPU before the install returns): the
+ * sched_switch program times its wake-up.
+ */
+void lat_arm(int slot, uint32_t mig, uint32_t tid, uint64_t t);
+
+/*
+ * One demand fault of migration `mig` whose page went in at t_install
+ * (0 fields are unknown). Queued for the BPF programs; a wake-up armed for
+ * `tid` and not yet seen is timed from t_install. Cheap: stores only.
+ * lat_idle() hands the queue over (one trap) once it is half full: call it
+ * after waking the waiters, not between. A no-op without eBPF.
  */
 void lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t posted,
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install);

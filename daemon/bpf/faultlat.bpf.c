@@ -215,7 +215,6 @@ int BPF_PROG(on_switch, bool preempt, struct task_struct *prev, struct task_stru
 	__sync_fetch_and_add(&x->h[FL_WAKE].sum_ns, now - t);
 	if (b < FL_BUCKETS)
 		__sync_fetch_and_add(&x->h[FL_WAKE].b[b], 1);
-	ctr_inc(FL_CTR_WAKES);
 	return 0;
 }
 

@@ -82,9 +82,8 @@ struct fl_wake {
 
 #define FL_CTR_FAULTS		0	/* fault records accounted */
 #define FL_CTR_ANNOTATED	1	/* kvm_userspace_exit with KVM_EXIT_MEMORY_FAULT */
-#define FL_CTR_WAKES		2	/* wake phases measured */
-#define FL_CTR_DROPPED		3	/* records refused (bad batch size,
+#define FL_CTR_DROPPED		2	/* records refused (bad batch size,
 					 * install before fault) */
-#define FL_NCTR			4
+#define FL_NCTR			3
 
 #endif

@@ -106,4 +106,31 @@ ctl B health | grep -q 'eBPF: loaded'
 mig_assert_eq "health says eBPF is loaded (B)" "$?" 0
 ctl A health | grep -q 'eBPF turned off'
 mig_assert_eq "health says why not (A)" "$?" 0
+
+# A daemon in a PID namespace of its own (as in a container) still gets its
+# fault records: the programs compare the tgid as that namespace numbers it.
+command -v unshare >/dev/null || mig_skip "unshare (util-linux) is not installed"
+# unshare's parent ignores SIGTERM: the wrapper hands it to the daemon.
+cat >"$WORK/migrationd-pidns" <<WRAP
+#!/usr/bin/env bash
+unshare --pid --fork --kill-child=TERM --mount-proc "$MIGRATIOND" "\$@" &
+u=\$!
+trap 'kill -TERM \$(cat /proc/\$u/task/\$u/children) 2>/dev/null' TERM INT
+wait \$u
+wait \$u
+WRAP
+chmod +x "$WORK/migrationd-pidns"
+kill -TERM "$PID_DB"; mig_wait_exit "$PID_DB" 20; mig_forget "$PID_DB"
+real=$MIGRATIOND MIGRATIOND=$WORK/migrationd-pidns
+mig_daemon_start B
+MIGRATIOND=$real
+grep -q 'fault latency: eBPF: USDT probes' "$WORK/migrationd-B.log"
+mig_assert_eq "daemon in its own PID namespace loaded its BPF programs" "$?" 0
+mig_migrate t-bpf-ns 32M writer
+mig_assert_eq "migration completed (PID namespace)" "$(jq -r .state "$WORK/dst.json")" COMPLETED
+faults=$(jq -r .demand_faults "$WORK/dst.json")
+ctl B --json latency t-bpf-ns >"$WORK/lat-ns.json" || mig_die "mig-ctl latency failed"
+echo "PID namespace: demand faults $faults, BPF $(jq -r '.phases[] | select(.phase == "total") | .count' "$WORK/lat-ns.json")"
+mig_assert_eq "PID namespace: eBPF counted every demand fault" \
+  "$(jq -r '.phases[] | select(.phase == "total") | .count' "$WORK/lat-ns.json")" "$faults"
 mig_finish
