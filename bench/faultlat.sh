@@ -157,7 +157,7 @@ fl_run uffd 0 on
 # off (daemon B restarted with [bpf] enabled = no), then on again (restarted
 # once more), side by side at the end of the run, tagged "bpf-pair": the
 # machine drifts too much for a comparison with the lines further up. Off and
-# on alternate FAULTLAT_BPF_ROUNDS times (3): one pair swings by +-5%, more
+# on alternate FAULTLAT_BPF_ROUNDS times (5): one pair swings by +-5%, more
 # than the effect; the summary compares medians.
 fl_restart_b() { # extra config
   kill -TERM "$PID_DB"; mig_forget "$PID_DB"
@@ -166,7 +166,7 @@ fl_restart_b() { # extra config
 }
 if ((FL_BPF_LOADED)); then
   FL_TAG=bpf-pair
-  for ((FL_ROUND = 1; FL_ROUND <= ${FAULTLAT_BPF_ROUNDS:-3}; FL_ROUND++)); do
+  for ((FL_ROUND = 1; FL_ROUND <= ${FAULTLAT_BPF_ROUNDS:-5}; FL_ROUND++)); do
     fl_restart_b "[bpf]
 enabled = no"
     FL_BPF=no
