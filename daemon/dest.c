@@ -936,7 +936,6 @@ dst_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_ns)
 	struct frame_hdr h = { .type = FRAME_REQ, .index = idx, .count = 1 };
 	uint64_t t;
 
-	lat_unarm(tid);
 	if (bitmap_test(m->requested, idx)) {
 		for (unsigned i = 0; i < m->npending; i++)
 			if (m->pending[i].idx == idx)

@@ -164,10 +164,8 @@ lat_start(int enabled)
 	 * so that a kernel without it fails now, not mid-migration. */
 	if ((skel->links.on_switch = bpf_program__attach(skel->progs.on_switch)) == NULL)
 		goto fail;
-	if (watchers == 0) {
-		bpf_link__destroy(skel->links.on_switch);
-		skel->links.on_switch = NULL;
-	}
+	bpf_link__destroy(skel->links.on_switch);
+	skel->links.on_switch = NULL;
 	/* kvm may be absent (module not loaded): the rest still works. */
 	skel->links.on_kvm_exit = bpf_program__attach(skel->progs.on_kvm_exit);
 	lat_on = 1;
@@ -242,18 +240,6 @@ lat_end(int slot)
 		bpf_link__destroy(skel->links.on_switch);
 		skel->links.on_switch = NULL;
 	}
-}
-
-void
-lat_unarm(uint32_t tid)
-{
-	struct fl_wake *w;
-
-	if (!lat_on || tid == 0)
-		return;
-	w = &skel->bss->wake[tid % FL_WAKE_SLOTS];
-	if (w->tid == tid)
-		__atomic_store_n(&w->t_install, 0, __ATOMIC_RELEASE);
 }
 
 void
@@ -409,11 +395,6 @@ lat_idle(void)
 
 void
 lat_arm(int slot, uint32_t mig, uint32_t tid, uint64_t t)
-{
-}
-
-void
-lat_unarm(uint32_t tid)
 {
 }
 

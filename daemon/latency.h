@@ -45,13 +45,6 @@ void lat_record(int slot, uint32_t mig, uint32_t tid, uint64_t page, uint64_t po
     uint64_t t_fault, uint64_t t_req, uint64_t t_rx, uint64_t t_install);
 void lat_idle(void);
 
-/*
- * Thread `tid` faults again: a wake-up still armed for it is not going to
- * happen (it did not sleep: it spun, or found its page), and its next
- * switch-in belongs to this new fault.
- */
-void lat_unarm(uint32_t tid);
-
 /* Histogram of a migration (`num`) and a phase: all threads (tid 0; while
  * its slot is not reused) or one thread (FL_TOTAL only). 0 or -1. */
 int lat_read(uint32_t mig, uint32_t tid, int phase, struct fl_hist *out);

@@ -281,8 +281,12 @@ int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payl
 void peer_set_channel(struct pconn *c, int channel);
 void peer_yield(struct pconn *c);
 /* 1 if m's fault path has work: urgent-channel input, and at a destination
- * a uffd event or a doorbell. For bulk loops, every MIG_BULK_CHECK_NS. */
+ * a uffd event or a doorbell. */
 int peer_fault_ready(struct migration *m);
+/* For a bulk loop whose slice began at t0: 1 when it should end (the slice
+ * is used up, or, checked every MIG_BULK_CHECK_NS, the fault path has work);
+ * *t_check is the last check, t0 at first. */
+int peer_bulk_turn_over(struct migration *m, int64_t t0, int64_t *t_check);
 void peer_live(struct pconn *c);
 void peer_heartbeat(struct migration *m);
 

@@ -57,6 +57,17 @@ peer_yield(struct pconn *c)
 }
 
 int
+peer_bulk_turn_over(struct migration *m, int64_t t0, int64_t *t_check)
+{
+	int64_t t = now_ns();
+
+	if (t - *t_check <= MIG_BULK_CHECK_NS)
+		return 0;
+	*t_check = t;
+	return t - t0 > MIG_BULK_SLICE_NS || peer_fault_ready(m);
+}
+
+int
 peer_fault_ready(struct migration *m)
 {
 	struct pollfd p[3];
@@ -341,7 +352,7 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 	uint8_t hb[FRAME_HDR_LEN];
 	const uint8_t *payload;
 	int bulk = c->channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
-	int64_t t0 = bulk ? now_ns() : 0, t_check = t0, t;
+	int64_t t0 = bulk ? now_ns() : 0, t_check = t0;
 	size_t avail;
 	int rc;
 
@@ -368,12 +379,9 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 		avail = evbuffer_get_length(in);
 		if (avail < FRAME_HDR_LEN)
 			return;
-		if (bulk && (t = now_ns()) - t_check > MIG_BULK_CHECK_NS) {
-			if (t - t0 > MIG_BULK_SLICE_NS || peer_fault_ready(c->mig)) {
-				peer_yield(c);
-				return;
-			}
-			t_check = t;
+		if (bulk && peer_bulk_turn_over(c->mig, t0, &t_check)) {
+			peer_yield(c);
+			return;
 		}
 		evbuffer_copyout(in, hb, sizeof(hb));
 		if ((rc = frame_decode(hb, avail, &c->lim, &h)) < 0) {

@@ -261,7 +261,7 @@ src_bg_writable(struct pconn *c)
 {
 	struct migration *m = c->mig;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	int64_t t0 = now_ns(), t_check = t0, t;
+	int64_t t0 = now_ns(), t_check = t0;
 
 	/*
 	 * The background stream starts once the destination runs: during the
@@ -275,12 +275,9 @@ src_bg_writable(struct pconn *c)
 		uint64_t i = m->bg_cursor, j;
 
 		/* A demand request may wait on this thread: go on after it. */
-		if ((t = now_ns()) - t_check > MIG_BULK_CHECK_NS) {
-			if (t - t0 > MIG_BULK_SLICE_NS || peer_fault_ready(m)) {
-				peer_yield(c);
-				return;
-			}
-			t_check = t;
+		if (peer_bulk_turn_over(m, t0, &t_check)) {
+			peer_yield(c);
+			return;
 		}
 
 		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */

@@ -66,8 +66,9 @@ struct fl_mig {
  * of the .bss: written by the daemon (t_install last), taken by the
  * sched_switch program when `tid` is switched in; emptied when `tid` is
  * switched out first (it ran without sleeping: it spun on its ring slot, or
- * woke before the daemon armed the slot) and by the daemon when `tid` faults
- * again. A second waiter that lands in the same slot before the first runs
+ * woke before the daemon armed the slot; a thread must be switched out before
+ * it can be switched in again, so a stale arm never meets a later switch-in).
+ * A second waiter that lands in the same slot before the first runs
  * replaces it (one wake sample lost). Thread ids are those the kernel
  * reports to the daemon, so in a PID namespace of their own no sample
  * matches and the wake phase stays empty.
