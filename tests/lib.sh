@@ -11,7 +11,7 @@ BUILD=${BUILD:-build}
 BUILD=$(cd "$BUILD" && pwd)
 MIGRATIOND=$BUILD/daemon/migrationd
 MIGCTL=$BUILD/client/mig-ctl
-MINIVMM=$BUILD/vmm-shim/minivmm
+MINIVMM=$BUILD/minivmm/minivmm
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 WORK=$(mktemp -d /tmp/mig-test.XXXXXX)

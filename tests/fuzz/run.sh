@@ -15,8 +15,8 @@ command -v clang >/dev/null || skip "clang is not installed (apt-get install cla
 out=$BUILD/fuzz; mkdir -p "$out"
 bin=$out/fuzz_$T
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -D_GNU_SOURCE -I"$SRC/daemon" -I"$SRC/vmm-shim" -I"$BUILD/proto" \
-  "$SRC/tests/fuzz/fuzz_$T.c" "$SRC/daemon/frame.c" "$SRC/daemon/ctlmsg.c" "$SRC/daemon/grpcmsg.c" "$SRC/vmm-shim/ring.c" \
+  -D_GNU_SOURCE -I"$SRC/lib" -I"$BUILD/proto" \
+  "$SRC/tests/fuzz/fuzz_$T.c" "$SRC/lib/frame.c" "$SRC/lib/ctlmsg.c" "$SRC/lib/grpcmsg.c" "$SRC/lib/ring.c" \
   "$BUILD/proto/peer.pb-c.c" "$BUILD/proto/control.pb-c.c" \
   $(pkg-config --cflags --libs libprotobuf-c) -o "$bin" 2>"$out/build-$T.log" ||
   { cat "$out/build-$T.log" >&2; skip "clang cannot build libFuzzer targets here (see above)"; }

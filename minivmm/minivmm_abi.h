@@ -1,6 +1,6 @@
 /*
  * minivmm_abi.h: the contract between minivmm (host side) and its guest
- * program (vmm-shim/guest/): where things live in guest-physical memory, the
+ * program (minivmm/guest/): where things live in guest-physical memory, the
  * I/O ports the guest reports through, and the structs both sides read.
  *
  * Included by the freestanding guest build and by the host, so it uses only
