@@ -1,9 +1,9 @@
 /*
  * migrationd: post-copy live migration daemon, one per host, both roles.
- * main.c owns start-up (config, sockets, TLS contexts), the libevent loop and
- * orderly shutdown, plus a few helpers shared by every file.
+ * main.c is the top of the daemon: start-up (configuration, TLS contexts,
+ * sockets, records, observers), the libevent loop and orderly shutdown. It
+ * wires the layers together and holds no logic of its own.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -11,75 +11,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <event2/listener.h>
 #include <systemd/sd-daemon.h>
 
+#include "control.h"
+#include "dest.h"
 #include "latency.h"
 #include "log.h"
-#include "migrationd.h"
+#include "metrics.h"
+#include "migration.h"
+#include "peer.h"
+#include "record.h"
+#include "session.h"
+#include "tls.h"
+#include "util.h"
+#include "vm.h"
 
-struct daemon *D;
-
-int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* "1.2.3.4:80", "[::1]:80" -> sockaddr. Numeric only: never blocks. */
-int
-parse_hostport(const char *s, struct sockaddr_storage *ss, int *sslen)
-{
-	char host[128], *colon, *end;
-	long port;
-
-	if (s == NULL || strlen(s) >= sizeof(host))
-		return -1;
-	snprintf(host, sizeof(host), "%s", s);
-	if ((colon = strrchr(host, ':')) == NULL)
-		return -1;
-	*colon = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port < 1 || port > 65535)
-		return -1;
-	memset(ss, 0, sizeof(*ss));
-	if (host[0] == '[' && colon > host + 1 && colon[-1] == ']') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		colon[-1] = '\0';
-		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-			return -1;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*sslen = sizeof(*s6);
-		return 0;
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-			return -1;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		*sslen = sizeof(*s4);
-		return 0;
-	}
-}
+static SSL_CTX *tls_server, *tls_client;
 
 static void
 sig_cb(evutil_socket_t sig, short what, void *arg)
@@ -119,36 +68,88 @@ static void
 daemon_free(void)
 {
 	struct migration *m;
-	struct vm *v;
 
 	D->stopping = 1;
-	while ((m = TAILQ_FIRST(&D->migs)) != NULL) {
-		TAILQ_REMOVE(&D->migs, m, entry);
+	while ((m = TAILQ_FIRST(&mig_all)) != NULL) {
+		TAILQ_REMOVE(&mig_all, m, entry);
 		m->vm = NULL;
-		mig_finish(m);	/* saves the record: a restart picks it up */
+		session_finish(m);	/* saves the record: a restart picks it up */
 		free(m);
 	}
-	while ((v = TAILQ_FIRST(&D->vms)) != NULL) {
-		if (v->sock >= 0) {
-			close(v->sock);
-			v->sock = -1;
-		}
-		v->mig = NULL;
-		vm_release(v);
-	}
+	vm_close_all();
 	peer_close_all();
-	if (D->peer_listener)
-		evconnlistener_free(D->peer_listener);
-	if (D->ctl_listener)
-		evconnlistener_free(D->ctl_listener);
-	if (D->ev_vmm_listen) {
-		event_free(D->ev_vmm_listen);
-		close(D->vmm_listen_fd);
-	}
-	SSL_CTX_free(D->tls_server);
-	SSL_CTX_free(D->tls_client);
+	peer_listen_stop();
+	vm_listen_stop();
+	SSL_CTX_free(tls_server);
+	SSL_CTX_free(tls_client);
 	event_base_free(D->base);
 	free(D);
+}
+
+/* Reads the configuration; command-line flags override the file. */
+static void
+main_config(const char *conf, const char *opt_sock, const char *opt_listen)
+{
+	if ((D = calloc(1, sizeof(*D))) == NULL)
+		fatal("calloc");
+	if (config_load(&D->conf, conf) < 0)
+		fatalx("configuration %s is not valid", conf);
+	if (opt_sock != NULL &&
+	    snprintf(D->conf.control_socket, sizeof(D->conf.control_socket), "%s",
+	    opt_sock) >= (int)sizeof(D->conf.control_socket))
+		fatalx("-s: path too long");
+	if (opt_listen != NULL) {
+		struct sockaddr_storage ss;
+		int sslen;
+
+		if (opt_listen[0] && parse_hostport(opt_listen, &ss, &sslen) < 0)
+			fatalx("-l: %s is not IP:PORT", opt_listen);
+		snprintf(D->conf.peer_listen, sizeof(D->conf.peer_listen), "%s", opt_listen);
+	}
+}
+
+/* Everything the loop serves, bottom up. Returns the control socket fd from
+ * systemd, or -1. */
+static int
+main_open(void)
+{
+	int ctl_fd = -1, nfds;
+
+	if ((D->base = event_base_new()) == NULL ||
+	    event_base_priority_init(D->base, MIG_NPRI) < 0)
+		fatalx("event_base_new");
+	if (D->conf.tls) {
+		if ((tls_server = tls_ctx_new(&D->conf, 1)) == NULL ||
+		    (tls_client = tls_ctx_new(&D->conf, 0)) == NULL)
+			fatalx("TLS setup failed");
+	} else {
+		log_warnx("TLS is OFF: peer traffic is neither encrypted nor "
+		    "authenticated beyond the token. Use only on loopback.");
+	}
+	peer_init(tls_server, tls_client);
+	mkparent(D->conf.control_socket);
+	mkparent(D->conf.vmm_socket);
+	if (mkdir(D->conf.state_dir, 0750) < 0 && errno != EEXIST)
+		fatal("mkdir %s", D->conf.state_dir);
+	rec_init();
+	rec_load();
+	/* Socket activation (migrationd.socket): the control socket is fd 3. */
+	if ((nfds = sd_listen_fds(1)) > 0) {
+		if (nfds != 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1,
+		    NULL, 0) <= 0)
+			fatalx("systemd passed %d sockets; expected one listening Unix "
+			    "stream socket", nfds);
+		ctl_fd = SD_LISTEN_FDS_START;
+	}
+	if (ctl_listen(D->conf.control_socket, ctl_fd) < 0 ||
+	    vm_listen(D->conf.vmm_socket) < 0)
+		fatalx("cannot open the local sockets");
+	if (D->conf.peer_listen[0] && peer_listen(D->conf.peer_listen, dst_hello) < 0)
+		fatalx("cannot listen for peers on %s", D->conf.peer_listen);
+	if (D->conf.metrics_listen[0] && metrics_listen(D->conf.metrics_listen) < 0)
+		fatalx("cannot serve metrics on %s", D->conf.metrics_listen);
+	lat_start(D->conf.bpf);
+	return ctl_fd;
 }
 
 int
@@ -156,7 +157,7 @@ main(int argc, char **argv)
 {
 	const char *conf = "/etc/migrationd/migrationd.conf";
 	const char *opt_sock = NULL, *opt_listen = NULL;
-	int ch, fg = 0, verbose = 0, check = 0, ctl_fd = -1, nfds;
+	int ch, fg = 0, verbose = 0, check = 0, ctl_fd;
 	struct event *sigs[3];
 
 	while ((ch = getopt(argc, argv, "c:fl:ns:v")) != -1) {
@@ -184,71 +185,20 @@ main(int argc, char **argv)
 		}
 	}
 	log_init("migrationd", fg || check || getenv("INVOCATION_ID") != NULL, verbose);
-	if ((D = calloc(1, sizeof(*D))) == NULL)
-		fatal("calloc");
-	TAILQ_INIT(&D->vms);
-	TAILQ_INIT(&D->migs);
-	TAILQ_INIT(&D->conns);
-	D->vmm_listen_fd = -1;
-	if (config_load(&D->conf, conf) < 0)
-		fatalx("configuration %s is not valid", conf);
-	/* Command-line flags override the file. */
-	if (opt_sock != NULL &&
-	    snprintf(D->conf.control_socket, sizeof(D->conf.control_socket), "%s",
-	    opt_sock) >= (int)sizeof(D->conf.control_socket))
-		fatalx("-s: path too long");
-	if (opt_listen != NULL) {
-		struct sockaddr_storage ss;
-		int sslen;
-
-		if (opt_listen[0] && parse_hostport(opt_listen, &ss, &sslen) < 0)
-			fatalx("-l: %s is not IP:PORT", opt_listen);
-		snprintf(D->conf.peer_listen, sizeof(D->conf.peer_listen), "%s", opt_listen);
-	}
+	main_config(conf, opt_sock, opt_listen);
 	if (check) {
 		printf("configuration OK\n");
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((D->base = event_base_new()) == NULL ||
-	    event_base_priority_init(D->base, MIG_NPRI) < 0)
-		fatalx("event_base_new");
-	if (D->conf.tls) {
-		if ((D->tls_server = tls_ctx_new(&D->conf, 1)) == NULL ||
-		    (D->tls_client = tls_ctx_new(&D->conf, 0)) == NULL)
-			fatalx("TLS setup failed");
-	} else {
-		log_warnx("TLS is OFF: peer traffic is neither encrypted nor "
-		    "authenticated beyond the token. Use only on loopback.");
-	}
-	mkparent(D->conf.control_socket);
-	mkparent(D->conf.vmm_socket);
-	if (mkdir(D->conf.state_dir, 0750) < 0 && errno != EEXIST)
-		fatal("mkdir %s", D->conf.state_dir);
-	rec_load();
-	/* Socket activation (migrationd.socket): the control socket is fd 3. */
-	if ((nfds = sd_listen_fds(1)) > 0) {
-		if (nfds != 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1,
-		    NULL, 0) <= 0)
-			fatalx("systemd passed %d sockets; expected one listening Unix "
-			    "stream socket", nfds);
-		ctl_fd = SD_LISTEN_FDS_START;
-	}
-	if (ctl_listen(D->conf.control_socket, ctl_fd) < 0 ||
-	    vm_listen(D->conf.vmm_socket) < 0)
-		fatalx("cannot open the local sockets");
-	if (D->conf.peer_listen[0] && peer_listen(D->conf.peer_listen) < 0)
-		fatalx("cannot listen for peers on %s", D->conf.peer_listen);
-
-	if (D->conf.metrics_listen[0] && metrics_listen(D->conf.metrics_listen) < 0)
-		fatalx("cannot serve metrics on %s", D->conf.metrics_listen);
-	lat_start(D->conf.bpf);
+	ctl_fd = main_open();
 
 	sigs[0] = evsignal_new(D->base, SIGTERM, sig_cb, NULL);
 	sigs[1] = evsignal_new(D->base, SIGINT, sig_cb, NULL);
 	sigs[2] = evsignal_new(D->base, SIGHUP, sig_cb, NULL);
 	for (int i = 0; i < 3; i++)
-		event_add(sigs[i], NULL);
+		if (sigs[i] == NULL || event_add(sigs[i], NULL) < 0)
+			fatalx("cannot watch signals");
 
 	log_info("ready: control %s, vmm %s, peers %s (%s), %s",
 	    D->conf.control_socket, D->conf.vmm_socket,

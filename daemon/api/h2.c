@@ -18,7 +18,7 @@
 
 #include "h2.h"
 #include "log.h"
-#include "migrationd.h"
+#include "util.h"
 
 #define H2_OUT_HIWAT	(4u << 20)	/* queued to one client before we wait */
 #define H2_MAX_STREAMS	64

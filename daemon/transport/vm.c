@@ -1,8 +1,9 @@
 /*
  * vm: the VMM socket. Each VMM (through libmigshim) connects, attaches one
  * VM with its memfd (and, for an incoming VM, its userfaultfd), then talks in
- * ShimMsg packets (proto/shim.proto, vmm-shim/shimwire.c). Owns the list of
- * attached VMs and their fds. Loop thread only.
+ * ShimMsg packets (proto/shim.proto, lib/shimwire.c). Owns the list of
+ * attached VMs and their fds; what a VMM reports goes to its migration's
+ * role through m->ops. Loop thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +18,24 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "migrationd.h"
+#include "migration.h"
 #include "ring.h"
 #include "shimwire.h"
+#include "util.h"
+#include "vm.h"
 
 #define VM_SHIM_VERSION 1
+
+struct vm_list vm_all = TAILQ_HEAD_INITIALIZER(vm_all);
+static int listen_fd = -1;
+static struct event *ev_listen;
 
 struct vm *
 vm_find(const char *name)
 {
 	struct vm *v;
 
-	TAILQ_FOREACH(v, &D->vms, entry)
+	TAILQ_FOREACH(v, &vm_all, entry)
 		if (!strcmp(v->name, name))
 			return v;
 	return NULL;
@@ -67,7 +74,7 @@ vm_release(struct vm *v)
 		return;
 	if (v->mig != NULL)
 		v->mig->vm = NULL;
-	TAILQ_REMOVE(&D->vms, v, entry);
+	TAILQ_REMOVE(&vm_all, v, entry);
 	log_info("vm %s: released", v->name);
 	vm_free(v);
 }
@@ -144,38 +151,49 @@ vm_send_completed(struct vm *v)
 	return vm_send(v, &m);
 }
 
-int
-vm_send_failed(struct vm *v, const char *reason)
+/* The guest's own report: kept with its (destination) migration. */
+static void
+vm_verdict(struct vm *v, int ok, const char *text)
 {
-	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
-	Migrationd__Shim__V1__Failed f = MIGRATIOND__SHIM__V1__FAILED__INIT;
+	struct migration *m = v->mig != NULL ? v->mig : mig_find(v->name);
 
-	f.reason = (char *)(uintptr_t)reason;
-	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_FAILED;
-	m.failed = &f;
-	return vm_send(v, &m);
+	log_info("vm %s: guest verdict: %s", v->name, text);
+	if (m != NULL && m->role == MIG_DEST)
+		mig_set_verdict(m, ok, text);
 }
 
 static void
 vm_dispatch(struct vm *v, Migrationd__Shim__V1__ShimMsg *m)
 {
+	const struct mig_ops *ops = v->mig != NULL ? v->mig->ops : NULL;
+
 	switch (m->msg_case) {
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_STATE:
 		if (v->incoming) {
 			log_warnx("vm %s: state blob from an incoming VMM, ignored", v->name);
 			break;
 		}
-		src_vm_state(v, m->state->blob.data, m->state->blob.len);
+		if (ops == NULL || ops->vm_state == NULL) {
+			log_warnx("vm %s: state blob arrived with no migration waiting for it",
+			    v->name);
+			break;
+		}
+		ops->vm_state(v->mig, m->state->blob.data, m->state->blob.len);
 		break;
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_RUNNING:
 		if (!v->incoming) {
 			log_warnx("vm %s: running report from a source VMM, ignored", v->name);
 			break;
 		}
-		dst_vm_running(v);
+		if (ops == NULL || ops->vm_running == NULL) {
+			log_warnx("vm %s: running report with no migration waiting for it",
+			    v->name);
+			break;
+		}
+		ops->vm_running(v->mig);
 		break;
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_VERDICT:
-		dst_vm_verdict(v, m->verdict->ok, m->verdict->text);
+		vm_verdict(v, m->verdict->ok, m->verdict->text);
 		break;
 	default:
 		log_warnx("vm %s: unexpected message %d from VMM, ignored", v->name,
@@ -262,7 +280,7 @@ vm_rebind(struct vm *v)
 {
 	struct migration *m, *found = NULL;
 
-	TAILQ_FOREACH(m, &D->migs, entry)
+	TAILQ_FOREACH(m, &mig_all, entry)
 		if (m->vm == NULL && !strcmp(m->vm_name, v->name) &&
 		    (m->role == MIG_DEST) == (v->incoming != 0))
 			found = m;	/* the newest */
@@ -276,15 +294,12 @@ vm_rebind(struct vm *v)
 		vm_send_resume_local(v, "migration failed: daemon restarted");
 		return;
 	}
-	if (!mig_active(m) || m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
+	if (!mig_active(m) || m->state != MIG_PAUSED || m->ops == NULL)
 		return;
 	m->vm = v;
 	v->mig = m;
 	log_info("vm %s: re-attached to migration %s", v->name, m->id);
-	if (m->role == MIG_DEST)
-		dst_reattach(m);
-	else
-		src_reattach(m);
+	m->ops->reattach(m);
 }
 
 /*
@@ -397,7 +412,7 @@ vm_attach(int sock)
 	fcntl(sock, F_SETFL, O_NONBLOCK);
 	v->ev_sock = event_new(D->base, sock, EV_READ | EV_PERSIST, vm_sock_cb, v);
 	event_add(v->ev_sock, NULL);
-	TAILQ_INSERT_TAIL(&D->vms, v, entry);
+	TAILQ_INSERT_TAIL(&vm_all, v, entry);
 	vm_attach_reply(sock, NULL);
 	vm_rebind(v);
 	log_info("vm %s: attached (%s%s%s, %llu MiB, %u vCPUs, pid %d)", v->name,
@@ -478,8 +493,39 @@ vm_listen(const char *path)
 		close(fd);
 		return -1;
 	}
-	D->vmm_listen_fd = fd;
-	D->ev_vmm_listen = event_new(D->base, fd, EV_READ | EV_PERSIST, vm_accept_cb, NULL);
-	event_add(D->ev_vmm_listen, NULL);
+	if ((ev_listen = event_new(D->base, fd, EV_READ | EV_PERSIST, vm_accept_cb,
+	    NULL)) == NULL) {
+		log_warnx("%s: out of memory", __func__);
+		close(fd);
+		return -1;
+	}
+	listen_fd = fd;
+	event_add(ev_listen, NULL);
 	return 0;
+}
+
+void
+vm_listen_stop(void)
+{
+	if (ev_listen != NULL) {
+		event_free(ev_listen);
+		close(listen_fd);
+	}
+	ev_listen = NULL;
+	listen_fd = -1;
+}
+
+void
+vm_close_all(void)
+{
+	struct vm *v;
+
+	while ((v = TAILQ_FIRST(&vm_all)) != NULL) {
+		if (v->sock >= 0) {
+			close(v->sock);
+			v->sock = -1;
+		}
+		v->mig = NULL;
+		vm_release(v);
+	}
 }

@@ -1,7 +1,8 @@
 /*
  * record: migration records under the state directory, so history and
  * running migrations outlive the daemon. rec_save() rewrites one record
- * atomically (temporary file + rename) on every state change; rec_load()
+ * atomically (temporary file + rename) on every state change and whenever
+ * the model says its figures changed (an observer: rec_init); rec_load()
  * reads them all at start-up. A record of a migration that was running when
  * the daemon died comes back PAUSED and waits for its VMM to re-attach (and,
  * on the destination, for the source to reconnect). Loop thread only.
@@ -15,14 +16,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dest.h"
 #include "log.h"
-#include "migrationd.h"
+#include "migration.h"
+#include "record.h"
+#include "source.h"
 #include "state.pb-c.h"
+#include "util.h"
+#include "view.h"
 
 #define REC_VERSION	1
 #define REC_MAX		(1u << 20)
 
-void
+static void
 rec_save(const struct migration *m)
 {
 	Migrationd__State__V1__MigrationRecord r = MIGRATIOND__STATE__V1__MIGRATION_RECORD__INIT;
@@ -32,7 +38,7 @@ rec_save(const struct migration *m)
 	size_t len;
 	int fd;
 
-	mig_to_proto(m, &info);
+	view_fill(m, &info);
 	r.version = REC_VERSION;
 	r.info = &info;
 	r.session_key.data = (uint8_t *)(uintptr_t)m->session_key;
@@ -60,30 +66,32 @@ static void
 rec_revive(struct migration *m, int state_sent)
 {
 	int dest = m->role == MIG_DEST;
-	int ran = dest ? m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT ||
-	    m->state == MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY ||
-	    m->state == MIGRATIOND__V1__MIGRATION_STATE__PAUSED : state_sent;
+	int ran = dest ? m->state == MIG_BLACKOUT || m->state == MIG_POSTCOPY ||
+	    m->state == MIG_PAUSED : state_sent;
 
 	if (!ran) {
 		/* Nothing ran on the destination: the source VM runs on. */
-		m->resume_on_attach = !dest && m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT;
-		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED,
-		    "daemon restarted before the VM state %s", dest ? "arrived" : "left");
+		m->resume_on_attach = !dest && m->state == MIG_BLACKOUT;
+		mig_set_state(m, MIG_FAILED, "daemon restarted before the VM state %s",
+		    dest ? "arrived" : "left");
 		return;
 	}
+	if (dest)
+		dst_revive(m);
+	else
+		src_revive(m);
 	m->state_sent = state_sent;
-	m->state = MIGRATIOND__V1__MIGRATION_STATE__PAUSED;
+	m->state = MIG_PAUSED;
 	snprintf(m->reason, sizeof(m->reason), "daemon restarted; waiting for the VMM "
 	    "to re-attach%s", dest ? " and the source to reconnect" : "");
 	log_info("migration %s (vm %s): %s", m->id, m->vm_name, m->reason);
 }
 
-static void
-rec_load_one(const char *path)
+/* A record file's contents, or NULL (logged) if it is not a usable record. */
+static Migrationd__State__V1__MigrationRecord *
+rec_read(const char *path)
 {
 	Migrationd__State__V1__MigrationRecord *r = NULL;
-	const Migrationd__V1__Migration *i;
-	struct migration *m;
 	uint8_t *buf = NULL;
 	struct stat st;
 	int fd;
@@ -93,70 +101,41 @@ rec_load_one(const char *path)
 	    read(fd, buf, (size_t)st.st_size) != st.st_size ||
 	    (r = migrationd__state__v1__migration_record__unpack(NULL, (size_t)st.st_size, buf)) == NULL ||
 	    r->version != REC_VERSION || r->info == NULL || r->page_size == 0 ||
-	    r->session_key.len != sizeof(m->session_key) ||
-	    strlen(r->info->id) >= sizeof(m->id) || strlen(r->info->vm) >= sizeof(m->vm_name) ||
+	    r->session_key.len != sizeof(((struct migration *)0)->session_key) ||
+	    strlen(r->info->id) >= sizeof(((struct migration *)0)->id) ||
+	    strlen(r->info->vm) >= sizeof(((struct migration *)0)->vm_name) ||
 	    mig_find(r->info->id) != NULL) {
 		log_warnx("%s: %s: not a usable record, skipped", __func__, path);
-		goto out;
+		if (r != NULL)
+			migrationd__state__v1__migration_record__free_unpacked(r, NULL);
+		r = NULL;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		goto out;
-	i = r->info;
-	snprintf(m->id, sizeof(m->id), "%s", i->id);
-	m->num = mig_next_num();
-	m->lat_slot = -1;
-	snprintf(m->vm_name, sizeof(m->vm_name), "%s", i->vm);
-	snprintf(m->peer, sizeof(m->peer), "%s", i->peer);
-	snprintf(m->reason, sizeof(m->reason), "%s", i->reason);
-	snprintf(m->verdict, sizeof(m->verdict), "%s", i->guest_verdict);
-	m->verdict_ok = i->guest_ok;
-	m->role = i->role == MIGRATIOND__V1__ROLE__SOURCE ? MIG_SOURCE : MIG_DEST;
-	m->state = i->state;
-	m->ram_bytes = i->ram_bytes;
-	m->npages = i->pages_total;
-	m->page_size = r->page_size;
-	m->pages_demand = i->pages_demand;
-	m->pages_background = i->pages_background;
-	m->pages_zero = i->pages_zero;
-	m->pages_installed = i->pages_installed;
-	m->install_eexist = i->install_eexist;
-	m->install_errors = i->install_errors;
-	m->pages_duplicate = i->pages_duplicate;
-	m->demand_faults = i->demand_faults;
-	m->bytes_sent = i->bytes_sent;
-	m->bytes_received = i->bytes_received;
-	m->blackout_ms = i->blackout_ms;
-	m->total_s = i->total_s;
-	m->started_ms = i->started_unix_ms;
-	m->ended_ms = i->ended_unix_ms;
-	m->started_ns = now_ns() - (int64_t)(i->total_s * 1e9);
-	m->reconnects = i->reconnects;
-	memcpy(m->session_key, r->session_key.data, sizeof(m->session_key));
-	m->memfd = -1;
-	m->pages_poisoned = i->pages_poisoned;
-	snprintf(m->fault_path, sizeof(m->fault_path), "%s", i->fault_path);
-	snprintf(m->install_mode, sizeof(m->install_mode), "%s", i->install_mode);
-	hist_init(&m->lat);
-	/* Oldest first, as when they were made: the newest for a VM wins. */
-	{
-		struct migration *o;
-
-		TAILQ_FOREACH(o, &D->migs, entry)
-			if (o->started_ms > m->started_ms)
-				break;
-		if (o != NULL)
-			TAILQ_INSERT_BEFORE(o, m, entry);
-		else
-			TAILQ_INSERT_TAIL(&D->migs, m, entry);
-	}
-	if (mig_active(m))
-		rec_revive(m, r->state_sent);
-out:
-	if (r != NULL)
-		migrationd__state__v1__migration_record__free_unpacked(r, NULL);
 	free(buf);
 	if (fd >= 0)
 		close(fd);
+	return r;
+}
+
+static void
+rec_load_one(const char *path)
+{
+	Migrationd__State__V1__MigrationRecord *r;
+	const Migrationd__V1__Migration *i;
+	struct migration *m;
+
+	if ((r = rec_read(path)) == NULL)
+		return;
+	i = r->info;
+	m = mig_alloc(i->id, i->vm, i->role == MIGRATIOND__V1__ROLE__SOURCE ? MIG_SOURCE :
+	    MIG_DEST, i->ram_bytes, r->page_size);
+	if (m != NULL) {
+		view_restore(m, i);
+		memcpy(m->session_key, r->session_key.data, sizeof(m->session_key));
+		mig_insert(m);
+		if (mig_active(m))
+			rec_revive(m, r->state_sent);
+	}
+	migrationd__state__v1__migration_record__free_unpacked(r, NULL);
 }
 
 void
@@ -189,4 +168,17 @@ rec_load(void)
 	free(names);
 	if (n)
 		log_info("%s: %zu migration records from %s", __func__, n, D->conf.state_dir);
+}
+
+static void
+rec_observer(struct migration *m, enum mig_event ev, enum mig_state prev)
+{
+	if (ev == MIG_EV_SAVE)
+		rec_save(m);
+}
+
+void
+rec_init(void)
+{
+	mig_observe(rec_observer);
 }

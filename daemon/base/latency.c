@@ -20,7 +20,7 @@
 
 #include "latency.h"
 #include "log.h"
-#include "migrationd.h"
+#include "util.h"
 #include "probes.h"
 
 static char lat_why[256] = "not started";

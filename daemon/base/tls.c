@@ -13,7 +13,8 @@
 #include <string.h>
 
 #include "log.h"
-#include "migrationd.h"
+#include "tls.h"
+#include "util.h"
 
 static void
 tls_log_errors(const char *fn, const char *what)

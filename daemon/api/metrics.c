@@ -15,7 +15,9 @@
 #include "hist.h"
 #include "latency.h"
 #include "log.h"
-#include "migrationd.h"
+#include "metrics.h"
+#include "migration.h"
+#include "util.h"
 
 static struct evhttp *metrics_http;
 
@@ -25,7 +27,7 @@ static void
 metrics_labels(char *buf, size_t len, const struct migration *m)
 {
 	snprintf(buf, len, "migration=\"%s\",vm=\"%s\",role=\"%s\"", m->id, m->vm_name,
-	    m->role == MIG_SOURCE ? "source" : "destination");
+	    mig_role_name(m->role));
 }
 
 /* User-space histogram (log-linear ns) as cumulative buckets at 2^k us. */
@@ -39,16 +41,16 @@ metrics_user_hist(struct evbuffer *o, const struct migration *m, const char *lab
 		uint64_t le_ns = 1000ull << k;
 
 		while (b < HIST_BUCKETS && hist_bucket_low(b + 1) <= le_ns)
-			cum += m->lat.b[b++];
+			cum += m->st.lat.b[b++];
 		evbuffer_add_printf(o, "migrationd_fault_latency_seconds_bucket{%s,le=\"%g\"} %llu\n",
 		    lab, (double)le_ns / 1e9, (unsigned long long)cum);
 	}
 	evbuffer_add_printf(o, "migrationd_fault_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
-	    lab, (unsigned long long)m->lat.count);
+	    lab, (unsigned long long)m->st.lat.count);
 	evbuffer_add_printf(o, "migrationd_fault_latency_seconds_sum{%s} %.9f\n", lab,
-	    (double)m->lat.sum_ns / 1e9);
+	    (double)m->st.lat.sum_ns / 1e9);
 	evbuffer_add_printf(o, "migrationd_fault_latency_seconds_count{%s} %llu\n", lab,
-	    (unsigned long long)m->lat.count);
+	    (unsigned long long)m->st.lat.count);
 }
 
 /* A BPF log2 histogram: bucket b holds [2^b, 2^(b+1)) ns. */
@@ -108,7 +110,7 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	    "(user-space timestamps).\n# TYPE migrationd_fault_latency_seconds histogram\n"
 	    "# HELP migrationd_fault_phase_seconds Demand fault phases measured by eBPF.\n"
 	    "# TYPE migrationd_fault_phase_seconds histogram\n");
-	TAILQ_FOREACH(m, &D->migs, entry) {
+	TAILQ_FOREACH(m, &mig_all, entry) {
 		metrics_labels(lab, sizeof(lab), m);
 		evbuffer_add_printf(o, "migrationd_migration_info{%s,state=\"%s\"} 1\n", lab,
 		    mig_state_name(m->state));
@@ -123,15 +125,15 @@ metrics_cb(struct evhttp_request *req, void *arg)
 		    "migrationd_errors_total{%s,kind=\"install\"} %llu\n"
 		    "migrationd_errors_total{%s,kind=\"eexist\"} %llu\n"
 		    "migrationd_errors_total{%s,kind=\"ring\"} %llu\n",
-		    lab, (unsigned long long)m->pages_demand, lab,
-		    (unsigned long long)m->pages_background, lab,
-		    (unsigned long long)m->pages_zero, lab,
-		    (unsigned long long)m->pages_poisoned, lab,
-		    (unsigned long long)m->pages_duplicate, lab,
-		    (unsigned long long)m->demand_faults, lab, m->reconnects, lab,
-		    (unsigned long long)m->install_errors, lab,
-		    (unsigned long long)m->install_eexist, lab,
-		    (unsigned long long)m->ring_errors);
+		    lab, (unsigned long long)m->st.pages_demand, lab,
+		    (unsigned long long)m->st.pages_background, lab,
+		    (unsigned long long)m->st.pages_zero, lab,
+		    (unsigned long long)m->st.pages_poisoned, lab,
+		    (unsigned long long)m->st.pages_duplicate, lab,
+		    (unsigned long long)m->st.demand_faults, lab, m->st.reconnects, lab,
+		    (unsigned long long)m->st.install_errors, lab,
+		    (unsigned long long)m->st.install_eexist, lab,
+		    (unsigned long long)m->st.ring_errors);
 		if (m->role != MIG_DEST)
 			continue;
 		metrics_user_hist(o, m, lab);

@@ -11,7 +11,7 @@
 
 #include "journal.h"
 #include "log.h"
-#include "migrationd.h"
+#include "util.h"
 
 struct config_ctx {
 	struct config	*c;

@@ -2,9 +2,10 @@
  * peer: connections between two migrationd hosts. Accepts and dials
  * TLS connections (tls.c), cuts the byte stream into frames (frame.c),
  * checks each header before its payload is touched, and hands frames to the
- * source or destination role. The first frame of an accepted connection must
- * be a Hello (dst_hello decides); anything else closes that connection only.
- * Loop thread only.
+ * migration's role through its operations table (m->ops). The first frame
+ * of an accepted connection must be a Hello (the handler given to
+ * peer_listen decides); anything else closes that connection only. Loop
+ * thread only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,16 +20,39 @@
 
 #include "ctlmsg.h"
 #include "log.h"
-#include "migrationd.h"
+#include "peer.h"
+#include "tls.h"
+#include "util.h"
 
 static void peer_read_cb(struct bufferevent *bev, void *arg);
 static void peer_write_cb(struct bufferevent *bev, void *arg);
 static void peer_event_cb(struct bufferevent *bev, short what, void *arg);
+static void peer_set_channel(struct pconn *c, int channel);
 
 /* Limits before a migration is known: only a small Hello may come. */
 static const struct frame_limits hello_limits = {
 	.page_size = 4096, .npages = 0, .max_msg = 4096, .max_count = 0,
 };
+
+static TAILQ_HEAD(, pconn) conns = TAILQ_HEAD_INITIALIZER(conns);
+static SSL_CTX *tls_server, *tls_client;
+static struct evconnlistener *listener;
+static peer_hello_fn hello_fn;
+
+void
+peer_init(SSL_CTX *server, SSL_CTX *client)
+{
+	tls_server = server;
+	tls_client = client;
+}
+
+/* The role's bulk writer runs when `c` is the bulk channel of a role that
+ * writes bulk (the source); elsewhere bulk is read. */
+static int
+peer_writes_bulk(const struct pconn *c)
+{
+	return c->mig != NULL && c->mig->bg == c && c->mig->ops->bulk != NULL;
+}
 
 /* A bulk channel's turn again, after the loop looked for faults. */
 static void
@@ -36,8 +60,8 @@ peer_more_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pconn *c = arg;
 
-	if (c->mig != NULL && c->mig->role == MIG_SOURCE && c->mig->bg == c)
-		src_bg_writable(c);
+	if (peer_writes_bulk(c))
+		c->mig->ops->bulk(c);
 	else
 		peer_read_cb(c->bev, c);
 }
@@ -70,7 +94,7 @@ peer_bulk_turn_over(struct migration *m, int64_t t0, int64_t *t_check)
 int
 peer_fault_ready(struct migration *m)
 {
-	struct pollfd p[3];
+	struct pollfd p[4];
 	nfds_t n = 0;
 
 	if (m == NULL)
@@ -91,11 +115,8 @@ peer_fault_ready(struct migration *m)
 		}
 		p[n++] = (struct pollfd){ .fd = bufferevent_getfd(m->urgent->bev), .events = POLLIN };
 	}
-	if (m->role == MIG_DEST && m->vm != NULL && m->ev_uffd != NULL) {
-		p[n++] = (struct pollfd){ .fd = m->vm->uffd, .events = POLLIN };
-		if (m->ev_doorbell != NULL)
-			p[n++] = (struct pollfd){ .fd = m->vm->doorbell, .events = POLLIN };
-	}
+	if (m->ops->fault_fds != NULL)
+		n += (nfds_t)m->ops->fault_fds(m, p + n, (int)(4 - n));
 	return n > 0 && poll(p, n, 0) > 0;
 }
 
@@ -113,7 +134,7 @@ peer_new(struct bufferevent *bev, const char *addr)
 	event_priority_set(c->ev_more, MIG_PRI_BULK);
 	c->bev = bev;
 	c->lim = hello_limits;
-	TAILQ_INSERT_TAIL(&D->conns, c, entry);
+	TAILQ_INSERT_TAIL(&conns, c, entry);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	bufferevent_setcb(bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
 	return c;
@@ -122,7 +143,7 @@ peer_new(struct bufferevent *bev, const char *addr)
 static void
 peer_free(struct pconn *c)
 {
-	TAILQ_REMOVE(&D->conns, c, entry);
+	TAILQ_REMOVE(&conns, c, entry);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
 	free(c);
@@ -134,22 +155,45 @@ peer_close_all(void)
 {
 	struct pconn *c;
 
-	while ((c = TAILQ_FIRST(&D->conns)) != NULL) {
+	while ((c = TAILQ_FIRST(&conns)) != NULL) {
 		c->mig = NULL;
 		peer_free(c);
 	}
 }
 
 void
+peer_detach(struct pconn *c)
+{
+	struct migration *m = c->mig;
+
+	if (m == NULL)
+		return;
+	if (m->urgent == c)
+		m->urgent = NULL;
+	if (m->bg == c)
+		m->bg = NULL;
+	c->mig = NULL;
+}
+
+void
+peer_bind(struct pconn *c, struct migration *m, int channel)
+{
+	c->mig = m;
+	peer_set_channel(c, channel);
+	c->lim.page_size = m->page_size;
+	c->lim.npages = m->npages;
+	c->lim.max_msg = MIG_MSG_MAX;
+	c->lim.max_count = mig_frame_pages(m);
+	if (channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT)
+		m->urgent = c;
+	else
+		m->bg = c;
+}
+
+void
 peer_close(struct pconn *c, int flush)
 {
-	if (c->mig != NULL) {
-		if (c->mig->urgent == c)
-			c->mig->urgent = NULL;
-		if (c->mig->bg == c)
-			c->mig->bg = NULL;
-		c->mig = NULL;
-	}
+	peer_detach(c);
 	/* Flush what is queued (a Refuse, a Complete), then free. */
 	if (flush && !c->closing && !D->stopping &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
@@ -171,21 +215,14 @@ void
 peer_drain(struct pconn *c)
 {
 	struct timeval tv = { D->conf.handshake_timeout, 0 };
-	struct migration *m = c->mig;
 
-	if (m != NULL) {
-		if (m->urgent == c)
-			m->urgent = NULL;
-		if (m->bg == c)
-			m->bg = NULL;
-		c->mig = NULL;
-	}
+	peer_detach(c);
 	c->draining = 1;
 	bufferevent_set_timeouts(c->bev, &tv, NULL);
 }
 
 /* Which channel `c` carries decides its loop priority. */
-void
+static void
 peer_set_channel(struct pconn *c, int channel)
 {
 	c->channel = channel;
@@ -233,9 +270,20 @@ peer_heartbeat(struct migration *m)
 
 	if (m->ev_ping != NULL)
 		return;
-	m->ev_ping = event_new(D->base, -1, EV_PERSIST, peer_ping_cb, m);
+	if ((m->ev_ping = event_new(D->base, -1, EV_PERSIST, peer_ping_cb, m)) == NULL) {
+		log_warnx("migration %s: no heartbeat: out of memory", m->id);
+		return;
+	}
 	event_priority_set(m->ev_ping, MIG_PRI_FAULT);
 	event_add(m->ev_ping, &tv);
+}
+
+void
+peer_heartbeat_stop(struct migration *m)
+{
+	if (m->ev_ping != NULL)
+		event_free(m->ev_ping);
+	m->ev_ping = NULL;
 }
 
 /* Connection failed or ended: tell its migration, then drop it. */
@@ -245,10 +293,7 @@ peer_lost(struct pconn *c, const char *why)
 	struct migration *m = c->mig;
 
 	if (m != NULL) {
-		if (m->role == MIG_SOURCE)
-			src_conn_lost(c, why);
-		else
-			dst_conn_lost(c, why);
+		m->ops->conn_lost(c, why);
 	} else {
 		log_info("peer %s: closed: %s", c->addr, why);
 	}
@@ -279,7 +324,7 @@ peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload)
 		return -1;
 	}
 	if (c->mig != NULL)
-		c->mig->bytes_sent += FRAME_HDR_LEN + h->len;
+		c->mig->st.bytes_sent += FRAME_HDR_LEN + h->len;
 	return 0;
 }
 
@@ -302,7 +347,7 @@ peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg)
 	return rc;
 }
 
-static void
+int
 peer_refuse(struct pconn *c, const char *reason)
 {
 	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
@@ -314,6 +359,7 @@ peer_refuse(struct pconn *c, const char *reason)
 	m.refuse = &r;
 	peer_send_msg(c, &m);
 	peer_close(c, 1);
+	return -1;
 }
 
 /* First frame of an accepted connection. Returns -1 if `c` is gone. */
@@ -334,10 +380,10 @@ peer_first_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *p)
 		peer_refuse(c, "expected a Hello");
 		return -1;
 	}
-	rc = dst_hello(c, msg->hello);
+	rc = hello_fn != NULL ? hello_fn(c, msg->hello) : peer_refuse(c, "not accepting migrations");
 	migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 	if (rc < 0)
-		return -1;	/* dst_hello refused and closed */
+		return -1;	/* the handler refused and closed */
 	/* Authenticated: the hand-shake time-out becomes the liveness check. */
 	peer_live(c);
 	return 0;
@@ -406,13 +452,11 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 		}
 		payload += FRAME_HDR_LEN;
 		if (c->mig != NULL)
-			c->mig->bytes_received += FRAME_HDR_LEN + h.len;
+			c->mig->st.bytes_received += FRAME_HDR_LEN + h.len;
 		if (c->mig == NULL)
 			rc = peer_first_frame(c, &h, payload);
-		else if (c->mig->role == MIG_SOURCE)
-			rc = src_frame(c, &h, payload);
 		else
-			rc = dst_frame(c, &h, payload);
+			rc = c->mig->ops->frame(c, &h, payload);
 		if (rc < 0)
 			return;	/* c was closed */
 		evbuffer_drain(in, FRAME_HDR_LEN + h.len);
@@ -437,8 +481,8 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 		peer_read_cb(bev, c);	/* what was already buffered */
 		return;
 	}
-	if (c->mig != NULL && c->mig->role == MIG_SOURCE && c->mig->bg == c)
-		src_bg_writable(c);
+	if (peer_writes_bulk(c))
+		c->mig->ops->bulk(c);
 }
 
 static void
@@ -452,8 +496,8 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
-		if (c->mig != NULL && c->mig->role == MIG_SOURCE)
-			src_connected(c);
+		if (c->mig != NULL && c->mig->ops->connected != NULL)
+			c->mig->ops->connected(c);
 		return;
 	}
 	if (c->closing || c->draining) {
@@ -489,7 +533,7 @@ peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	snprintf(addr, sizeof(addr), "%s:%u", host,
 	    ntohs(((struct sockaddr_in *)sa)->sin_port));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if ((bev = tls_bev_accept(D->tls_server, fd)) == NULL) {
+	if ((bev = tls_bev_accept(tls_server, fd)) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -525,7 +569,7 @@ peer_accept_error_cb(struct evconnlistener *l, void *arg)
 }
 
 int
-peer_listen(const char *hostport)
+peer_listen(const char *hostport, peer_hello_fn hello)
 {
 	struct sockaddr_storage ss;
 	int sslen;
@@ -534,15 +578,24 @@ peer_listen(const char *hostport)
 		log_warnx("%s: bad address %s (want IP:PORT)", __func__, hostport);
 		return -1;
 	}
-	D->peer_listener = evconnlistener_new_bind(D->base, peer_accept_cb, NULL,
+	hello_fn = hello;
+	listener = evconnlistener_new_bind(D->base, peer_accept_cb, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 64,
 	    (struct sockaddr *)&ss, sslen);
-	if (D->peer_listener == NULL) {
+	if (listener == NULL) {
 		log_warn("%s: %s", __func__, hostport);
 		return -1;
 	}
-	evconnlistener_set_error_cb(D->peer_listener, peer_accept_error_cb);
+	evconnlistener_set_error_cb(listener, peer_accept_error_cb);
 	return 0;
+}
+
+void
+peer_listen_stop(void)
+{
+	if (listener != NULL)
+		evconnlistener_free(listener);
+	listener = NULL;
 }
 
 struct pconn *
@@ -564,23 +617,17 @@ peer_connect(struct migration *m, const char *hostport, int channel)
 		memmove(host, host + 1, strlen(host));
 		host[strcspn(host, "]")] = '\0';
 	}
-	if ((bev = tls_bev_connect(D->tls_client, host)) == NULL)
+	if ((bev = tls_bev_connect(tls_client, host)) == NULL)
 		return NULL;
 	if ((c = peer_new(bev, hostport)) == NULL) {
 		bufferevent_free(bev);
 		return NULL;
 	}
-	c->mig = m;
-	peer_set_channel(c, channel);
-	c->lim.page_size = m->page_size;
-	c->lim.npages = m->npages;
-	c->lim.max_msg = MIG_MSG_MAX;
-	c->lim.max_count = mig_frame_pages(m);
+	peer_bind(c, m, channel);
 	bufferevent_set_timeouts(bev, &tv, NULL);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, sslen) < 0) {
 		log_warn("%s: %s", __func__, hostport);
-		c->mig = NULL;
 		peer_close(c, 0);
 		return NULL;
 	}

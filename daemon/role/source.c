@@ -21,22 +21,56 @@
 #include "bitmap.h"
 #include "ctlmsg.h"
 #include "log.h"
-#include "migrationd.h"
+#include "peer.h"
 #include "probes.h"
+#include "session.h"
+#include "source.h"
+#include "util.h"
+#include "vm.h"
 
 static void src_schedule_retry(struct migration *m);
 static void src_resync(struct migration *m, const uint8_t *installed);
+static void src_bg_writable(struct pconn *c);
+static void src_conn_lost(struct pconn *c, const char *why);
+extern const struct mig_ops src_ops;
 
 static void
 src_fail(struct migration *m, const char *why)
 {
-	int paused = m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT;
+	int paused = m->state == MIG_BLACKOUT;
 
-	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__FAILED, "%s", why);
+	mig_set_state(m, MIG_FAILED, "%s", why);
 	/* The destination never got the state: the VM runs on here. */
 	if (paused && m->vm != NULL)
 		vm_send_resume_local(m->vm, why);
-	mig_finish(m);
+	session_finish(m);
+}
+
+/* The role's state of a new or revived source migration. -1: no memory. */
+static int
+src_state_new(struct migration *m)
+{
+	if ((m->src = calloc(1, sizeof(*m->src))) == NULL)
+		return -1;
+	m->src->memfd = -1;
+	m->ops = &src_ops;
+	return 0;
+}
+
+static void
+src_release(struct migration *m)
+{
+	struct mig_src *s = m->src;
+
+	if (s == NULL)
+		return;
+	if (s->ev_retry != NULL)
+		event_free(s->ev_retry);
+	if (s->memfd >= 0)
+		close(s->memfd);
+	free(s->sent);
+	free(s);
+	m->src = NULL;
 }
 
 int
@@ -57,24 +91,29 @@ src_start(struct vm *v, const char *dest, const char *token,
 		snprintf(err, errlen, "VM %s is already migrating (%s)", v->name, v->mig->id);
 		return -1;
 	}
-	if (token == NULL || *token == '\0' || strlen(token) >= sizeof(m->token)) {
+	if (token == NULL || *token == '\0' || strlen(token) >= sizeof(m->src->token)) {
 		snprintf(err, errlen, "a token from the destination's prepare is required");
 		return -1;
 	}
-	if ((m = mig_new(v, MIG_SOURCE)) == NULL) {
+	if ((m = mig_new(v->name, MIG_SOURCE, v->ram_bytes, v->page_size)) == NULL ||
+	    src_state_new(m) < 0) {
+		if (m != NULL)
+			mig_set_state(m, MIG_FAILED, "out of memory");
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	m->vm = v;
+	v->mig = m;
 	snprintf(m->peer, sizeof(m->peer), "%s", dest);
-	snprintf(m->token, sizeof(m->token), "%s", token);
-	m->state = MIGRATIOND__V1__MIGRATION_STATE__CONNECTING;
+	snprintf(m->src->token, sizeof(m->src->token), "%s", token);
+	m->state = MIG_CONNECTING;
 	*out = m;
-	if ((m->memfd = fcntl(v->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+	if ((m->src->memfd = fcntl(v->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
 		snprintf(err, errlen, "cannot keep guest RAM: %m");
 		src_fail(m, err);
 		return 0;
 	}
-	if ((m->sent = bitmap_new(m->npages)) == NULL ||
+	if ((m->src->sent = bitmap_new(m->npages)) == NULL ||
 	    (m->urgent = peer_connect(m, dest, MIGRATIOND__PEER__V1__CHANNEL__URGENT)) == NULL) {
 		snprintf(err, errlen, "cannot connect to %s", dest);
 		src_fail(m, err);
@@ -97,8 +136,8 @@ src_send_hello(struct pconn *c, struct migration *m)
 	h.ram_bytes = m->ram_bytes;
 	h.page_size = m->page_size;
 	h.source_migration_id = m->id;
-	if (c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT && !m->resuming) {
-		h.token = m->token;
+	if (c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT && !m->src->resuming) {
+		h.token = m->src->token;
 	} else {
 		h.resume = c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT;
 		h.session_key.data = m->session_key;
@@ -109,11 +148,11 @@ src_send_hello(struct pconn *c, struct migration *m)
 	rc = peer_send_msg(c, &msg);
 	/* The token is single-use either way; do not keep it around. */
 	if (c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT)
-		memset(m->token, 0, sizeof(m->token));
+		memset(m->src->token, 0, sizeof(m->src->token));
 	return rc;
 }
 
-void
+static void
 src_connected(struct pconn *c)
 {
 	struct migration *m = c->mig;
@@ -173,7 +212,7 @@ src_read(struct migration *m, uint64_t idx, uint32_t n, uint8_t *buf, uint8_t *c
 	for (uint32_t k = 0; k < n && bulk_ok; k++)
 		bulk_ok = !src_injected(m, idx + k);
 	if (bulk_ok) {
-		r = pread(m->memfd, buf, n * ps, (off_t)(idx * ps));
+		r = pread(m->src->memfd, buf, n * ps, (off_t)(idx * ps));
 		bulk_ok = r == (ssize_t)(n * ps);
 		if (r < 0 && errno != EIO && errno != EHWPOISON)
 			return -1;
@@ -182,7 +221,7 @@ src_read(struct migration *m, uint64_t idx, uint32_t n, uint8_t *buf, uint8_t *c
 		uint8_t *p = buf + k * ps;
 
 		if (!bulk_ok && (src_injected(m, idx + k) ||
-		    pread(m->memfd, p, ps, (off_t)((idx + k) * ps)) != (ssize_t)ps)) {
+		    pread(m->src->memfd, p, ps, (off_t)((idx + k) * ps)) != (ssize_t)ps)) {
 			if (!src_injected(m, idx + k) && errno != EIO && errno != EHWPOISON)
 				return -1;
 			memset(p, 0, ps);
@@ -233,22 +272,22 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			 * overtook the background copy is answered again and
 			 * counted as a duplicate. */
 			for (uint64_t k = chunk + a; k < chunk + b; k++) {
-				if (bitmap_test(m->sent, k)) {
-					m->pages_duplicate++;
+				if (bitmap_test(m->src->sent, k)) {
+					m->st.pages_duplicate++;
 					continue;
 				}
-				bitmap_set(m->sent, k);
-				m->nsent++;
+				bitmap_set(m->src->sent, k);
+				m->src->nsent++;
 				if (cls[a] == PG_POISON) {
-					m->pages_poisoned++;
+					m->st.pages_poisoned++;
 					log_warnx("migration %s: page %llu is poisoned here; sent "
 					    "as poison", m->id, (unsigned long long)k);
 				} else if (cls[a] == PG_ZERO)
-					m->pages_zero++;
+					m->st.pages_zero++;
 				else if (demand)
-					m->pages_demand++;
+					m->st.pages_demand++;
 				else
-					m->pages_background++;
+					m->st.pages_background++;
 			}
 			a = b;
 		}
@@ -256,7 +295,7 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 	return 0;
 }
 
-void
+static void
 src_bg_writable(struct pconn *c)
 {
 	struct migration *m = c->mig;
@@ -268,11 +307,11 @@ src_bg_writable(struct pconn *c)
 	 * blackout the link carries nothing but the state, and the guest's
 	 * first touches are served on demand rather than queued behind bulk.
 	 */
-	if (m == NULL || m->state != MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY ||
-	    m->sent == NULL || !c->hello_sent)
+	if (m == NULL || m->state != MIG_POSTCOPY ||
+	    m->src->sent == NULL || !c->hello_sent)
 		return;
-	while (m->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
-		uint64_t i = m->bg_cursor, j;
+	while (m->src->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
+		uint64_t i = m->src->bg_cursor, j;
 
 		/* A demand request may wait on this thread: go on after it. */
 		if (peer_bulk_turn_over(m, t0, &t_check)) {
@@ -281,37 +320,36 @@ src_bg_writable(struct pconn *c)
 		}
 
 		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
-		while (i < m->npages && bitmap_test(m->sent, i))
+		while (i < m->npages && bitmap_test(m->src->sent, i))
 			i++;
 		if (i >= m->npages) {
-			m->bg_cursor = 0;
+			m->src->bg_cursor = 0;
 			continue;
 		}
 		j = i;
-		while (j < m->npages && j - i < mig_frame_pages(m) && !bitmap_test(m->sent, j))
+		while (j < m->npages && j - i < mig_frame_pages(m) && !bitmap_test(m->src->sent, j))
 			j++;
-		m->bg_cursor = j;
+		m->src->bg_cursor = j;
 		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
 			src_conn_lost(c, "cannot queue background pages");
 			return;
 		}
 	}
-	if (m->nsent >= m->npages && m->bg_cursor != UINT64_MAX) {
-		m->bg_cursor = UINT64_MAX;	/* log once */
+	if (m->src->nsent >= m->npages && m->src->bg_cursor != UINT64_MAX) {
+		m->src->bg_cursor = UINT64_MAX;	/* log once */
 		log_debug("migration %s: every page sent", m->id);
 	}
 }
 
-void
-src_vm_state(struct vm *v, const void *blob, size_t len)
+static void
+src_vm_state(struct migration *m, const void *blob, size_t len)
 {
 	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
 	Migrationd__Peer__V1__VmState st = MIGRATIOND__PEER__V1__VM_STATE__INIT;
-	struct migration *m = v->mig;
 
-	if (m == NULL || m->state != MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT ||
-	    m->state_sent || m->urgent == NULL) {
-		log_warnx("vm %s: state blob arrived with no migration waiting for it", v->name);
+	if (m->state != MIG_BLACKOUT || m->state_sent || m->urgent == NULL) {
+		log_warnx("vm %s: state blob arrived with no migration waiting for it",
+		    m->vm_name);
 		return;
 	}
 	st.blob.data = (uint8_t *)(uintptr_t)blob;
@@ -333,13 +371,13 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING:
 		return 0;	/* its arrival reset the liveness timer */
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME:
-		if (c == m->urgent && m->resuming &&
-		    m->state == MIGRATIOND__V1__MIGRATION_STATE__PAUSED) {
+		if (c == m->urgent && m->src->resuming &&
+		    m->state == MIG_PAUSED) {
 			peer_live(c);
 			peer_heartbeat(m);
 			return 0;	/* Resync follows */
 		}
-		if (c != m->urgent || m->state != MIGRATIOND__V1__MIGRATION_STATE__CONNECTING ||
+		if (c != m->urgent || m->state != MIG_CONNECTING ||
 		    msg->welcome->session_key.len != sizeof(m->session_key))
 			break;
 		memcpy(m->session_key, msg->welcome->session_key.data, sizeof(m->session_key));
@@ -354,11 +392,11 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			src_fail(m, "cannot ask the VMM to pause");
 			return -1;
 		}
-		m->pause_ns = now_ns();
-		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT, NULL);
+		m->src->pause_ns = now_ns();
+		mig_set_state(m, MIG_BLACKOUT, NULL);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_RESYNC:
-		if (c != m->urgent || !m->resuming ||
+		if (c != m->urgent || !m->src->resuming ||
 		    msg->resync->installed.len != (m->npages + 7) / 8)
 			break;
 		src_resync(m, msg->resync->installed.data);
@@ -377,37 +415,37 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		return -1;
 	}
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_RUNNING:
-		if (m->state != MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT || !m->state_sent)
+		if (m->state != MIG_BLACKOUT || !m->state_sent)
 			break;
-		m->blackout_ms = (double)(now_ns() - m->pause_ns) / 1e6;
-		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY, NULL);
+		m->st.blackout_ms = (double)(now_ns() - m->src->pause_ns) / 1e6;
+		mig_set_state(m, MIG_POSTCOPY, NULL);
 		log_info("migration %s: VM runs on the destination, blackout %.1f ms",
-		    m->id, m->blackout_ms);
+		    m->id, m->st.blackout_ms);
 		if (m->bg != NULL)
 			src_bg_writable(m->bg);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE:
 		/* Complete wins over a background channel that closed first. */
-		if (m->state != MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY &&
-		    m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
+		if (m->state != MIG_POSTCOPY &&
+		    m->state != MIG_PAUSED)
 			break;
-		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__COMPLETED, NULL);
+		mig_set_state(m, MIG_COMPLETED, NULL);
 		log_info("migration %s: completed: %llu pages on demand, %llu background, "
-		    "%llu zero", m->id, (unsigned long long)m->pages_demand,
-		    (unsigned long long)m->pages_background, (unsigned long long)m->pages_zero);
+		    "%llu zero", m->id, (unsigned long long)m->st.pages_demand,
+		    (unsigned long long)m->st.pages_background, (unsigned long long)m->st.pages_zero);
 		if (m->vm != NULL)
 			vm_send_completed(m->vm);
-		mig_finish(m);
+		session_finish(m);
 		return -1;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT: {
 		char why[300];
 
 		snprintf(why, sizeof(why), "destination aborted: %s", msg->abort->reason);
 		/* The destination says its VM never ran: safe to resume here. */
-		if (!m->state_sent || m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT) {
+		if (!m->state_sent || m->state == MIG_BLACKOUT) {
 			src_fail(m, why);
 		} else {
-			mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED, "%s", why);
+			mig_set_state(m, MIG_PAUSED, "%s", why);
 			peer_close(c, 0);
 		}
 		return -1;
@@ -415,14 +453,10 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 	default:
 		break;
 	}
-	log_warnx("migration %s: unexpected peer message %d in state %s", m->id,
-	    (int)msg->msg_case, mig_state_name(m->state));
-	src_conn_lost(c, "protocol error");
-	peer_close(c, 0);
-	return -1;
+	return session_unexpected(c, (int)msg->msg_case);
 }
 
-int
+static int
 src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 {
 	struct migration *m = c->mig;
@@ -448,16 +482,13 @@ src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 			break;
 		}
 		/* The guest works here now: stream on from this point. */
-		m->bg_cursor = h->index + h->count;
+		m->src->bg_cursor = h->index + h->count;
 		return 0;
 	default:
 		why = "unexpected frame type at the source";
 		break;
 	}
-	log_warnx("migration %s: peer %s: %s", m->id, c->addr, why);
-	src_conn_lost(c, why);
-	peer_close(c, 0);
-	return -1;
+	return session_error(c, why);
 }
 
 static void
@@ -465,9 +496,9 @@ src_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
 
-	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED || m->urgent != NULL)
+	if (m->state != MIG_PAUSED || m->urgent != NULL)
 		return;
-	m->resuming = 1;
+	m->src->resuming = 1;
 	log_info("migration %s: reconnecting to %s", m->id, m->peer);
 	m->urgent = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
 	if (m->urgent == NULL)
@@ -480,14 +511,14 @@ src_schedule_retry(struct migration *m)
 {
 	struct timeval tv;
 
-	if (m->ev_retry == NULL)
-		m->ev_retry = evtimer_new(D->base, src_retry_cb, m);
-	m->retry_ms = m->retry_ms ? m->retry_ms * 2 : MIG_RETRY_MIN_MS;
-	if (m->retry_ms > MIG_RETRY_MAX_MS)
-		m->retry_ms = MIG_RETRY_MAX_MS;
-	tv.tv_sec = m->retry_ms / 1000;
-	tv.tv_usec = (m->retry_ms % 1000) * 1000;
-	evtimer_add(m->ev_retry, &tv);
+	if (m->src->ev_retry == NULL)
+		m->src->ev_retry = evtimer_new(D->base, src_retry_cb, m);
+	m->src->retry_ms = m->src->retry_ms ? m->src->retry_ms * 2 : MIG_RETRY_MIN_MS;
+	if (m->src->retry_ms > MIG_RETRY_MAX_MS)
+		m->src->retry_ms = MIG_RETRY_MAX_MS;
+	tv.tv_sec = m->src->retry_ms / 1000;
+	tv.tv_usec = (m->src->retry_ms % 1000) * 1000;
+	evtimer_add(m->src->ev_retry, &tv);
 }
 
 /*
@@ -501,20 +532,20 @@ src_resync(struct migration *m, const uint8_t *installed)
 
 	for (uint64_t i = 0; i < m->npages; i++) {
 		if (installed[i / 8] & (1u << (i % 8))) {
-			bitmap_set(m->sent, i);
+			bitmap_set(m->src->sent, i);
 			n++;
 		} else {
-			bitmap_clear(m->sent, i);
+			bitmap_clear(m->src->sent, i);
 		}
 	}
-	m->nsent = n;
-	m->bg_cursor = 0;
-	m->resuming = 0;
-	m->retry_ms = 0;
-	m->reconnects++;
+	m->src->nsent = n;
+	m->src->bg_cursor = 0;
+	m->src->resuming = 0;
+	m->src->retry_ms = 0;
+	m->st.reconnects++;
 	m->bg = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
 	m->reason[0] = '\0';
-	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__POSTCOPY, NULL);
+	mig_set_state(m, MIG_POSTCOPY, NULL);
 	log_info("migration %s: resumed: destination has %llu of %llu pages", m->id,
 	    (unsigned long long)n, (unsigned long long)m->npages);
 	if (m->bg == NULL)
@@ -525,19 +556,19 @@ src_resync(struct migration *m, const uint8_t *installed)
  * After a restart of this daemon the source VMM attached again: map its RAM
  * and reconnect; the destination's Resync says what it still needs.
  */
-void
+static void
 src_reattach(struct migration *m)
 {
-	if ((m->memfd = fcntl(m->vm->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
+	if ((m->src->memfd = fcntl(m->vm->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
 		snprintf(m->reason, sizeof(m->reason), "cannot keep guest RAM: %m");
 		return;
 	}
-	if ((m->sent = bitmap_new(m->npages)) == NULL) {
+	if ((m->src->sent = bitmap_new(m->npages)) == NULL) {
 		snprintf(m->reason, sizeof(m->reason), "out of memory");
 		return;
 	}
 	m->state_sent = 1;
-	m->retry_ms = 0;
+	m->src->retry_ms = 0;
 	snprintf(m->reason, sizeof(m->reason), "daemon restarted; VM re-attached; "
 	    "reconnecting to %s", m->peer);
 	src_schedule_retry(m);
@@ -546,13 +577,13 @@ src_reattach(struct migration *m)
 int
 src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
 {
-	if (m->role != MIG_SOURCE || m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED) {
+	if (m->role != MIG_SOURCE || m->state != MIG_PAUSED) {
 		snprintf(err, errlen, "migration %s is %s; only a paused source-side "
 		    "migration can be recovered (the source reconnects)", m->id,
 		    mig_state_name(m->state));
 		return -1;
 	}
-	m->held = 0;
+	m->src->held = 0;
 	if (dest != NULL && *dest != '\0') {
 		log_info("migration %s: operator moves the destination from %s to %s",
 		    m->id, m->peer, dest);
@@ -560,49 +591,51 @@ src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
 	}
 	if (m->urgent != NULL)
 		peer_close(m->urgent, 0);
-	m->retry_ms = 0;
-	if (m->ev_retry == NULL)
-		m->ev_retry = evtimer_new(D->base, src_retry_cb, m);
-	evtimer_del(m->ev_retry);
+	m->src->retry_ms = 0;
+	if (m->src->ev_retry == NULL)
+		m->src->ev_retry = evtimer_new(D->base, src_retry_cb, m);
+	evtimer_del(m->src->ev_retry);
 	src_retry_cb(-1, 0, m);
 	return 0;
 }
 
-void
+static int
+src_early(const struct migration *m)
+{
+	return !m->state_sent;
+}
+
+static void
+src_paused(struct migration *m, const char *why, int was_paused)
+{
+	if (was_paused)
+		snprintf(m->reason, sizeof(m->reason), "link to %s down: %s; reconnecting "
+		    "(back-off %u ms)", m->peer, why, m->src->retry_ms);
+	m->src->resuming = 0;
+	if (!m->src->held && (m->src->ev_retry == NULL ||
+	    !evtimer_pending(m->src->ev_retry, NULL)))
+		src_schedule_retry(m);
+}
+
+static void
+src_early_what(const struct migration *m, char *buf, size_t len)
+{
+	snprintf(buf, len, "connection to %s lost before the VM state was sent", m->peer);
+}
+
+static const struct session_policy src_policy = {
+	.early = src_early,
+	.fail = src_fail,
+	.early_what = src_early_what,
+	.dir = "to",
+	.then = "reconnecting",
+	.paused = src_paused,
+};
+
+static void
 src_conn_lost(struct pconn *c, const char *why)
 {
-	struct migration *m = c->mig;
-
-	if (m == NULL || !mig_active(m))
-		return;
-	if (!m->state_sent) {
-		char buf[300];
-
-		snprintf(buf, sizeof(buf), "connection to %s lost before the VM state was "
-		    "sent: %s", m->peer, why);
-		c->mig = NULL;	/* the caller frees c */
-		if (m->urgent == c)
-			m->urgent = NULL;
-		if (m->bg == c)
-			m->bg = NULL;
-		src_fail(m, buf);
-		return;
-	}
-	if (m->state != MIGRATIOND__V1__MIGRATION_STATE__PAUSED)
-		mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED,
-		    "%s channel to %s lost: %s; reconnecting", c == m->bg ? "background" :
-		    "urgent", m->peer, why);
-	else
-		snprintf(m->reason, sizeof(m->reason), "link to %s down: %s; reconnecting "
-		    "(back-off %u ms)", m->peer, why, m->retry_ms);
-	/* Start both channels over; the caller frees `c`. */
-	if (m->urgent != NULL && m->urgent != c)
-		peer_close(m->urgent, 0);
-	if (m->bg != NULL && m->bg != c)
-		peer_close(m->bg, 0);
-	m->resuming = 0;
-	if (!m->held && (m->ev_retry == NULL || !evtimer_pending(m->ev_retry, NULL)))
-		src_schedule_retry(m);
+	session_lost(c, why, &src_policy);
 }
 
 /*
@@ -618,15 +651,15 @@ src_pause(struct migration *m, char *err, size_t errlen)
 		    "post-copy can be paused", m->id, mig_state_name(m->state));
 		return -1;
 	}
-	m->held = 1;
-	if (m->ev_retry != NULL)
-		evtimer_del(m->ev_retry);
+	m->src->held = 1;
+	if (m->src->ev_retry != NULL)
+		evtimer_del(m->src->ev_retry);
 	if (m->bg != NULL)
 		peer_close(m->bg, 0);
 	if (m->urgent != NULL)
 		peer_close(m->urgent, 0);
-	m->resuming = 0;
-	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__PAUSED, "paused by the operator; "
+	m->src->resuming = 0;
+	mig_set_state(m, MIG_PAUSED, "paused by the operator; "
 	    "`mig-ctl recover` resumes it");
 	return 0;
 }
@@ -639,7 +672,7 @@ src_pause(struct migration *m, char *err, size_t errlen)
 int
 src_cancel(struct migration *m, char *err, size_t errlen)
 {
-	int paused = m->state == MIGRATIOND__V1__MIGRATION_STATE__BLACKOUT;
+	int paused = m->state == MIG_BLACKOUT;
 
 	if (m->role != MIG_SOURCE || !mig_active(m) || m->state_sent) {
 		snprintf(err, errlen, "migration %s is %s%s: it cannot be cancelled", m->id,
@@ -647,9 +680,28 @@ src_cancel(struct migration *m, char *err, size_t errlen)
 		    "(the VM may run on the destination; pause or recover instead)" : "");
 		return -1;
 	}
-	mig_set_state(m, MIGRATIOND__V1__MIGRATION_STATE__CANCELLED, "cancelled by the operator");
+	mig_set_state(m, MIG_CANCELLED, "cancelled by the operator");
 	if (paused && m->vm != NULL)
 		vm_send_resume_local(m->vm, "migration cancelled");
-	mig_finish(m);
+	session_finish(m);
 	return 0;
 }
+
+/* A record of a running source migration came back after a restart. */
+void
+src_revive(struct migration *m)
+{
+	if (src_state_new(m) < 0)
+		log_warnx("migration %s: out of memory reviving it", m->id);
+}
+
+const struct mig_ops src_ops = {
+	.name = "source",
+	.frame = src_frame,
+	.conn_lost = src_conn_lost,
+	.connected = src_connected,
+	.bulk = src_bg_writable,
+	.vm_state = src_vm_state,
+	.reattach = src_reattach,
+	.release = src_release,
+};

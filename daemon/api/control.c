@@ -7,7 +7,8 @@
  * against the CA). One dispatch switch over the method table of grpcmsg.c;
  * requests are decoded there into protobuf-c structs, checked here, and
  * answered with a status. WatchMigration keeps a watcher per stream, fed by
- * ctl_mig_changed() (called from mig_set_state) and a timer. Loop thread.
+ * the model's state changes (an observer, ctl_observer) and a timer. Loop
+ * thread.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -25,18 +26,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control.h"
+#include "dest.h"
 #include "grpcmsg.h"
 #include "h2.h"
 #include "latency.h"
 #include "log.h"
-#include "migrationd.h"
+#include "migration.h"
+#include "source.h"
+#include "tls.h"
+#include "util.h"
+#include "view.h"
+#include "vm.h"
 
 #ifndef MIG_VERSION
 #define MIG_VERSION "unknown"
 #endif
 
 #define CTL_WATCH_MS		500
-#define CTL_LATENCY_SOURCE	"user-space timestamps"
 
 struct ctl_watch {
 	LIST_ENTRY(ctl_watch)	 entry;
@@ -52,14 +59,8 @@ static LIST_HEAD(, ctl_watch) watches = LIST_HEAD_INITIALIZER(watches);
 static int64_t ctl_started_ns;
 static int ctl_activated;		/* control socket from systemd */
 static gid_t ctl_gid = (gid_t)-1;	/* [control] group */
-static struct evconnlistener *ctl_tcp;
+static struct evconnlistener *ctl_unix, *ctl_tcp;
 static SSL_CTX *ctl_tls;
-
-static uint64_t
-pages_moved(const struct migration *m)
-{
-	return m->pages_demand + m->pages_background + m->pages_zero;
-}
 
 static void
 ctl_watch_free(struct ctl_watch *w)
@@ -82,34 +83,34 @@ ctl_watch_closed(struct h2stream *s, void *arg)
  */
 static int
 ctl_watch_emit(struct ctl_watch *w, Migrationd__V1__MigrationEvent__Kind kind,
-    Migrationd__V1__MigrationState prev)
+    enum mig_state prev)
 {
 	Migrationd__V1__MigrationEvent ev = MIGRATIOND__V1__MIGRATION_EVENT__INIT;
 	Migrationd__V1__Migration one;
 	const struct migration *m = w->m;
 	int64_t now = now_ns();
 	double dt = w->last_ns ? (double)(now - w->last_ns) / 1e9 : 0;
-	uint64_t pages = pages_moved(m), bytes = m->bytes_sent + m->bytes_received;
+	uint64_t pages = mig_pages_moved(m), bytes = m->st.bytes_sent + m->st.bytes_received;
 	double rate;
 
-	mig_to_proto(m, &one);
+	view_fill(m, &one);
 	ev.kind = kind;
 	ev.migration = &one;
-	ev.previous_state = prev;
+	ev.previous_state = view_state(prev);
 	ev.unix_ms = now_ms();
 	if (dt > 0) {
 		ev.pages_per_s = (double)(pages - w->last_pages) / dt;
 		ev.bytes_per_s = (double)(bytes - w->last_bytes) / dt;
-		ev.faults_per_s = (double)(m->demand_faults - w->last_faults) / dt;
+		ev.faults_per_s = (double)(m->st.demand_faults - w->last_faults) / dt;
 	}
-	ev.fault_p50_us = (double)hist_quantile(&m->lat, 0.50) / 1e3;
-	ev.fault_p90_us = (double)hist_quantile(&m->lat, 0.90) / 1e3;
-	ev.fault_p99_us = (double)hist_quantile(&m->lat, 0.99) / 1e3;
-	ev.fault_p999_us = (double)hist_quantile(&m->lat, 0.999) / 1e3;
+	ev.fault_p50_us = (double)hist_quantile(&m->st.lat, 0.50) / 1e3;
+	ev.fault_p90_us = (double)hist_quantile(&m->st.lat, 0.90) / 1e3;
+	ev.fault_p99_us = (double)hist_quantile(&m->st.lat, 0.99) / 1e3;
+	ev.fault_p999_us = (double)hist_quantile(&m->st.lat, 0.999) / 1e3;
 	ev.progress = m->npages ? (double)pages / (double)m->npages : 0;
 	if (ev.progress > 1)
 		ev.progress = 1;
-	if (m->state == MIGRATIOND__V1__MIGRATION_STATE__COMPLETED)
+	if (m->state == MIG_COMPLETED)
 		ev.progress = 1;
 	rate = ev.pages_per_s;
 	ev.eta_s = !mig_active(m) ? 0 : rate > 0 && m->npages >= pages ?
@@ -120,7 +121,7 @@ ctl_watch_emit(struct ctl_watch *w, Migrationd__V1__MigrationEvent__Kind kind,
 		w->last_ns = now;
 		w->last_pages = pages;
 		w->last_bytes = bytes;
-		w->last_faults = m->demand_faults;
+		w->last_faults = m->st.demand_faults;
 	}
 	if (h2_send(w->s, &ev.base) < 0) {
 		h2_finish(w->s, GRPC_INTERNAL, "cannot send the event");
@@ -144,11 +145,14 @@ ctl_watch_tick(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(w->ev, &w->tv);
 }
 
-void
-ctl_mig_changed(struct migration *m, Migrationd__V1__MigrationState prev)
+/* The model's observer: a state change is an event for m's watchers. */
+static void
+ctl_observer(struct migration *m, enum mig_event what, enum mig_state prev)
 {
 	struct ctl_watch *w, *next;
 
+	if (what != MIG_EV_STATE)
+		return;
 	for (w = LIST_FIRST(&watches); w != NULL; w = next) {
 		next = LIST_NEXT(w, entry);
 		if (w->m == m)
@@ -215,9 +219,9 @@ ctl_list(struct h2stream *s, const Migrationd__V1__ListMigrationsRequest *q)
 		h2_finish(s, GRPC_INVALID_ARGUMENT, "unknown state");
 		return 0;
 	}
-	TAILQ_FOREACH(m, &D->migs, entry)
+	TAILQ_FOREACH(m, &mig_all, entry)
 		nm++;
-	TAILQ_FOREACH(v, &D->vms, entry)
+	TAILQ_FOREACH(v, &vm_all, entry)
 		nv++;
 	all = calloc(nm + 1, sizeof(*all));
 	allp = calloc(nm + 1, sizeof(*allp));
@@ -227,18 +231,17 @@ ctl_list(struct h2stream *s, const Migrationd__V1__ListMigrationsRequest *q)
 		h2_finish(s, GRPC_INTERNAL, "out of memory");
 		goto out;
 	}
-	TAILQ_FOREACH(m, &D->migs, entry) {
-		Migrationd__V1__Role role = m->role == MIG_SOURCE ?
-		    MIGRATIOND__V1__ROLE__SOURCE : MIGRATIOND__V1__ROLE__DESTINATION;
+	TAILQ_FOREACH(m, &mig_all, entry) {
+		Migrationd__V1__Role role = view_role(m->role);
 
-		if ((q->state && m->state != q->state) || (q->role && role != q->role) ||
+		if ((q->state && view_state(m->state) != q->state) || (q->role && role != q->role) ||
 		    (q->vm[0] && strcmp(q->vm, m->vm_name)))
 			continue;
-		mig_to_proto(m, &all[lr.n_migrations]);
+		view_fill(m, &all[lr.n_migrations]);
 		allp[lr.n_migrations] = &all[lr.n_migrations];
 		lr.n_migrations++;
 	}
-	TAILQ_FOREACH(v, &D->vms, entry) {
+	TAILQ_FOREACH(v, &vm_all, entry) {
 		Migrationd__V1__VmInfo *x = &vi[lr.n_vms];
 
 		migrationd__v1__vm_info__init(x);
@@ -262,129 +265,6 @@ out:
 	free(vi);
 	free(vip);
 	return 0;
-}
-
-/* The eBPF view of a migration's faults, when the programs are attached. */
-static void
-ctl_latency_bpf(const struct migration *m, Migrationd__V1__GetFaultLatencyResponse *r)
-{
-	static const char *names[FL_NPHASES] = { "total", "queue", "net", "install", "wake" };
-	uint32_t tids[64];
-	int nt;
-
-	if (!lat_active() || m->role != MIG_DEST)
-		return;
-	r->annotated_exits = lat_counter(FL_CTR_ANNOTATED);
-	r->phases = calloc(FL_NPHASES, sizeof(*r->phases));
-	for (int p = 0; r->phases != NULL && p < FL_NPHASES; p++) {
-		Migrationd__V1__PhaseLatency *x;
-		struct fl_hist h;
-		size_t nb = 0;
-
-		if (lat_read(m->num, 0, p, &h) < 0 || h.count == 0 ||
-		    (x = calloc(1, sizeof(*x))) == NULL)
-			continue;
-		migrationd__v1__phase_latency__init(x);
-		x->phase = (char *)(uintptr_t)names[p];
-		x->count = h.count;
-		x->p50_us = (double)lat_quantile(&h, 0.50) / 1e3;
-		x->p99_us = (double)lat_quantile(&h, 0.99) / 1e3;
-		x->mean_us = (double)h.sum_ns / (double)h.count / 1e3;
-		x->buckets = calloc(FL_BUCKETS, sizeof(*x->buckets));
-		for (int b = 0; x->buckets != NULL && b < FL_BUCKETS; b++) {
-			Migrationd__V1__LatencyBucket *lb;
-
-			if (h.b[b] == 0 || (lb = calloc(1, sizeof(*lb))) == NULL)
-				continue;
-			migrationd__v1__latency_bucket__init(lb);
-			lb->lower_us = b == 0 ? 0 : (double)(1ull << b) / 1e3;
-			lb->upper_us = (double)(2ull << b) / 1e3;
-			lb->count = h.b[b];
-			x->buckets[nb++] = lb;
-		}
-		x->n_buckets = nb;
-		r->phases[r->n_phases++] = x;
-	}
-	nt = lat_threads(m->num, tids, 64);
-	r->threads = calloc((size_t)nt + 1, sizeof(*r->threads));
-	for (int i = 0; r->threads != NULL && i < nt; i++) {
-		Migrationd__V1__ThreadLatency *t;
-		struct fl_hist h;
-
-		if (lat_read(m->num, tids[i], FL_TOTAL, &h) < 0 ||
-		    (t = calloc(1, sizeof(*t))) == NULL)
-			continue;
-		migrationd__v1__thread_latency__init(t);
-		t->tid = tids[i];
-		t->count = h.count;
-		t->p50_us = (double)lat_quantile(&h, 0.50) / 1e3;
-		t->p99_us = (double)lat_quantile(&h, 0.99) / 1e3;
-		r->threads[r->n_threads++] = t;
-	}
-}
-
-static void
-ctl_latency_bpf_free(Migrationd__V1__GetFaultLatencyResponse *r)
-{
-	for (size_t p = 0; p < r->n_phases; p++) {
-		for (size_t b = 0; b < r->phases[p]->n_buckets; b++)
-			free(r->phases[p]->buckets[b]);
-		free(r->phases[p]->buckets);
-		free(r->phases[p]);
-	}
-	free(r->phases);
-	for (size_t t = 0; t < r->n_threads; t++)
-		free(r->threads[t]);
-	free(r->threads);
-}
-
-static void
-ctl_latency(struct h2stream *s, struct migration *m)
-{
-	Migrationd__V1__GetFaultLatencyResponse r =
-	    MIGRATIOND__V1__GET_FAULT_LATENCY_RESPONSE__INIT;
-	Migrationd__V1__LatencyBucket *b = NULL, **bp = NULL;
-	const struct hist *h = &m->lat;
-	size_t n = 0;
-
-	for (unsigned i = 0; i < HIST_BUCKETS; i++)
-		n += h->b[i] != 0;
-	if ((b = calloc(n + 1, sizeof(*b))) == NULL || (bp = calloc(n + 1, sizeof(*bp))) == NULL) {
-		free(b);
-		h2_finish(s, GRPC_INTERNAL, "out of memory");
-		return;
-	}
-	for (unsigned i = 0; i < HIST_BUCKETS; i++) {
-		Migrationd__V1__LatencyBucket *x;
-
-		if (h->b[i] == 0)
-			continue;
-		x = &b[r.n_buckets];
-		migrationd__v1__latency_bucket__init(x);
-		x->lower_us = (double)hist_bucket_low(i) / 1e3;
-		x->upper_us = (double)(i + 1 < HIST_BUCKETS ? hist_bucket_low(i + 1) :
-		    h->max_ns + 1) / 1e3;
-		x->count = h->b[i];
-		bp[r.n_buckets++] = x;
-	}
-	r.buckets = bp;
-	r.migration_id = m->id;
-	r.vm = m->vm_name;
-	r.count = h->count;
-	r.p50_us = (double)hist_quantile(h, 0.50) / 1e3;
-	r.p90_us = (double)hist_quantile(h, 0.90) / 1e3;
-	r.p99_us = (double)hist_quantile(h, 0.99) / 1e3;
-	r.p999_us = (double)hist_quantile(h, 0.999) / 1e3;
-	r.min_us = (double)h->min_ns / 1e3;
-	r.max_us = (double)h->max_ns / 1e3;
-	r.mean_us = h->count ? (double)h->sum_ns / (double)h->count / 1e3 : 0;
-	r.source = CTL_LATENCY_SOURCE;
-	ctl_latency_bpf(m, &r);
-	h2_send(s, &r.base);
-	h2_finish(s, GRPC_OK, NULL);
-	ctl_latency_bpf_free(&r);
-	free(b);
-	free(bp);
 }
 
 static void
@@ -416,9 +296,9 @@ ctl_health(struct h2stream *s)
 	r.control_tls = D->conf.control_listen[0] != '\0';
 	r.latency_source = (char *)(uintptr_t)lat_status();
 	r.ebpf = (char *)(uintptr_t)(lat_active() ? "loaded" : lat_status());
-	TAILQ_FOREACH(v, &D->vms, entry)
+	TAILQ_FOREACH(v, &vm_all, entry)
 		r.vms_attached += v->sock >= 0;
-	TAILQ_FOREACH(m, &D->migs, entry) {
+	TAILQ_FOREACH(m, &mig_all, entry) {
 		r.migrations_total++;
 		r.migrations_active += mig_active(m);
 	}
@@ -439,7 +319,7 @@ ctl_reply_migration(struct h2stream *s, const struct migration *m)
 	Migrationd__V1__GetMigrationResponse r = MIGRATIOND__V1__GET_MIGRATION_RESPONSE__INIT;
 	Migrationd__V1__Migration one;
 
-	mig_to_proto(m, &one);
+	view_fill(m, &one);
 	r.migration = &one;
 	h2_send(s, &r.base);
 	h2_finish(s, GRPC_OK, NULL);
@@ -460,16 +340,176 @@ ctl_find(struct h2stream *s, const char *key)
 }
 
 static void
+ctl_prepare(struct h2stream *s, const void *q)
+{
+	const Migrationd__V1__PrepareIncomingRequest *p = q;
+	Migrationd__V1__PrepareIncomingResponse pr =
+	    MIGRATIOND__V1__PREPARE_INCOMING_RESPONSE__INIT;
+	Migrationd__V1__Migration one;
+	struct migration *m;
+	struct vm *v;
+	char err[300];
+
+	if (p->vm[0] == '\0') {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, "vm is required");
+		return;
+	}
+	if ((v = vm_find(p->vm)) == NULL) {
+		h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
+		return;
+	}
+	if (dst_prepare(v, &m, err, sizeof(err)) < 0) {
+		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
+		return;
+	}
+	view_fill(m, &one);
+	pr.migration = &one;
+	pr.token = m->dst->token;
+	h2_send(s, &pr.base);
+	h2_finish(s, GRPC_OK, NULL);
+}
+
+/* A destination for StartMigration or RecoverMigration: IP:PORT. */
+static int
+ctl_destination_ok(struct h2stream *s, const char *dest)
+{
+	struct sockaddr_storage ss;
+	int sslen;
+
+	if (parse_hostport(dest, &ss, &sslen) < 0) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, "destination must be IP:PORT");
+		return 0;
+	}
+	return 1;
+}
+
+static void
+ctl_start(struct h2stream *s, const void *q)
+{
+	const Migrationd__V1__StartMigrationRequest *p = q;
+	struct migration *m;
+	struct vm *v;
+	char err[300];
+
+	if (p->vm[0] == '\0' || p->token[0] == '\0') {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, "vm, destination and token are required");
+		return;
+	}
+	if (!ctl_destination_ok(s, p->destination))
+		return;
+	if ((v = vm_find(p->vm)) == NULL) {
+		h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
+		return;
+	}
+	if (src_start(v, p->destination, p->token, &m, err, sizeof(err)) < 0) {
+		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
+		return;
+	}
+	ctl_reply_migration(s, m);
+}
+
+static void
+ctl_get(struct h2stream *s, const void *q)
+{
+	struct migration *m;
+
+	if ((m = ctl_find(s, ((const Migrationd__V1__GetMigrationRequest *)q)->id_or_vm)))
+		ctl_reply_migration(s, m);
+}
+
+static void
+ctl_list_call(struct h2stream *s, const void *q)
+{
+	ctl_list(s, q);
+}
+
+static void
+ctl_watch_call(struct h2stream *s, const void *q)
+{
+	ctl_watch_start(s, q);
+}
+
+/* An operator action on a migration: the answer is the migration, or why not. */
+static void
+ctl_act(struct h2stream *s, struct migration *m, int rc, const char *err)
+{
+	if (rc < 0)
+		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
+	else
+		ctl_reply_migration(s, m);
+}
+
+static void
+ctl_pause(struct h2stream *s, const void *q)
+{
+	struct migration *m;
+	char err[300];
+
+	if ((m = ctl_find(s, ((const Migrationd__V1__PauseMigrationRequest *)q)->id_or_vm)))
+		ctl_act(s, m, src_pause(m, err, sizeof(err)), err);
+}
+
+static void
+ctl_recover(struct h2stream *s, const void *q)
+{
+	const Migrationd__V1__RecoverMigrationRequest *p = q;
+	struct migration *m;
+	char err[300];
+
+	if ((m = ctl_find(s, p->id_or_vm)) == NULL)
+		return;
+	if (p->destination[0] && !ctl_destination_ok(s, p->destination))
+		return;
+	ctl_act(s, m, src_recover(m, p->destination, err, sizeof(err)), err);
+}
+
+static void
+ctl_cancel(struct h2stream *s, const void *q)
+{
+	struct migration *m;
+	char err[300];
+
+	if ((m = ctl_find(s, ((const Migrationd__V1__CancelMigrationRequest *)q)->id_or_vm)))
+		ctl_act(s, m, m->role == MIG_SOURCE ? src_cancel(m, err, sizeof(err)) :
+		    dst_cancel(m, err, sizeof(err)), err);
+}
+
+static void
+ctl_latency_call(struct h2stream *s, const void *q)
+{
+	struct migration *m;
+
+	if ((m = ctl_find(s, ((const Migrationd__V1__GetFaultLatencyRequest *)q)->id_or_vm)))
+		ctl_latency(s, m);
+}
+
+static void
+ctl_health_call(struct h2stream *s, const void *q)
+{
+	ctl_health(s);
+}
+
+/* One handler per method of grpcmsg.c's table, by its id. */
+static void (*const ctl_calls[])(struct h2stream *, const void *) = {
+	[GM_PREPARE_INCOMING] = ctl_prepare,
+	[GM_START_MIGRATION] = ctl_start,
+	[GM_GET_MIGRATION] = ctl_get,
+	[GM_LIST_MIGRATIONS] = ctl_list_call,
+	[GM_WATCH_MIGRATION] = ctl_watch_call,
+	[GM_PAUSE_MIGRATION] = ctl_pause,
+	[GM_RECOVER_MIGRATION] = ctl_recover,
+	[GM_CANCEL_MIGRATION] = ctl_cancel,
+	[GM_GET_FAULT_LATENCY] = ctl_latency_call,
+	[GM_GET_HEALTH] = ctl_health_call,
+};
+
+static void
 ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *body,
     size_t len)
 {
 	ProtobufCMessage *q;
-	struct migration *m = NULL;
-	struct sockaddr_storage ss;
-	struct vm *v;
 	const char *why = NULL;
 	char err[300];
-	int sslen;
 
 	if (!h2_authorised(s)) {
 		snprintf(err, sizeof(err), "%s may not use this daemon (root, its own "
@@ -486,107 +526,10 @@ ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *bod
 		h2_finish(s, GRPC_INVALID_ARGUMENT, why);
 		return;
 	}
-	switch (gm->id) {
-	case GM_PREPARE_INCOMING: {
-		const Migrationd__V1__PrepareIncomingRequest *p = (void *)q;
-		Migrationd__V1__PrepareIncomingResponse pr =
-		    MIGRATIOND__V1__PREPARE_INCOMING_RESPONSE__INIT;
-		Migrationd__V1__Migration one;
-
-		if (p->vm[0] == '\0') {
-			h2_finish(s, GRPC_INVALID_ARGUMENT, "vm is required");
-			break;
-		}
-		if ((v = vm_find(p->vm)) == NULL) {
-			h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
-			break;
-		}
-		if (dst_prepare(v, &m, err, sizeof(err)) < 0) {
-			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
-			break;
-		}
-		mig_to_proto(m, &one);
-		pr.migration = &one;
-		pr.token = m->token;
-		h2_send(s, &pr.base);
-		h2_finish(s, GRPC_OK, NULL);
-		break;
-	}
-	case GM_START_MIGRATION: {
-		const Migrationd__V1__StartMigrationRequest *p = (void *)q;
-
-		if (p->vm[0] == '\0' || p->token[0] == '\0') {
-			h2_finish(s, GRPC_INVALID_ARGUMENT, "vm, destination and token are required");
-			break;
-		}
-		if (parse_hostport(p->destination, &ss, &sslen) < 0) {
-			h2_finish(s, GRPC_INVALID_ARGUMENT, "destination must be IP:PORT");
-			break;
-		}
-		if ((v = vm_find(p->vm)) == NULL) {
-			h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
-			break;
-		}
-		if (src_start(v, p->destination, p->token, &m, err, sizeof(err)) < 0) {
-			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
-			break;
-		}
-		ctl_reply_migration(s, m);
-		break;
-	}
-	case GM_GET_MIGRATION:
-		if ((m = ctl_find(s, ((Migrationd__V1__GetMigrationRequest *)q)->id_or_vm)))
-			ctl_reply_migration(s, m);
-		break;
-	case GM_LIST_MIGRATIONS:
-		ctl_list(s, (void *)q);
-		break;
-	case GM_WATCH_MIGRATION:
-		ctl_watch_start(s, (void *)q);
-		break;
-	case GM_PAUSE_MIGRATION:
-		if ((m = ctl_find(s, ((Migrationd__V1__PauseMigrationRequest *)q)->id_or_vm)) == NULL)
-			break;
-		if (src_pause(m, err, sizeof(err)) < 0)
-			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
-		else
-			ctl_reply_migration(s, m);
-		break;
-	case GM_RECOVER_MIGRATION: {
-		const Migrationd__V1__RecoverMigrationRequest *p = (void *)q;
-
-		if ((m = ctl_find(s, p->id_or_vm)) == NULL)
-			break;
-		if (p->destination[0] && parse_hostport(p->destination, &ss, &sslen) < 0) {
-			h2_finish(s, GRPC_INVALID_ARGUMENT, "destination must be IP:PORT");
-			break;
-		}
-		if (src_recover(m, p->destination, err, sizeof(err)) < 0)
-			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
-		else
-			ctl_reply_migration(s, m);
-		break;
-	}
-	case GM_CANCEL_MIGRATION:
-		if ((m = ctl_find(s, ((Migrationd__V1__CancelMigrationRequest *)q)->id_or_vm)) == NULL)
-			break;
-		if ((m->role == MIG_SOURCE ? src_cancel(m, err, sizeof(err)) :
-		    dst_cancel(m, err, sizeof(err))) < 0)
-			h2_finish(s, GRPC_FAILED_PRECONDITION, err);
-		else
-			ctl_reply_migration(s, m);
-		break;
-	case GM_GET_FAULT_LATENCY:
-		if ((m = ctl_find(s, ((Migrationd__V1__GetFaultLatencyRequest *)q)->id_or_vm)))
-			ctl_latency(s, m);
-		break;
-	case GM_GET_HEALTH:
-		ctl_health(s);
-		break;
-	default:
+	if ((size_t)gm->id < sizeof(ctl_calls) / sizeof(ctl_calls[0]) && ctl_calls[gm->id])
+		ctl_calls[gm->id](s, q);
+	else
 		h2_finish(s, GRPC_UNIMPLEMENTED, "method not implemented");
-		break;
-	}
 	protobuf_c_message_free_unpacked(q, NULL);
 }
 
@@ -666,6 +609,7 @@ ctl_listen(const char *path, int fd)
 	struct group *gr;
 
 	ctl_started_ns = now_ns();
+	mig_observe(ctl_observer);
 	if (D->conf.control_group[0]) {
 		if ((gr = getgrnam(D->conf.control_group)) == NULL) {
 			log_warnx("%s: [control] group %s does not exist", __func__,
@@ -682,7 +626,7 @@ ctl_listen(const char *path, int fd)
 			log_warn("%s: inherited socket", __func__);
 			return -1;
 		}
-		D->ctl_listener = evconnlistener_new(D->base, ctl_accept_cb, NULL,
+		ctl_unix = evconnlistener_new(D->base, ctl_accept_cb, NULL,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	} else {
 		if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -691,15 +635,15 @@ ctl_listen(const char *path, int fd)
 		}
 		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
 		unlink(path);
-		D->ctl_listener = evconnlistener_new_bind(D->base, ctl_accept_cb, NULL,
+		ctl_unix = evconnlistener_new_bind(D->base, ctl_accept_cb, NULL,
 		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
 		    (struct sockaddr *)&sun, sizeof(sun));
 	}
-	if (D->ctl_listener == NULL) {
+	if (ctl_unix == NULL) {
 		log_warn("%s: %s", __func__, path);
 		return -1;
 	}
-	evconnlistener_set_error_cb(D->ctl_listener, ctl_listen_error_cb);
+	evconnlistener_set_error_cb(ctl_unix, ctl_listen_error_cb);
 	/* Anyone may connect; authorisation is per call (PERMISSION_DENIED). */
 	if (fd < 0)
 		chmod(path, 0666);
@@ -734,6 +678,9 @@ ctl_shutdown(void)
 		ctl_watch_free(w);
 	}
 	h2_shutdown();
+	if (ctl_unix != NULL)
+		evconnlistener_free(ctl_unix);
+	ctl_unix = NULL;
 	if (ctl_tcp != NULL)
 		evconnlistener_free(ctl_tcp);
 	ctl_tcp = NULL;

@@ -1,0 +1,38 @@
+/*
+ * config.h: migrationd.conf as the daemon sees it (config.c reads it once,
+ * at start-up).
+ */
+#ifndef MIG_CONFIG_H
+#define MIG_CONFIG_H
+
+#include <stdint.h>
+
+#define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
+
+struct config {
+	char	 path[512];
+	char	 control_socket[256];
+	char	 vmm_socket[256];
+	char	 state_dir[256];
+	char	 peer_listen[128];	/* HOST:PORT, empty: no listener */
+	int	 tls;			/* 0 only for benchmarks on loopback */
+	char	 tls_ca[256];
+	char	 tls_cert[256];
+	char	 tls_key[256];
+	int	 token_ttl;		/* seconds a prepared token stays valid */
+	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
+	int	 bpf;			/* [bpf] enabled */
+	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */
+	uint64_t inject_poison[16];	/* [debug]: pages read as poisoned */
+	int	 ninject_poison;
+	int	 crash_minor_state;	/* [debug] crash_minor: JOURNAL_WRITING/_WRITTEN */
+	unsigned crash_minor_at;	/* ... at this minor-mode install run */
+	char	 control_group[64];	/* [control] group: may use the API */
+	char	 control_listen[128];	/* [control] listen: IP:PORT, TLS */
+};
+
+/* Defaults, then `path` (NULL: defaults only). 0, or -1 after logging
+ * file:line and the bad key. */
+int config_load(struct config *c, const char *path);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * tls.h: the only part of the daemon that speaks OpenSSL (tls.c). Contexts
+ * for the peer channels and the TCP control listener, and bufferevents that
+ * are TLS or plain sockets alike to their users.
+ */
+#ifndef MIG_TLS_H
+#define MIG_TLS_H
+
+#include <event2/bufferevent.h>
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Peer contexts (server: accepts, client: dials); NULL with TLS off. */
+SSL_CTX *tls_ctx_new(const struct config *c, int server);
+/* The TCP control listener's context (ALPN h2). */
+SSL_CTX *tls_ctx_new_h2(const struct config *c);
+struct bufferevent *tls_bev_accept(SSL_CTX *ctx, int fd);
+struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
+/* OpenSSL's reason for a failed bufferevent ("" if none). */
+const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
+int tls_random(void *buf, size_t len);
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * migration: the model. Migration records, their state machine, and the
+ * observers that hear of every change (records, the control API's
+ * watchers). Records stay after a migration ends so `mig-ctl list` shows
+ * history; a role's running state is freed by session_finish(). Calls
+ * nothing above it. Loop thread only.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "migration.h"
+#include "tls.h"
+#include "util.h"
+
+#define MIG_MAX_OBSERVERS	4
+
+struct mig_list mig_all = TAILQ_HEAD_INITIALIZER(mig_all);
+static mig_observer_fn observers[MIG_MAX_OBSERVERS];
+static int nobservers;
+
+static const char *const state_names[] = {
+	[MIG_PREPARED] = "PREPARED", [MIG_CONNECTING] = "CONNECTING",
+	[MIG_BLACKOUT] = "BLACKOUT", [MIG_POSTCOPY] = "POSTCOPY",
+	[MIG_COMPLETED] = "COMPLETED", [MIG_PAUSED] = "PAUSED",
+	[MIG_FAILED] = "FAILED", [MIG_CANCELLED] = "CANCELLED",
+};
+
+const char *
+mig_state_name(enum mig_state st)
+{
+	if ((unsigned)st >= sizeof(state_names) / sizeof(state_names[0]) ||
+	    state_names[st] == NULL)
+		return "UNKNOWN";
+	return state_names[st];
+}
+
+const char *
+mig_role_name(enum mig_role role)
+{
+	return role == MIG_SOURCE ? "source" : "destination";
+}
+
+int
+mig_observe(mig_observer_fn fn)
+{
+	if (nobservers == MIG_MAX_OBSERVERS)
+		return -1;
+	observers[nobservers++] = fn;
+	return 0;
+}
+
+static void
+mig_notify(struct migration *m, enum mig_event ev, enum mig_state prev)
+{
+	for (int i = 0; i < nobservers; i++)
+		observers[i](m, ev, prev);
+}
+
+int
+mig_active(const struct migration *m)
+{
+	switch (m->state) {
+	case MIG_COMPLETED:
+	case MIG_FAILED:
+	case MIG_CANCELLED:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+/* Pages in one PAGES or REQ frame: 16 small pages, or one 2 MiB page. */
+uint32_t
+mig_frame_pages(const struct migration *m)
+{
+	uint32_t n = MIG_FRAME_MAX_BYTES / m->page_size;
+
+	return n == 0 ? 1 : n < MIG_FRAME_MAX_PAGES ? n : MIG_FRAME_MAX_PAGES;
+}
+
+uint64_t
+mig_pages_moved(const struct migration *m)
+{
+	return m->st.pages_demand + m->st.pages_background + m->st.pages_zero;
+}
+
+/* Numbers for probes and BPF maps, unique within this daemon run. */
+static uint32_t
+mig_next_num(void)
+{
+	static uint32_t next;
+
+	return ++next;
+}
+
+struct migration *
+mig_alloc(const char *id, const char *vm, enum mig_role role, uint64_t ram_bytes,
+    uint32_t page_size)
+{
+	struct migration *m;
+	uint8_t rnd[6];
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	if (id != NULL) {
+		snprintf(m->id, sizeof(m->id), "%s", id);
+	} else if (tls_random(rnd, sizeof(rnd)) < 0) {
+		free(m);
+		return NULL;
+	} else {
+		snprintf(m->id, sizeof(m->id), "m-%02x%02x%02x%02x%02x%02x", rnd[0],
+		    rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	}
+	snprintf(m->vm_name, sizeof(m->vm_name), "%s", vm);
+	m->num = mig_next_num();
+	m->lat_slot = -1;
+	m->role = role;
+	m->ram_bytes = ram_bytes;
+	m->page_size = page_size;
+	m->npages = page_size ? ram_bytes / page_size : 0;
+	m->started_ms = now_ms();
+	m->started_ns = now_ns();
+	hist_init(&m->st.lat);
+	return m;
+}
+
+struct migration *
+mig_new(const char *vm, enum mig_role role, uint64_t ram_bytes, uint32_t page_size)
+{
+	struct migration *m = mig_alloc(NULL, vm, role, ram_bytes, page_size);
+
+	if (m != NULL)
+		mig_insert(m);
+	return m;
+}
+
+void
+mig_insert(struct migration *m)
+{
+	struct migration *o;
+
+	/* Oldest first, as when they were made: the newest for a VM wins. */
+	TAILQ_FOREACH(o, &mig_all, entry)
+		if (o->started_ms > m->started_ms)
+			break;
+	if (o != NULL)
+		TAILQ_INSERT_BEFORE(o, m, entry);
+	else
+		TAILQ_INSERT_TAIL(&mig_all, m, entry);
+}
+
+struct migration *
+mig_find(const char *key)
+{
+	struct migration *m, *found = NULL;
+
+	/* By id; by VM name the newest record wins. */
+	TAILQ_FOREACH(m, &mig_all, entry) {
+		if (!strcmp(m->id, key))
+			return m;
+		if (!strcmp(m->vm_name, key))
+			found = m;
+	}
+	return found;
+}
+
+void
+mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)
+{
+	enum mig_state prev = m->state;
+	va_list ap;
+
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		vsnprintf(m->reason, sizeof(m->reason), fmt, ap);
+		va_end(ap);
+	}
+	log_info("migration %s (vm %s, %s): %s -> %s%s%s", m->id, m->vm_name,
+	    mig_role_name(m->role), mig_state_name(m->state), mig_state_name(st),
+	    fmt ? ": " : "", fmt ? m->reason : "");
+	m->state = st;
+	if (!mig_active(m)) {
+		m->ended_ms = now_ms();
+		m->total_s = (double)(now_ns() - m->started_ns) / 1e9;
+	}
+	mig_notify(m, MIG_EV_SAVE, prev);
+	mig_notify(m, MIG_EV_STATE, prev);
+}
+
+void
+mig_save(struct migration *m)
+{
+	mig_notify(m, MIG_EV_SAVE, m->state);
+}
+
+void
+mig_set_verdict(struct migration *m, int ok, const char *text)
+{
+	snprintf(m->verdict, sizeof(m->verdict), "%s", text);
+	m->verdict_ok = ok;
+	mig_save(m);
+}

@@ -1,0 +1,160 @@
+/*
+ * migration.h: the migration model, the layer every role and the API build
+ * on. A migration is a shared core (identity, state, its channels and VM as
+ * opaque pointers), one stats block, and the role's own state (struct
+ * mig_src / struct mig_dst, defined by the role files, opaque here). The
+ * state is an internal enum; protobuf appears only at the API and record
+ * edges (api/view.c). State changes and new figures reach records, the
+ * control API and metrics through observers they register (mig_observe),
+ * never by calls up. The transports dispatch to the role through `ops`.
+ * Loop thread only.
+ */
+#ifndef MIG_MIGRATION_H
+#define MIG_MIGRATION_H
+
+#include <event2/event.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "frame.h"
+#include "hist.h"
+
+#define MIG_PEER_VERSION	1
+#define MIG_FRAME_MAX_PAGES	16	/* 4 KiB pages per PAGES frame */
+#define MIG_FRAME_MAX_BYTES	(2u << 20)	/* and never more bytes than this */
+#define MIG_HUGE_PAGE		(2u << 20)	/* hugetlbfs-backed VMs move these */
+#define MIG_MSG_MAX		(8u << 20)	/* largest control message (state blob) */
+
+enum mig_role { MIG_SOURCE = 1, MIG_DEST = 2 };
+
+enum mig_state {
+	MIG_PREPARED = 1,	/* destination: waiting for the source and its token */
+	MIG_CONNECTING,		/* authenticating; nothing ran at the destination */
+	MIG_BLACKOUT,		/* VM paused at the source, state in flight */
+	MIG_POSTCOPY,		/* VM runs at the destination, pages follow */
+	MIG_COMPLETED,
+	MIG_PAUSED,		/* post-copy interrupted; both sides keep their state */
+	MIG_FAILED,		/* ended before the destination ran: VM runs at the source */
+	MIG_CANCELLED,
+};
+
+/* The figures of one migration: what the API reports and records keep. */
+struct mig_stats {
+	uint64_t	 pages_demand, pages_background, pages_zero;
+	uint64_t	 pages_installed, install_eexist, install_errors;
+	uint64_t	 pages_poisoned, pages_duplicate, demand_faults;
+	uint64_t	 bytes_sent, bytes_received;
+	uint64_t	 prefetch_pages, prefetch_hits;
+	uint64_t	 ring_faults, ring_errors;
+	uint32_t	 reconnects;		/* resumed after a lost link */
+	double		 blackout_ms;
+	struct hist	 lat;			/* demand faults, request to installed */
+};
+
+struct migration;
+struct pconn;
+struct vm;
+
+/*
+ * What a role does when its transports have news. The peer transport calls
+ * frame/conn_lost/connected/bulk/fault_fds, the VMM transport
+ * vm_state/vm_running/reattach; the session calls release. NULL: the role
+ * has nothing to do for it.
+ */
+struct mig_ops {
+	const char *name;	/* "source" / "destination" */
+	/* A whole frame on one of m's channels. -1 once `c` is closed. */
+	int	(*frame)(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload);
+	/* `c` failed or ended; the caller frees it afterwards. */
+	void	(*conn_lost)(struct pconn *c, const char *why);
+	/* A channel this side dialled is connected. */
+	void	(*connected)(struct pconn *c);
+	/* The bulk channel may take more output (or it is its turn again). */
+	void	(*bulk)(struct pconn *c);
+	/* Fault-path fds besides the urgent channel (for bulk turn-over). */
+	int	(*fault_fds)(struct migration *m, struct pollfd *p, int max);
+	void	(*vm_state)(struct migration *m, const void *blob, size_t len);
+	void	(*vm_running)(struct migration *m);
+	/* Its VMM attached again after a daemon restart (m->vm is set). */
+	void	(*reattach)(struct migration *m);
+	/* Frees the role's running state (the record stays). */
+	void	(*release)(struct migration *m);
+};
+
+struct mig_src;		/* role/source.h */
+struct mig_dst;		/* role/dest.h */
+
+struct migration {
+	TAILQ_ENTRY(migration)	 entry;
+	char			 id[32];
+	uint32_t		 num;		/* this run's number: USDT/BPF `mig` */
+	int			 lat_slot;	/* eBPF histogram slot (lat_begin), or -1 */
+	char			 vm_name[128];
+	struct vm		*vm;
+	enum mig_role		 role;
+	enum mig_state		 state;
+	const struct mig_ops	*ops;
+	char			 peer[128];
+	char			 reason[256];
+	uint64_t		 ram_bytes;
+	uint64_t		 npages;
+	uint32_t		 page_size;
+	char			 fault_path[8];	/* "uffd" / "ring", from the VMM */
+	char			 install_mode[8]; /* "copy" / "minor", from the VMM */
+	char			 verdict[256];	/* the guest's own report */
+	int			 verdict_ok;
+
+	struct pconn		*urgent;
+	struct pconn		*bg;
+	uint8_t			 session_key[16];
+	struct event		*ev_ping;	/* heartbeat while connected */
+	int			 state_sent;	/* VmState is on the wire (source) */
+	int			 resume_on_attach; /* source VMM paused, nothing sent */
+
+	int64_t			 started_ms, ended_ms;
+	int64_t			 started_ns;
+	double			 total_s;
+	struct mig_stats	 st;
+
+	struct mig_src		*src;		/* source role's state, or NULL */
+	struct mig_dst		*dst;		/* destination role's state, or NULL */
+};
+TAILQ_HEAD(mig_list, migration);
+
+/* Every migration record of this daemon run, oldest first. */
+extern struct mig_list mig_all;
+
+/*
+ * Observers of every migration: MIG_EV_STATE after a state change (`prev`
+ * is the old state), MIG_EV_SAVE when figures, reason or verdict changed
+ * and should be kept. Registered at start-up, called in order.
+ */
+enum mig_event { MIG_EV_STATE, MIG_EV_SAVE };
+typedef void (*mig_observer_fn)(struct migration *m, enum mig_event ev,
+    enum mig_state prev);
+int mig_observe(mig_observer_fn fn);
+
+/* A new record with `id` (NULL: a fresh random one), not listed yet:
+ * mig_insert lists it. NULL without memory or entropy. */
+struct migration *mig_alloc(const char *id, const char *vm, enum mig_role role,
+    uint64_t ram_bytes, uint32_t page_size);
+/* mig_alloc with a fresh id, listed. */
+struct migration *mig_new(const char *vm, enum mig_role role, uint64_t ram_bytes,
+    uint32_t page_size);
+/* Lists m by its start time: the newest for a VM wins in mig_find. */
+void mig_insert(struct migration *m);
+struct migration *mig_find(const char *id_or_vm);
+int mig_active(const struct migration *m);
+uint32_t mig_frame_pages(const struct migration *m);
+void mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mig_save(struct migration *m);
+void mig_set_verdict(struct migration *m, int ok, const char *text);
+const char *mig_state_name(enum mig_state st);
+const char *mig_role_name(enum mig_role role);
+/* Pages that moved, any class (progress). */
+uint64_t mig_pages_moved(const struct migration *m);
+
+#endif

@@ -1,0 +1,554 @@
+/*
+ * dest: the destination role's session. Prepares an incoming migration
+ * (one-time token), authenticates the source's channels (peer_listen's
+ * Hello handler), hands the VMM its state blob and starts the fault engine
+ * (fault.c), takes the source back after a lost link (Resync), completes
+ * once every page is installed, and cancels before the VM state arrived.
+ * The fault engine and the installer (install.c) sit below it. Loop thread
+ * only.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctlmsg.h"
+#include "dest.h"
+#include "fault.h"
+#include "install.h"
+#include "latency.h"
+#include "log.h"
+#include "peer.h"
+#include "session.h"
+#include "tls.h"
+#include "util.h"
+#include "vm.h"
+
+extern const struct mig_ops dst_ops;
+static int dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
+static void dst_complete(struct migration *m);
+static void dst_send_abort(struct migration *m, const char *why);
+static void dst_conn_lost(struct pconn *c, const char *why);
+
+/* How this VM's faults arrive and its pages go in, for status and records. */
+static void
+dst_paths(struct migration *m, const struct vm *v)
+{
+	snprintf(m->fault_path, sizeof(m->fault_path), "%s", v->ring_mode ? "ring" : "uffd");
+	snprintf(m->install_mode, sizeof(m->install_mode), "%s", v->minor ? "minor" : "copy");
+}
+
+/* The role's state of a new or revived destination migration. -1: no memory. */
+static int
+dst_state_new(struct migration *m)
+{
+	if ((m->dst = calloc(1, sizeof(*m->dst))) == NULL)
+		return -1;
+	m->ops = &dst_ops;
+	return 0;
+}
+
+static void
+dst_release(struct migration *m)
+{
+	if (m->dst == NULL)
+		return;
+	fault_release(m);
+	inst_release(m);
+	free(m->dst);
+	m->dst = NULL;
+}
+
+/* A prepared migration that cannot go on: failed, released, and said why. */
+static int
+dst_prepare_failed(struct migration *m, char *err, size_t errlen, const char *why)
+{
+	snprintf(err, errlen, "%s", why);
+	mig_set_state(m, MIG_FAILED, "%s", why);
+	session_finish(m);
+	return -1;
+}
+
+int
+dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
+{
+	struct migration *m;
+	uint8_t rnd[32];
+	char why[400];
+
+	if (!v->incoming) {
+		snprintf(err, errlen, "VM %s is not an incoming VM (start its VMM with "
+		    "--incoming)", v->name);
+		return -1;
+	}
+	if (v->mig != NULL && mig_active(v->mig)) {
+		snprintf(err, errlen, "VM %s already has migration %s in state %s",
+		    v->name, v->mig->id, mig_state_name(v->mig->state));
+		return -1;
+	}
+	if (tls_random(rnd, sizeof(rnd)) < 0 ||
+	    (m = mig_new(v->name, MIG_DEST, v->ram_bytes, v->page_size)) == NULL) {
+		snprintf(err, errlen, "out of memory or entropy");
+		return -1;
+	}
+	m->vm = v;
+	v->mig = m;
+	if (dst_state_new(m) < 0 || fault_init(m) < 0)
+		return dst_prepare_failed(m, err, errlen, "out of memory");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(m->dst->token + 2 * i, 3, "%02x", rnd[i]);
+	m->dst->token_expires_ms = now_ms() + (int64_t)D->conf.token_ttl * 1000;
+	dst_paths(m, v);
+	if (v->minor && inst_journal_new(m) < 0) {
+		snprintf(why, sizeof(why), "cannot create the install journal under %s: %s",
+		    D->conf.state_dir, strerror(errno));
+		return dst_prepare_failed(m, err, errlen, why);
+	}
+	m->state = MIG_PREPARED;
+	log_info("migration %s: vm %s prepared for incoming migration (%s)", m->id,
+	    v->name, v->minor ? "minor mode: page cache + UFFDIO_CONTINUE" :
+	    "copy mode: UFFDIO_COPY");
+	*out = m;
+	return 0;
+}
+
+/* The migration a token opens, compared in constant time. */
+static struct migration *
+dst_by_token(const char *token)
+{
+	size_t n = strlen(token);
+	struct migration *m;
+
+	TAILQ_FOREACH(m, &mig_all, entry) {
+		if (m->role != MIG_DEST || m->dst == NULL || m->dst->token[0] == '\0' ||
+		    strlen(m->dst->token) != n)
+			continue;
+		if (CRYPTO_memcmp(m->dst->token, token, n) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* The active destination migration a session key names (resuming: one
+ * whose VM state arrived), or NULL. */
+static struct migration *
+dst_by_key(const ProtobufCBinaryData *key, int resuming)
+{
+	struct migration *m;
+
+	TAILQ_FOREACH(m, &mig_all, entry) {
+		if (m->role != MIG_DEST || !mig_active(m) || m->dst == NULL ||
+		    key->len != sizeof(m->session_key) ||
+		    (resuming && m->dst->state_rx_ns == 0) ||
+		    (!resuming && (m->urgent == NULL || m->bg != NULL)))
+			continue;
+		if (CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static void
+dst_send_welcome(struct pconn *c, struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Welcome w = MIGRATIOND__PEER__V1__WELCOME__INIT;
+
+	w.migration_id = m->id;
+	w.session_key.data = m->session_key;
+	w.session_key.len = sizeof(m->session_key);
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME;
+	msg.welcome = &w;
+	peer_send_msg(c, &msg);
+}
+
+/* Why the source's Hello does not fit prepared migration `m` ("" if it does). */
+static void
+dst_mismatch(const struct migration *m, const Migrationd__Peer__V1__Hello *h,
+    char *why, size_t len)
+{
+	if (m->vm == NULL || m->vm->sock < 0)
+		snprintf(why, len, "incoming VM %s is gone", m->vm_name);
+	else if (strcmp(h->vm, m->vm_name) != 0)
+		snprintf(why, len, "token is for VM %s, not %s", m->vm_name, h->vm);
+	else if (h->ram_bytes != m->ram_bytes || h->page_size != m->page_size)
+		snprintf(why, len, "VM %s has %llu bytes in %u-byte pages here, "
+		    "source offers %llu in %u", m->vm_name, (unsigned long long)m->ram_bytes,
+		    m->page_size, (unsigned long long)h->ram_bytes, h->page_size);
+	else
+		why[0] = '\0';
+}
+
+int
+dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
+{
+	struct migration *m;
+	char why[256];
+
+	if (h->version != MIG_PEER_VERSION)
+		return peer_refuse(c, "unsupported protocol version");
+	if (h->channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND) {
+		if ((m = dst_by_key(&h->session_key, 0)) == NULL)
+			return peer_refuse(c, "no migration for this session key");
+		peer_bind(c, m, h->channel);
+		log_info("migration %s: background channel from %s", m->id, c->addr);
+		return 0;
+	}
+	if (h->channel != MIGRATIOND__PEER__V1__CHANNEL__URGENT)
+		return peer_refuse(c, "unknown channel");
+	if (h->resume)
+		return dst_resume(c, h);
+	if (h->token == NULL || (m = dst_by_token(h->token)) == NULL)
+		return peer_refuse(c, "unknown or already used token");
+	/* One use, whatever follows. */
+	memset(m->dst->token, 0, sizeof(m->dst->token));
+	if (m->state != MIG_PREPARED)
+		return peer_refuse(c, "migration is not waiting for a source");
+	if (now_ms() > m->dst->token_expires_ms)
+		snprintf(why, sizeof(why), "token expired");
+	else
+		dst_mismatch(m, h, why, sizeof(why));
+	if (why[0] != '\0') {
+		mig_set_state(m, MIG_FAILED, "%s", why);
+		session_finish(m);
+		return peer_refuse(c, why);
+	}
+	if (tls_random(m->session_key, sizeof(m->session_key)) < 0)
+		return peer_refuse(c, "no entropy");
+	peer_bind(c, m, h->channel);
+	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
+	dst_send_welcome(c, m);
+	mig_set_state(m, MIG_CONNECTING, NULL);
+	log_info("migration %s: source %s (its migration %s) authenticated", m->id,
+	    c->addr, h->source_migration_id);
+	peer_heartbeat(m);
+	return 0;
+}
+
+/*
+ * The source comes back after a lost link with the session key of a paused
+ * migration: tell it which pages are installed (it sends everything else
+ * again) and ask again for the pages threads wait on.
+ */
+static int
+dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Resync rs = MIGRATIOND__PEER__V1__RESYNC__INIT;
+	struct migration *m;
+
+	if ((m = dst_by_key(&h->session_key, 1)) == NULL)
+		return peer_refuse(c, "no migration to resume for this session key");
+	if (m->vm == NULL || m->dst->installed == NULL)
+		return peer_refuse(c, "the VM's VMM has not re-attached yet");
+	/* The source saw the link die before we did: its word is enough. */
+	if (m->urgent != NULL) {
+		struct pconn *old = m->urgent;
+
+		dst_conn_lost(old, "replaced by the source's new connection");
+		peer_close(old, 0);
+	}
+	if (m->bg != NULL)
+		peer_close(m->bg, 0);
+	peer_bind(c, m, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
+	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
+	dst_send_welcome(c, m);
+	/* The bitmap is little-endian words on x86: bytes in page order. */
+	rs.installed.data = (uint8_t *)m->dst->installed;
+	rs.installed.len = (m->npages + 7) / 8;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_RESYNC;
+	msg.resync = &rs;
+	peer_send_msg(c, &msg);
+	fault_rerequest(m);
+	m->st.reconnects++;
+	m->reason[0] = '\0';
+	mig_set_state(m, m->dst->ev_uffd != NULL ? MIG_POSTCOPY : MIG_BLACKOUT, NULL);
+	peer_heartbeat(m);
+	log_info("migration %s: source %s is back; %llu of %llu pages installed",
+	    m->id, c->addr, (unsigned long long)m->st.pages_installed,
+	    (unsigned long long)m->npages);
+	if (m->st.pages_installed >= m->npages)
+		dst_complete(m);	/* everything arrived before the link broke */
+	return 0;
+}
+
+/*
+ * After a restart of this daemon the VMM attached again with the same memfd
+ * and uffd: the installer rebuilds which pages are in guest RAM, the fault
+ * engine serves its faults again, and the source's reconnect resumes it.
+ */
+static void
+dst_reattach(struct migration *m)
+{
+	struct vm *v = m->vm;
+	int64_t n;
+
+	if (m->page_size > 4096) {
+		/* hugetlbfs answers SEEK_DATA with "all data": it cannot say
+		 * which pages are installed, so nothing is written at all. */
+		snprintf(m->reason, sizeof(m->reason), "daemon restarted: which 2 MiB pages "
+		    "of hugetlbfs RAM are installed cannot be rebuilt; migration held");
+		log_warnx("migration %s: %s", m->id, m->reason);
+		mig_save(m);
+		return;
+	}
+	if (m->dst == NULL || fault_init(m) < 0) {
+		mig_set_state(m, MIG_PAUSED, "out of memory re-attaching the VM");
+		return;
+	}
+	dst_paths(m, v);
+	if ((n = inst_rebuild(m)) < 0) {
+		mig_set_state(m, MIG_PAUSED, "cannot recover the install journal; "
+		    "migration held");
+		return;
+	}
+	m->st.pages_installed = (uint64_t)n;
+	m->dst->state_rx_ns = now_ns();
+	if (m->lat_slot < 0)
+		m->lat_slot = lat_begin(m->num);
+	if (fault_start(m, 1) < 0) {
+		mig_set_state(m, MIG_PAUSED, "out of memory re-attaching the VM");
+		return;
+	}
+	snprintf(m->reason, sizeof(m->reason), "daemon restarted; VM re-attached with "
+	    "%llu of %llu pages present; waiting for the source to reconnect",
+	    (unsigned long long)n, (unsigned long long)m->npages);
+	log_info("migration %s: %s", m->id, m->reason);
+	mig_save(m);
+}
+
+static void
+dst_send_abort(struct migration *m, const char *why)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
+
+	if (m->urgent == NULL)
+		return;
+	a.reason = (char *)(uintptr_t)why;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
+	msg.abort = &a;
+	peer_send_msg(m->urgent, &msg);
+}
+
+static void
+dst_complete(struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Complete cm = MIGRATIOND__PEER__V1__COMPLETE__INIT;
+	const struct mig_stats *st = &m->st;
+	struct vm *v = m->vm;
+
+	cm.pages_installed = st->pages_installed;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE;
+	msg.complete = &cm;
+	/* The source closes both channels once it reads Complete: closing
+	 * them here could show it the background EOF first. */
+	if (m->urgent != NULL) {
+		peer_send_msg(m->urgent, &msg);
+		peer_drain(m->urgent);
+	}
+	if (m->bg != NULL)
+		peer_drain(m->bg);
+	/* Every page is present: release whoever is still posted or taken. */
+	fault_release_slots(m);
+	mig_set_state(m, MIG_COMPLETED, NULL);
+	log_info("migration %s: completed: %llu pages installed (%llu demand, %llu "
+	    "background, %llu zero), %llu demand faults, p50 %.1f us p99 %.1f us, "
+	    "%llu EEXIST, %llu install errors, %llu pages prefetched, %llu sequential "
+	    "faults", m->id,
+	    (unsigned long long)st->pages_installed, (unsigned long long)st->pages_demand,
+	    (unsigned long long)st->pages_background, (unsigned long long)st->pages_zero,
+	    (unsigned long long)st->demand_faults,
+	    (double)hist_quantile(&st->lat, 0.5) / 1e3,
+	    (double)hist_quantile(&st->lat, 0.99) / 1e3,
+	    (unsigned long long)st->install_eexist, (unsigned long long)st->install_errors,
+	    (unsigned long long)st->prefetch_pages, (unsigned long long)st->prefetch_hits);
+	if (v != NULL) {
+		/* The VM now runs here with all its memory: it may migrate on. */
+		vm_send_completed(v);
+		if (v->uffd >= 0) {
+			close(v->uffd);
+			v->uffd = -1;
+		}
+		v->incoming = 0;
+	}
+	session_finish(m);
+}
+
+/* The VM state arrived: the VMM starts the guest, faults come from now on. */
+static int
+dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__VmState *vs)
+{
+	m->dst->state_rx_ns = now_ns();
+	if (m->vm == NULL || vm_send_start(m->vm, vs->blob.data, vs->blob.len) < 0) {
+		dst_send_abort(m, "destination VMM is not reachable");
+		mig_set_state(m, MIG_FAILED, "cannot hand the state to the VMM");
+		session_finish(m);
+		return -1;
+	}
+	if (m->lat_slot < 0)
+		m->lat_slot = lat_begin(m->num);
+	if (fault_start(m, 0) < 0) {
+		mig_set_state(m, MIG_PAUSED, "out of memory starting the fault engine");
+		return 0;
+	}
+	mig_set_state(m, MIG_BLACKOUT, NULL);
+	return 0;
+}
+
+static int
+dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMsg *msg)
+{
+	switch (msg->msg_case) {
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING:
+		return 0;	/* its arrival reset the liveness timer */
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
+		if (c != m->urgent || m->state != MIG_CONNECTING)
+			break;
+		return dst_vm_state(c, m, msg->vm_state);
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
+		if (m->state == MIG_CONNECTING) {
+			mig_set_state(m, MIG_FAILED, "source aborted: %s", msg->abort->reason);
+			session_finish(m);
+		} else {
+			mig_set_state(m, MIG_PAUSED, "source aborted: %s", msg->abort->reason);
+			peer_close(c, 0);
+		}
+		return -1;
+	default:
+		break;
+	}
+	return session_unexpected(c, (int)msg->msg_case);
+}
+
+static int
+dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
+{
+	struct migration *m = c->mig;
+	Migrationd__Peer__V1__PeerMsg *msg;
+	const char *why = "unexpected frame type at the destination";
+	int rc;
+
+	switch (h->type) {
+	case FRAME_MSG:
+		if (c != m->urgent) {
+			why = "control message on the background channel";
+			break;
+		}
+		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
+			break;
+		rc = dst_msg(c, m, msg);
+		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
+		return rc;
+	case FRAME_PAGES:
+		/* Background pages may overtake the VM state (two connections);
+		 * installing them early is fine: the guest is not running yet. */
+		if (fault_deliver(m, h, payload, c == m->urgent) < 0) {
+			if (mig_active(m))
+				mig_set_state(m, MIG_PAUSED, "cannot install pages %llu+%u",
+				    (unsigned long long)h->index, h->count);
+			return 0;
+		}
+		if (m->st.pages_installed + m->st.install_eexist >= m->npages) {
+			dst_complete(m);
+			return -1;	/* c is draining now */
+		}
+		return 0;
+	default:
+		break;
+	}
+	return session_error(c, why);
+}
+
+static int
+dst_early(const struct migration *m)
+{
+	return m->state == MIG_CONNECTING;
+}
+
+static void
+dst_fail(struct migration *m, const char *why)
+{
+	mig_set_state(m, MIG_FAILED, "%s", why);
+	session_finish(m);
+}
+
+/* Nothing ran here yet; the source resumes its VM. */
+static void
+dst_early_what(const struct migration *m, char *buf, size_t len)
+{
+	snprintf(buf, len, "source connection lost before the VM state arrived");
+}
+
+static const struct session_policy dst_policy = {
+	.early = dst_early,
+	.fail = dst_fail,
+	.early_what = dst_early_what,
+	.dir = "from",
+	.then = "waiting for the source to reconnect",
+};
+
+static void
+dst_conn_lost(struct pconn *c, const char *why)
+{
+	session_lost(c, why, &dst_policy);
+}
+
+static void
+dst_vm_running(struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Running r = MIGRATIOND__PEER__V1__RUNNING__INIT;
+
+	if (m->state != MIG_BLACKOUT) {
+		log_warnx("vm %s: running report with no migration waiting for it", m->vm_name);
+		return;
+	}
+	m->st.blackout_ms = (double)(now_ns() - m->dst->state_rx_ns) / 1e6;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_RUNNING;
+	msg.running = &r;
+	if (m->urgent != NULL)
+		peer_send_msg(m->urgent, &msg);
+	mig_set_state(m, MIG_POSTCOPY, NULL);
+}
+
+/*
+ * Cancel on the destination: only before the VM state arrived (prepared, or
+ * authenticated but nothing ran here); the source then resumes its VM.
+ */
+int
+dst_cancel(struct migration *m, char *err, size_t errlen)
+{
+	if (m->role != MIG_DEST || (m->state != MIG_PREPARED && m->state != MIG_CONNECTING)) {
+		snprintf(err, errlen, "migration %s is %s: only a destination migration that "
+		    "has not received the VM state can be cancelled", m->id,
+		    mig_state_name(m->state));
+		return -1;
+	}
+	memset(m->dst->token, 0, sizeof(m->dst->token));
+	dst_send_abort(m, "cancelled by the destination's operator");
+	mig_set_state(m, MIG_CANCELLED, "cancelled by the operator");
+	session_finish(m);
+	return 0;
+}
+
+/* A record of a running destination migration came back after a restart. */
+void
+dst_revive(struct migration *m)
+{
+	if (dst_state_new(m) < 0)
+		log_warnx("migration %s: out of memory reviving it", m->id);
+}
+
+const struct mig_ops dst_ops = {
+	.name = "destination",
+	.frame = dst_frame,
+	.conn_lost = dst_conn_lost,
+	.fault_fds = fault_fds,
+	.vm_running = dst_vm_running,
+	.reattach = dst_reattach,
+	.release = dst_release,
+};

@@ -1,0 +1,33 @@
+/*
+ * install.h: the destination's installer (install.c): pages into guest RAM
+ * by ioctl on the VM's userfaultfd, each page exactly once. Knows nothing of
+ * waiters or channels.
+ */
+#ifndef MIG_INSTALL_H
+#define MIG_INSTALL_H
+
+#include <stdint.h>
+
+#include "migration.h"
+
+enum inst_result {
+	INST_OK,	/* *done pages (>= 1) went in */
+	INST_EEXIST,	/* the first page was present already (counted); *done = 1 */
+	INST_ERROR,	/* a hard error (counted, logged) */
+};
+
+/* One install ioctl for pages [idx, idx+n), none of them installed yet. */
+enum inst_result inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc,
+    const uint8_t *src, uint64_t *done);
+/* Minor mode: maps an installed page whose mapping is gone. 0 or -1. */
+int inst_remap(struct migration *m, uint64_t idx);
+/* Minor mode: the journal of a new migration. 0 or -1 (errno). */
+int inst_journal_new(struct migration *m);
+/*
+ * After a restart: settles the minor-mode journal, then marks in
+ * m->dst->installed what the page cache holds. Pages present, or -1.
+ */
+int64_t inst_rebuild(struct migration *m);
+void inst_release(struct migration *m);
+
+#endif

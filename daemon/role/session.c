@@ -1,0 +1,86 @@
+/*
+ * session: the part of a migration's life both roles share on its peer
+ * channels. A lost channel ends a migration that has not switched over and
+ * pauses one that has (each role says where that line is and what follows);
+ * frame handlers end in one error tail; session_finish() releases a
+ * migration that is over. Loop thread only.
+ */
+#include <stdio.h>
+
+#include "latency.h"
+#include "log.h"
+#include "session.h"
+#include "vm.h"
+
+void
+session_lost(struct pconn *c, const char *why, const struct session_policy *p)
+{
+	struct migration *m = c->mig;
+	int was_paused;
+	char buf[300], what[200];
+
+	if (m == NULL || !mig_active(m))
+		return;
+	if (p->early(m)) {
+		p->early_what(m, what, sizeof(what));
+		snprintf(buf, sizeof(buf), "%s: %s", what, why);
+		peer_detach(c);	/* the caller frees c */
+		p->fail(m, buf);
+		return;
+	}
+	was_paused = m->state == MIG_PAUSED;
+	if (!was_paused)
+		mig_set_state(m, MIG_PAUSED, "%s channel %s %s lost: %s; %s",
+		    c == m->bg ? "background" : "urgent", p->dir, m->peer, why, p->then);
+	/* Both channels start over together; the caller frees `c`. */
+	if (m->urgent != NULL && m->urgent != c)
+		peer_close(m->urgent, 0);
+	if (m->bg != NULL && m->bg != c)
+		peer_close(m->bg, 0);
+	if (p->paused != NULL)
+		p->paused(m, why, was_paused);
+}
+
+int
+session_error(struct pconn *c, const char *why)
+{
+	log_warnx("migration %s: peer %s: %s", c->mig->id, c->addr, why);
+	c->mig->ops->conn_lost(c, why);
+	peer_close(c, 0);
+	return -1;
+}
+
+int
+session_unexpected(struct pconn *c, int msg_case)
+{
+	struct migration *m = c->mig;
+
+	log_warnx("migration %s: unexpected peer message %d in state %s", m->id,
+	    msg_case, mig_state_name(m->state));
+	m->ops->conn_lost(c, "protocol error");
+	peer_close(c, 0);
+	return -1;
+}
+
+void
+session_finish(struct migration *m)
+{
+	mig_save(m);	/* the final figures */
+	if (m->urgent != NULL)
+		peer_close(m->urgent, 1);
+	if (m->bg != NULL)
+		peer_close(m->bg, 1);
+	peer_heartbeat_stop(m);
+	if (m->ops != NULL && m->ops->release != NULL)
+		m->ops->release(m);
+	lat_end(m->lat_slot);
+	m->lat_slot = -1;
+	if (m->vm != NULL) {
+		struct vm *v = m->vm;
+
+		if (v->mig == m)
+			v->mig = NULL;
+		m->vm = NULL;
+		vm_release(v);
+	}
+}

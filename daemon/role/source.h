@@ -1,0 +1,44 @@
+/*
+ * source.h: the source role, the page server (source.c).
+ */
+#ifndef MIG_SOURCE_H
+#define MIG_SOURCE_H
+
+#include <event2/event.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migration.h"
+
+#define MIG_RETRY_MIN_MS	250	/* reconnect back-off, doubling ... */
+#define MIG_RETRY_MAX_MS	4000	/* ... up to this */
+
+struct pconn;
+struct vm;
+
+/* What only a source-side migration keeps (m->src). */
+struct mig_src {
+	char		 token[65];	/* until the Hello carries it */
+	struct event	*ev_retry;	/* reconnect timer while PAUSED */
+	uint32_t	 retry_ms;
+	int		 resuming;	/* urgent reconnected, waiting Resync */
+	int		 held;		/* paused by the operator: no reconnect */
+	int		 memfd;		/* guest RAM (dup), -1 when closed */
+	uint64_t	*sent;		/* page sent on either channel */
+	uint64_t	 nsent;
+	uint64_t	 bg_cursor;
+	int64_t		 pause_ns;
+};
+
+/* Starts migrating `v` to `dest`. -1 with err when refused; 0 with *out
+ * set otherwise (the migration may already have failed: see its state). */
+int src_start(struct vm *v, const char *dest, const char *token,
+    struct migration **out, char *err, size_t errlen);
+int src_recover(struct migration *m, const char *dest, char *err, size_t errlen);
+int src_pause(struct migration *m, char *err, size_t errlen);
+int src_cancel(struct migration *m, char *err, size_t errlen);
+/* A record of a source migration read back after a restart. */
+void src_revive(struct migration *m);
+
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * vm.h: the VMM socket (vm.c). Each VMM (through libmigshim) attaches one
+ * VM with its fds; messages from it reach the VM's migration through
+ * m->ops. Loop thread only.
+ */
+#ifndef MIG_VM_H
+#define MIG_VM_H
+
+#include <event2/event.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct migration;
+
+/* A VM whose VMM attached over the VMM socket (libmigshim). */
+struct vm {
+	TAILQ_ENTRY(vm)	 entry;
+	char		 name[128];
+	int		 incoming;	/* destination role */
+	uint64_t	 ram_bytes;
+	uint32_t	 page_size;
+	uint64_t	 npages;
+	uint64_t	 ram_va;	/* guest RAM in the VMM (uffd addresses) */
+	uint32_t	 vcpus;
+	int		 pid;
+	int		 memfd;
+	int		 uffd;		/* incoming only */
+	int		 ring_mode;	/* faults come through the ring */
+	int		 minor;		/* install by page cache + UFFDIO_CONTINUE */
+	void		*map;		/* minor mode on hugetlbfs: guest RAM
+					   mapped here (no write() there) */
+	void		*ring;		/* shared fault ring (lib/ring.h) */
+	uint64_t	 ring_len;
+	int		 ringfd;
+	int		 doorbell;	/* eventfd the VMM rings after posting */
+	int		 sock;		/* VMM connection, -1 once gone */
+	struct event	*ev_sock;
+	struct migration *mig;		/* active migration, if any */
+};
+TAILQ_HEAD(vm_list, vm);
+
+/* Every attached VM. */
+extern struct vm_list vm_all;
+
+int vm_listen(const char *path);
+void vm_listen_stop(void);
+struct vm *vm_find(const char *name);
+int vm_send_pause(struct vm *v);
+int vm_send_resume_local(struct vm *v, const char *reason);
+int vm_send_start(struct vm *v, const void *blob, size_t len);
+int vm_send_completed(struct vm *v);
+/* Drops the VM once neither its VMM nor an active migration needs it. */
+void vm_release(struct vm *v);
+/* Shutdown: every VM goes. */
+void vm_close_all(void);
+
+#endif
