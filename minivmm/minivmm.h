@@ -145,7 +145,7 @@ int	 vm_pause(struct vm *vm);
 void	 vm_resume(struct vm *vm);
 void	 vm_set_mailbox(struct vm *vm);
 void	 vm_drain_notify(struct vm *vm);
-void	 vcpu_set_immediate_exit(struct vcpu *v, uint8_t val);
+void	 vm_kick_vcpus(struct vm *vm);
 
 /* minivmm_state.c */
 int	 vm_state_save(struct vm *vm, void **blob, size_t *len);

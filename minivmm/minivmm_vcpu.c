@@ -39,10 +39,31 @@ vm_now_ns(void)
 _Static_assert(offsetof(struct kvm_run, request_interrupt_window) == 0 &&
     offsetof(struct kvm_run, padding1) == 2, "kvm_run layout");
 
-void
+static void
 vcpu_set_immediate_exit(struct vcpu *v, uint8_t val)
 {
 	__atomic_store_n((uint8_t *)v->run + 1, val, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * [lock] held, after setting stop or exiting: makes every vCPU thread look
+ * at them. One that may be inside KVM_RUN is kicked out of it
+ * (immediate_exit, then SIGUSR1); parked ones are woken.
+ */
+void
+vm_kick_vcpus(struct vm *vm)
+{
+	int i;
+
+	for (i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->thread_started && !v->parked && !v->exited) {
+			vcpu_set_immediate_exit(v, 1);
+			pthread_kill(v->thread, SIGUSR1);
+		}
+	}
+	pthread_cond_broadcast(&vm->cond);
 }
 
 static void
@@ -115,21 +136,13 @@ int
 vm_pause(struct vm *vm)
 {
 	struct timespec deadline;
-	int i, r = 0;
+	int r = 0;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += 10;
 	pthread_mutex_lock(&vm->lock);
 	vm->stop = 1;
-	for (i = 0; i < vm->nvcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-
-		if (v->thread_started && !v->parked && !v->exited) {
-			vcpu_set_immediate_exit(v, 1);
-			pthread_kill(v->thread, SIGUSR1);
-		}
-	}
-	pthread_cond_broadcast(&vm->cond);
+	vm_kick_vcpus(vm);
 	while (!vm_all_stopped(vm)) {
 		if (pthread_cond_timedwait(&vm->cond, &vm->lock,
 		    &deadline) == ETIMEDOUT) {

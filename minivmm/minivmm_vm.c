@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,15 +363,7 @@ vm_destroy(struct vm *vm)
 
 	pthread_mutex_lock(&vm->lock);
 	vm->exiting = 1;
-	for (i = 0; i < vm->nvcpus; i++) {
-		struct vcpu *v = &vm->vcpus[i];
-
-		if (v->thread_started && !v->parked && !v->exited) {
-			vcpu_set_immediate_exit(v, 1);
-			pthread_kill(v->thread, SIGUSR1);
-		}
-	}
-	pthread_cond_broadcast(&vm->cond);
+	vm_kick_vcpus(vm);
 	pthread_mutex_unlock(&vm->lock);
 
 	for (i = 0; i < MV_MAX_VCPUS; i++) {
