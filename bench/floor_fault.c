@@ -431,6 +431,79 @@ ff_self_cpu_us(void)
 }
 
 /*
+ * Appends one round's measured faults (the pages after the warm-up) to
+ * *pool, with the round's own p50 and the CPU time it took.
+ */
+static void
+ff_pool_add(struct ff_pool *pool, const struct ff_run *r, const uint64_t *t0,
+    const uint64_t *t1, double cpu_us)
+{
+	size_t npages = r->npages, warmup = r->warmup;
+
+	for (size_t k = 0; k < npages; k++) {
+		size_t i = warmup + k, j = pool->n + k;
+		const struct ff_stamps *x = &r->st[i];
+
+		pool->a[0][j] = t1[i] - t0[i];
+		pool->a[1][j] = x->t_event - t0[i];
+		pool->a[2][j] = x->t_resp - x->t_event;
+		pool->a[3][j] = x->t_copy - x->t_resp;
+		pool->a[4][j] = t1[i] - x->t_resp;
+	}
+	{
+		/* This round's p50 alone, to show the spread between rounds. */
+		struct bench_pct pc;
+		uint64_t *tmp = malloc(npages * sizeof(*tmp));
+
+		if (tmp != NULL) {
+			memcpy(tmp, pool->a[0] + pool->n, npages * sizeof(*tmp));
+			bench_percentiles(tmp, npages, &pc);
+			pool->round_p50[pool->rounds] = pc.p50;
+			free(tmp);
+		}
+	}
+	pool->rounds++;
+	pool->n += npages;
+	pool->cpu_us += cpu_us;
+}
+
+/*
+ * Ends a round once its handler is gone: tells the server to quit and reaps
+ * it, frees the connection and the region, and puts back the SIGBUS handler
+ * `old` the ring strategy replaced.
+ */
+static void
+ff_run_close(struct ff_run *r, SSL_CTX *ctx, pid_t pid, const struct sigaction *old)
+{
+	uint8_t quit[FF_HDR];
+	int status;
+
+	if (r->ssl != NULL) {
+		ff_hdr(quit, 0, 0, 0);
+		bench_set_nonblock(r->sock, 0);
+		bench_tls_write_all(r->ssl, quit, sizeof(quit));
+		SSL_free(r->ssl);
+	}
+	if (r->sock >= 0)
+		close(r->sock);
+	SSL_CTX_free(ctx);
+	if (waitpid(pid, &status, 0) == pid && (!WIFEXITED(status) || WEXITSTATUS(status)))
+		fprintf(stderr, "floor_fault: server exited abnormally (status 0x%x)\n", status);
+	if (r->ram != NULL && r->ram != MAP_FAILED)
+		munmap(r->ram, (r->npages + r->warmup) * FF_PAGE);
+	if (r->uffd >= 0)
+		close(r->uffd);
+	if (r->stopfd >= 0)
+		close(r->stopfd);
+	if (r->doorbell >= 0) {
+		sigaction(SIGBUS, old, NULL);
+		ff_cur = NULL;
+		close(r->doorbell);
+	}
+	free(r->st);
+}
+
+/*
  * One round: a fresh server, connection and region; `npages` measured
  * faults after `warmup` unmeasured ones, appended to *pool.
  */
@@ -442,11 +515,10 @@ ff_run_one(enum ff_strategy strategy, size_t npages, size_t warmup, struct ff_po
 	struct sigaction sa = { .sa_sigaction = ff_sigbus, .sa_flags = SA_SIGINFO }, old;
 	size_t total = npages + warmup, bad = 0;
 	uint64_t *t0 = NULL, *t1 = NULL, srv0 = 0, srv1 = 0;
-	uint8_t quit[FF_HDR];
 	SSL_CTX *ctx = NULL;
 	pthread_t th;
 	uint16_t port;
-	int lfd, status, rc = -1, started = 0;
+	int lfd, rc = -1, started = 0;
 	double cpu0 = 0, cpu1;
 	pid_t pid;
 
@@ -520,59 +592,13 @@ ff_run_one(enum ff_strategy strategy, size_t npages, size_t warmup, struct ff_po
 		fprintf(stderr, "floor_fault: %zu pages with wrong contents\n", bad);
 		goto out;
 	}
-	for (size_t k = 0; k < npages; k++) {
-		size_t i = warmup + k, j = pool->n + k;
-		const struct ff_stamps *x = &r.st[i];
-
-		pool->a[0][j] = t1[i] - t0[i];
-		pool->a[1][j] = x->t_event - t0[i];
-		pool->a[2][j] = x->t_resp - x->t_event;
-		pool->a[3][j] = x->t_copy - x->t_resp;
-		pool->a[4][j] = t1[i] - x->t_resp;
-	}
-	{
-		/* This round's p50 alone, to show the spread between rounds. */
-		struct bench_pct pc;
-		uint64_t *tmp = malloc(npages * sizeof(*tmp));
-
-		if (tmp != NULL) {
-			memcpy(tmp, pool->a[0] + pool->n, npages * sizeof(*tmp));
-			bench_percentiles(tmp, npages, &pc);
-			pool->round_p50[pool->rounds] = pc.p50;
-			free(tmp);
-		}
-	}
-	pool->rounds++;
-	pool->n += npages;
-	pool->cpu_us += cpu1 - cpu0 + (double)(srv1 - srv0);
+	ff_pool_add(pool, &r, t0, t1, cpu1 - cpu0 + (double)(srv1 - srv0));
 	rc = 0;
 out:
 	ff_stop(&r);
 	if (started)
 		pthread_join(th, NULL);
-	if (r.ssl != NULL) {
-		ff_hdr(quit, 0, 0, 0);
-		bench_set_nonblock(r.sock, 0);
-		bench_tls_write_all(r.ssl, quit, sizeof(quit));
-		SSL_free(r.ssl);
-	}
-	if (r.sock >= 0)
-		close(r.sock);
-	SSL_CTX_free(ctx);
-	if (waitpid(pid, &status, 0) == pid && (!WIFEXITED(status) || WEXITSTATUS(status)))
-		fprintf(stderr, "floor_fault: server exited abnormally (status 0x%x)\n", status);
-	if (r.ram != NULL && r.ram != MAP_FAILED)
-		munmap(r.ram, total * FF_PAGE);
-	if (r.uffd >= 0)
-		close(r.uffd);
-	if (r.stopfd >= 0)
-		close(r.stopfd);
-	if (r.doorbell >= 0) {
-		sigaction(SIGBUS, &old, NULL);
-		ff_cur = NULL;
-		close(r.doorbell);
-	}
-	free(r.st);
+	ff_run_close(&r, ctx, pid, &old);
 	free(t0);
 	free(t1);
 	return rc;

@@ -258,6 +258,74 @@ cl_fail(struct migctl *c, int e, const char *what)
 	return -1;
 }
 
+/*
+ * Moves bytes both ways until the stream closes: 0, or -1 with c->err set
+ * when writing, waiting or reading fails.
+ */
+static int
+cl_exchange(struct migctl *c)
+{
+	uint8_t rbuf[16384];
+
+	while (!c->done) {
+		ssize_t n;
+
+		if (nghttp2_session_send(c->sess) != 0)
+			return cl_fail(c, errno ? errno : EPIPE, "cannot write to migrationd");
+		if (c->done)
+			break;
+		if (!nghttp2_session_want_read(c->sess))
+			return cl_fail(c, ECONNRESET, "migrationd closed the session");
+		{
+			struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+			int pr;
+
+			do
+				pr = poll(&pfd, 1, c->timeout_ms);
+			while (pr < 0 && errno == EINTR);
+			if (pr == 0)
+				return cl_fail(c, ETIMEDOUT, "migrationd did not answer");
+		}
+		do
+			n = read(c->fd, rbuf, sizeof(rbuf));
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return cl_fail(c, n == 0 ? ECONNRESET : errno,
+			    "connection to migrationd lost");
+		if ((n = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n)) < 0) {
+			snprintf(c->err, sizeof(c->err), "HTTP/2 error from migrationd: %s",
+			    nghttp2_strerror((int)n));
+			errno = EPROTO;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* What a closed stream amounts to: 0, a gRPC status, or -1 (bad answer). */
+static int
+cl_outcome(struct migctl *c, migctl_watch_fn fn)
+{
+	if (c->stopped)
+		return 0;
+	if (c->bad || c->grpc_status < 0) {
+		snprintf(c->err, sizeof(c->err), "bad answer from migrationd (HTTP %d%s)",
+		    c->http_status, c->bad ? ", undecodable message" : ", no grpc-status");
+		errno = EPROTO;
+		return -1;
+	}
+	if (c->grpc_status != 0) {
+		snprintf(c->err, sizeof(c->err), "%s", c->grpc_msg);
+		return c->grpc_status;
+	}
+	if (fn == NULL && c->resp == NULL) {
+		snprintf(c->err, sizeof(c->err), "migrationd sent no response message");
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
 /* Runs one call to its end. `fn` NULL: unary, the response in *resp. */
 static int
 cl_call(struct migctl *c, const char *method, const ProtobufCMessage *req,
@@ -274,7 +342,7 @@ cl_call(struct migctl *c, const char *method, const ProtobufCMessage *req,
 	};
 	nghttp2_data_provider prd = { .read_callback = cl_req_read };
 	const struct grpc_method *gm;
-	uint8_t *buf, rbuf[16384];
+	uint8_t *buf;
 	size_t len;
 	int rc;
 
@@ -310,66 +378,10 @@ cl_call(struct migctl *c, const char *method, const ProtobufCMessage *req,
 		free(buf);
 		return cl_fail(c, ENOMEM, "request");
 	}
-	while (!c->done) {
-		ssize_t n;
-
-		if ((rc = nghttp2_session_send(c->sess)) != 0) {
-			rc = cl_fail(c, errno ? errno : EPIPE, "cannot write to migrationd");
-			goto out;
-		}
-		if (c->done)
-			break;
-		if (!nghttp2_session_want_read(c->sess)) {
-			rc = cl_fail(c, ECONNRESET, "migrationd closed the session");
-			goto out;
-		}
-		{
-			struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-			int pr;
-
-			do
-				pr = poll(&pfd, 1, c->timeout_ms);
-			while (pr < 0 && errno == EINTR);
-			if (pr == 0) {
-				rc = cl_fail(c, ETIMEDOUT, "migrationd did not answer");
-				goto out;
-			}
-		}
-		do
-			n = read(c->fd, rbuf, sizeof(rbuf));
-		while (n < 0 && errno == EINTR);
-		if (n <= 0) {
-			rc = cl_fail(c, n == 0 ? ECONNRESET : errno,
-			    "connection to migrationd lost");
-			goto out;
-		}
-		if ((n = nghttp2_session_mem_recv(c->sess, rbuf, (size_t)n)) < 0) {
-			snprintf(c->err, sizeof(c->err), "HTTP/2 error from migrationd: %s",
-			    nghttp2_strerror((int)n));
-			errno = EPROTO;
-			rc = -1;
-			goto out;
-		}
+	if ((rc = cl_exchange(c)) == 0) {
+		nghttp2_session_send(c->sess);	/* WINDOW_UPDATE, RST_STREAM acks */
+		rc = cl_outcome(c, fn);
 	}
-	nghttp2_session_send(c->sess);	/* WINDOW_UPDATE, RST_STREAM acks */
-	if (c->stopped) {
-		rc = 0;
-	} else if (c->bad || c->grpc_status < 0) {
-		snprintf(c->err, sizeof(c->err), "bad answer from migrationd (HTTP %d%s)",
-		    c->http_status, c->bad ? ", undecodable message" : ", no grpc-status");
-		errno = EPROTO;
-		rc = -1;
-	} else if (c->grpc_status != 0) {
-		snprintf(c->err, sizeof(c->err), "%s", c->grpc_msg);
-		rc = c->grpc_status;
-	} else if (fn == NULL && c->resp == NULL) {
-		snprintf(c->err, sizeof(c->err), "migrationd sent no response message");
-		errno = EPROTO;
-		rc = -1;
-	} else {
-		rc = 0;
-	}
-out:
 	if (rc == 0 && resp != NULL) {
 		*resp = c->resp;
 		c->resp = NULL;

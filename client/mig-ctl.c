@@ -4,6 +4,8 @@
  * progress bar with rate and ETA), --json for scripts. Exit codes: 0 success,
  * 2 usage error, 3 daemon unreachable, 4 request refused by the daemon,
  * 5 the migration failed or was paused (migrate --wait, watch).
+ * This file holds the commands; how a migration, an event and the progress
+ * line are printed is in mig-ctl-output.c.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,11 +18,12 @@
 #include <unistd.h>
 
 #include "libmigctl.h"
+#include "mig-ctl.h"
 
 enum { EX_OK = 0, EX_USAGE_ = 2, EX_UNREACH = 3, EX_REFUSED = 4, EX_MIGFAIL = 5 };
 
 static const char *sock_path;
-static int json;
+int json;
 
 static void
 usage(FILE *f)
@@ -63,8 +66,6 @@ connect_or_die(void)
 	return c;
 }
 
-static void json_str(const char *k, const char *v, int last);
-
 /* Checks a call's result; prints the daemon's error and exits on failure. */
 static void
 check(struct migctl *c, int rc)
@@ -92,115 +93,6 @@ want_help(int argc, char **argv)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
 	return 0;
-}
-
-static void
-json_str(const char *k, const char *v, int last)
-{
-	printf("\"%s\":\"", k);
-	for (const char *p = v ? v : ""; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if ((unsigned char)*p < 0x20)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	printf("\"%s", last ? "" : ",");
-}
-
-static void
-print_json(const Migrationd__V1__Migration *m)
-{
-	printf("{");
-	json_str("id", m->id, 0);
-	json_str("vm", m->vm, 0);
-	json_str("role", migctl_role_name(m->role), 0);
-	json_str("state", migctl_state_name(m->state), 0);
-	json_str("peer", m->peer, 0);
-	json_str("reason", m->reason, 0);
-	printf("\"ram_bytes\":%llu,\"pages_total\":%llu,\"pages_demand\":%llu,"
-	    "\"pages_background\":%llu,\"pages_zero\":%llu,\"pages_installed\":%llu,"
-	    "\"install_eexist\":%llu,\"install_errors\":%llu,\"pages_duplicate\":%llu,"
-	    "\"demand_faults\":%llu,\"fault_p50_us\":%.2f,\"fault_p99_us\":%.2f,"
-	    "\"fault_max_us\":%.2f,\"blackout_ms\":%.3f,\"total_s\":%.3f,"
-	    "\"bytes_sent\":%llu,\"bytes_received\":%llu,\"started_unix_ms\":%lld,"
-	    "\"ended_unix_ms\":%lld,\"guest_ok\":%s,\"prefetch_pages\":%llu,"
-	    "\"prefetch_hits\":%llu,\"ring_faults\":%llu,\"ring_errors\":%llu,"
-	    "\"reconnects\":%u,\"pages_poisoned\":%llu,",
-	    (unsigned long long)m->ram_bytes, (unsigned long long)m->pages_total,
-	    (unsigned long long)m->pages_demand, (unsigned long long)m->pages_background,
-	    (unsigned long long)m->pages_zero, (unsigned long long)m->pages_installed,
-	    (unsigned long long)m->install_eexist, (unsigned long long)m->install_errors,
-	    (unsigned long long)m->pages_duplicate, (unsigned long long)m->demand_faults,
-	    m->fault_p50_us, m->fault_p99_us, m->fault_max_us, m->blackout_ms, m->total_s,
-	    (unsigned long long)m->bytes_sent, (unsigned long long)m->bytes_received,
-	    (long long)m->started_unix_ms, (long long)m->ended_unix_ms,
-	    m->guest_ok ? "true" : "false", (unsigned long long)m->prefetch_pages,
-	    (unsigned long long)m->prefetch_hits, (unsigned long long)m->ring_faults,
-	    (unsigned long long)m->ring_errors, m->reconnects,
-	    (unsigned long long)m->pages_poisoned);
-	json_str("fault_path", m->fault_path, 0);
-	json_str("install_mode", m->install_mode, 0);
-	json_str("guest_verdict", m->guest_verdict, 1);
-	printf("}");
-}
-
-static void
-print_human(const Migrationd__V1__Migration *m)
-{
-	printf("migration %s   vm %s   %s   %s\n", m->id, m->vm, migctl_role_name(m->role),
-	    migctl_state_name(m->state));
-	if (m->reason[0])
-		printf("  reason:      %s\n", m->reason);
-	printf("  peer:        %s\n", m->peer[0] ? m->peer : "-");
-	printf("  RAM:         %llu MiB, %llu pages\n",
-	    (unsigned long long)(m->ram_bytes >> 20), (unsigned long long)m->pages_total);
-	printf("  pages:       %llu on demand, %llu background, %llu zero, %llu sent twice",
-	    (unsigned long long)m->pages_demand, (unsigned long long)m->pages_background,
-	    (unsigned long long)m->pages_zero, (unsigned long long)m->pages_duplicate);
-	if (m->role == MIGRATIOND__V1__ROLE__DESTINATION)
-		printf("; %llu installed, %llu EEXIST, %llu install errors",
-		    (unsigned long long)m->pages_installed,
-		    (unsigned long long)m->install_eexist,
-		    (unsigned long long)m->install_errors);
-	printf("\n");
-	if (m->role == MIGRATIOND__V1__ROLE__DESTINATION)
-	{
-		printf("  faults:      %llu demand faults (%llu via the ring), latency p50 "
-		    "%.1f us, p99 %.1f us, max %.1f us\n", (unsigned long long)m->demand_faults,
-		    (unsigned long long)m->ring_faults, m->fault_p50_us, m->fault_p99_us,
-		    m->fault_max_us);
-		if (m->fault_path[0])
-			printf("  paths:       faults through %s, installs by %s\n",
-			    !strcmp(m->fault_path, "ring") ? "the fault ring" : "blocking userfaultfd",
-			    !strcmp(m->install_mode, "minor") ?
-			    "page cache + UFFDIO_CONTINUE (minor mode)" : "UFFDIO_COPY");
-		printf("  prefetch:    %llu pages ahead of faults, %llu sequential faults "
-		    "(%.0f%% of faults)\n", (unsigned long long)m->prefetch_pages,
-		    (unsigned long long)m->prefetch_hits, m->demand_faults ?
-		    100.0 * (double)m->prefetch_hits / (double)m->demand_faults : 0.0);
-	}
-	printf("  blackout:    %.1f ms\n", m->blackout_ms);
-	if (m->reconnects)
-		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);
-	if (m->pages_poisoned)
-		printf("  poisoned:    %llu pages unreadable at the source, installed as "
-		    "poison\n", (unsigned long long)m->pages_poisoned);
-	printf("  elapsed:     %.2f s\n", m->total_s);
-	if (m->guest_verdict[0])
-		printf("  guest:       %s\n", m->guest_verdict);
-}
-
-static void
-print_migration(const Migrationd__V1__Migration *m)
-{
-	if (json) {
-		print_json(m);
-		printf("\n");
-	} else {
-		print_human(m);
-	}
 }
 
 static int
@@ -250,13 +142,6 @@ cmd_prepare(int argc, char **argv)
 	return EX_OK;
 }
 
-static int
-terminal_state(Migrationd__V1__MigrationState s)
-{
-	return s == MIGRATIOND__V1__MIGRATION_STATE__COMPLETED ||
-	    s == MIGRATIOND__V1__MIGRATION_STATE__FAILED ||
-	    s == MIGRATIOND__V1__MIGRATION_STATE__CANCELLED;
-}
 
 static double
 mono_s(void)
@@ -267,67 +152,6 @@ mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void
-human_bytes(double b, char *out, size_t len)
-{
-	if (b >= 1e9)
-		snprintf(out, len, "%.2f GB", b / 1e9);
-	else if (b >= 1e6)
-		snprintf(out, len, "%.1f MB", b / 1e6);
-	else if (b >= 1e3)
-		snprintf(out, len, "%.1f kB", b / 1e3);
-	else
-		snprintf(out, len, "%.0f B", b);
-}
-
-/* One line of progress; \r-redrawn on a terminal, one line a second otherwise. */
-static void
-progress_line(const Migrationd__V1__MigrationEvent *ev, int tty)
-{
-	const Migrationd__V1__Migration *m = ev->migration;
-	unsigned long long done = m->pages_demand + m->pages_background + m->pages_zero;
-	int w = 30, fill = (int)(ev->progress * w);
-	char eta[32] = "-", rate[32];
-
-	if (fill > w)
-		fill = w;
-	if (ev->eta_s >= 0 && !terminal_state(m->state))
-		snprintf(eta, sizeof(eta), "%.1fs", ev->eta_s);
-	else if (terminal_state(m->state))
-		snprintf(eta, sizeof(eta), "0s");
-	human_bytes(ev->bytes_per_s, rate, sizeof(rate));
-	fprintf(stderr, "%s%-10s [%.*s%*s] %5.1f%%  %llu/%llu pages  %s/s  %.0f faults/s  "
-	    "p99 %.0f us  ETA %s%s", tty ? "\r" : "", migctl_state_name(m->state), fill,
-	    "##############################", w - fill, "", ev->progress * 100, done,
-	    (unsigned long long)m->pages_total, rate, ev->faults_per_s, ev->fault_p99_us,
-	    eta, tty ? "   " : "\n");
-}
-
-static const char *
-event_kind(Migrationd__V1__MigrationEvent__Kind k)
-{
-	const ProtobufCEnumValue *e = protobuf_c_enum_descriptor_get_value(
-	    &migrationd__v1__migration_event__kind__descriptor, (int)k);
-
-	return e ? e->name : "UNKNOWN";
-}
-
-static void
-print_event_json(const Migrationd__V1__MigrationEvent *ev)
-{
-	printf("{");
-	json_str("kind", event_kind(ev->kind), 0);
-	json_str("previous_state", migctl_state_name(ev->previous_state), 0);
-	printf("\"unix_ms\":%lld,\"pages_per_s\":%.1f,\"bytes_per_s\":%.1f,"
-	    "\"faults_per_s\":%.1f,\"fault_p50_us\":%.2f,\"fault_p90_us\":%.2f,"
-	    "\"fault_p99_us\":%.2f,\"fault_p999_us\":%.2f,\"progress\":%.4f,\"eta_s\":%.2f,"
-	    "\"migration\":", (long long)ev->unix_ms, ev->pages_per_s, ev->bytes_per_s,
-	    ev->faults_per_s, ev->fault_p50_us, ev->fault_p90_us, ev->fault_p99_us,
-	    ev->fault_p999_us, ev->progress, ev->eta_s);
-	print_json(ev->migration);
-	printf("}\n");
-	fflush(stdout);
-}
 
 struct watch_ctx {
 	int		 tty;

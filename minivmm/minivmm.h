@@ -2,10 +2,12 @@
  * minivmm.h: internals shared by minivmm's files (not installed, not a
  * library API).
  *
- *   minivmm.c        main: options, the control loop (migshim events, guest
+ *   minivmm.c        main: the control loop (migshim events, guest
  *                    events), standalone/selftest/incoming flows, verdict
+ *   minivmm_args.c   ctl_parse_args: options, usage, mode
  *   minivmm_vm.c     vm_* / vcpu_*: KVM VM and vCPUs, guest memory setup,
- *                    vCPU threads, pause/resume/kick
+ *                    boot state
+ *   minivmm_vcpu.c   vCPU threads and exit handling, pause/resume/kick
  *   minivmm_state.c  vm_state_*: the versioned vCPU state blob
  *
  * Threads: one control thread (main) owns struct vm's creation, teardown and
@@ -85,6 +87,48 @@ struct vm {
 	int		 fatal;		/* a vCPU hit an unexpected exit */
 };
 
+/* The control thread's state: main's (minivmm.c), options from
+ * minivmm_args.c. */
+enum ctl_mode {
+	CTL_SOURCE,		/* with a daemon: run until migrated away */
+	CTL_STANDALONE,		/* no daemon: --passes, then verify */
+	CTL_SELFTEST,		/* --selftest-snapshot */
+	CTL_INCOMING,		/* --incoming */
+};
+
+enum ctl_phase {
+	PH_RUNNING,		/* guest works; nothing asked of it yet */
+	PH_RESTORED,		/* selftest: restored, waiting for a pass */
+	PH_WAIT_START,		/* incoming: no state yet */
+	PH_VERIFYING,		/* mailbox set, waiting for every vCPU */
+	PH_DONE,
+};
+
+struct ctl {
+	enum ctl_mode	 mode;
+	enum ctl_phase	 phase;
+	const char	*name;
+	uint64_t	 mem;
+	int		 nvcpus;
+	enum mv_workload workload;
+	const char	*socket_path;
+	const char	*report_path;
+	int		 install_minor;	/* --install minor */
+	uint64_t	 passes;
+	int		 verbose;
+
+	struct migshim	*shim;
+	int		 shim_live;	/* attached and not hung up */
+	struct vm	 vm;
+	int		 paused;	/* source: paused for migration */
+	int		 ready_printed;
+	int		 exit_code;
+	uint64_t	 t_start_ns;
+};
+
+/* minivmm_args.c */
+int	 ctl_parse_args(struct ctl *c, int argc, char **argv);
+
 /* minivmm_vm.c */
 int	 vm_open(struct vm *vm, void *ram, uint64_t ram_size, int nvcpus,
 	    int verbose);
@@ -94,11 +138,14 @@ void	 vm_destroy(struct vm *vm);
 int	 vm_load_guest(struct vm *vm, const void *image, size_t image_len,
 	    enum mv_workload workload);
 int	 vm_boot_vcpus(struct vm *vm);
+
+/* minivmm_vcpu.c */
 int	 vm_start(struct vm *vm);
 int	 vm_pause(struct vm *vm);
 void	 vm_resume(struct vm *vm);
 void	 vm_set_mailbox(struct vm *vm);
 void	 vm_drain_notify(struct vm *vm);
+void	 vm_kick_vcpus(struct vm *vm);
 
 /* minivmm_state.c */
 int	 vm_state_save(struct vm *vm, void **blob, size_t *len);

@@ -238,13 +238,80 @@ greedy_destination(const char *listen_addr, const char *ca, const char *cert,
 	return 0;
 }
 
+/*
+ * Source mode, once connected: sends the urgent-channel Hello and prints
+ * the daemon's answer; when it accepted and -x names an action, misbehaves.
+ */
+static int
+source_hello(const char *token, const char *vm, unsigned long long ram, const char *action)
+{
+	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT, *r;
+	Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
+	struct frame_limits lim = { .page_size = 4096, .max_msg = 1 << 20 };
+	struct frame_hdr fh = { .type = FRAME_MSG };
+	uint8_t hdr[FRAME_HDR_LEN], *body;
+	const char *why;
+	size_t n;
+	int rc;
+
+	h.version = 1;
+	h.channel = MIGRATIOND__PEER__V1__CHANNEL__URGENT;
+	h.token = (char *)(uintptr_t)token;
+	h.vm = (char *)(uintptr_t)vm;
+	h.ram_bytes = ram;
+	h.page_size = 4096;
+	h.source_migration_id = "probe";
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	n = migrationd__peer__v1__peer_msg__get_packed_size(&m);
+	body = malloc(n);
+	migrationd__peer__v1__peer_msg__pack(&m, body);
+	fh.len = (uint32_t)n;
+	frame_encode(&fh, hdr);
+	rc = io(hdr, sizeof(hdr), 1);
+	if (rc == 0)
+		rc = io(body, n, 1);
+	free(body);
+	if (rc < 0)
+		return rc == -2 ? tls_fail("write:") : (printf("closed\n"), 0);
+	/* In TLS 1.3 a refused client certificate shows up here, as an alert. */
+	if ((rc = io(hdr, sizeof(hdr), 0)) < 0)
+		return rc == -2 ? tls_fail("read:") : (printf("closed\n"), 0);
+	if (frame_decode(hdr, sizeof(hdr), &lim, &fh) != 1 || fh.type != FRAME_MSG) {
+		printf("garbage reply\n");
+		return 0;
+	}
+	body = malloc(fh.len);
+	if (io(body, fh.len, 0) < 0 || (r = ctlmsg_decode_peer(body, fh.len, &why)) == NULL) {
+		free(body);
+		printf("closed\n");
+		return 0;
+	}
+	if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME) {
+		printf("accepted %s\n", r->welcome->migration_id);
+		fflush(stdout);
+		if (action != NULL)
+			rc = misbehave(action, ram / 4096);
+		migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+		free(body);
+		return action != NULL ? rc : 0;
+	}
+	else if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE)
+		printf("refused: %s\n", r->refuse->reason);
+	else
+		printf("unexpected reply %d\n", (int)r->msg_case);
+	migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+	free(body);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *addr = NULL, *ca = NULL, *cert = NULL, *key = NULL, *token = "";
 	const char *vm = "probe", *action = NULL, *listen_addr = NULL;
 	unsigned long long ram = 0;
-	int plain = 0, ch, rc, nreq = 100000, secs = 5;
+	int plain = 0, ch, nreq = 100000, secs = 5;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 
 	/* The daemon may close while we still write (it checks a frame's
@@ -321,63 +388,5 @@ main(int argc, char **argv)
 				    (printf("closed\n"), 0);
 		}
 	}
-	{
-		Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT, *r;
-		Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
-		struct frame_limits lim = { .page_size = 4096, .max_msg = 1 << 20 };
-		struct frame_hdr fh = { .type = FRAME_MSG };
-		uint8_t hdr[FRAME_HDR_LEN], *body;
-		const char *why;
-		size_t n;
-
-		h.version = 1;
-		h.channel = MIGRATIOND__PEER__V1__CHANNEL__URGENT;
-		h.token = (char *)(uintptr_t)token;
-		h.vm = (char *)(uintptr_t)vm;
-		h.ram_bytes = ram;
-		h.page_size = 4096;
-		h.source_migration_id = "probe";
-		m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
-		m.hello = &h;
-		n = migrationd__peer__v1__peer_msg__get_packed_size(&m);
-		body = malloc(n);
-		migrationd__peer__v1__peer_msg__pack(&m, body);
-		fh.len = (uint32_t)n;
-		frame_encode(&fh, hdr);
-		rc = io(hdr, sizeof(hdr), 1);
-		if (rc == 0)
-			rc = io(body, n, 1);
-		free(body);
-		if (rc < 0)
-			return rc == -2 ? tls_fail("write:") : (printf("closed\n"), 0);
-		/* In TLS 1.3 a refused client certificate shows up here, as an alert. */
-		if ((rc = io(hdr, sizeof(hdr), 0)) < 0)
-			return rc == -2 ? tls_fail("read:") : (printf("closed\n"), 0);
-		if (frame_decode(hdr, sizeof(hdr), &lim, &fh) != 1 || fh.type != FRAME_MSG) {
-			printf("garbage reply\n");
-			return 0;
-		}
-		body = malloc(fh.len);
-		if (io(body, fh.len, 0) < 0 || (r = ctlmsg_decode_peer(body, fh.len, &why)) == NULL) {
-			free(body);
-			printf("closed\n");
-			return 0;
-		}
-		if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME) {
-			printf("accepted %s\n", r->welcome->migration_id);
-			fflush(stdout);
-			if (action != NULL)
-				rc = misbehave(action, ram / 4096);
-			migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
-			free(body);
-			return action != NULL ? rc : 0;
-		}
-		else if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE)
-			printf("refused: %s\n", r->refuse->reason);
-		else
-			printf("unexpected reply %d\n", (int)r->msg_case);
-		migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
-		free(body);
-	}
-	return 0;
+	return source_hello(token, vm, ram, action);
 }

@@ -141,6 +141,129 @@ wait_event(struct migshim_event *ev, int secs)
 	}
 }
 
+/* `source`: fill RAM, attach, hand over the state blob when paused. */
+static int
+run_source(const char *name, uint64_t mem, const char *sock, int huge)
+{
+	struct migshim_opts so = { .hugepages = huge };
+	struct migshim_event ev;
+	uint64_t *ram;
+
+	if ((S = migshim_create_opts(name, mem, MIGSHIM_SOURCE, &so)) == NULL)
+		return 2;
+	ram = migshim_ram(S);
+	for (uint64_t i = 0; i < npages; i++)
+		if (expect(i) != 0)
+			ram[i * 512] = ram[i * 512 + 511] = expect(i);
+	if (migshim_attach(S, sock, 0) < 0)
+		return 2;
+	printf("shimvm: source ready\n");
+	fflush(stdout);
+	for (;;) {
+		if (wait_event(&ev, 600) < 0)
+			return 2;
+		if (ev.type == MIGSHIM_EV_PAUSE)
+			migshim_send_state(S, STATE_BLOB, sizeof(STATE_BLOB));
+		else if (ev.type == MIGSHIM_EV_COMPLETED) {
+			printf("shimvm: migrated away\n");
+			return 0;
+		} else if (ev.type == MIGSHIM_EV_RESUME_LOCAL || ev.type == MIGSHIM_EV_FAILED ||
+		    ev.type == MIGSHIM_EV_HANGUP) {
+			fprintf(stderr, "shimvm: source: %s\n", ev.reason);
+			return 1;
+		}
+	}
+}
+
+/*
+ * `dest`: attach an incoming VM, touch pages from many threads once it
+ * runs, check every page after completion and print the JSON report.
+ */
+static int
+run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
+    const char *install, const char *bad, int huge)
+{
+	struct migshim_event ev;
+	struct migshim_opts o = { .vcpus = 1, .thread_slots = (unsigned)nthreads,
+	    .hugepages = huge };
+	pthread_t th[32];
+	uint64_t n, errors = 0, t0;
+	volatile uint64_t *ram;
+	struct sigaction sa = { .sa_sigaction = probe_sigbus, .sa_flags = SA_SIGINFO };
+	int poison_early = -2, poison_ok = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	o.mode = !strcmp(mode, "ring") ? MIGSHIM_FAULT_RING : MIGSHIM_FAULT_UFFD;
+	o.install = !strcmp(install, "minor") ? MIGSHIM_INSTALL_MINOR :
+	    MIGSHIM_INSTALL_COPY;
+	if ((S = migshim_create_opts(name, mem, MIGSHIM_INCOMING, &o)) == NULL)
+		return 2;
+	/* Ring mode: missing pages; both modes: poison as machine checks. */
+	if (migshim_sigbus_install(S) < 0)
+		return 2;
+	if (migshim_attach(S, sock, 1) < 0)
+		return 2;
+	if (wait_event(&ev, 600) < 0 || ev.type != MIGSHIM_EV_START ||
+	    ev.blob_len != sizeof(STATE_BLOB) || memcmp(ev.blob, STATE_BLOB, ev.blob_len)) {
+		fprintf(stderr, "shimvm: expected START with our state blob\n");
+		return 1;
+	}
+	migshim_report_running(S);
+	if (bad != NULL && o.mode == MIGSHIM_FAULT_RING) {
+		/* Hostile entries: the daemon must refuse them, not write. */
+		int r1 = migshim_fault(S, 0, mem, 4096, mem, RING_KIND_VCPU);
+		int r2 = migshim_fault(S, 0, 4096 + 8, 4096, 0, RING_KIND_VCPU);
+		int r3 = migshim_fault(S, 0, 0, 0, 0, RING_KIND_VCPU);
+		FILE *f = fopen(bad, "w");
+
+		if (f != NULL) {
+			fprintf(f, "{\"beyond_ram\":%d,\"unaligned\":%d,\"zero_size\":%d}\n",
+			    r1, r2, r3);
+			fclose(f);
+		}
+	}
+	/* A poisoned page touched before it arrived: the fetch brings
+	 * poison and the toucher gets the machine check. */
+	if (npoison > 0)
+		poison_early = probe_poison(&((volatile uint64_t *)migshim_ram(S))[poison[0] * 512]);
+	lat_ns = calloc((size_t)nthreads * (size_t)touches, sizeof(*lat_ns));
+	t0 = mono_ns();
+	for (long t = 0; t < nthreads; t++)
+		pthread_create(&th[t], NULL, toucher, (void *)t);
+	for (int t = 0; t < nthreads; t++)
+		pthread_join(th[t], NULL);
+	t0 = mono_ns() - t0;
+	do {
+		if (wait_event(&ev, 600) < 0)
+			return 1;
+	} while (ev.type != MIGSHIM_EV_COMPLETED && ev.type != MIGSHIM_EV_FAILED &&
+	    ev.type != MIGSHIM_EV_HANGUP);
+	if (ev.type != MIGSHIM_EV_COMPLETED) {
+		fprintf(stderr, "shimvm: dest: %s\n", ev.reason);
+		return 1;
+	}
+	ram = migshim_ram(S);
+	for (uint64_t i = 0; i < npages; i++) {
+		if (is_poison(i))
+			poison_ok += probe_poison(&ram[i * 512]) == 1;
+		else if (ram[i * 512] != expect(i) || ram[i * 512 + 511] != expect(i))
+			errors++;
+	}
+	n = (uint64_t)nthreads * (uint64_t)touches;
+	qsort(lat_ns, n, sizeof(*lat_ns), cmp_u64);
+	printf("{\"mode\":\"%s\",\"threads\":%d,\"touches\":%llu,\"bad_touch_values\":%d,"
+	    "\"pages_checked\":%llu,\"page_errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+	    "\"max_us\":%.1f,\"touch_phase_ms\":%.1f,\"poisoned\":%d,"
+	    "\"poison_machine_checks\":%d,\"poison_touched_early\":%d}\n", mode, nthreads,
+	    (unsigned long long)n, bad_values, (unsigned long long)npages,
+	    (unsigned long long)errors, lat_ns[n / 2] / 1e3, lat_ns[n * 99 / 100] / 1e3,
+	    lat_ns[n - 1] / 1e3, t0 / 1e6, npoison, poison_ok, poison_early);
+	migshim_sigbus_remove();
+	return errors == 0 && bad_values == 0 && poison_ok == npoison &&
+	    (npoison == 0 || poison_early == 1) ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -148,7 +271,6 @@ main(int argc, char **argv)
 	const char *install = "copy";
 	int huge = 0;
 	uint64_t mem = 64ull << 20;
-	struct migshim_event ev;
 	int ch;
 
 	if (argc < 2)
@@ -176,117 +298,10 @@ main(int argc, char **argv)
 		goto usage;
 	npages = mem / 4096;
 
-	if (!strcmp(argv[1], "source")) {
-		uint64_t *ram;
-
-		struct migshim_opts so = { .hugepages = huge };
-
-		if ((S = migshim_create_opts(name, mem, MIGSHIM_SOURCE, &so)) == NULL)
-			return 2;
-		ram = migshim_ram(S);
-		for (uint64_t i = 0; i < npages; i++)
-			if (expect(i) != 0)
-				ram[i * 512] = ram[i * 512 + 511] = expect(i);
-		if (migshim_attach(S, sock, 0) < 0)
-			return 2;
-		printf("shimvm: source ready\n");
-		fflush(stdout);
-		for (;;) {
-			if (wait_event(&ev, 600) < 0)
-				return 2;
-			if (ev.type == MIGSHIM_EV_PAUSE)
-				migshim_send_state(S, STATE_BLOB, sizeof(STATE_BLOB));
-			else if (ev.type == MIGSHIM_EV_COMPLETED) {
-				printf("shimvm: migrated away\n");
-				return 0;
-			} else if (ev.type == MIGSHIM_EV_RESUME_LOCAL || ev.type == MIGSHIM_EV_FAILED ||
-			    ev.type == MIGSHIM_EV_HANGUP) {
-				fprintf(stderr, "shimvm: source: %s\n", ev.reason);
-				return 1;
-			}
-		}
-	}
-	if (!strcmp(argv[1], "dest")) {
-		struct migshim_opts o = { .vcpus = 1, .thread_slots = (unsigned)nthreads,
-		    .hugepages = huge };
-		pthread_t th[32];
-		uint64_t n, errors = 0, t0;
-		volatile uint64_t *ram;
-
-		struct sigaction sa = { .sa_sigaction = probe_sigbus, .sa_flags = SA_SIGINFO };
-		int poison_early = -2, poison_ok = 0;
-
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGBUS, &sa, NULL);
-		o.mode = !strcmp(mode, "ring") ? MIGSHIM_FAULT_RING : MIGSHIM_FAULT_UFFD;
-		o.install = !strcmp(install, "minor") ? MIGSHIM_INSTALL_MINOR :
-		    MIGSHIM_INSTALL_COPY;
-		if ((S = migshim_create_opts(name, mem, MIGSHIM_INCOMING, &o)) == NULL)
-			return 2;
-		/* Ring mode: missing pages; both modes: poison as machine checks. */
-		if (migshim_sigbus_install(S) < 0)
-			return 2;
-		if (migshim_attach(S, sock, 1) < 0)
-			return 2;
-		if (wait_event(&ev, 600) < 0 || ev.type != MIGSHIM_EV_START ||
-		    ev.blob_len != sizeof(STATE_BLOB) || memcmp(ev.blob, STATE_BLOB, ev.blob_len)) {
-			fprintf(stderr, "shimvm: expected START with our state blob\n");
-			return 1;
-		}
-		migshim_report_running(S);
-		if (bad != NULL && o.mode == MIGSHIM_FAULT_RING) {
-			/* Hostile entries: the daemon must refuse them, not write. */
-			int r1 = migshim_fault(S, 0, mem, 4096, mem, RING_KIND_VCPU);
-			int r2 = migshim_fault(S, 0, 4096 + 8, 4096, 0, RING_KIND_VCPU);
-			int r3 = migshim_fault(S, 0, 0, 0, 0, RING_KIND_VCPU);
-			FILE *f = fopen(bad, "w");
-
-			if (f != NULL) {
-				fprintf(f, "{\"beyond_ram\":%d,\"unaligned\":%d,\"zero_size\":%d}\n",
-				    r1, r2, r3);
-				fclose(f);
-			}
-		}
-		/* A poisoned page touched before it arrived: the fetch brings
-		 * poison and the toucher gets the machine check. */
-		if (npoison > 0)
-			poison_early = probe_poison(&((volatile uint64_t *)migshim_ram(S))[poison[0] * 512]);
-		lat_ns = calloc((size_t)nthreads * (size_t)touches, sizeof(*lat_ns));
-		t0 = mono_ns();
-		for (long t = 0; t < nthreads; t++)
-			pthread_create(&th[t], NULL, toucher, (void *)t);
-		for (int t = 0; t < nthreads; t++)
-			pthread_join(th[t], NULL);
-		t0 = mono_ns() - t0;
-		do {
-			if (wait_event(&ev, 600) < 0)
-				return 1;
-		} while (ev.type != MIGSHIM_EV_COMPLETED && ev.type != MIGSHIM_EV_FAILED &&
-		    ev.type != MIGSHIM_EV_HANGUP);
-		if (ev.type != MIGSHIM_EV_COMPLETED) {
-			fprintf(stderr, "shimvm: dest: %s\n", ev.reason);
-			return 1;
-		}
-		ram = migshim_ram(S);
-		for (uint64_t i = 0; i < npages; i++) {
-			if (is_poison(i))
-				poison_ok += probe_poison(&ram[i * 512]) == 1;
-			else if (ram[i * 512] != expect(i) || ram[i * 512 + 511] != expect(i))
-				errors++;
-		}
-		n = (uint64_t)nthreads * (uint64_t)touches;
-		qsort(lat_ns, n, sizeof(*lat_ns), cmp_u64);
-		printf("{\"mode\":\"%s\",\"threads\":%d,\"touches\":%llu,\"bad_touch_values\":%d,"
-		    "\"pages_checked\":%llu,\"page_errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-		    "\"max_us\":%.1f,\"touch_phase_ms\":%.1f,\"poisoned\":%d,"
-		    "\"poison_machine_checks\":%d,\"poison_touched_early\":%d}\n", mode, nthreads,
-		    (unsigned long long)n, bad_values, (unsigned long long)npages,
-		    (unsigned long long)errors, lat_ns[n / 2] / 1e3, lat_ns[n * 99 / 100] / 1e3,
-		    lat_ns[n - 1] / 1e3, t0 / 1e6, npoison, poison_ok, poison_early);
-		migshim_sigbus_remove();
-		return errors == 0 && bad_values == 0 && poison_ok == npoison &&
-		    (npoison == 0 || poison_early == 1) ? 0 : 1;
-	}
+	if (!strcmp(argv[1], "source"))
+		return run_source(name, mem, sock, huge);
+	if (!strcmp(argv[1], "dest"))
+		return run_dest(name, mem, sock, mode, install, bad, huge);
 usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
 	    "[-M uffd|ring] [-I copy|minor] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"

@@ -104,10 +104,8 @@ def tls(target, ca, cert, key):
                 pb.GetHealthRequest())
 
 
-def migrate(sock_a, sock_b, addr_b, vm, spare):
-    a, b = stub(sock_a), stub(sock_b)
-
-    # The incoming VMs are attached on B.
+# The incoming VMs are attached on B.
+def wait_attached(b, vm, spare):
     for _ in range(100):
         names = {v.name for v in b.ListMigrations(pb.ListMigrationsRequest(), timeout=10).vms}
         if vm in names and spare in names:
@@ -115,6 +113,9 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
         time.sleep(0.1)
     check("destination VMs attached", vm in names and spare in names, str(names))
 
+
+# GetHealth on the source.
+def check_health(a, sock_a):
     h = a.GetHealth(pb.GetHealthRequest(), timeout=10)
     check("health: version", h.version != "")
     check("health: latency source", h.latency_source.startswith("eBPF: ") or
@@ -124,7 +125,9 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
     check("health: control socket listed",
           any(l.kind == "control-unix" and l.address == sock_a for l in h.listeners))
 
-    # Error cases, one per status code.
+
+# Error cases, one per status code.
+def check_errors(a, b, vm, sock_a):
     expect_code("GetMigration of an unknown id", grpc.StatusCode.NOT_FOUND,
                 a.GetMigration, pb.GetMigrationRequest(id_or_vm="m-000000000000"))
     expect_code("PrepareIncoming of an unknown VM", grpc.StatusCode.NOT_FOUND,
@@ -141,7 +144,9 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
     expect_code("a method the service does not have", grpc.StatusCode.UNIMPLEMENTED,
                 unknown, pb.GetHealthRequest())
 
-    # Prepare then cancel on the destination (token revoked).
+
+# Prepare then cancel on the destination (token revoked).
+def cancel_spare(b, spare):
     sp = b.PrepareIncoming(pb.PrepareIncomingRequest(vm=spare), timeout=10)
     check("spare prepared", sp.migration.state == S.PREPARED and len(sp.token) > 0)
     c = b.CancelMigration(pb.CancelMigrationRequest(id_or_vm=sp.migration.id), timeout=10)
@@ -149,16 +154,9 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
     expect_code("cancelling it twice", grpc.StatusCode.FAILED_PRECONDITION,
                 b.CancelMigration, pb.CancelMigrationRequest(id_or_vm=sp.migration.id))
 
-    # The real migration.
-    p = b.PrepareIncoming(pb.PrepareIncomingRequest(vm=vm), timeout=10)
-    check("PrepareIncoming -> PREPARED with a token",
-          p.migration.state == S.PREPARED and len(p.token) >= 16)
-    st = a.StartMigration(pb.StartMigrationRequest(vm=vm, destination=addr_b, token=p.token),
-                          timeout=10)
-    mid = st.migration.id
-    check("StartMigration -> a source migration", st.migration.role == pb.SOURCE and
-          mid.startswith("m-"))
 
+# Follows the migration, pausing it in post-copy and recovering it.
+def watch_pause_recover(a, b, mid, vm):
     kinds, states, paused, recovered, progress_rates = [], [], False, False, []
     events = a.WatchMigration(pb.WatchMigrationRequest(id_or_vm=mid, interval_ms=200),
                               timeout=300)
@@ -195,6 +193,9 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
           any(r > 0 for r in progress_rates), str(progress_rates))
     check("watch: stream ended with OK", events.code() == grpc.StatusCode.OK)
 
+
+# Both ends' records of the finished migration, and its fault latency.
+def check_completed(a, b, mid, vm):
     src = a.GetMigration(pb.GetMigrationRequest(id_or_vm=mid), timeout=10).migration
     dst = b.GetMigration(pb.GetMigrationRequest(id_or_vm=vm), timeout=10).migration
     check("source COMPLETED", src.state == S.COMPLETED)
@@ -214,6 +215,9 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
           all(lat.buckets[i].upper_us <= lat.buckets[i + 1].lower_us
               for i in range(len(lat.buckets) - 1)))
 
+
+# ListMigrations filters; watches that end at once.
+def check_lists(a, b, mid, vm, spare):
     lm = a.ListMigrations(pb.ListMigrationsRequest(state=S.COMPLETED, role=pb.SOURCE, vm=vm),
                           timeout=10)
     check("list filter state+role+vm", [m.id for m in lm.migrations] == [mid])
@@ -230,6 +234,28 @@ def migrate(sock_a, sock_b, addr_b, vm, spare):
     evs = list(a.WatchMigration(pb.WatchMigrationRequest(id_or_vm=mid), timeout=10))
     check("watch of a finished migration: one event", len(evs) == 1 and
           evs[0].migration.state == S.COMPLETED)
+
+
+def migrate(sock_a, sock_b, addr_b, vm, spare):
+    a, b = stub(sock_a), stub(sock_b)
+
+    wait_attached(b, vm, spare)
+    check_health(a, sock_a)
+    check_errors(a, b, vm, sock_a)
+    cancel_spare(b, spare)
+
+    # The real migration.
+    p = b.PrepareIncoming(pb.PrepareIncomingRequest(vm=vm), timeout=10)
+    check("PrepareIncoming -> PREPARED with a token",
+          p.migration.state == S.PREPARED and len(p.token) >= 16)
+    st = a.StartMigration(pb.StartMigrationRequest(vm=vm, destination=addr_b, token=p.token),
+                          timeout=10)
+    mid = st.migration.id
+    check("StartMigration -> a source migration", st.migration.role == pb.SOURCE and
+          mid.startswith("m-"))
+    watch_pause_recover(a, b, mid, vm)
+    check_completed(a, b, mid, vm)
+    check_lists(a, b, mid, vm, spare)
 
 
 def main():
