@@ -97,7 +97,7 @@ fault_release(struct migration *m)
 }
 
 int
-fault_fds(struct migration *m, struct pollfd *p, int max)
+fault_poll_fds(struct migration *m, struct pollfd *p, int max)
 {
 	int n = 0;
 

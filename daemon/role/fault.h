@@ -27,6 +27,6 @@ void fault_rerequest(struct migration *m);
 /* Every page is present: every ring slot still posted or taken is done. */
 void fault_release_slots(struct migration *m);
 /* The uffd and doorbell, for peer_fault_ready (m->ops->fault_fds). */
-int fault_fds(struct migration *m, struct pollfd *p, int max);
+int fault_poll_fds(struct migration *m, struct pollfd *p, int max);
 
 #endif

@@ -306,16 +306,88 @@ vm_rebind(struct vm *v)
  * First packet of a new VMM connection: validate everything before any
  * state exists (vmd style), then register the VM.
  */
+/* Mappings an accepted Attach asks for, made while it is checked. */
+struct vm_maps {
+	int	 ring, minor;
+	void	*rmap;		/* the fault ring, or MAP_FAILED */
+	off_t	 rlen;
+	void	*map;		/* hugetlbfs RAM for minor mode, or NULL */
+};
+
+/*
+ * Everything an Attach claims, checked before any state exists (vmd style).
+ * NULL if it is acceptable (x holds its mappings), else why not (nothing
+ * mapped).
+ */
+static const char *
+vm_attach_check(const Migrationd__Shim__V1__Attach *a, const int *fds, int nfds,
+    struct vm_maps *x)
+{
+	const char *err = NULL;
+	struct stat rst;
+	int want;
+
+	x->rmap = MAP_FAILED;
+	x->map = NULL;
+	x->ring = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING &&
+	    a->fault_mode == MIGRATIOND__SHIM__V1__FAULT_MODE__FAULT_RING;
+	x->minor = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING &&
+	    a->install == MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR;
+	want = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING ? (x->ring ? 4 : 2) : 1;
+	if (a->version != VM_SHIM_VERSION)
+		err = "unsupported shim version";
+	else if (a->role != MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_SOURCE &&
+	    a->role != MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING)
+		err = "unknown role";
+	else if (a->vm == NULL || a->vm[0] == '\0' || strlen(a->vm) >= sizeof(((struct vm *)0)->name))
+		err = "bad VM name";
+	else if (vm_find(a->vm) != NULL)
+		err = "a VM of that name is already attached";
+	else if ((a->page_size != (uint32_t)sysconf(_SC_PAGESIZE) &&
+	    a->page_size != MIG_HUGE_PAGE) || a->ram_bytes == 0 ||
+	    a->ram_bytes % a->page_size != 0)
+		err = "bad page size (4 KiB or 2 MiB) or RAM size";
+	else if (nfds != want)
+		err = "wrong number of fds for the role";
+	else if (!vm_fd_is_memfd(fds[0], a->ram_bytes))
+		err = "guest RAM fd is not a file of the announced size";
+	else if (x->ring && (fstat(fds[2], &rst) < 0 || !S_ISREG(rst.st_mode) ||
+	    rst.st_size < (off_t)ring_bytes(1) || rst.st_size > (off_t)ring_bytes(RING_MAX_SLOTS)))
+		err = "fault ring fd is not a ring";
+	else if (x->ring && (x->rmap = mmap(NULL, (size_t)rst.st_size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fds[2], 0)) == MAP_FAILED)
+		err = "cannot map the fault ring";
+	else if (x->ring && ring_check_header(x->rmap, (uint64_t)rst.st_size, a->page_size) < 0)
+		err = "fault ring header is not version 1 with sane sizes";
+	else if (a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_COPY &&
+	    a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR)
+		err = "unknown install mode";
+	/* Minor mode on hugetlbfs: pages are written through a mapping of
+	 * ours (hugetlbfs has no write()); shmem takes pwrite(). */
+	else if (x->minor && a->page_size > 4096 && (x->map = mmap(NULL, a->ram_bytes,
+	    PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0)) == MAP_FAILED) {
+		x->map = NULL;
+		err = "cannot map hugetlbfs guest RAM for minor-mode installs";
+	}
+	if (err != NULL) {
+		if (x->rmap != MAP_FAILED)
+			munmap(x->rmap, (size_t)rst.st_size);
+		if (x->map != NULL)
+			munmap(x->map, a->ram_bytes);
+		return err;
+	}
+	x->rlen = x->ring ? rst.st_size : 0;
+	return NULL;
+}
+
 static void
 vm_attach(int sock)
 {
 	Migrationd__Shim__V1__ShimMsg *m = NULL;
 	Migrationd__Shim__V1__Attach *a;
-	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc, want, ring, minor;
-	void *map = NULL;
+	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc;
 	const char *err = NULL;
-	void *rmap = MAP_FAILED;
-	struct stat rst;
+	struct vm_maps x;
 	char ebuf[256];
 	struct vm *v;
 
@@ -330,55 +402,14 @@ vm_attach(int sock)
 		goto refuse;
 	}
 	a = m->attach;
-	ring = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING &&
-	    a->fault_mode == MIGRATIOND__SHIM__V1__FAULT_MODE__FAULT_RING;
-	minor = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING &&
-	    a->install == MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR;
-	want = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING ? (ring ? 4 : 2) : 1;
-	if (a->version != VM_SHIM_VERSION)
-		err = "unsupported shim version";
-	else if (a->role != MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_SOURCE &&
-	    a->role != MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING)
-		err = "unknown role";
-	else if (a->vm == NULL || a->vm[0] == '\0' || strlen(a->vm) >= sizeof(v->name))
-		err = "bad VM name";
-	else if (vm_find(a->vm) != NULL)
-		err = "a VM of that name is already attached";
-	else if ((a->page_size != (uint32_t)sysconf(_SC_PAGESIZE) &&
-	    a->page_size != MIG_HUGE_PAGE) || a->ram_bytes == 0 ||
-	    a->ram_bytes % a->page_size != 0)
-		err = "bad page size (4 KiB or 2 MiB) or RAM size";
-	else if (nfds != want)
-		err = "wrong number of fds for the role";
-	else if (!vm_fd_is_memfd(fds[0], a->ram_bytes))
-		err = "guest RAM fd is not a file of the announced size";
-	else if (ring && (fstat(fds[2], &rst) < 0 || !S_ISREG(rst.st_mode) ||
-	    rst.st_size < (off_t)ring_bytes(1) || rst.st_size > (off_t)ring_bytes(RING_MAX_SLOTS)))
-		err = "fault ring fd is not a ring";
-	else if (ring && (rmap = mmap(NULL, (size_t)rst.st_size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED, fds[2], 0)) == MAP_FAILED)
-		err = "cannot map the fault ring";
-	else if (ring && ring_check_header(rmap, (uint64_t)rst.st_size, a->page_size) < 0)
-		err = "fault ring header is not version 1 with sane sizes";
-	else if (a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_COPY &&
-	    a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR)
-		err = "unknown install mode";
-	/* Minor mode on hugetlbfs: pages are written through a mapping of
-	 * ours (hugetlbfs has no write()); shmem takes pwrite(). */
-	else if (minor && a->page_size > 4096 && (map = mmap(NULL, a->ram_bytes,
-	    PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0)) == MAP_FAILED) {
-		map = NULL;
-		err = "cannot map hugetlbfs guest RAM for minor-mode installs";
-	}
-	if (err != NULL) {
-		if (rmap != MAP_FAILED)
-			munmap(rmap, (size_t)rst.st_size);
-		if (map != NULL)
-			munmap(map, a->ram_bytes);
+	if ((err = vm_attach_check(a, fds, nfds, &x)) != NULL)
 		goto refuse;
-	}
 
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		if (x.rmap != MAP_FAILED)
+			munmap(x.rmap, (size_t)x.rlen);
+		if (x.map != NULL)
+			munmap(x.map, a->ram_bytes);
 		err = "out of memory";
 		goto refuse;
 	}
@@ -393,14 +424,14 @@ vm_attach(int sock)
 	v->memfd = fds[0];
 	v->uffd = v->incoming ? fds[1] : -1;
 	v->ringfd = v->doorbell = -1;
-	v->minor = minor;
-	v->map = map;
-	if (ring) {
+	v->minor = x.minor;
+	v->map = x.map;
+	if (x.ring) {
 		v->ring_mode = 1;
-		ring_set_daemon_cpus(rmap, vm_cpu_mask());
-		ring_set_collect(rmap);
-		v->ring = rmap;
-		v->ring_len = (uint64_t)rst.st_size;
+		ring_set_daemon_cpus(x.rmap, vm_cpu_mask());
+		ring_set_collect(x.rmap);
+		v->ring = x.rmap;
+		v->ring_len = (uint64_t)x.rlen;
 		v->ringfd = fds[2];
 		v->doorbell = fds[3];
 		fcntl(v->doorbell, F_SETFL, O_NONBLOCK);
@@ -410,7 +441,14 @@ vm_attach(int sock)
 	if (v->uffd >= 0)
 		fcntl(v->uffd, F_SETFL, O_NONBLOCK);
 	fcntl(sock, F_SETFL, O_NONBLOCK);
-	v->ev_sock = event_new(D->base, sock, EV_READ | EV_PERSIST, vm_sock_cb, v);
+	if ((v->ev_sock = event_new(D->base, sock, EV_READ | EV_PERSIST, vm_sock_cb,
+	    v)) == NULL) {
+		v->sock = -1;
+		vm_free(v);
+		err = "out of memory";
+		nfds = 0;
+		goto refuse;
+	}
 	event_add(v->ev_sock, NULL);
 	TAILQ_INSERT_TAIL(&vm_all, v, entry);
 	vm_attach_reply(sock, NULL);
