@@ -11,7 +11,7 @@
  * trip through a fresh VM).
  *
  * Threads: main is the control thread: it owns the migshim handle, the
- * struct vm (minivmm_vm.c) and every decision, and sleeps in poll() on the
+ * struct kvm_vm (minivmm_vm.c) and every decision, and sleeps in poll() on the
  * daemon's socket and the vCPU threads' eventfd. vCPU threads only run the
  * guest and record guest events (see minivmm.h).
  */
@@ -52,7 +52,7 @@ ctl_now_ns(void)
 static void
 ctl_view(struct ctl *c, struct ctl_view *cv)
 {
-	struct vm *vm = &c->vm;
+	struct kvm_vm *vm = &c->vm;
 	int i;
 
 	memset(cv, 0, sizeof(*cv));
@@ -254,7 +254,7 @@ ctl_set_mailbox(struct ctl *c, const char *why)
 static int
 ctl_snapshot(struct ctl *c)
 {
-	struct vm *vm = &c->vm;
+	struct kvm_vm *vm = &c->vm;
 	char why[256];
 	void *blob = NULL;
 	uint8_t *bad;

@@ -10,7 +10,7 @@
  *   minivmm_vcpu.c   vCPU threads and exit handling, pause/resume/kick
  *   minivmm_state.c  vm_state_*: the versioned vCPU state blob
  *
- * Threads: one control thread (main) owns struct vm's creation, teardown and
+ * Threads: one control thread (main) owns struct kvm_vm's creation, teardown and
  * all decisions; one thread per vCPU runs KVM_RUN and handles exits. Fields
  * marked [lock] are shared and read or written only under vm->lock; vCPU
  * threads tell the control thread that something changed by writing to
@@ -30,10 +30,10 @@
 /* MSRs the blob carries at most (the list is filtered per host). */
 #define MV_MAX_MSRS		16
 
-struct vm;
+struct kvm_vm;
 
 struct vcpu {
-	struct vm	*vm;
+	struct kvm_vm	*vm;
 	int		 index;
 	int		 fd;		/* -1 when closed */
 	struct kvm_run	*run;		/* mmap of fd, NULL when closed */
@@ -56,7 +56,7 @@ struct vcpu {
 	uint64_t	 exits;
 };
 
-struct vm {
+struct kvm_vm {
 	int		 kvm_fd;	/* /dev/kvm; -1 when closed */
 	int		 vm_fd;		/* -1 when no VM */
 	int		 notify_fd;	/* eventfd, vCPU threads -> control */
@@ -119,7 +119,7 @@ struct ctl {
 
 	struct migshim	*shim;
 	int		 shim_live;	/* attached and not hung up */
-	struct vm	 vm;
+	struct kvm_vm	 vm;
 	int		 paused;	/* source: paused for migration */
 	int		 ready_printed;
 	int		 exit_code;
@@ -130,28 +130,28 @@ struct ctl {
 int	 ctl_parse_args(struct ctl *c, int argc, char **argv);
 
 /* minivmm_vm.c */
-int	 vm_open(struct vm *vm, void *ram, uint64_t ram_size, int nvcpus,
+int	 vm_open(struct kvm_vm *vm, void *ram, uint64_t ram_size, int nvcpus,
 	    int verbose);
-void	 vm_close(struct vm *vm);
-int	 vm_create(struct vm *vm);
-void	 vm_destroy(struct vm *vm);
-int	 vm_load_guest(struct vm *vm, const void *image, size_t image_len,
+void	 vm_close(struct kvm_vm *vm);
+int	 vm_create(struct kvm_vm *vm);
+void	 vm_destroy(struct kvm_vm *vm);
+int	 vm_load_guest(struct kvm_vm *vm, const void *image, size_t image_len,
 	    enum mv_workload workload);
-int	 vm_boot_vcpus(struct vm *vm);
+int	 vm_boot_vcpus(struct kvm_vm *vm);
 
 /* minivmm_vcpu.c */
-int	 vm_start(struct vm *vm);
-int	 vm_pause(struct vm *vm);
-void	 vm_resume(struct vm *vm);
-void	 vm_set_mailbox(struct vm *vm);
-void	 vm_drain_notify(struct vm *vm);
-void	 vm_kick_vcpus(struct vm *vm);
+int	 vm_start(struct kvm_vm *vm);
+int	 vm_pause(struct kvm_vm *vm);
+void	 vm_resume(struct kvm_vm *vm);
+void	 vm_set_mailbox(struct kvm_vm *vm);
+void	 vm_drain_notify(struct kvm_vm *vm);
+void	 vm_kick_vcpus(struct kvm_vm *vm);
 
 /* minivmm_state.c */
-int	 vm_state_save(struct vm *vm, void **blob, size_t *len);
-int	 vm_state_check(const struct vm *vm, const void *blob, size_t len,
+int	 vm_state_save(struct kvm_vm *vm, void **blob, size_t *len);
+int	 vm_state_check(const struct kvm_vm *vm, const void *blob, size_t len,
 	    char *why, size_t whylen);
-int	 vm_state_restore(struct vm *vm, const void *blob, size_t len);
+int	 vm_state_restore(struct kvm_vm *vm, const void *blob, size_t len);
 
 /* the guest image, generated at build time from guest/ (minivmm.cmake) */
 extern const unsigned char minivmm_guest_image[];

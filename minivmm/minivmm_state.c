@@ -79,7 +79,7 @@ vm_state_fnv(const void *p, size_t len)
 }
 
 static uint32_t
-vm_state_flags(const struct vm *vm)
+vm_state_flags(const struct kvm_vm *vm)
 {
 	return (vm->has_xcrs ? MV_BLOB_XCRS : 0) |
 	    (vm->has_events ? MV_BLOB_EVENTS : 0) |
@@ -108,7 +108,7 @@ vcpu_ioctl(struct vcpu *v, unsigned long req, void *arg, const char *what,
 static int
 vcpu_state_get(struct vcpu *v, struct mv_blob_vcpu *b)
 {
-	struct vm *vm = v->vm;
+	struct kvm_vm *vm = v->vm;
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[MV_MAX_MSRS];
@@ -161,7 +161,7 @@ vcpu_state_get(struct vcpu *v, struct mv_blob_vcpu *b)
  * complete and nothing runs. On success *blob is malloc'ed; the caller frees.
  */
 int
-vm_state_save(struct vm *vm, void **blob, size_t *len)
+vm_state_save(struct kvm_vm *vm, void **blob, size_t *len)
 {
 	size_t sz = vm_state_size(vm->nvcpus);
 	struct mv_blob_hdr hdr;
@@ -235,7 +235,7 @@ vm_state_why(char *why, size_t whylen, const char *fmt, ...)
  * the reason in `why` (nothing printed).
  */
 int
-vm_state_check(const struct vm *vm, const void *blob, size_t len, char *why,
+vm_state_check(const struct kvm_vm *vm, const void *blob, size_t len, char *why,
     size_t whylen)
 {
 	const uint8_t *p = blob;
@@ -308,7 +308,7 @@ vm_state_check(const struct vm *vm, const void *blob, size_t len, char *why,
 static int
 vcpu_state_set(struct vcpu *v, struct mv_blob_vcpu *b, uint32_t flags)
 {
-	struct vm *vm = v->vm;
+	struct kvm_vm *vm = v->vm;
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[MV_MAX_MSRS];
@@ -359,7 +359,7 @@ vcpu_state_set(struct vcpu *v, struct mv_blob_vcpu *b, uint32_t flags)
  * started) from a blob. Validates first and changes nothing if it is wrong.
  */
 int
-vm_state_restore(struct vm *vm, const void *blob, size_t len)
+vm_state_restore(struct kvm_vm *vm, const void *blob, size_t len)
 {
 	const uint8_t *p = blob;
 	struct mv_blob_hdr hdr;

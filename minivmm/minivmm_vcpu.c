@@ -51,7 +51,7 @@ vcpu_set_immediate_exit(struct vcpu *v, uint8_t val)
  * (immediate_exit, then SIGUSR1); parked ones are woken.
  */
 void
-vm_kick_vcpus(struct vm *vm)
+vm_kick_vcpus(struct kvm_vm *vm)
 {
 	int i;
 
@@ -67,7 +67,7 @@ vm_kick_vcpus(struct vm *vm)
 }
 
 static void
-vm_notify(struct vm *vm)
+vm_notify(struct kvm_vm *vm)
 {
 	uint64_t one = 1;
 
@@ -78,7 +78,7 @@ vm_notify(struct vm *vm)
 }
 
 void
-vm_drain_notify(struct vm *vm)
+vm_drain_notify(struct kvm_vm *vm)
 {
 	uint64_t n;
 
@@ -88,7 +88,7 @@ vm_drain_notify(struct vm *vm)
 
 /* Starts one thread per vCPU; halted vCPUs (from a blob) start parked. */
 int
-vm_start(struct vm *vm)
+vm_start(struct kvm_vm *vm)
 {
 	int i, r;
 
@@ -112,7 +112,7 @@ vm_start(struct vm *vm)
 
 /* [lock] held. A vCPU counts as stopped once its state is consistent. */
 static int
-vm_all_stopped(struct vm *vm)
+vm_all_stopped(struct kvm_vm *vm)
 {
 	int i;
 
@@ -133,7 +133,7 @@ vm_all_stopped(struct vm *vm)
  * Returns -1 if they do not all stop within 10 s.
  */
 int
-vm_pause(struct vm *vm)
+vm_pause(struct kvm_vm *vm)
 {
 	struct timespec deadline;
 	int r = 0;
@@ -157,7 +157,7 @@ vm_pause(struct vm *vm)
 }
 
 void
-vm_resume(struct vm *vm)
+vm_resume(struct kvm_vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	vm->stop = 0;
@@ -172,7 +172,7 @@ vm_resume(struct vm *vm)
  * re-enters instead of waiting for a kick that already happened.
  */
 void
-vm_set_mailbox(struct vm *vm)
+vm_set_mailbox(struct kvm_vm *vm)
 {
 	volatile struct mv_mailbox *mb = (volatile struct mv_mailbox *)
 	    ((uint8_t *)vm->ram + MV_MAILBOX_GPA);
@@ -210,7 +210,7 @@ vcpu_dump(struct vcpu *v)
 static int
 vcpu_handle_event(struct vcpu *v, uint32_t ev)
 {
-	struct vm *vm = v->vm;
+	struct kvm_vm *vm = v->vm;
 	uint64_t now = vm_now_ns();
 
 	pthread_mutex_lock(&vm->lock);
@@ -274,7 +274,7 @@ vcpu_handle_io(struct vcpu *v)
 static void
 vcpu_handle_hlt(struct vcpu *v)
 {
-	struct vm *vm = v->vm;
+	struct kvm_vm *vm = v->vm;
 
 	pthread_mutex_lock(&vm->lock);
 	/* See vm_set_mailbox(): a halt after the kick is not a wait. */
@@ -374,7 +374,7 @@ static void *
 vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
-	struct vm *vm = v->vm;
+	struct kvm_vm *vm = v->vm;
 	int r, err, fatal = 0;
 
 	pthread_mutex_lock(&vm->lock);

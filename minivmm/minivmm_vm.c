@@ -67,7 +67,7 @@ static const uint32_t vm_msr_candidates[] = {
 };
 
 static int
-vm_check_cap(struct vm *vm, long cap)
+vm_check_cap(struct kvm_vm *vm, long cap)
 {
 	int r = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, cap);
 
@@ -75,7 +75,7 @@ vm_check_cap(struct vm *vm, long cap)
 }
 
 static int
-vm_probe_cpuid(struct vm *vm)
+vm_probe_cpuid(struct kvm_vm *vm)
 {
 	int nent = 64;
 
@@ -104,7 +104,7 @@ vm_probe_cpuid(struct vm *vm)
 
 /* Keep only the candidate MSRs this KVM reports (KVM_GET_MSR_INDEX_LIST). */
 static int
-vm_probe_msrs(struct vm *vm)
+vm_probe_msrs(struct kvm_vm *vm)
 {
 	struct kvm_msr_list probe = { .nmsrs = 0 }, *list;
 	size_t i, j;
@@ -151,7 +151,7 @@ vm_probe_msrs(struct vm *vm)
  * neither guest RAM nor any VM. The caller's `ram` stays libmigshim's.
  */
 int
-vm_open(struct vm *vm, void *ram, uint64_t ram_size, int nvcpus, int verbose)
+vm_open(struct kvm_vm *vm, void *ram, uint64_t ram_size, int nvcpus, int verbose)
 {
 	int i, r;
 
@@ -224,7 +224,7 @@ fail:
 }
 
 void
-vm_close(struct vm *vm)
+vm_close(struct kvm_vm *vm)
 {
 	vm_destroy(vm);
 	if (vm->notify_fd >= 0)
@@ -277,7 +277,7 @@ vcpu_set_cpuid(struct vcpu *v)
 static int
 vcpu_create(struct vcpu *v)
 {
-	struct vm *vm = v->vm;
+	struct kvm_vm *vm = v->vm;
 	void *p;
 
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
@@ -310,7 +310,7 @@ vcpu_create(struct vcpu *v)
  * an incoming VM before the migration starts.
  */
 int
-vm_create(struct vm *vm)
+vm_create(struct kvm_vm *vm)
 {
 	struct kvm_userspace_memory_region region;
 	int i;
@@ -357,7 +357,7 @@ fail:
  * until the page arrives, so call this only when none can be.
  */
 void
-vm_destroy(struct vm *vm)
+vm_destroy(struct kvm_vm *vm)
 {
 	int i;
 
@@ -392,7 +392,7 @@ vm_destroy(struct vm *vm)
  * guest image.
  */
 int
-vm_load_guest(struct vm *vm, const void *image, size_t image_len,
+vm_load_guest(struct kvm_vm *vm, const void *image, size_t image_len,
     enum mv_workload workload)
 {
 	uint8_t *ram = vm->ram;
@@ -512,7 +512,7 @@ vcpu_boot(struct vcpu *v)
 }
 
 int
-vm_boot_vcpus(struct vm *vm)
+vm_boot_vcpus(struct kvm_vm *vm)
 {
 	int i;
 

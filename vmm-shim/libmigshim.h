@@ -116,7 +116,7 @@ int migshim_sigbus_install(struct migshim *s);
 void migshim_sigbus_remove(void);
 
 /*
- * The KVM_RUN contract (see DESIGN.md). `ret` and `err` are KVM_RUN's return
+ * The KVM_RUN contract (doc/design.md, "KVM / userfaultfd contract"). `ret` and `err` are KVM_RUN's return
  * value and errno, `run` the vCPU's kvm_run. kvm_run.memory_fault is used
  * only for ret == -1, errno EFAULT or EHWPOISON and exit_reason
  * KVM_EXIT_MEMORY_FAULT; in every other case it is stale and ignored.

@@ -246,7 +246,7 @@ ctl_list(struct h2stream *s, const Migrationd__V1__ListMigrationsRequest *q)
 
 		migrationd__v1__vm_info__init(x);
 		x->name = v->name;
-		x->role = v->incoming ? MIGRATIOND__V1__ROLE__DESTINATION :
+		x->role = v->dest ? MIGRATIOND__V1__ROLE__DESTINATION :
 		    MIGRATIOND__V1__ROLE__SOURCE;
 		if ((q->role && x->role != q->role) || (q->vm[0] && strcmp(q->vm, v->name)))
 			continue;

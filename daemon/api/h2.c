@@ -273,11 +273,6 @@ h2_authorised(const struct h2stream *s)
 	return s->conn->authorised;
 }
 
-uid_t
-h2_uid(const struct h2stream *s)
-{
-	return s->conn->uid;
-}
 
 const char *
 h2_who(const struct h2stream *s)

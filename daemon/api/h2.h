@@ -45,7 +45,6 @@ struct h2conn *h2_conn_new(struct bufferevent *bev, int authorised, uid_t uid,
 void h2_shutdown(void);
 
 int h2_authorised(const struct h2stream *s);
-uid_t h2_uid(const struct h2stream *s);
 const char *h2_who(const struct h2stream *s);
 
 /* Queues one response message (response headers first if not yet sent). */

@@ -78,7 +78,7 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 	uint8_t rnd[32];
 	char why[400];
 
-	if (!v->incoming) {
+	if (!v->dest) {
 		snprintf(err, errlen, "VM %s is not an incoming VM (start its VMM with "
 		    "--incoming)", v->name);
 		return -1;
@@ -373,7 +373,7 @@ dst_complete(struct migration *m)
 			close(v->uffd);
 			v->uffd = -1;
 		}
-		v->incoming = 0;
+		v->dest = 0;
 	}
 	session_finish(m);
 }

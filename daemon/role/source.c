@@ -79,7 +79,7 @@ src_start(struct vm *v, const char *dest, const char *token,
 {
 	struct migration *m;
 
-	if (v->incoming) {
+	if (v->dest) {
 		snprintf(err, errlen, "VM %s is an incoming VM, not running here", v->name);
 		return -1;
 	}

@@ -169,7 +169,7 @@ vm_dispatch(struct vm *v, Migrationd__Shim__V1__ShimMsg *m)
 
 	switch (m->msg_case) {
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_STATE:
-		if (v->incoming) {
+		if (v->dest) {
 			log_warnx("vm %s: state blob from an incoming VMM, ignored", v->name);
 			break;
 		}
@@ -181,7 +181,7 @@ vm_dispatch(struct vm *v, Migrationd__Shim__V1__ShimMsg *m)
 		ops->vm_state(v->mig, m->state->blob.data, m->state->blob.len);
 		break;
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_RUNNING:
-		if (!v->incoming) {
+		if (!v->dest) {
 			log_warnx("vm %s: running report from a source VMM, ignored", v->name);
 			break;
 		}
@@ -282,7 +282,7 @@ vm_rebind(struct vm *v)
 
 	TAILQ_FOREACH(m, &mig_all, entry)
 		if (m->vm == NULL && !strcmp(m->vm_name, v->name) &&
-		    (m->role == MIG_DEST) == (v->incoming != 0))
+		    (m->role == MIG_DEST) == (v->dest != 0))
 			found = m;	/* the newest */
 	if (found == NULL)
 		return;
@@ -414,7 +414,7 @@ vm_attach(int sock)
 		goto refuse;
 	}
 	snprintf(v->name, sizeof(v->name), "%s", a->vm);
-	v->incoming = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING;
+	v->dest = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING;
 	v->ram_bytes = a->ram_bytes;
 	v->page_size = a->page_size;
 	v->npages = a->ram_bytes / a->page_size;
@@ -422,7 +422,7 @@ vm_attach(int sock)
 	v->vcpus = a->vcpus;
 	v->pid = a->pid;
 	v->memfd = fds[0];
-	v->uffd = v->incoming ? fds[1] : -1;
+	v->uffd = v->dest ? fds[1] : -1;
 	v->ringfd = v->doorbell = -1;
 	v->minor = x.minor;
 	v->map = x.map;
@@ -454,8 +454,8 @@ vm_attach(int sock)
 	vm_attach_reply(sock, NULL);
 	vm_rebind(v);
 	log_info("vm %s: attached (%s%s%s, %llu MiB, %u vCPUs, pid %d)", v->name,
-	    v->incoming ? "incoming" : "source",
-	    v->ring_mode ? ", faults through the ring" : v->incoming ? ", blocking uffd" : "",
+	    v->dest ? "incoming" : "source",
+	    v->ring_mode ? ", faults through the ring" : v->dest ? ", blocking uffd" : "",
 	    v->minor ? ", minor-mode installs" : "",
 	    (unsigned long long)(v->ram_bytes >> 20), v->vcpus, v->pid);
 	migrationd__shim__v1__shim_msg__free_unpacked(m, NULL);

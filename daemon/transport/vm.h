@@ -16,7 +16,7 @@ struct migration;
 struct vm {
 	TAILQ_ENTRY(vm)	 entry;
 	char		 name[128];
-	int		 incoming;	/* destination role */
+	int		 dest;		/* attached as a destination (shim role INCOMING) */
 	uint64_t	 ram_bytes;
 	uint32_t	 page_size;
 	uint64_t	 npages;
@@ -24,7 +24,7 @@ struct vm {
 	uint32_t	 vcpus;
 	int		 pid;
 	int		 memfd;
-	int		 uffd;		/* incoming only */
+	int		 uffd;		/* destination only */
 	int		 ring_mode;	/* faults come through the ring */
 	int		 minor;		/* install by page cache + UFFDIO_CONTINUE */
 	void		*map;		/* minor mode on hugetlbfs: guest RAM
