@@ -33,6 +33,22 @@ static void fault_uffd_cb(evutil_socket_t fd, short what, void *arg);
 static void fault_doorbell_cb(evutil_socket_t fd, short what, void *arg);
 static void fault_slot_complete(struct vm *v, uint32_t i, int err);
 
+/*
+ * Slots of v's ring the daemon may look at. nslots was checked at attach,
+ * but the VMM may have changed it since: never past RING_MAX_SLOTS or the
+ * mapped length.
+ */
+static uint32_t
+fault_ring_slots(const struct vm *v)
+{
+	const struct ring_hdr *rh = v->ring;
+	uint32_t n = 0;
+
+	while (n < rh->nslots && n < RING_MAX_SLOTS && ring_bytes(n + 1) <= v->ring_len)
+		n++;
+	return n;
+}
+
 int
 fault_init(struct migration *m)
 {
@@ -67,10 +83,10 @@ fault_start(struct migration *m, int rescan)
 	if (!v->ring_mode)
 		return 0;
 	if (rescan) {
-		const struct ring_hdr *rh = v->ring;
+		uint32_t n = fault_ring_slots(v);
 
 		/* Slots the old daemon had taken are this daemon's to serve. */
-		for (uint32_t i = 0; i < rh->nslots && ring_bytes(i + 1) <= v->ring_len; i++)
+		for (uint32_t i = 0; i < n; i++)
 			ring_cas(ring_slot(v->ring, i), RING_TAKEN, RING_POSTED);
 	}
 	if ((m->dst->ev_doorbell = fault_event(m, v->doorbell, fault_doorbell_cb)) == NULL)
@@ -113,12 +129,12 @@ void
 fault_release_slots(struct migration *m)
 {
 	struct vm *v = m->vm;
-	const struct ring_hdr *rh;
+	uint32_t n;
 
 	if (v == NULL || v->ring == NULL)
 		return;
-	rh = v->ring;
-	for (uint32_t i = 0; i < rh->nslots && ring_bytes(i + 1) <= v->ring_len; i++) {
+	n = fault_ring_slots(v);
+	for (uint32_t i = 0; i < n; i++) {
 		struct ring_slot *r = ring_slot(v->ring, i);
 
 		if (ring_cas(r, RING_POSTED, RING_TAKEN) || ring_load(r) == RING_TAKEN)
@@ -348,18 +364,16 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
 	struct vm *v = m->vm;
-	const struct ring_hdr *rh;
+	uint32_t nslots;
 	uint64_t cnt;
 
 	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		log_warn("migration %s: doorbell", m->id);
 	if (v == NULL || v->ring == NULL)
 		return;
-	rh = v->ring;
 	ring_collect(v->ring);	/* posts from now on ring again */
-	/* nslots was checked at attach; the VMM may have changed it since. */
-	for (uint32_t i = 0; i < rh->nslots && i < RING_MAX_SLOTS &&
-	    ring_bytes(i + 1) <= v->ring_len; i++) {
+	nslots = fault_ring_slots(v);
+	for (uint32_t i = 0; i < nslots; i++) {
 		struct ring_slot *r = ring_slot(v->ring, i), e;
 		struct pending *p;
 		uint64_t idx;
