@@ -12,8 +12,8 @@
  *                        stall with CLOCK_MONOTONIC.
  *
  * Background on/off: migrationd starts the background stream only once the
- * destination VMM reports running (daemon/source.c, src_bg_writable), while
- * it serves demand faults from the moment the state arrives. So
+ * destination VMM reports running (daemon/role/source.c, src_bg_writable),
+ * while it serves demand faults from the moment the state arrives. So
  * "--background off" touches after START but before migshim_report_running()
  * (nothing else on the wire or in either loop), and "--background on"
  * reports running first and touches while the whole RAM streams. Touched

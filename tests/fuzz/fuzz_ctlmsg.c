@@ -1,6 +1,6 @@
 /*
  * fuzz_ctlmsg: libFuzzer target for the control API's message layer
- * (daemon/grpcmsg.c): a stream of gRPC length-prefixed messages as h2.c
+ * (lib/grpcmsg.c): a stream of gRPC length-prefixed messages as h2.c
  * gathers them from a request body, each decoded as the request of the
  * method the first byte picks (as the daemon does) and as every response
  * (as libmigctl does); plus grpc-status parsing and grpc-message decoding.
