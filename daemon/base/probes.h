@@ -24,7 +24,7 @@
  *   served(mig, page, count, urgent)  source side: pages queued to send
  *   batch(n)                          n fault records (struct fl_rec) are
  *                                     ready in the eBPF object's .bss;
- *                                     fired by daemon/latency.c only while
+ *                                     fired by daemon/base/latency.c only while
  *                                     its own programs are loaded
  *
  * Our own programs attach to `batch` only: the per-step probes are for

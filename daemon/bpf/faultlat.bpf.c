@@ -7,7 +7,7 @@
  * kvm_userspace_exit raw tracepoint counts annotated memory-fault exits.
  * Results are log2 histograms: per migration and phase in .bss slots
  * (struct fl_mig), per faulting thread (total) in the `hists` map, read by
- * daemon/latency.c.
+ * daemon/base/latency.c.
  *
  * Why batches: a USDT probe is a trap (0.4-0.7 us here), and every
  * microsecond the daemon spends per fault adds 10-15 us to p50 when eight

@@ -1,6 +1,6 @@
 /*
  * faultlat.h: what daemon/bpf/faultlat.bpf.c keeps in its maps, shared with
- * the loader (daemon/latency.c). Histograms are log2 of nanoseconds: bucket
+ * the loader (daemon/base/latency.c). Histograms are log2 of nanoseconds: bucket
  * b counts values in [2^b, 2^(b+1)) ns (bucket 0 also holds 0).
  */
 #ifndef MIG_FAULTLAT_H
