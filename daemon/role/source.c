@@ -511,8 +511,12 @@ src_schedule_retry(struct migration *m)
 {
 	struct timeval tv;
 
-	if (m->src->ev_retry == NULL)
-		m->src->ev_retry = evtimer_new(D->base, src_retry_cb, m);
+	if (m->src->ev_retry == NULL &&
+	    (m->src->ev_retry = evtimer_new(D->base, src_retry_cb, m)) == NULL) {
+		/* Stays PAUSED: `mig-ctl recover` tries again. */
+		log_warnx("migration %s: cannot schedule a reconnect: out of memory", m->id);
+		return;
+	}
 	m->src->retry_ms = m->src->retry_ms ? m->src->retry_ms * 2 : MIG_RETRY_MIN_MS;
 	if (m->src->retry_ms > MIG_RETRY_MAX_MS)
 		m->src->retry_ms = MIG_RETRY_MAX_MS;
@@ -592,9 +596,8 @@ src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
 	if (m->urgent != NULL)
 		peer_close(m->urgent, 0);
 	m->src->retry_ms = 0;
-	if (m->src->ev_retry == NULL)
-		m->src->ev_retry = evtimer_new(D->base, src_retry_cb, m);
-	evtimer_del(m->src->ev_retry);
+	if (m->src->ev_retry != NULL)
+		evtimer_del(m->src->ev_retry);
 	src_retry_cb(-1, 0, m);
 	return 0;
 }
