@@ -42,11 +42,15 @@ static uint32_t
 fault_ring_slots(const struct vm *v)
 {
 	const struct ring_hdr *rh = v->ring;
-	uint32_t n = 0;
+	uint32_t n = rh->nslots;	/* read once: the VMM may write it */
+	uint64_t fit;
 
-	while (n < rh->nslots && n < RING_MAX_SLOTS && ring_bytes(n + 1) <= v->ring_len)
-		n++;
-	return n;
+	if (v->ring_len < ring_bytes(0))
+		return 0;
+	fit = (v->ring_len - ring_bytes(0)) / RING_SLOT_SIZE;
+	if (n > RING_MAX_SLOTS)
+		n = RING_MAX_SLOTS;
+	return n > fit ? (uint32_t)fit : n;
 }
 
 int
