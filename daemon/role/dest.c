@@ -95,7 +95,7 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 	}
 	m->vm = v;
 	v->mig = m;
-	if (dst_state_new(m) < 0 || fault_init(m) < 0)
+	if (dst_state_new(m) < 0 || fault_init(m) < 0 || inst_init(m) < 0)
 		return dst_prepare_failed(m, err, errlen, "out of memory");
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(m->dst->token + 2 * i, 3, "%02x", rnd[i]);
@@ -294,7 +294,7 @@ dst_reattach(struct migration *m)
 		mig_save(m);
 		return;
 	}
-	if (m->dst == NULL || fault_init(m) < 0) {
+	if (m->dst == NULL || fault_init(m) < 0 || inst_init(m) < 0) {
 		mig_set_state(m, MIG_PAUSED, "out of memory re-attaching the VM");
 		return;
 	}

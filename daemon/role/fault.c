@@ -59,10 +59,9 @@ fault_init(struct migration *m)
 	struct mig_dst *d = m->dst;
 
 	d->requested = bitmap_new(m->npages);
-	d->installed = bitmap_new(m->npages);
 	d->maxpending = FAULT_MAX_PENDING;
 	d->pending = calloc(d->maxpending, sizeof(*d->pending));
-	return d->requested == NULL || d->installed == NULL || d->pending == NULL ? -1 : 0;
+	return d->requested == NULL || d->pending == NULL ? -1 : 0;
 }
 
 static struct event *

@@ -12,7 +12,8 @@
 #include "frame.h"
 #include "migration.h"
 
-/* The fault tables of a new or re-attached destination. -1: no memory. */
+/* The fault tables (requested pages, pending faults) of a new or
+ * re-attached destination. -1: no memory. */
 int fault_init(struct migration *m);
 /* The guest may fault from now on: read its uffd and ring doorbell.
  * `rescan`: slots an earlier daemon took are served again. -1: no memory. */

@@ -283,6 +283,12 @@ inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t
 }
 
 int
+inst_init(struct migration *m)
+{
+	return (m->dst->installed = bitmap_new(m->npages)) == NULL ? -1 : 0;
+}
+
+int
 inst_journal_new(struct migration *m)
 {
 	return inst_journal_open(m, NULL);

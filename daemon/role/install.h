@@ -21,6 +21,9 @@ enum inst_result inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int e
     const uint8_t *src, uint64_t *done);
 /* Minor mode: maps an installed page whose mapping is gone. 0 or -1. */
 int inst_remap(struct migration *m, uint64_t idx);
+/* The installed set of a new or re-attached destination (empty). -1: no
+ * memory. */
+int inst_init(struct migration *m);
 /* Minor mode: the journal of a new migration. 0 or -1 (errno). */
 int inst_journal_new(struct migration *m);
 /*

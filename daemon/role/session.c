@@ -41,13 +41,20 @@ session_lost(struct pconn *c, const char *why, const struct session_policy *p)
 		p->paused(m, why, was_paused);
 }
 
+/* The role hears of the loss, then `c` goes. -1. */
+static int
+session_drop(struct pconn *c, const char *why)
+{
+	c->mig->ops->conn_lost(c, why);
+	peer_close(c, 0);
+	return -1;
+}
+
 int
 session_error(struct pconn *c, const char *why)
 {
 	log_warnx("migration %s: peer %s: %s", c->mig->id, c->addr, why);
-	c->mig->ops->conn_lost(c, why);
-	peer_close(c, 0);
-	return -1;
+	return session_drop(c, why);
 }
 
 int
@@ -57,9 +64,7 @@ session_unexpected(struct pconn *c, int msg_case)
 
 	log_warnx("migration %s: unexpected peer message %d in state %s", m->id,
 	    msg_case, mig_state_name(m->state));
-	m->ops->conn_lost(c, "protocol error");
-	peer_close(c, 0);
-	return -1;
+	return session_drop(c, "protocol error");
 }
 
 void

@@ -314,6 +314,15 @@ struct vm_maps {
 	void	*map;		/* hugetlbfs RAM for minor mode, or NULL */
 };
 
+static void
+vm_maps_free(struct vm_maps *x, uint64_t ram_bytes)
+{
+	if (x->rmap != MAP_FAILED)
+		munmap(x->rmap, (size_t)x->rlen);
+	if (x->map != NULL)
+		munmap(x->map, ram_bytes);
+}
+
 /*
  * Everything an Attach claims, checked before any state exists (vmd style).
  * NULL if it is acceptable (x holds its mappings), else why not (nothing
@@ -369,14 +378,11 @@ vm_attach_check(const Migrationd__Shim__V1__Attach *a, const int *fds, int nfds,
 		x->map = NULL;
 		err = "cannot map hugetlbfs guest RAM for minor-mode installs";
 	}
+	x->rlen = x->rmap != MAP_FAILED ? rst.st_size : 0;
 	if (err != NULL) {
-		if (x->rmap != MAP_FAILED)
-			munmap(x->rmap, (size_t)rst.st_size);
-		if (x->map != NULL)
-			munmap(x->map, a->ram_bytes);
+		vm_maps_free(x, a->ram_bytes);
 		return err;
 	}
-	x->rlen = x->ring ? rst.st_size : 0;
 	return NULL;
 }
 
@@ -406,10 +412,7 @@ vm_attach(int sock)
 		goto refuse;
 
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
-		if (x.rmap != MAP_FAILED)
-			munmap(x.rmap, (size_t)x.rlen);
-		if (x.map != NULL)
-			munmap(x.map, a->ram_bytes);
+		vm_maps_free(&x, a->ram_bytes);
 		err = "out of memory";
 		goto refuse;
 	}
