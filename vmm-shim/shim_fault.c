@@ -256,6 +256,11 @@ migshim_kvm_exit(struct migshim *s, unsigned vcpu, int ret, int err,
 
 		if (rc == -EAGAIN)
 			return MIGSHIM_KVM_RETRY;	/* KVM faults again, we post again */
+		if (rc == -EHWPOISON) {
+			/* It arrived as poison: the same as KVM's own EHWPOISON. */
+			f->err = EHWPOISON;
+			return MIGSHIM_KVM_POISON;
+		}
 		if (rc < 0) {
 			f->err = -rc;
 			return MIGSHIM_KVM_ERROR;

@@ -128,6 +128,25 @@ config_crash(struct config *c, const char *v)
 	return 0;
 }
 
+/* "N" or "N:COUNT" (tests only): a count from 1 and how many (1). */
+static int
+config_nth(unsigned *at, unsigned *count, const char *v)
+{
+	unsigned long n, k = 1;
+	char *end;
+
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (*end == ':' && count != NULL)
+		k = strtoul(end + 1, &end, 10);
+	if (errno || *end || n == 0 || n > 1000000000 || k == 0 || k > 1000000000)
+		return -1;
+	*at = (unsigned)n;
+	if (count != NULL)
+		*count = (unsigned)k;
+	return 0;
+}
+
 static int
 config_handler(void *arg, const char *section, const char *key, const char *value)
 {
@@ -168,6 +187,10 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_pages(c, value);
 	else if (S("debug", "crash_minor"))
 		rc = config_crash(c, value);
+	else if (S("debug", "crash_install"))
+		rc = config_nth(&c->crash_install_at, NULL, value);
+	else if (S("debug", "fail_install"))
+		rc = config_nth(&c->fail_install_at, &c->fail_install_count, value);
 #undef S
 	if (rc == 0)
 		return 1;

@@ -27,6 +27,11 @@ struct config {
 	int	 ninject_poison;
 	int	 crash_minor_state;	/* [debug] crash_minor: JOURNAL_WRITING/_WRITTEN */
 	unsigned crash_minor_at;	/* ... at this minor-mode install run */
+	unsigned crash_install_at;	/* [debug] crash_install: die after this
+					 * install ioctl, before it is recorded */
+	unsigned fail_install_at;	/* [debug] fail_install: installs from
+					 * this one on fail with EIO ... */
+	unsigned fail_install_count;	/* ... this many of them */
 	char	 control_group[64];	/* [control] group: may use the API */
 	char	 control_listen[128];	/* [control] listen: IP:PORT, TLS */
 };

@@ -60,7 +60,7 @@ struct vm;
 /*
  * What a role does when its transports have news. The peer transport calls
  * frame/conn_lost/connected/bulk/fault_fds, the VMM transport
- * vm_state/vm_running/reattach; the session calls release. NULL: the role
+ * vm_state/vm_running/reattach/vm_gone; the session calls release. NULL: the role
  * has nothing to do for it.
  */
 struct mig_ops {
@@ -79,6 +79,8 @@ struct mig_ops {
 	void	(*vm_running)(struct migration *m);
 	/* Its VMM attached again after a daemon restart (m->vm is set). */
 	void	(*reattach)(struct migration *m);
+	/* Its VMM's connection closed while m is active (m->vm still set). */
+	void	(*vm_gone)(struct migration *m, const char *why);
 	/* Frees the role's running state (the record stays). */
 	void	(*release)(struct migration *m);
 };

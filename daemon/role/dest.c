@@ -29,7 +29,9 @@
 extern const struct mig_ops dst_ops;
 static int dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
 static void dst_complete(struct migration *m);
-static void dst_send_abort(struct migration *m, const char *why);
+static void dst_send_abort(struct migration *m, const char *why, int vm_lost);
+static int dst_check_complete(struct migration *m);
+static void dst_vm_lost(struct migration *m, const char *why);
 static void dst_conn_lost(struct pconn *c, const char *why);
 
 /* How this VM's faults arrive and its pages go in, for status and records. */
@@ -269,8 +271,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	log_info("migration %s: source %s is back; %llu of %llu pages installed",
 	    m->id, c->addr, (unsigned long long)m->st.pages_installed,
 	    (unsigned long long)m->npages);
-	if (m->st.pages_installed >= m->npages)
-		dst_complete(m);	/* everything arrived before the link broke */
+	dst_check_complete(m);	/* everything arrived before the link broke? */
 	return 0;
 }
 
@@ -285,33 +286,29 @@ dst_reattach(struct migration *m)
 	struct vm *v = m->vm;
 	int64_t n;
 
-	if (m->page_size > 4096) {
-		/* hugetlbfs answers SEEK_DATA with "all data": it cannot say
-		 * which pages are installed, so nothing is written at all. */
-		snprintf(m->reason, sizeof(m->reason), "daemon restarted: which 2 MiB pages "
-		    "of hugetlbfs RAM are installed cannot be rebuilt; migration held");
-		log_warnx("migration %s: %s", m->id, m->reason);
-		mig_save(m);
-		return;
-	}
-	if (m->dst == NULL || fault_init(m) < 0 || inst_init(m) < 0) {
-		mig_set_state(m, MIG_PAUSED, "out of memory re-attaching the VM");
+	if (m->dst == NULL || fault_init(m) < 0) {
+		dst_vm_lost(m, "out of memory re-attaching the VM");
 		return;
 	}
 	dst_paths(m, v);
 	if ((n = inst_rebuild(m)) < 0) {
-		mig_set_state(m, MIG_PAUSED, "cannot recover the install journal; "
-		    "migration held");
+		char why[300];
+
+		snprintf(why, sizeof(why), "daemon restarted and cannot tell which pages "
+		    "are in guest RAM (%s: %s); the VM cannot go on safely",
+		    errno == ENOENT ? "its installed set is missing from the state directory" :
+		    "recovering the installed set", strerror(errno));
+		dst_vm_lost(m, why);
 		return;
 	}
-	m->st.pages_installed = (uint64_t)n;
 	m->dst->state_rx_ns = now_ns();
 	if (m->lat_slot < 0)
 		m->lat_slot = lat_begin(m->num);
 	if (fault_start(m, 1) < 0) {
-		mig_set_state(m, MIG_PAUSED, "out of memory re-attaching the VM");
+		dst_vm_lost(m, "out of memory re-attaching the VM");
 		return;
 	}
+	fault_wake_all(m);
 	snprintf(m->reason, sizeof(m->reason), "daemon restarted; VM re-attached with "
 	    "%llu of %llu pages present; waiting for the source to reconnect",
 	    (unsigned long long)n, (unsigned long long)m->npages);
@@ -320,7 +317,7 @@ dst_reattach(struct migration *m)
 }
 
 static void
-dst_send_abort(struct migration *m, const char *why)
+dst_send_abort(struct migration *m, const char *why, int vm_lost)
 {
 	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
 	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
@@ -328,9 +325,46 @@ dst_send_abort(struct migration *m, const char *why)
 	if (m->urgent == NULL)
 		return;
 	a.reason = (char *)(uintptr_t)why;
+	a.vm_lost = vm_lost;
 	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
 	msg.abort = &a;
 	peer_send_msg(m->urgent, &msg);
+}
+
+/*
+ * Completes once the installed set is full, never by counting: on shmem the
+ * page cache is asked once more, and a page missing there is fetched again
+ * first. -1 if it completed (the channels are draining), else 0.
+ */
+static int
+dst_check_complete(struct migration *m)
+{
+	if (m->dst->ninstalled < m->npages)
+		return 0;
+	if (inst_missing(m) > 0) {
+		fault_refetch_missing(m);
+		return 0;
+	}
+	dst_complete(m);
+	return -1;
+}
+
+/*
+ * The migration cannot go on here after the VM state arrived (or before):
+ * the VM is lost here, so the source must not wait for it (or, before the
+ * switch-over, resumes it). Failed, released, the VMM told why.
+ */
+static void
+dst_vm_lost(struct migration *m, const char *why)
+{
+	char buf[sizeof(m->reason)];
+
+	snprintf(buf, sizeof(buf), "%s", why);	/* why may be m->reason */
+	dst_send_abort(m, buf, m->state != MIG_PREPARED && m->state != MIG_CONNECTING);
+	if (m->vm != NULL)
+		vm_send_failed(m->vm, buf);
+	mig_set_state(m, MIG_FAILED, "%s", buf);
+	session_finish(m);
 }
 
 static void
@@ -384,7 +418,7 @@ dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__V
 {
 	m->dst->state_rx_ns = now_ns();
 	if (m->vm == NULL || vm_send_start(m->vm, vs->blob.data, vs->blob.len) < 0) {
-		dst_send_abort(m, "destination VMM is not reachable");
+		dst_send_abort(m, "destination VMM is not reachable", 0);
 		mig_set_state(m, MIG_FAILED, "cannot hand the state to the VMM");
 		session_finish(m);
 		return -1;
@@ -392,8 +426,8 @@ dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__V
 	if (m->lat_slot < 0)
 		m->lat_slot = lat_begin(m->num);
 	if (fault_start(m, 0) < 0) {
-		mig_set_state(m, MIG_PAUSED, "out of memory starting the fault engine");
-		return 0;
+		dst_vm_lost(m, "out of memory starting the fault engine");
+		return -1;
 	}
 	mig_set_state(m, MIG_BLACKOUT, NULL);
 	return 0;
@@ -410,8 +444,10 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			break;
 		return dst_vm_state(c, m, msg->vm_state);
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
-		if (m->state == MIG_CONNECTING) {
+		if (m->state == MIG_CONNECTING || msg->abort->vm_lost) {
 			mig_set_state(m, MIG_FAILED, "source aborted: %s", msg->abort->reason);
+			if (msg->abort->vm_lost && m->vm != NULL)
+				vm_send_failed(m->vm, m->reason);
 			session_finish(m);
 		} else {
 			mig_set_state(m, MIG_PAUSED, "source aborted: %s", msg->abort->reason);
@@ -448,15 +484,10 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		 * installing them early is fine: the guest is not running yet. */
 		if (fault_deliver(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))
-				mig_set_state(m, MIG_PAUSED, "cannot install pages %llu+%u",
-				    (unsigned long long)h->index, h->count);
-			return 0;
+				dst_vm_lost(m, m->reason);
+			return -1;
 		}
-		if (m->st.pages_installed + m->st.install_eexist >= m->npages) {
-			dst_complete(m);
-			return -1;	/* c is draining now */
-		}
-		return 0;
+		return dst_check_complete(m);
 	default:
 		break;
 	}
@@ -529,10 +560,27 @@ dst_cancel(struct migration *m, char *err, size_t errlen)
 		return -1;
 	}
 	memset(m->dst->token, 0, sizeof(m->dst->token));
-	dst_send_abort(m, "cancelled by the destination's operator");
+	dst_send_abort(m, "cancelled by the destination's operator", 0);
 	mig_set_state(m, MIG_CANCELLED, "cancelled by the operator");
 	session_finish(m);
 	return 0;
+}
+
+/*
+ * The VMM's connection closed while this migration needed it: the VMM
+ * exited (or broke its protocol). Whatever ran here is gone with it.
+ */
+static void
+dst_vm_gone(struct migration *m, const char *why)
+{
+	char buf[300];
+
+	snprintf(buf, sizeof(buf), "destination VMM %s (%s)%s", m->state == MIG_PREPARED ||
+	    m->state == MIG_CONNECTING ? "went away before the VM state arrived" :
+	    "went away during post-copy", why, m->state == MIG_PREPARED ||
+	    m->state == MIG_CONNECTING ? "" : ": the VM is lost");
+	log_warnx("migration %s: %s", m->id, buf);
+	dst_vm_lost(m, buf);
 }
 
 /* A record of a running destination migration came back after a restart. */
@@ -550,5 +598,6 @@ const struct mig_ops dst_ops = {
 	.fault_fds = fault_poll_fds,
 	.vm_running = dst_vm_running,
 	.reattach = dst_reattach,
+	.vm_gone = dst_vm_gone,
 	.release = dst_release,
 };

@@ -44,10 +44,16 @@ struct mig_dst {
 	struct pending	*pending;	/* demand faults in flight */
 	unsigned	 npending, maxpending;
 	/* installer */
-	uint64_t	*installed;	/* page present in guest RAM */
-	uint64_t	*poisoned;	/* installed as poison (lazily made) */
+	uint64_t	*installed;	/* page present in guest RAM (in pages_map) */
+	uint64_t	*poisoned;	/* installed as poison (in pages_map) */
+	uint64_t	 ninstalled;	/* bits set in installed */
+	void		*pages_map;	/* <state_dir>/<id>.pages, MAP_SHARED */
+	size_t		 pages_len;
 	struct journal	*journal;	/* minor mode: run in flight */
+	int		 unsettled;	/* minor mode: a run could not be dropped */
 	unsigned	 minor_runs;	/* minor-mode installs ([debug] crash_minor) */
+	unsigned	 install_calls;	/* installs ([debug] fail/crash_install) */
+	unsigned	 install_retries; /* pages fetched again after an install error */
 };
 
 /*

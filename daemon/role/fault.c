@@ -28,6 +28,7 @@
 #include "vm.h"
 
 #define FAULT_MAX_PENDING 1024
+#define FAULT_MAX_RETRIES 8	/* failed installs in a row before giving up */
 
 static void fault_uffd_cb(evutil_socket_t fd, short what, void *arg);
 static void fault_doorbell_cb(evutil_socket_t fd, short what, void *arg);
@@ -149,7 +150,7 @@ fault_release_slots(struct migration *m)
 static int
 fault_poison_err(const struct migration *m, uint64_t idx)
 {
-	return m->dst->poisoned != NULL && bitmap_test(m->dst->poisoned, idx) ? -EHWPOISON : 0;
+	return bitmap_test(m->dst->poisoned, idx) ? -EHWPOISON : 0;
 }
 
 /* Ends a ring slot's wait: DONE (retry the access) or ERROR (-errno). */
@@ -208,16 +209,11 @@ fault_arm_waiters(struct migration *m, uint64_t i, uint64_t n)
 			lat_arm(m->lat_slot, m->num, m->dst->pending[k].tid, (uint64_t)t);
 }
 
-/* Pages [i, i+n) went in: count them by class. */
+/* Pages [i, i+n) went in (the installer marked them): count them by class. */
 static void
 fault_count(struct migration *m, int enc, int demand, uint64_t i, uint64_t n)
 {
-	m->st.pages_installed += n;
 	if (enc == FRAME_ENC_POISON) {
-		if (m->dst->poisoned == NULL)
-			m->dst->poisoned = bitmap_new(m->npages);
-		for (uint64_t k = i; m->dst->poisoned && k < i + n; k++)
-			bitmap_set(m->dst->poisoned, k);
 		m->st.pages_poisoned += n;
 		log_warnx("migration %s: pages %llu+%llu are poisoned at the source; "
 		    "installed as poison", m->id, (unsigned long long)i,
@@ -230,6 +226,77 @@ fault_count(struct migration *m, int enc, int demand, uint64_t i, uint64_t n)
 		m->st.pages_background += n;
 }
 
+/* Asks for pages [i, i+n) on the urgent channel (or at the resume, if it
+ * is down), whoever waits on them. */
+static void
+fault_ask(struct migration *m, uint64_t i, uint64_t n)
+{
+	struct frame_hdr h = { .type = FRAME_REQ, .index = i };
+
+	for (uint64_t k = i; k < i + n; k++)
+		bitmap_set(m->dst->requested, k);	/* fault_rerequest() if down */
+	while (m->urgent != NULL && n > 0) {
+		h.count = n < mig_frame_pages(m) ? (uint32_t)n : mig_frame_pages(m);
+		if (peer_send_frame(m->urgent, &h, NULL) < 0)
+			break;
+		PROBE_REQUEST(m->num, h.index, h.count);
+		h.index += h.count;
+		n -= h.count;
+	}
+}
+
+/*
+ * Pages [i, i+n) could not be installed: ask the source for them again (its
+ * answer comes on the urgent channel), so nobody waiting on them is
+ * stranded. 0, or -1 (reason in m->reason) when it is no use: the VMM's
+ * memory is gone, or installs keep failing.
+ */
+static int
+fault_refetch(struct migration *m, uint64_t i, uint64_t n, int err)
+{
+	if (err == ESRCH || err == ENODEV || ++m->dst->install_retries > FAULT_MAX_RETRIES) {
+		snprintf(m->reason, sizeof(m->reason), "cannot install pages %llu+%llu in "
+		    "guest RAM: %s%s", (unsigned long long)i, (unsigned long long)n,
+		    strerror(err), err == ESRCH ? " (the destination VMM is gone)" :
+		    " (failed again after being fetched again)");
+		return -1;
+	}
+	log_warnx("migration %s: pages %llu+%llu fetched again after an install error "
+	    "(%u in a row)", m->id, (unsigned long long)i, (unsigned long long)n,
+	    m->dst->install_retries);
+	fault_ask(m, i, n);
+	return 0;
+}
+
+void
+fault_refetch_missing(struct migration *m)
+{
+	for (uint64_t i = 0, j; i < m->npages; i = j) {
+		for (; i < m->npages && bitmap_test(m->dst->installed, i); i++)
+			;
+		for (j = i; j < m->npages && !bitmap_test(m->dst->installed, j); j++)
+			;
+		if (j > i)
+			fault_ask(m, i, j - i);
+	}
+}
+
+/*
+ * After a restart of this daemon: threads that were waiting in the kernel
+ * (blocking uffd) wait for a fault event the old daemon read and took with
+ * it. Wake them all: each touches its page again and, if it is still
+ * missing, faults again to this daemon, which serves it on demand. (Ring
+ * waiters are found by fault_start()'s rescan.)
+ */
+void
+fault_wake_all(struct migration *m)
+{
+	struct uffdio_range r = { m->vm->ram_va, m->ram_bytes };
+
+	if (ioctl(m->vm->uffd, UFFDIO_WAKE, &r) < 0)
+		log_warn("migration %s: waking the VM's waiting threads", m->id);
+}
+
 int
 fault_deliver(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
     int demand)
@@ -237,8 +304,10 @@ fault_deliver(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 	uint64_t i = h->index, end = h->index + h->count;
 	int64_t rx_ns = now_ns();	/* the frame was just read */
 
-	if (m->vm == NULL || m->vm->uffd < 0)
+	if (m->vm == NULL || m->vm->uffd < 0) {
+		snprintf(m->reason, sizeof(m->reason), "the destination VM is gone");
 		return -1;
+	}
 	while (i < end) {
 		enum inst_result r;
 		int64_t installed_ns;
@@ -255,8 +324,13 @@ fault_deliver(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		fault_arm_waiters(m, i, j - i);
 		r = inst_ioctl(m, i, j - i, h->enc,
 		    h->enc == FRAME_ENC_RAW ? p + (i - h->index) * m->page_size : NULL, &done);
-		if (r == INST_ERROR)
-			return -1;
+		if (r == INST_ERROR) {
+			if (fault_refetch(m, i, j - i, errno) < 0)
+				return -1;
+			i = j;
+			continue;
+		}
+		m->dst->install_retries = 0;
 		/* Only runs somebody waits on: a trap per background frame would
 		 * tax the bulk stream for nothing. A waiter's latency ends when
 		 * its page is in guest RAM, here, as BPF's does. */
@@ -267,11 +341,9 @@ fault_deliver(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
 		/* EEXIST: counted there, present all the same. */
 		if (r == INST_OK)
 			fault_count(m, h->enc, demand, i, done);
-		for (uint64_t k = i; k < i + done; k++) {
-			bitmap_set(m->dst->installed, k);
+		for (uint64_t k = i; k < i + done; k++)
 			if (bitmap_test(m->dst->requested, k))
 				fault_page_arrived(m, k, installed_ns, rx_ns);
-		}
 		i += done;
 	}
 	lat_idle();	/* after the waiters were woken, not between */
@@ -292,10 +364,21 @@ fault_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_n
 		for (unsigned i = 0; i < m->dst->npending; i++)
 			if (m->dst->pending[i].idx == idx)
 				return &m->dst->pending[i];
+		/* Asked for already (prefetched, or fetched again): wait for it. */
+		if (m->dst->npending >= m->dst->maxpending)
+			return NULL;
+		t = (uint64_t)now_ns();
+		m->dst->pending[m->dst->npending] = (struct pending){ .idx = idx,
+		    .t0_ns = t, .req_ns = t, .posted_ns = posted_ns, .tid = tid };
+		return &m->dst->pending[m->dst->npending++];
+	}
+	if (m->dst->npending >= m->dst->maxpending) {
+		/* No entry to time it in: ask all the same (an installed page
+		 * wakes its uffd waiters; a ring waiter retries). */
+		if (m->urgent != NULL && peer_send_frame(m->urgent, &h, NULL) == 0)
+			bitmap_set(m->dst->requested, idx);
 		return NULL;
 	}
-	if (m->dst->npending >= m->dst->maxpending)
-		return NULL;	/* asked again when the waiter retries */
 	if (m->urgent == NULL) {
 		PROBE_FAULT(m->num, tid, idx, posted_ns, 0);
 		/* Link down: remember the fault; fault_rerequest() asks for it. */

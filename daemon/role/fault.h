@@ -19,12 +19,17 @@ int fault_init(struct migration *m);
  * `rescan`: slots an earlier daemon took are served again. -1: no memory. */
 int fault_start(struct migration *m, int rescan);
 void fault_release(struct migration *m);
-/* Installs a received PAGES frame and wakes who waits on it. -1 on a hard
- * install error. */
+/* Installs a received PAGES frame and wakes who waits on it; pages that
+ * fail to install are fetched again. -1 (why in m->reason) when that is no
+ * use any more. */
 int fault_deliver(struct migration *m, const struct frame_hdr *h, const uint8_t *p,
     int demand);
 /* Asks again for every page a thread waits on that is not installed. */
 void fault_rerequest(struct migration *m);
+/* Asks for every page that is not installed (inst_missing found some). */
+void fault_refetch_missing(struct migration *m);
+/* After a restart: every thread waiting in the kernel faults again. */
+void fault_wake_all(struct migration *m);
 /* Every page is present: every ring slot still posted or taken is done. */
 void fault_release_slots(struct migration *m);
 /* The uffd and doorbell, for peer_fault_ready (m->ops->fault_fds). */

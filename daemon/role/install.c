@@ -6,8 +6,17 @@
  * payload is written into the memfd's page cache (pwrite; through the
  * daemon's own mapping for hugetlbfs, which has no write()), then
  * UFFDIO_CONTINUE maps it, with the run in flight kept in a journal
- * (journal.c) so a restart never maps a torn page. After a restart it
- * rebuilds the installed set from the page cache. Loop thread only.
+ * (journal.c) so a restart never maps a torn page.
+ *
+ * The installed set is the truth completion is decided by. It lives in a
+ * file under the state directory, mapped MAP_SHARED (<id>.pages: the
+ * installed bitmap, then the poisoned one), so it outlives a daemon killed at
+ * any instruction: a page's bit is set right after the kernel said the page
+ * is in guest RAM (the ioctl returned, or EEXIST), before anything else. A
+ * crash between the two leaves a page present and unmarked, which the next
+ * install finds by EEXIST; never a page marked and absent. After a restart
+ * the set is this file (hugetlbfs cannot say more), joined with what the
+ * page cache holds (shmem: SEEK_DATA). Loop thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bitmap.h"
@@ -42,6 +53,49 @@ inst_journal_open(struct migration *m, struct journal_run *pending)
 		return -1;
 	}
 	return 0;
+}
+
+/* Drops pages [idx, idx+n) from the memfd's page cache. 0 or -1. */
+static int
+inst_punch(struct migration *m, uint64_t idx, uint64_t n)
+{
+	if (fallocate(m->vm->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	    (off_t)(idx * m->page_size), (off_t)(n * m->page_size)) == 0)
+		return 0;
+	log_warn("migration %s: cannot drop pages %llu+%llu from the page cache",
+	    m->id, (unsigned long long)idx, (unsigned long long)n);
+	return -1;
+}
+
+/*
+ * The kernel said pages [idx, idx+n) are in guest RAM: mark them, first
+ * thing (see the top of this file).
+ */
+static void
+inst_mark(struct migration *m, uint64_t idx, uint64_t n, int poison)
+{
+	struct mig_dst *d = m->dst;
+
+	for (uint64_t k = idx; k < idx + n; k++) {
+		if (poison)
+			bitmap_set(d->poisoned, k);
+		if (!bitmap_test(d->installed, k)) {
+			bitmap_set(d->installed, k);
+			d->ninstalled++;
+		}
+	}
+	m->st.pages_installed = d->ninstalled;
+}
+
+/* A marked page that is not in guest RAM after all: unmark it. */
+static void
+inst_unmark(struct migration *m, uint64_t idx)
+{
+	if (bitmap_test(m->dst->installed, idx)) {
+		bitmap_clear(m->dst->installed, idx);
+		m->dst->ninstalled--;
+		m->st.pages_installed = m->dst->ninstalled;
+	}
 }
 
 /*
@@ -69,12 +123,10 @@ inst_journal_recover(struct migration *m)
 		return 0;
 	}
 	if (run.state == JOURNAL_WRITING) {
-		if (fallocate(v->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		    (off_t)(run.idx * m->page_size), (off_t)(run.count * m->page_size)) < 0) {
-			log_warn("migration %s: cannot drop the half-written pages %llu+%llu",
-			    m->id, (unsigned long long)run.idx, (unsigned long long)run.count);
+		if (inst_punch(m, run.idx, run.count) < 0)
 			return -1;
-		}
+		for (uint64_t k = run.idx; k < run.idx + run.count; k++)
+			inst_unmark(m, k);
 		log_info("migration %s: pages %llu+%llu were being written when the daemon "
 		    "stopped: dropped, fetched again", m->id,
 		    (unsigned long long)run.idx, (unsigned long long)run.count);
@@ -89,6 +141,7 @@ inst_journal_recover(struct migration *m)
 				return -1;
 			}
 		}
+		inst_mark(m, run.idx, run.count, 0);
 		log_info("migration %s: pages %llu+%llu were written but maybe not mapped "
 		    "when the daemon stopped: mapped", m->id,
 		    (unsigned long long)run.idx, (unsigned long long)run.count);
@@ -167,9 +220,16 @@ inst_minor_stage(struct migration *m, uint64_t idx, uint64_t n, int enc,
 	if (D->conf.crash_minor_at && ++m->dst->minor_runs == D->conf.crash_minor_at)
 		inst_crash_test(m, idx, n, enc, src);
 	if (inst_minor_write(m, idx, n, enc, src) < 0) {
+		int err = errno;
+
 		log_warn("migration %s: writing pages %llu+%llu into the page cache",
 		    m->id, (unsigned long long)idx, (unsigned long long)n);
 		m->st.install_errors++;
+		/* What did go in may be torn: out of the page cache with it,
+		 * it is fetched again. Left WRITING if that fails too. */
+		if (inst_punch(m, idx, n) == 0)
+			journal_idle(m->dst->journal);
+		errno = err;
 		return -1;
 	}
 	journal_written(m->dst->journal);
@@ -199,93 +259,218 @@ inst_remap(struct migration *m, uint64_t idx)
 	return -1;
 }
 
+/* One install ioctl for [dst, dst+len): 0 or -1 (errno); *done bytes or pages. */
+static int
+inst_call(struct migration *m, int minor, int enc, uint64_t dst, uint64_t len,
+    const uint8_t *src, int64_t *done)
+{
+	static uint8_t *zeros;
+	int rc;
+
+	if (minor) {
+		/* Written into the page cache: map it (wakes waiters). */
+		struct uffdio_continue uc = { .range = { dst, len } };
+
+		rc = ioctl(m->vm->uffd, UFFDIO_CONTINUE, &uc);
+		*done = uc.mapped;
+	} else if (enc == FRAME_ENC_RAW || (enc == FRAME_ENC_ZERO && m->page_size > 4096)) {
+		/* hugetlbfs has no UFFDIO_ZEROPAGE: copy zeros. */
+		struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)src, .len = len };
+
+		if (enc == FRAME_ENC_ZERO) {
+			if (zeros == NULL && (zeros = calloc(1, MIG_FRAME_MAX_BYTES)) == NULL)
+				return -1;
+			if (len > MIG_FRAME_MAX_BYTES) {
+				errno = EINVAL;
+				return -1;
+			}
+			cp.src = (uintptr_t)zeros;
+		}
+		rc = ioctl(m->vm->uffd, UFFDIO_COPY, &cp);
+		*done = cp.copy;
+	} else if (enc == FRAME_ENC_ZERO) {
+		struct uffdio_zeropage zp = { .range = { dst, len } };
+
+		rc = ioctl(m->vm->uffd, UFFDIO_ZEROPAGE, &zp);
+		*done = zp.zeropage;
+	} else {
+		struct uffdio_poison po = { .range = { dst, len } };
+
+		rc = ioctl(m->vm->uffd, UFFDIO_POISON, &po);
+		*done = po.updated;
+	}
+	return rc;
+}
+
+/*
+ * Minor mode, shmem: how many pages from idx on are holes in the page cache
+ * (n: all). A page there already is complete (a torn one never outlives the
+ * journal) and may be the guest's: it is never written again. Hugetlbfs
+ * cannot tell (SEEK_DATA says "all data"): there the installed set and the
+ * journal are the whole truth.
+ */
+static uint64_t
+inst_holes(struct migration *m, uint64_t idx, uint64_t n)
+{
+	off_t d;
+
+	if (m->vm->map != NULL ||
+	    (d = lseek(m->vm->memfd, (off_t)(idx * m->page_size), SEEK_DATA)) < 0)
+		return n;
+	if ((uint64_t)d >= (idx + n) * m->page_size)
+		return n;
+	return ((uint64_t)d - idx * m->page_size) / m->page_size;
+}
+
+/*
+ * Minor mode: pages [idx, idx+n) were written into the page cache and not
+ * mapped (before the write they were holes): drop them, they are installed
+ * again later; then nothing is between write and map. If they cannot be
+ * dropped the journal keeps naming them (a restart drops them) and this
+ * migration installs nothing more in minor mode.
+ */
+static void
+inst_minor_settle(struct migration *m, uint64_t idx, uint64_t n)
+{
+	if (n > 0 && inst_punch(m, idx, n) < 0) {
+		journal_writing(m->dst->journal, idx, n);
+		m->dst->unsettled = 1;
+		return;
+	}
+	journal_idle(m->dst->journal);
+}
+
+/* [debug] fail_install / crash_install, tests only. */
+static int
+inst_fail_test(struct migration *m)
+{
+	unsigned k = ++m->dst->install_calls;
+
+	if (!D->conf.fail_install_at || k < D->conf.fail_install_at ||
+	    k - D->conf.fail_install_at >= D->conf.fail_install_count)
+		return 0;
+	log_warnx("migration %s: [debug] fail_install: install %u fails", m->id, k);
+	errno = EIO;
+	return -1;
+}
+
+static void
+inst_crash_after(struct migration *m, uint64_t idx)
+{
+	if (D->conf.crash_install_at && m->dst->install_calls == D->conf.crash_install_at) {
+		log_warnx("migration %s: [debug] crash_install: killing this daemon with "
+		    "page %llu installed and not recorded", m->id, (unsigned long long)idx);
+		raise(SIGKILL);
+	}
+}
+
+/* A page the kernel already has: recorded, never written again. */
+static enum inst_result
+inst_present(struct migration *m, uint64_t idx, int enc, uint64_t *done_pages)
+{
+	m->st.install_eexist++;
+	log_warnx("migration %s: page %llu already present (EEXIST)", m->id,
+	    (unsigned long long)idx);
+	inst_mark(m, idx, 1, enc == FRAME_ENC_POISON);
+	*done_pages = 1;
+	return INST_EEXIST;
+}
+
 enum inst_result
 inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t *src,
     uint64_t *done_pages)
 {
-	uint64_t dst = m->vm->ram_va + idx * m->page_size, len = n * m->page_size;
 	int minor = m->vm->minor && (enc == FRAME_ENC_RAW ||
 	    (enc == FRAME_ENC_ZERO && m->page_size > 4096));
-	int64_t done;
+	uint64_t dst = m->vm->ram_va + idx * m->page_size, k, h;
+	int64_t done = 0;
 	int rc, err;
 
-	if (minor && inst_minor_stage(m, idx, n, enc, src) < 0)
-		return INST_ERROR;
-	for (;;) {
-		if (minor) {
-			/* Written into the page cache: map it (wakes waiters). */
-			struct uffdio_continue uc = { .range = { dst, len } };
-
-			rc = ioctl(m->vm->uffd, UFFDIO_CONTINUE, &uc);
-			done = uc.mapped;
-		} else if (enc == FRAME_ENC_RAW) {
-			struct uffdio_copy cp = { .dst = dst, .src = (uintptr_t)src,
-			    .len = len };
-
-			rc = ioctl(m->vm->uffd, UFFDIO_COPY, &cp);
-			done = cp.copy;
-		} else if (enc == FRAME_ENC_ZERO && m->page_size > 4096) {
-			/* hugetlbfs has no UFFDIO_ZEROPAGE: copy zeros. */
-			static uint8_t *zeros;
-			struct uffdio_copy cp = { .dst = dst, .len = len };
-
-			if (zeros == NULL && (zeros = calloc(1, MIG_FRAME_MAX_BYTES)) == NULL)
-				return INST_ERROR;
-			if (len > MIG_FRAME_MAX_BYTES) {
-				errno = EINVAL;
-				return INST_ERROR;
-			}
-			cp.src = (uintptr_t)zeros;
-			rc = ioctl(m->vm->uffd, UFFDIO_COPY, &cp);
-			done = cp.copy;
-		} else if (enc == FRAME_ENC_ZERO) {
-			struct uffdio_zeropage zp = { .range = { dst, len } };
-
-			rc = ioctl(m->vm->uffd, UFFDIO_ZEROPAGE, &zp);
-			done = zp.zeropage;
-		} else {
-			struct uffdio_poison po = { .range = { dst, len } };
-
-			rc = ioctl(m->vm->uffd, UFFDIO_POISON, &po);
-			done = po.updated;
+	if (inst_fail_test(m) < 0 || (minor && m->dst->unsettled && (errno = EIO)))
+		goto fail;
+	if (minor) {
+		if ((h = inst_holes(m, idx, n)) == 0) {
+			/* Map it if it is not (EEXIST: it is); never write it. */
+			if (inst_remap(m, idx) < 0)
+				goto fail;
+			return inst_present(m, idx, enc, done_pages);
 		}
-		err = errno;
-		if (rc != 0 && done <= 0 && err == EAGAIN)
-			continue;	/* the VMM's mm was busy; try again */
-		if (minor) {
-			/* Mapped, or failed: nothing left between write and map.
-			 * Mapped in part: the rest stays written but unmapped,
-			 * and the caller's next install of it rewrites it. */
-			if (rc != 0 && done > 0)
-				journal_writing(m->dst->journal, idx + (uint64_t)done / m->page_size,
-				    n - (uint64_t)done / m->page_size);
-			else
-				journal_idle(m->dst->journal);
-		}
-		if (rc == 0 || done > 0) {
-			*done_pages = rc == 0 ? n : (uint64_t)done / m->page_size;
-			return INST_OK;
-		}
-		if (err == EEXIST) {
-			/* Somebody else filled it: never write it again. */
-			m->st.install_eexist++;
-			log_warnx("migration %s: page %llu already present (EEXIST)",
-			    m->id, (unsigned long long)idx);
-			*done_pages = 1;
-			return INST_EEXIST;
-		}
-		errno = err;
-		log_warn("migration %s: install of pages %llu+%llu failed", m->id,
-		    (unsigned long long)idx, (unsigned long long)n);
-		m->st.install_errors++;
-		return INST_ERROR;
+		n = h;
+		if (inst_minor_stage(m, idx, n, enc, src) < 0)
+			goto fail;
 	}
+	do {
+		rc = inst_call(m, minor, enc, dst, n * m->page_size, src, &done);
+		err = errno;
+	} while (rc != 0 && done <= 0 && err == EAGAIN);	/* the VMM's mm was busy */
+	if (rc == 0 || done > 0) {
+		k = rc == 0 ? n : (uint64_t)done / m->page_size;
+		inst_crash_after(m, idx);
+		inst_mark(m, idx, k, enc == FRAME_ENC_POISON);
+		if (minor)
+			inst_minor_settle(m, idx + k, n - k);	/* mapped in part */
+		*done_pages = k;
+		return INST_OK;
+	}
+	if (minor)
+		inst_minor_settle(m, idx + (err == EEXIST), n - (err == EEXIST));
+	if (err == EEXIST)
+		return inst_present(m, idx, enc, done_pages);
+	errno = err;
+fail:
+	log_warn("migration %s: install of pages %llu+%llu failed", m->id,
+	    (unsigned long long)idx, (unsigned long long)n);
+	m->st.install_errors++;
+	return INST_ERROR;
+}
+
+/*
+ * The installed set's file: created empty for a new migration, opened again
+ * after a restart (missing: -1 with ENOENT).
+ */
+static int
+inst_pages_open(struct migration *m, int again)
+{
+	struct mig_dst *d = m->dst;
+	size_t words = (m->npages + 63) / 64, len = 2 * words * sizeof(uint64_t);
+	struct stat st;
+	char path[600];
+	void *p;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s.pages", D->conf.state_dir, m->id);
+	if ((fd = open(path, O_RDWR | O_CLOEXEC | (again ? 0 : O_CREAT | O_TRUNC), 0600)) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || (again && (uint64_t)st.st_size != len) ||
+	    (!again && ftruncate(fd, (off_t)len) < 0)) {
+		if (again && errno == 0)
+			errno = EINVAL;
+		close(fd);
+		return -1;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return -1;
+	d->pages_map = p;
+	d->pages_len = len;
+	d->installed = p;
+	d->poisoned = d->installed + words;
+	d->ninstalled = 0;
+	for (size_t i = 0; i < words; i++)
+		d->ninstalled += (uint64_t)__builtin_popcountll(d->installed[i]);
+	m->st.pages_installed = d->ninstalled;
+	return 0;
 }
 
 int
 inst_init(struct migration *m)
 {
-	return (m->dst->installed = bitmap_new(m->npages)) == NULL ? -1 : 0;
+	if (inst_pages_open(m, 0) == 0)
+		return 0;
+	log_warn("migration %s: cannot create the installed set under %s", m->id,
+	    D->conf.state_dir);
+	return -1;
 }
 
 int
@@ -296,41 +481,91 @@ inst_journal_new(struct migration *m)
 
 /*
  * After a restart of this daemon the VMM attached again with the same memfd
- * and uffd. Which pages are installed is the kernel's to say: an installed
- * page is exactly a page present in the memfd's page cache (SEEK_DATA): in
- * copy mode by construction, in minor mode once the journal is settled. A
- * page is never installed twice, because this bitmap starts from what is
- * really there.
+ * and uffd. The installed set comes back from its file; the minor-mode
+ * journal settles the run in flight; on shmem every page in the page cache
+ * is installed too (SEEK_DATA: in copy mode by construction, in minor mode
+ * once the journal is settled). A page is never installed twice: this set
+ * starts from what is really there. Pages marked, or -1 (why in errno; an
+ * installed set that cannot be rebuilt is ENOENT).
  */
 int64_t
 inst_rebuild(struct migration *m)
 {
 	struct vm *v = m->vm;
 	off_t off = 0, data, hole;
-	int64_t n = 0;
 
+	if (inst_pages_open(m, 1) < 0) {
+		int err = errno;
+
+		/* shmem can say it all through SEEK_DATA, except poison. */
+		if (v->map != NULL || inst_pages_open(m, 0) < 0) {
+			errno = err;
+			return -1;
+		}
+		log_warnx("migration %s: no installed set on disk (%s); rebuilt from the "
+		    "page cache alone", m->id, strerror(err));
+	}
 	if (v->minor && inst_journal_recover(m) < 0)
 		return -1;
-	while ((data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
+	while (v->map == NULL && (data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
 		if ((hole = lseek(v->memfd, data, SEEK_HOLE)) < 0)
 			break;
 		for (uint64_t p = (uint64_t)data / m->page_size;
-		    p < m->npages && p < ((uint64_t)hole + m->page_size - 1) / m->page_size; p++) {
-			bitmap_set(m->dst->installed, p);
-			n++;
-		}
+		    p < m->npages && p < ((uint64_t)hole + m->page_size - 1) / m->page_size; p++)
+			inst_mark(m, p, 1, 0);
 		off = hole;
 	}
-	return n;
+	return (int64_t)m->dst->ninstalled;
+}
+
+/*
+ * Before completion, on shmem: every installed page that is not poison must
+ * be in the page cache. One that is not (the VMM dropped it, or a bug) is
+ * unmarked and its index returned in *missing (UINT64_MAX: none), to be
+ * fetched again. Hugetlbfs cannot tell: nothing is found there.
+ */
+uint64_t
+inst_missing(struct migration *m)
+{
+	off_t off = 0, hole, data;
+	uint64_t found = 0;
+
+	if (m->vm == NULL || m->vm->map != NULL)
+		return 0;
+	while ((uint64_t)off < m->ram_bytes &&
+	    (hole = lseek(m->vm->memfd, off, SEEK_HOLE)) >= 0 && (uint64_t)hole < m->ram_bytes) {
+		data = lseek(m->vm->memfd, hole, SEEK_DATA);
+		if (data < 0 || (uint64_t)data > m->ram_bytes)
+			data = (off_t)m->ram_bytes;
+		for (uint64_t p = (uint64_t)hole / m->page_size; p < (uint64_t)data / m->page_size; p++)
+			if (!bitmap_test(m->dst->poisoned, p) && bitmap_test(m->dst->installed, p)) {
+				log_warnx("migration %s: page %llu is marked installed but is not "
+				    "in guest RAM; fetched again", m->id, (unsigned long long)p);
+				inst_unmark(m, p);
+				found++;
+			}
+		off = data;
+	}
+	return found;
 }
 
 void
 inst_release(struct migration *m)
 {
-	/* A journal outlives a migration only while it may still resume. */
-	journal_close(m->dst->journal, !mig_active(m));
-	m->dst->journal = NULL;
-	free(m->dst->installed);
-	free(m->dst->poisoned);
-	m->dst->installed = m->dst->poisoned = NULL;
+	struct mig_dst *d = m->dst;
+	char path[600];
+
+	/* Journal and installed set outlive a migration only while it may
+	 * still resume. */
+	journal_close(d->journal, !mig_active(m));
+	d->journal = NULL;
+	if (d->pages_map != NULL) {
+		munmap(d->pages_map, d->pages_len);
+		if (!mig_active(m)) {
+			snprintf(path, sizeof(path), "%s/%s.pages", D->conf.state_dir, m->id);
+			unlink(path);
+		}
+	}
+	d->pages_map = NULL;
+	d->installed = d->poisoned = NULL;
 }

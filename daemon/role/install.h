@@ -21,16 +21,19 @@ enum inst_result inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int e
     const uint8_t *src, uint64_t *done);
 /* Minor mode: maps an installed page whose mapping is gone. 0 or -1. */
 int inst_remap(struct migration *m, uint64_t idx);
-/* The installed set of a new or re-attached destination (empty). -1: no
- * memory. */
+/* The installed set of a new destination (empty, in a file under the state
+ * directory). -1 (logged). */
 int inst_init(struct migration *m);
 /* Minor mode: the journal of a new migration. 0 or -1 (errno). */
 int inst_journal_new(struct migration *m);
 /*
- * After a restart: settles the minor-mode journal, then marks in
- * m->dst->installed what the page cache holds. Pages present, or -1.
+ * After a restart: the installed set from its file, the minor-mode journal
+ * settled, joined with what the page cache holds. Pages present, or -1.
  */
 int64_t inst_rebuild(struct migration *m);
+/* Before completion: installed pages the page cache does not hold, unmarked
+ * (to be fetched again); how many. */
+uint64_t inst_missing(struct migration *m);
 void inst_release(struct migration *m);
 
 #endif

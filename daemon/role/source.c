@@ -442,8 +442,14 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 
 		snprintf(why, sizeof(why), "destination aborted: %s", msg->abort->reason);
 		/* The destination says its VM never ran: safe to resume here. */
-		if (!m->state_sent || m->state == MIG_BLACKOUT) {
+		if (!m->state_sent || (m->state == MIG_BLACKOUT && !msg->abort->vm_lost)) {
 			src_fail(m, why);
+		} else if (msg->abort->vm_lost) {
+			/* It ran there and is gone: this copy is stale, never resumed. */
+			mig_set_state(m, MIG_FAILED, "%s", why);
+			if (m->vm != NULL)
+				vm_send_failed(m->vm, why);
+			session_finish(m);
 		} else {
 			mig_set_state(m, MIG_PAUSED, "%s", why);
 			peer_close(c, 0);
@@ -690,6 +696,36 @@ src_cancel(struct migration *m, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The source VMM's connection closed. Before the VM state left, the
+ * migration cannot go on: it fails and the destination is told. After, the
+ * daemon has the RAM it serves (its own fd): nothing changes.
+ */
+static void
+src_vm_gone(struct migration *m, const char *why)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
+	char buf[300];
+
+	if (m->state_sent) {
+		log_info("migration %s: source VMM went away (%s); its RAM stays served "
+		    "until the migration completes", m->id, why);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "source VMM went away before the switch-over (%s)", why);
+	log_warnx("migration %s: %s", m->id, buf);
+	if (m->urgent != NULL) {
+		a.reason = buf;
+		msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
+		msg.abort = &a;
+		peer_send_msg(m->urgent, &msg);
+		peer_drain(m->urgent);
+	}
+	mig_set_state(m, MIG_FAILED, "%s", buf);
+	session_finish(m);
+}
+
 /* A record of a running source migration came back after a restart. */
 void
 src_revive(struct migration *m)
@@ -706,5 +742,6 @@ const struct mig_ops src_ops = {
 	.bulk = src_bg_writable,
 	.vm_state = src_vm_state,
 	.reattach = src_reattach,
+	.vm_gone = src_vm_gone,
 	.release = src_release,
 };

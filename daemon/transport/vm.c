@@ -79,15 +79,25 @@ vm_release(struct vm *v)
 	vm_free(v);
 }
 
+/*
+ * The VMM's connection closed: it exited (its socket is gone with it) or
+ * was cut off for breaking the protocol. A migration that still needs it
+ * hears so and ends; then the VM goes.
+ */
 static void
 vm_hangup(struct vm *v, const char *why)
 {
+	struct migration *m = v->mig;
+
 	log_info("vm %s: VMM connection closed (%s)", v->name, why);
 	event_free(v->ev_sock);
 	v->ev_sock = NULL;
 	close(v->sock);
 	v->sock = -1;
-	vm_release(v);
+	if (m != NULL && mig_active(m) && m->ops != NULL && m->ops->vm_gone != NULL)
+		m->ops->vm_gone(m, why);	/* may release v */
+	else
+		vm_release(v);
 }
 
 static int
@@ -137,6 +147,20 @@ vm_send_start(struct vm *v, const void *blob, size_t len)
 	s.blob.len = len;
 	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_START;
 	m.start = &s;
+	return vm_send(v, &m);
+}
+
+int
+vm_send_failed(struct vm *v, const char *reason)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__Failed f = MIGRATIOND__SHIM__V1__FAILED__INIT;
+
+	if (v->sock < 0)
+		return 0;	/* nobody to tell */
+	f.reason = (char *)(uintptr_t)reason;
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_FAILED;
+	m.failed = &f;
 	return vm_send(v, &m);
 }
 

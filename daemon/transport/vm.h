@@ -49,6 +49,8 @@ int vm_send_pause(struct vm *v);
 int vm_send_resume_local(struct vm *v, const char *reason);
 int vm_send_start(struct vm *v, const void *blob, size_t len);
 int vm_send_completed(struct vm *v);
+/* The migration failed; `reason` says why (nothing if the VMM is gone). */
+int vm_send_failed(struct vm *v, const char *reason);
 /* Drops the VM once neither its VMM nor an active migration needs it. */
 void vm_release(struct vm *v);
 /* Shutdown: every VM goes. */
