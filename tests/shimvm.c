@@ -30,6 +30,8 @@ static uint64_t npages;
 static int nthreads = 4, touches = 64;
 static uint64_t *lat_ns;
 static int bad_values;
+static int touchers_done;
+static const char *go_file;
 static uint64_t poison[8];
 static int npoison;
 
@@ -113,6 +115,7 @@ toucher(void *arg)
 		if (v != expect(i) || ram[i * 512 + 511] != expect(i))
 			__atomic_add_fetch(&bad_values, 1, __ATOMIC_RELAXED);
 	}
+	__atomic_add_fetch(&touchers_done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -124,21 +127,56 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * The daemon went away (a restart test killed it): attach again once the
+ * new one listens, as a VMM does; give up after 30 s. 1 if attached.
+ */
+static const char *sock_path;
+static int attach_vcpus;
+
 static int
-wait_event(struct migshim_event *ev, int secs)
+attach_again(void)
+{
+	fprintf(stderr, "shimvm: daemon went away; attaching again\n");
+	for (int i = 0; i < 300; i++) {
+		if (migshim_attach(S, sock_path, attach_vcpus) == 0) {
+			fprintf(stderr, "shimvm: attached again\n");
+			return 1;
+		}
+		usleep(100000);
+	}
+	return 0;
+}
+
+/* The next event within `ms` (re-attaching if the daemon went away):
+ * 0, 1 if none came in time, -1 on error. */
+static int
+poll_event(struct migshim_event *ev, int ms)
 {
 	struct pollfd p = { .fd = migshim_fd(S), .events = POLLIN };
 
 	for (;;) {
-		if (poll(&p, 1, secs * 1000) <= 0) {
-			fprintf(stderr, "shimvm: no word from the daemon in %d s\n", secs);
-			return -1;
-		}
+		if (poll(&p, 1, ms) <= 0)
+			return 1;
 		if (migshim_next_event(S, ev) < 0)
 			return -1;
+		if (ev->type == MIGSHIM_EV_HANGUP && attach_again()) {
+			p.fd = migshim_fd(S);
+			continue;
+		}
 		if (ev->type != MIGSHIM_EV_NONE)
 			return 0;
 	}
+}
+
+static int
+wait_event(struct migshim_event *ev, int secs)
+{
+	int rc = poll_event(ev, secs * 1000);
+
+	if (rc == 1)
+		fprintf(stderr, "shimvm: no word from the daemon in %d s\n", secs);
+	return rc == 0 ? 0 : -1;
 }
 
 /* `source`: fill RAM, attach, hand over the state blob when paused. */
@@ -155,6 +193,8 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 	for (uint64_t i = 0; i < npages; i++)
 		if (expect(i) != 0)
 			ram[i * 512] = ram[i * 512 + 511] = expect(i);
+	sock_path = sock;
+	attach_vcpus = 0;
 	if (migshim_attach(S, sock, 0) < 0)
 		return 2;
 	printf("shimvm: source ready\n");
@@ -202,6 +242,8 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 	/* Ring mode: missing pages; both modes: poison as machine checks. */
 	if (migshim_sigbus_install(S) < 0)
 		return 2;
+	sock_path = sock;
+	attach_vcpus = 1;
 	if (migshim_attach(S, sock, 1) < 0)
 		return 2;
 	if (wait_event(&ev, 600) < 0 || ev.type != MIGSHIM_EV_START ||
@@ -228,17 +270,38 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 	if (npoison > 0)
 		poison_early = probe_poison(&((volatile uint64_t *)migshim_ram(S))[poison[0] * 512]);
 	lat_ns = calloc((size_t)nthreads * (size_t)touches, sizeof(*lat_ns));
+	/* -w FILE: the test says when to touch (it may be holding the source). */
+	for (int i = 0; go_file != NULL && access(go_file, F_OK) != 0 && i < 6000; i++) {
+		struct migshim_event e;
+
+		if (ev.type != MIGSHIM_EV_START)
+			usleep(10000);
+		else if (poll_event(&e, 10) == 0)
+			ev = e;
+	}
 	t0 = mono_ns();
 	for (long t = 0; t < nthreads; t++)
 		pthread_create(&th[t], NULL, toucher, (void *)t);
+	/* Meanwhile: the daemon's word (it may even restart). */
+	if (ev.type == MIGSHIM_EV_START)
+		ev.type = MIGSHIM_EV_NONE;
+	while (__atomic_load_n(&touchers_done, __ATOMIC_ACQUIRE) < nthreads) {
+		struct migshim_event e;
+
+		if (ev.type == MIGSHIM_EV_NONE && poll_event(&e, 100) == 0)
+			ev = e;
+		else if (ev.type != MIGSHIM_EV_NONE)
+			usleep(10000);
+	}
 	for (int t = 0; t < nthreads; t++)
 		pthread_join(th[t], NULL);
 	t0 = mono_ns() - t0;
-	do {
+	printf("shimvm: touch phase done in %.1f ms\n", t0 / 1e6);
+	fflush(stdout);
+	while (ev.type != MIGSHIM_EV_COMPLETED && ev.type != MIGSHIM_EV_FAILED &&
+	    ev.type != MIGSHIM_EV_HANGUP)
 		if (wait_event(&ev, 600) < 0)
 			return 1;
-	} while (ev.type != MIGSHIM_EV_COMPLETED && ev.type != MIGSHIM_EV_FAILED &&
-	    ev.type != MIGSHIM_EV_HANGUP);
 	if (ev.type != MIGSHIM_EV_COMPLETED) {
 		fprintf(stderr, "shimvm: dest: %s\n", ev.reason);
 		return 1;
@@ -276,7 +339,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:H")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -287,6 +350,7 @@ main(int argc, char **argv)
 		case 'k': touches = atoi(optarg); break;
 		case 'b': bad = optarg; break;
 		case 'H': huge = 1; break;
+		case 'w': go_file = optarg; break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
 				poison[npoison++] = strtoull(t, NULL, 0);

@@ -446,7 +446,7 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
 		if (m->state == MIG_CONNECTING || msg->abort->vm_lost) {
 			mig_set_state(m, MIG_FAILED, "source aborted: %s", msg->abort->reason);
-			if (msg->abort->vm_lost && m->vm != NULL)
+			if (m->vm != NULL)
 				vm_send_failed(m->vm, m->reason);
 			session_finish(m);
 		} else {

@@ -214,7 +214,6 @@ static void
 fault_count(struct migration *m, int enc, int demand, uint64_t i, uint64_t n)
 {
 	if (enc == FRAME_ENC_POISON) {
-		m->st.pages_poisoned += n;
 		log_warnx("migration %s: pages %llu+%llu are poisoned at the source; "
 		    "installed as poison", m->id, (unsigned long long)i,
 		    (unsigned long long)n);

@@ -55,6 +55,16 @@ inst_journal_open(struct migration *m, struct journal_run *pending)
 	return 0;
 }
 
+/*
+ * Guest RAM on hugetlbfs (2 MiB pages): its SEEK_DATA says "all data", so
+ * the page cache cannot tell what is installed there.
+ */
+static int
+inst_hugetlb(const struct migration *m)
+{
+	return m->page_size > 4096;
+}
+
 /* Drops pages [idx, idx+n) from the memfd's page cache. 0 or -1. */
 static int
 inst_punch(struct migration *m, uint64_t idx, uint64_t n)
@@ -77,8 +87,10 @@ inst_mark(struct migration *m, uint64_t idx, uint64_t n, int poison)
 	struct mig_dst *d = m->dst;
 
 	for (uint64_t k = idx; k < idx + n; k++) {
-		if (poison)
+		if (poison && !bitmap_test(d->poisoned, k)) {
 			bitmap_set(d->poisoned, k);
+			m->st.pages_poisoned++;
+		}
 		if (!bitmap_test(d->installed, k)) {
 			bitmap_set(d->installed, k);
 			d->ninstalled++;
@@ -314,7 +326,7 @@ inst_holes(struct migration *m, uint64_t idx, uint64_t n)
 {
 	off_t d;
 
-	if (m->vm->map != NULL ||
+	if (inst_hugetlb(m) ||
 	    (d = lseek(m->vm->memfd, (off_t)(idx * m->page_size), SEEK_DATA)) < 0)
 		return n;
 	if ((uint64_t)d >= (idx + n) * m->page_size)
@@ -457,8 +469,11 @@ inst_pages_open(struct migration *m, int again)
 	d->installed = p;
 	d->poisoned = d->installed + words;
 	d->ninstalled = 0;
-	for (size_t i = 0; i < words; i++)
+	m->st.pages_poisoned = 0;
+	for (size_t i = 0; i < words; i++) {
 		d->ninstalled += (uint64_t)__builtin_popcountll(d->installed[i]);
+		m->st.pages_poisoned += (uint64_t)__builtin_popcountll(d->poisoned[i]);
+	}
 	m->st.pages_installed = d->ninstalled;
 	return 0;
 }
@@ -498,7 +513,7 @@ inst_rebuild(struct migration *m)
 		int err = errno;
 
 		/* shmem can say it all through SEEK_DATA, except poison. */
-		if (v->map != NULL || inst_pages_open(m, 0) < 0) {
+		if (inst_hugetlb(m) || inst_pages_open(m, 0) < 0) {
 			errno = err;
 			return -1;
 		}
@@ -507,7 +522,7 @@ inst_rebuild(struct migration *m)
 	}
 	if (v->minor && inst_journal_recover(m) < 0)
 		return -1;
-	while (v->map == NULL && (data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
+	while (!inst_hugetlb(m) && (data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
 		if ((hole = lseek(v->memfd, data, SEEK_HOLE)) < 0)
 			break;
 		for (uint64_t p = (uint64_t)data / m->page_size;
@@ -530,7 +545,7 @@ inst_missing(struct migration *m)
 	off_t off = 0, hole, data;
 	uint64_t found = 0;
 
-	if (m->vm == NULL || m->vm->map != NULL)
+	if (m->vm == NULL || inst_hugetlb(m))
 		return 0;
 	while ((uint64_t)off < m->ram_bytes &&
 	    (hole = lseek(m->vm->memfd, off, SEEK_HOLE)) >= 0 && (uint64_t)hole < m->ram_bytes) {
