@@ -292,6 +292,11 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 			ev = e;
 		else if (ev.type != MIGSHIM_EV_NONE)
 			usleep(10000);
+		if (ev.type == MIGSHIM_EV_FAILED) {
+			/* Its pages will never come: the VM is gone. */
+			fprintf(stderr, "shimvm: dest: %s\n", ev.reason);
+			return 1;
+		}
 	}
 	for (int t = 0; t < nthreads; t++)
 		pthread_join(th[t], NULL);

@@ -361,6 +361,12 @@ dst_vm_lost(struct migration *m, const char *why)
 
 	snprintf(buf, sizeof(buf), "%s", why);	/* why may be m->reason */
 	dst_send_abort(m, buf, m->state != MIG_PREPARED && m->state != MIG_CONNECTING);
+	/* As with Complete: the source closes both channels once it reads
+	 * Abort; closing them here could show it the background EOF first. */
+	if (m->urgent != NULL)
+		peer_drain(m->urgent);
+	if (m->bg != NULL)
+		peer_drain(m->bg);
 	if (m->vm != NULL)
 		vm_send_failed(m->vm, buf);
 	mig_set_state(m, MIG_FAILED, "%s", buf);
