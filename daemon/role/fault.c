@@ -363,9 +363,12 @@ fault_request(struct migration *m, uint64_t idx, uint32_t tid, uint64_t posted_n
 		for (unsigned i = 0; i < m->dst->npending; i++)
 			if (m->dst->pending[i].idx == idx)
 				return &m->dst->pending[i];
-		/* Asked for already (prefetched, or fetched again): wait for it. */
+		/* Asked for already (prefetched, or fetched again): wait for it,
+		 * a demand fault like any other. */
 		if (m->dst->npending >= m->dst->maxpending)
 			return NULL;
+		PROBE_FAULT(m->num, tid, idx, posted_ns, m->urgent != NULL);
+		m->st.demand_faults++;
 		t = (uint64_t)now_ns();
 		m->dst->pending[m->dst->npending] = (struct pending){ .idx = idx,
 		    .t0_ns = t, .req_ns = t, .posted_ns = posted_ns, .tid = tid };
