@@ -15,6 +15,7 @@
 #     keep_records = 1 it keeps one record, in memory and on disk; with
 #     record_max_age = 3s a record goes 3 s after it finished (the timer),
 #     and a record that aged while the daemon was down is gone at start-up.
+# Also: a bad duration in the configuration is refused, naming the key.
 # usage: records.sh BUILD_DIR
 BUILD=$1
 source "$(dirname "$0")/../lib.sh"
@@ -27,6 +28,9 @@ mig_daemon_start A "$LIMITS"
 mig_daemon_start B "$LIMITS
 prepare_timeout = 2s"
 export MIG_SHIM_MEM=1
+printf '[daemon]\nkeep_records = 3\nrecord_max_age = 7w\n' >"$WORK/bad.conf"
+mig_assert_eq "a bad duration is refused, naming the key" "$("$MIGRATIOND" -n -c "$WORK/bad.conf" 2>&1 |
+  grep -c 'bad.conf:3: bad value for \[daemon\] record_max_age: "7w"')" 1
 
 finished() { # HOST: finished records the daemon lists
   ctl "$1" --json list | jq '[.migrations[] | select(.state == "COMPLETED" or
