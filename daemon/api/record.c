@@ -35,14 +35,26 @@ rec_path(const struct migration *m, char *path, size_t len)
 	snprintf(path, len, "%s/%s.rec", D->conf.state_dir, m->id);
 }
 
+/*
+ * An expired record goes with everything else its migration kept under the
+ * state directory. The installer removes its files when a migration ends
+ * (role/install.c); they are left only by one that ended without its role
+ * (prepared or connecting when the daemon stopped, failed at start-up).
+ */
 static void
 rec_remove(const struct migration *m)
 {
+	static const char *const kept[] = { ".pages", ".journal" };
 	char path[600];
 
 	rec_path(m, path, sizeof(path));
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("%s: %s", __func__, path);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s%s", D->conf.state_dir, m->id, kept[i]);
+		if (unlink(path) == 0)
+			log_debug("%s: %s was left behind", __func__, path);
+	}
 }
 
 static void

@@ -14,7 +14,9 @@
 #  4. Across a restart of the destination: started again with
 #     keep_records = 1 it keeps one record, in memory and on disk; with
 #     record_max_age = 3s a record goes 3 s after it finished (the timer),
-#     and a record that aged while the daemon was down is gone at start-up.
+#     and a record that aged while the daemon was down is gone at start-up;
+#     a migration prepared when it stopped comes back FAILED and, when its
+#     record expires, its installed set goes from the state directory too.
 # Also: a bad duration in the configuration is refused, naming the key.
 # usage: records.sh BUILD_DIR
 BUILD=$1
@@ -170,4 +172,18 @@ mig_assert_eq "a record that aged while the daemon was down is gone at start-up"
   "$(has_id B "$aid")" no/no
 mig_assert_eq "start-up says so" \
   "$(grep -c 'mig_expiry_start: 1 finished migration records expired' <<<"$STARTED")" 1
+# A migration prepared when the daemon stops keeps its installed set on disk
+# and comes back FAILED; when its record expires, that file goes with it.
+start_shims x1
+ctl B prepare x1 -q >/dev/null || mig_die "prepare x1 failed"
+xid=$(ctl B --json status x1 | jq -r .id)
+stop_b
+mig_assert_eq "the stopped daemon left x1's record and installed set" \
+  "$(ls "$WORK/B/state" | sort | tr '\n' ' ')" "$xid.pages $xid.rec "
+start_b '[daemon]
+keep_records = 3
+record_max_age = 3s'
+mig_assert_eq "x1 came back failed" "$(ctl B --json status "$xid" | jq -r .state)" FAILED
+sleep 4.5
+mig_assert_eq "its record expired with everything it kept" "$(ls "$WORK/B/state" | wc -l)" 0
 mig_finish
