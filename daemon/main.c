@@ -70,11 +70,11 @@ daemon_free(void)
 	struct migration *m;
 
 	D->stopping = 1;
+	mig_expiry_stop();
 	while ((m = TAILQ_FIRST(&mig_all)) != NULL) {
-		TAILQ_REMOVE(&mig_all, m, entry);
 		m->vm = NULL;
 		session_finish(m);	/* saves the record: a restart picks it up */
-		free(m);
+		mig_free(m);
 	}
 	vm_close_all();
 	peer_close_all();
@@ -133,6 +133,8 @@ main_open(void)
 		fatal("mkdir %s", D->conf.state_dir);
 	rec_init();
 	rec_load();
+	if (mig_expiry_start() < 0)	/* the records just read, then on */
+		fatalx("cannot start record expiry");
 	/* Socket activation (migrationd.socket): the control socket is fd 3. */
 	if ((nfds = sd_listen_fds(1)) > 0) {
 		if (nfds != 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1,

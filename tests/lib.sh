@@ -276,3 +276,54 @@ mig_migrate() {
   ctl B --json status "$vm" >"$WORK/dst.json"
   ctl A --json list >"$WORK/list-a.json"
 }
+
+# mig_shim_migrate VM: one whole migration A -> B of a `shimvm` VM (no
+# guest, $MIG_SHIM_MEM MiB of RAM, default 4), the cheapest real one there
+# is: both VMMs are started, the destination is prepared, the source
+# migrates and waits, and both VMMs must exit 0 (the destination checked
+# every page). Polls in 10 ms steps, for tests that run hundreds of them.
+# Returns non-zero at the first step that failed (logged).
+mig_shim_migrate() {
+  local vm=$1 mem=${MIG_SHIM_MEM:-4} src dst token
+  mig_spawn A "$WORK/src-$vm.log" "$BUILD/tests/shimvm" source -s "$WORK/A/vmm.sock" \
+    -n "$vm" -m "$mem"
+  src=$SPAWN_PID
+  for _ in $(seq 3000); do
+    grep -q 'source ready' "$WORK/src-$vm.log" 2>/dev/null && break
+    kill -0 "$src" 2>/dev/null || break
+    sleep 0.01
+  done
+  grep -q 'source ready' "$WORK/src-$vm.log" || { log "$vm: source VMM not ready"; return 1; }
+  mig_spawn B "$WORK/dst-$vm.log" "$BUILD/tests/shimvm" dest -s "$WORK/B/vmm.sock" \
+    -n "$vm" -m "$mem" -t 2 -k 8
+  dst=$SPAWN_PID
+  # The destination VMM has attached once prepare finds its VM.
+  for _ in $(seq 500); do
+    token=$(ctl B prepare "$vm" -q 2>/dev/null) && break
+    sleep 0.01
+  done
+  [[ -n $token ]] || { log "$vm: prepare failed"; return 1; }
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$token" --wait --timeout 60 >/dev/null 2>&1 ||
+    { log "$vm: migrate failed"; return 1; }
+  mig_wait_exit_fast "$dst" 30 || { log "$vm: destination VMM failed"; return 1; }
+  mig_wait_exit_fast "$src" 30 || { log "$vm: source VMM failed"; return 1; }
+  rm -f "$WORK/src-$vm.log" "$WORK/dst-$vm.log"
+}
+
+# mig_wait_exit_fast PID SECS: mig_wait_exit in 10 ms steps. A PID that
+# exited is dropped from cleanup's list: once reaped, it may be reused by a
+# process that is not ours.
+mig_wait_exit_fast() {
+  local pid=$1 secs=$2 rc keep=() p
+  for _ in $(seq $((secs * 100))); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid"
+      rc=$?
+      for p in "${MIG_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+      MIG_PIDS=("${keep[@]}")
+      return $rc
+    fi
+    sleep 0.01
+  done
+  return 124
+}

@@ -145,19 +145,29 @@ ctl_watch_tick(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(w->ev, &w->tv);
 }
 
-/* The model's observer: a state change is an event for m's watchers. */
+/*
+ * The model's observer: a state change is an event for m's watchers. A
+ * watcher ends with its migration, so none should be left when its record
+ * expires; if one is, it ends there, never pointing at a freed record.
+ */
 static void
 ctl_observer(struct migration *m, enum mig_event what, enum mig_state prev)
 {
 	struct ctl_watch *w, *next;
 
-	if (what != MIG_EV_STATE)
+	if (what == MIG_EV_SAVE)
 		return;
 	for (w = LIST_FIRST(&watches); w != NULL; w = next) {
 		next = LIST_NEXT(w, entry);
-		if (w->m == m)
+		if (w->m != m)
+			continue;
+		if (what == MIG_EV_STATE) {
 			ctl_watch_emit(w, MIGRATIOND__V1__MIGRATION_EVENT__KIND__STATE_CHANGE,
 			    prev);
+		} else {
+			h2_finish(w->s, GRPC_NOT_FOUND, "the migration's record expired");
+			ctl_watch_free(w);
+		}
 	}
 }
 
@@ -364,7 +374,7 @@ ctl_prepare(struct h2stream *s, const void *q)
 	}
 	view_fill(m, &one);
 	pr.migration = &one;
-	pr.token = m->dst->token;
+	pr.token = m->token;
 	h2_send(s, &pr.base);
 	h2_finish(s, GRPC_OK, NULL);
 }

@@ -240,14 +240,15 @@ h2_finish(struct h2stream *s, int code, const char *msg)
 	s->code = code;
 	grpcmsg_pct_encode(msg ? msg : "", s->msg, sizeof(s->msg));
 	if (!s->headers_sent) {
-		/* Trailers-only response: one HEADERS frame with END_STREAM. */
+		/* Trailers-only response: one HEADERS frame with END_STREAM.
+		 * NV() takes strlen of its value: cs is written before. */
 		char cs[16];
+
+		snprintf(cs, sizeof(cs), "%d", code);
 		nghttp2_nv nv[] = { NV(":status", "200"),
 		    NV("content-type", "application/grpc"), NV("grpc-status", cs),
 		    NV("grpc-message", s->msg) };
 
-		snprintf(cs, sizeof(cs), "%d", code);
-		nv[2].valuelen = strlen(cs);
 		s->headers_sent = 1;
 		nghttp2_submit_response(s->conn->sess, s->id, nv, s->msg[0] ? 4 : 3, NULL);
 	} else {

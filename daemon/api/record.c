@@ -5,7 +5,8 @@
  * the model says its figures changed (an observer: rec_init); rec_load()
  * reads them all at start-up. A record of a migration that was running when
  * the daemon died comes back PAUSED and waits for its VMM to re-attach (and,
- * on the destination, for the source to reconnect). Loop thread only.
+ * on the destination, for the source to reconnect). When the model expires
+ * a finished record (MIG_EV_FORGET) its file goes too. Loop thread only.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -29,6 +30,34 @@
 #define REC_MAX		(1u << 20)
 
 static void
+rec_path(const struct migration *m, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s.rec", D->conf.state_dir, m->id);
+}
+
+/*
+ * An expired record goes with everything else its migration kept under the
+ * state directory. The installer removes its files when a migration ends
+ * (role/install.c); they are left only by one that ended without its role
+ * (prepared or connecting when the daemon stopped, failed at start-up).
+ */
+static void
+rec_remove(const struct migration *m)
+{
+	static const char *const kept[] = { ".pages", ".journal" };
+	char path[600];
+
+	rec_path(m, path, sizeof(path));
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s: %s", __func__, path);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s%s", D->conf.state_dir, m->id, kept[i]);
+		if (unlink(path) == 0)
+			log_debug("%s: %s was left behind", __func__, path);
+	}
+}
+
+static void
 rec_save(const struct migration *m)
 {
 	Migrationd__State__V1__MigrationRecord r = MIGRATIOND__STATE__V1__MIGRATION_RECORD__INIT;
@@ -49,7 +78,7 @@ rec_save(const struct migration *m)
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return;
 	migrationd__state__v1__migration_record__pack(&r, buf);
-	snprintf(path, sizeof(path), "%s/%s.rec", D->conf.state_dir, m->id);
+	rec_path(m, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || close(fd) < 0 ||
@@ -175,6 +204,8 @@ rec_observer(struct migration *m, enum mig_event ev, enum mig_state prev)
 {
 	if (ev == MIG_EV_SAVE)
 		rec_save(m);
+	else if (ev == MIG_EV_FORGET)
+		rec_remove(m);
 }
 
 void

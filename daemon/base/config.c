@@ -33,6 +33,9 @@ config_defaults(struct config *c)
 	c->bpf = 1;
 	c->token_ttl = 600;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
+	c->keep_records = MIG_KEEP_RECORDS;
+	c->record_max_age = MIG_RECORD_MAX_AGE;
+	c->prepare_timeout = MIG_PREPARE_TIMEOUT;
 }
 
 static int
@@ -67,6 +70,43 @@ config_int(int *dst, const char *v, int lo, int hi)
 	if (errno || *end || end == v || n < lo || n > hi)
 		return -1;
 	*dst = (int)n;
+	return 0;
+}
+
+/* "90", "90s", "15m", "12h", "7d": seconds, lo..hi. */
+static int
+config_duration(int *dst, const char *v, int lo, int hi)
+{
+	char *end;
+	long long n;
+	int unit = 1;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || end == v || n < 0)
+		return -1;
+	if (*end != '\0') {
+		switch (*end++) {
+		case 's':
+			break;
+		case 'm':
+			unit = 60;
+			break;
+		case 'h':
+			unit = 3600;
+			break;
+		case 'd':
+			unit = 86400;
+			break;
+		default:
+			return -1;
+		}
+		if (*end != '\0')
+			return -1;
+	}
+	if (n > hi / unit || n * unit < lo)
+		return -1;
+	*dst = (int)(n * unit);
 	return 0;
 }
 
@@ -161,6 +201,12 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_str(c->vmm_socket, sizeof(c->vmm_socket), value);
 	else if (S("daemon", "state_dir"))
 		rc = config_str(c->state_dir, sizeof(c->state_dir), value);
+	else if (S("daemon", "keep_records"))
+		rc = config_int(&c->keep_records, value, 0, 1000000);
+	else if (S("daemon", "record_max_age"))
+		rc = config_duration(&c->record_max_age, value, 0, 3650 * 86400);
+	else if (S("daemon", "prepare_timeout"))
+		rc = config_duration(&c->prepare_timeout, value, 1, 86400);
 	else if (S("peer", "listen"))
 		rc = config_str(c->peer_listen, sizeof(c->peer_listen), value);
 	else if (S("peer", "token_ttl"))

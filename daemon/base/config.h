@@ -8,12 +8,18 @@
 #include <stdint.h>
 
 #define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
+#define MIG_KEEP_RECORDS	100	/* default [daemon] keep_records */
+#define MIG_RECORD_MAX_AGE	(7 * 86400)	/* default [daemon] record_max_age: 7d */
+#define MIG_PREPARE_TIMEOUT	600	/* default [daemon] prepare_timeout: 10m */
 
 struct config {
 	char	 path[512];
 	char	 control_socket[256];
 	char	 vmm_socket[256];
 	char	 state_dir[256];
+	int	 keep_records;		/* finished records kept; 0: no count limit */
+	int	 record_max_age;	/* seconds a finished record is kept; 0: no limit */
+	int	 prepare_timeout;	/* seconds an unused PREPARED migration waits */
 	char	 peer_listen[128];	/* HOST:PORT, empty: no listener */
 	int	 tls;			/* 0 only for benchmarks on loopback */
 	char	 tls_ca[256];

@@ -2,8 +2,11 @@
  * migration: the model. Migration records, their state machine, and the
  * observers that hear of every change (records, the control API's
  * watchers). Records stay after a migration ends so `mig-ctl list` shows
- * history; a role's running state is freed by session_finish(). Calls
- * nothing above it. Loop thread only.
+ * history; a role's running state is freed by session_finish(). Finished
+ * records expire ([daemon] keep_records, record_max_age): after every
+ * finish (deferred to the loop, never inside the call that finished it),
+ * on a timer, and once at start-up. Calls nothing above it. Loop thread
+ * only.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,10 +19,12 @@
 #include "util.h"
 
 #define MIG_MAX_OBSERVERS	4
+#define MIG_EXPIRY_TICK_MAX	60	/* seconds between timed expiry passes */
 
 struct mig_list mig_all = TAILQ_HEAD_INITIALIZER(mig_all);
 static mig_observer_fn observers[MIG_MAX_OBSERVERS];
 static int nobservers;
+static struct event *ev_expire_tick, *ev_expire_soon;
 
 static const char *const state_names[] = {
 	[MIG_PREPARED] = "PREPARED", [MIG_CONNECTING] = "CONNECTING",
@@ -59,10 +64,10 @@ mig_notify(struct migration *m, enum mig_event ev, enum mig_state prev)
 		observers[i](m, ev, prev);
 }
 
-int
-mig_active(const struct migration *m)
+static int
+mig_state_active(enum mig_state st)
 {
-	switch (m->state) {
+	switch (st) {
 	case MIG_COMPLETED:
 	case MIG_FAILED:
 	case MIG_CANCELLED:
@@ -70,6 +75,12 @@ mig_active(const struct migration *m)
 	default:
 		return 1;
 	}
+}
+
+int
+mig_active(const struct migration *m)
+{
+	return mig_state_active(m->state);
 }
 
 /* Pages in one PAGES or REQ frame: 16 small pages, or one 2 MiB page. */
@@ -188,6 +199,10 @@ mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)
 	}
 	mig_notify(m, MIG_EV_SAVE, prev);
 	mig_notify(m, MIG_EV_STATE, prev);
+	/* Older records may now be one too many: looked at once the call
+	 * that finished m has returned to the loop. */
+	if (mig_state_active(prev) && !mig_active(m) && ev_expire_soon != NULL)
+		event_active(ev_expire_soon, EV_TIMEOUT, 0);
 }
 
 void
@@ -202,4 +217,134 @@ mig_set_verdict(struct migration *m, int ok, const char *text)
 	snprintf(m->verdict, sizeof(m->verdict), "%s", text);
 	m->verdict_ok = ok;
 	mig_save(m);
+}
+
+void
+mig_free(struct migration *m)
+{
+	TAILQ_REMOVE(&mig_all, m, entry);
+	free(m);
+}
+
+/*
+ * A finished record nothing points at: its role let go of it
+ * (session_finish), so no channel, heartbeat, VM or role state refers to it
+ * (a VM points at a migration only while the migration points back).
+ */
+static int
+mig_expirable(const struct migration *m)
+{
+	return !mig_active(m) && m->vm == NULL && m->urgent == NULL && m->bg == NULL &&
+	    m->ev_ping == NULL && m->src == NULL && m->dst == NULL;
+}
+
+static void
+mig_forget(struct migration *m, const char *why)
+{
+	log_debug("migration %s (vm %s, %s, %s): record expired (%s)", m->id, m->vm_name,
+	    mig_role_name(m->role), mig_state_name(m->state), why);
+	mig_notify(m, MIG_EV_FORGET, m->state);
+	mig_free(m);
+}
+
+struct mig_by_end {
+	int64_t			 ended_ms;
+	size_t			 pos;	/* list order breaks ties */
+	struct migration	*m;
+};
+
+static int
+mig_by_end_cmp(const void *a, const void *b)
+{
+	const struct mig_by_end *x = a, *y = b;
+
+	if (x->ended_ms != y->ended_ms)
+		return x->ended_ms < y->ended_ms ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+int
+mig_expire(int64_t now)
+{
+	int64_t max_age_ms = (int64_t)D->conf.record_max_age * 1000;
+	size_t keep = (size_t)D->conf.keep_records, n = 0, k;
+	struct migration *m, *next;
+	struct mig_by_end *v;
+	int gone = 0;
+
+	for (m = TAILQ_FIRST(&mig_all); m != NULL; m = next) {
+		next = TAILQ_NEXT(m, entry);
+		if (!mig_expirable(m))
+			continue;
+		if (max_age_ms > 0 && now - m->ended_ms > max_age_ms) {
+			mig_forget(m, "older than record_max_age");
+			gone++;
+		} else {
+			n++;
+		}
+	}
+	if (keep == 0 || n <= keep)
+		return gone;
+	/* The oldest to finish go first. */
+	if ((v = calloc(n, sizeof(*v))) == NULL) {
+		log_warnx("%s: out of memory; %zu finished records kept", __func__, n);
+		return gone;
+	}
+	k = 0;
+	TAILQ_FOREACH(m, &mig_all, entry)
+		if (mig_expirable(m) && k < n) {
+			v[k].ended_ms = m->ended_ms;
+			v[k].pos = k;
+			v[k].m = m;
+			k++;
+		}
+	qsort(v, k, sizeof(*v), mig_by_end_cmp);
+	for (size_t i = 0; i + keep < k; i++) {
+		mig_forget(v[i].m, "more than keep_records");
+		gone++;
+	}
+	free(v);
+	return gone;
+}
+
+static void
+mig_expire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	mig_expire(now_ms());
+}
+
+int
+mig_expiry_start(void)
+{
+	/* Often enough that a record outlives record_max_age by a quarter
+	 * of it at most (and a minute at most). */
+	int secs = D->conf.record_max_age / 4;
+	struct timeval tv = { secs < 1 ? 1 : secs > MIG_EXPIRY_TICK_MAX ?
+	    MIG_EXPIRY_TICK_MAX : secs, 0 };
+	int gone;
+
+	if ((ev_expire_tick = event_new(D->base, -1, EV_PERSIST, mig_expire_cb, NULL)) == NULL ||
+	    (ev_expire_soon = event_new(D->base, -1, 0, mig_expire_cb, NULL)) == NULL) {
+		log_warnx("%s: out of memory", __func__);
+		mig_expiry_stop();
+		return -1;
+	}
+	event_priority_set(ev_expire_tick, MIG_PRI_BULK);
+	event_priority_set(ev_expire_soon, MIG_PRI_BULK);
+	event_add(ev_expire_tick, &tv);
+	if ((gone = mig_expire(now_ms())) > 0)
+		log_info("%s: %d finished migration records expired (keep_records %d, "
+		    "record_max_age %d s)", __func__, gone, D->conf.keep_records,
+		    D->conf.record_max_age);
+	return 0;
+}
+
+void
+mig_expiry_stop(void)
+{
+	if (ev_expire_tick != NULL)
+		event_free(ev_expire_tick);
+	if (ev_expire_soon != NULL)
+		event_free(ev_expire_soon);
+	ev_expire_tick = ev_expire_soon = NULL;
 }

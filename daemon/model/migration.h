@@ -99,6 +99,8 @@ struct migration {
 	enum mig_state		 state;
 	const struct mig_ops	*ops;
 	char			 peer[128];
+	char			 token[65];	/* destination: its one-time token
+						   (hex); empty once presented */
 	char			 reason[256];
 	uint64_t		 ram_bytes;
 	uint64_t		 npages;
@@ -131,9 +133,11 @@ extern struct mig_list mig_all;
 /*
  * Observers of every migration: MIG_EV_STATE after a state change (`prev`
  * is the old state), MIG_EV_SAVE when figures, reason or verdict changed
- * and should be kept. Registered at start-up, called in order.
+ * and should be kept, MIG_EV_FORGET just before an expired record is freed
+ * (drop every pointer to it and whatever is kept of it). Registered at
+ * start-up, called in order.
  */
-enum mig_event { MIG_EV_STATE, MIG_EV_SAVE };
+enum mig_event { MIG_EV_STATE, MIG_EV_SAVE, MIG_EV_FORGET };
 typedef void (*mig_observer_fn)(struct migration *m, enum mig_event ev,
     enum mig_state prev);
 int mig_observe(mig_observer_fn fn);
@@ -148,6 +152,20 @@ struct migration *mig_new(const char *vm, enum mig_role role, uint64_t ram_bytes
 /* Lists m by its start time: the newest for a VM wins in mig_find. */
 void mig_insert(struct migration *m);
 struct migration *mig_find(const char *id_or_vm);
+/* The one way a record is freed: unlisted, then freed. Only a record whose
+ * role has let go of it (session_finish), or at shutdown. */
+void mig_free(struct migration *m);
+/*
+ * Expiry of finished records (COMPLETED, FAILED, CANCELLED): beyond
+ * [daemon] keep_records the oldest to finish go first, and any that
+ * finished more than record_max_age ago; active ones never. Observers hear
+ * MIG_EV_FORGET first. mig_expire runs one pass at `now_ms` and returns how
+ * many went; mig_expiry_start runs one at once (records read at start-up)
+ * and then after every finish and on a timer; mig_expiry_stop at shutdown.
+ */
+int mig_expire(int64_t now_ms);
+int mig_expiry_start(void);
+void mig_expiry_stop(void);
 int mig_active(const struct migration *m);
 uint32_t mig_frame_pages(const struct migration *m);
 void mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)

@@ -57,6 +57,8 @@ dst_release(struct migration *m)
 {
 	if (m->dst == NULL)
 		return;
+	if (m->dst->ev_unused != NULL)
+		event_free(m->dst->ev_unused);
 	fault_release(m);
 	inst_release(m);
 	free(m->dst);
@@ -73,6 +75,40 @@ dst_prepare_failed(struct migration *m, char *err, size_t errlen, const char *wh
 	return -1;
 }
 
+/* How long a prepared migration waits for its source: prepare_timeout, or
+ * the token's own lifetime if that is shorter. */
+static int
+dst_unused_secs(void)
+{
+	return D->conf.prepare_timeout < D->conf.token_ttl ? D->conf.prepare_timeout :
+	    D->conf.token_ttl;
+}
+
+/* No source came for this prepared migration: its token stops working. */
+static void
+dst_unused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct migration *m = arg;
+
+	if (m->state != MIG_PREPARED)
+		return;
+	mig_set_state(m, MIG_FAILED, "prepared migration expired unused after %d s",
+	    dst_unused_secs());
+	session_finish(m);
+}
+
+static int
+dst_unused_arm(struct migration *m)
+{
+	struct timeval tv = { dst_unused_secs(), 0 };
+
+	m->dst->token_expires_ms = now_ms() + (int64_t)D->conf.token_ttl * 1000;
+	if ((m->dst->ev_unused = evtimer_new(D->base, dst_unused_cb, m)) == NULL)
+		return -1;
+	event_priority_set(m->dst->ev_unused, MIG_PRI_CONTROL);
+	return event_add(m->dst->ev_unused, &tv);
+}
+
 int
 dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 {
@@ -84,6 +120,13 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 		snprintf(err, errlen, "VM %s is not an incoming VM (start its VMM with "
 		    "--incoming)", v->name);
 		return -1;
+	}
+	/* A prepare again with no source yet (the orchestrator lost the
+	 * token): the new one replaces it. Its VMM holds v while it ends. */
+	if (v->mig != NULL && v->mig->state == MIG_PREPARED && v->sock >= 0) {
+		mig_set_state(v->mig, MIG_CANCELLED, "replaced by a new prepare of VM %s",
+		    v->name);
+		session_finish(v->mig);
 	}
 	if (v->mig != NULL && mig_active(v->mig)) {
 		snprintf(err, errlen, "VM %s already has migration %s in state %s",
@@ -99,9 +142,10 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 	v->mig = m;
 	if (dst_state_new(m) < 0 || fault_init(m) < 0 || inst_init(m) < 0)
 		return dst_prepare_failed(m, err, errlen, "out of memory");
+	if (dst_unused_arm(m) < 0)
+		return dst_prepare_failed(m, err, errlen, "out of memory");
 	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(m->dst->token + 2 * i, 3, "%02x", rnd[i]);
-	m->dst->token_expires_ms = now_ms() + (int64_t)D->conf.token_ttl * 1000;
+		snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
 	dst_paths(m, v);
 	if (v->minor && inst_journal_new(m) < 0) {
 		snprintf(why, sizeof(why), "cannot create the install journal under %s: %s",
@@ -116,7 +160,9 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 	return 0;
 }
 
-/* The migration a token opens, compared in constant time. */
+/* The migration a token was made for, compared in constant time. A
+ * finished one (expired, replaced, cancelled) keeps its token until its
+ * record goes, so the source learns why it is refused. */
 static struct migration *
 dst_by_token(const char *token)
 {
@@ -124,10 +170,9 @@ dst_by_token(const char *token)
 	struct migration *m;
 
 	TAILQ_FOREACH(m, &mig_all, entry) {
-		if (m->role != MIG_DEST || m->dst == NULL || m->dst->token[0] == '\0' ||
-		    strlen(m->dst->token) != n)
+		if (m->role != MIG_DEST || m->token[0] == '\0' || strlen(m->token) != n)
 			continue;
-		if (CRYPTO_memcmp(m->dst->token, token, n) == 0)
+		if (CRYPTO_memcmp(m->token, token, n) == 0)
 			return m;
 	}
 	return NULL;
@@ -187,7 +232,7 @@ int
 dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 {
 	struct migration *m;
-	char why[256];
+	char why[400];
 
 	if (h->version != MIG_PEER_VERSION)
 		return peer_refuse(c, "unsupported protocol version");
@@ -205,7 +250,12 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	if (h->token == NULL || (m = dst_by_token(h->token)) == NULL)
 		return peer_refuse(c, "unknown or already used token");
 	/* One use, whatever follows. */
-	memset(m->dst->token, 0, sizeof(m->dst->token));
+	memset(m->token, 0, sizeof(m->token));
+	if (!mig_active(m)) {
+		snprintf(why, sizeof(why), "token of migration %s, which is %s: %s", m->id,
+		    mig_state_name(m->state), m->reason);
+		return peer_refuse(c, why);
+	}
 	if (m->state != MIG_PREPARED)
 		return peer_refuse(c, "migration is not waiting for a source");
 	if (now_ms() > m->dst->token_expires_ms)
@@ -565,7 +615,6 @@ dst_cancel(struct migration *m, char *err, size_t errlen)
 		    mig_state_name(m->state));
 		return -1;
 	}
-	memset(m->dst->token, 0, sizeof(m->dst->token));
 	dst_send_abort(m, "cancelled by the destination's operator", 0);
 	mig_set_state(m, MIG_CANCELLED, "cancelled by the operator");
 	session_finish(m);

@@ -32,8 +32,8 @@ struct pending {
 
 /* What only a destination-side migration keeps (m->dst). */
 struct mig_dst {
-	char		 token[65];	/* empty once used */
 	int64_t		 token_expires_ms;
+	struct event	*ev_unused;	/* PREPARED: expires unused (prepare_timeout) */
 	int64_t		 state_rx_ns;	/* VmState arrived */
 	/* fault engine */
 	uint64_t	*requested;	/* page asked for on urgent */
@@ -57,8 +57,12 @@ struct mig_dst {
 };
 
 /*
- * A new incoming migration of `v` with a one-time token (m->dst->token).
- * -1 with err when refused (a record that failed on the way says why).
+ * A new incoming migration of `v` with a one-time token (m->token). A
+ * PREPARED migration of `v` that no source has used yet is replaced
+ * (CANCELLED, its token refused from then on): an orchestrator that lost
+ * the token prepares again. One left unused for [daemon] prepare_timeout
+ * (or [peer] token_ttl, if shorter) ends FAILED. -1 with err when refused
+ * (a record that failed on the way says why).
  */
 int dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen);
 int dst_cancel(struct migration *m, char *err, size_t errlen);
