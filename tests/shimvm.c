@@ -32,6 +32,7 @@ static uint64_t *lat_ns;
 static int bad_values;
 static int touchers_done;
 static const char *go_file;
+static int interleave;
 static uint64_t poison[8];
 static int npoison;
 
@@ -103,9 +104,14 @@ toucher(void *arg)
 	uint64_t span = npages / (uint64_t)nthreads;
 	volatile uint64_t *ram = migshim_ram(S);
 
-	/* Spread the touches over this thread's share, far from each other. */
+	if (interleave)
+		usleep((useconds_t)t * 20000);	/* first faults in page order */
+	/* Spread the touches over this thread's share, far from each other;
+	 * or (-i) interleave the threads over neighbouring pages from the
+	 * middle of RAM, so they fault on pages another one's fetch brings. */
 	for (int k = 0; k < touches; k++) {
-		uint64_t i = first + (span / (uint64_t)touches) * (uint64_t)k, t0, v;
+		uint64_t i = interleave ? npages / 2 + (uint64_t)k * (uint64_t)nthreads + (uint64_t)t :
+		    first + (span / (uint64_t)touches) * (uint64_t)k, t0, v;
 
 		if (is_poison(i))
 			continue;
@@ -344,7 +350,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:i")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -356,6 +362,7 @@ main(int argc, char **argv)
 		case 'b': bad = optarg; break;
 		case 'H': huge = 1; break;
 		case 'w': go_file = optarg; break;
+		case 'i': interleave = 1; break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
 				poison[npoison++] = strtoull(t, NULL, 0);

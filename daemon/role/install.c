@@ -162,6 +162,20 @@ inst_journal_recover(struct migration *m)
 	return 0;
 }
 
+/* [debug] fail_install, tests only: this install fails (EIO). */
+static int
+inst_fail_test(struct migration *m)
+{
+	unsigned k = ++m->dst->install_calls;
+
+	if (!D->conf.fail_install_at || k < D->conf.fail_install_at ||
+	    k - D->conf.fail_install_at >= D->conf.fail_install_count)
+		return 0;
+	log_warnx("migration %s: [debug] fail_install: install %u fails", m->id, k);
+	errno = EIO;
+	return -1;
+}
+
 /* Puts pages [idx, idx+n) into the page cache: the guest cannot see them. */
 static int
 inst_minor_write(struct migration *m, uint64_t idx, uint64_t n, int enc,
@@ -170,6 +184,15 @@ inst_minor_write(struct migration *m, uint64_t idx, uint64_t n, int enc,
 	struct vm *v = m->vm;
 	uint64_t off = idx * m->page_size, len = n * m->page_size, done = 0;
 
+	if (inst_fail_test(m) < 0) {
+		/* As a write that fails part-way: half a page went in. */
+		if (v->map != NULL)
+			memset((uint8_t *)v->map + off, 0x5a, m->page_size / 2);
+		else if (enc == FRAME_ENC_RAW)
+			done = (uint64_t)pwrite(v->memfd, src, m->page_size / 2, (off_t)off);
+		errno = EIO;
+		return -1;
+	}
 	if (v->map != NULL) {
 		/* hugetlbfs: no write(); through our own mapping of the memfd. */
 		if (enc == FRAME_ENC_ZERO)
@@ -236,7 +259,6 @@ inst_minor_stage(struct migration *m, uint64_t idx, uint64_t n, int enc,
 
 		log_warn("migration %s: writing pages %llu+%llu into the page cache",
 		    m->id, (unsigned long long)idx, (unsigned long long)n);
-		m->st.install_errors++;
 		/* What did go in may be torn: out of the page cache with it,
 		 * it is fetched again. Left WRITING if that fails too. */
 		if (inst_punch(m, idx, n) == 0)
@@ -352,20 +374,6 @@ inst_minor_settle(struct migration *m, uint64_t idx, uint64_t n)
 	journal_idle(m->dst->journal);
 }
 
-/* [debug] fail_install / crash_install, tests only. */
-static int
-inst_fail_test(struct migration *m)
-{
-	unsigned k = ++m->dst->install_calls;
-
-	if (!D->conf.fail_install_at || k < D->conf.fail_install_at ||
-	    k - D->conf.fail_install_at >= D->conf.fail_install_count)
-		return 0;
-	log_warnx("migration %s: [debug] fail_install: install %u fails", m->id, k);
-	errno = EIO;
-	return -1;
-}
-
 static void
 inst_crash_after(struct migration *m, uint64_t idx)
 {
@@ -398,7 +406,7 @@ inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t
 	int64_t done = 0;
 	int rc, err;
 
-	if (inst_fail_test(m) < 0 || (minor && m->dst->unsettled && (errno = EIO)))
+	if ((!minor && inst_fail_test(m) < 0) || (minor && m->dst->unsettled && (errno = EIO)))
 		goto fail;
 	if (minor) {
 		if ((h = inst_holes(m, idx, n)) == 0) {

@@ -6,9 +6,13 @@
 #  - installs that keep failing: after a bounded number of refetches the
 #    migration fails on both hosts within seconds, with the cause, and the
 #    destination VMM is told; nothing stays PAUSED.
-# usage: install_errors.sh BUILD_DIR uffd|ring
+# In minor mode the failure strikes half-way through the page-cache write,
+# as a failing pwrite would: the torn page must be dropped and fetched
+# again, never mapped (shimvm checks every page).
+# usage: install_errors.sh BUILD_DIR uffd|ring [copy|minor]
 BUILD=$1
 MODE=${2:-uffd}
+INSTALL=${3:-copy}
 source "$(dirname "$0")/../lib.sh"
 SHIMVM=$BUILD/tests/shimvm
 
@@ -24,7 +28,7 @@ fail_install = $2"
   SRC_PID=$SPAWN_PID
   mig_wait_line "$WORK/src-$n.log" 'source ready' 30 "$SRC_PID" || mig_die "$n: source not ready"
   mig_spawn B "$WORK/dst-$n.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$n" -m 32 \
-    -M "$MODE" -t 4 -k 16
+    -M "$MODE" -I "$INSTALL" -t 4 -k 16
   DST_PID=$SPAWN_PID
   sleep 0.3
   token=$(ctl B prepare "$n" -q) || mig_die "prepare $n failed"
