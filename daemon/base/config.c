@@ -175,6 +175,9 @@ config_nth(unsigned *at, unsigned *count, const char *v)
 	unsigned long n, k = 1;
 	char *end;
 
+	*at = 0;
+	if (*v == '\0')
+		return 0;	/* off */
 	errno = 0;
 	n = strtoul(v, &end, 10);
 	if (*end == ':' && count != NULL)
