@@ -5,14 +5,21 @@
  * threads wait on it (with an adaptive prefetch window), keeps the pending
  * table of demand faults in flight, and delivers received pages: the
  * installer puts them in, then every waiter on them is timed and released.
- * Loop thread only.
+ * The uffd and the doorbell are the VMM's: read without blocking whatever
+ * flags it sets on them, served in bounded bites, and a callback that
+ * started no fetch waits for the loop's next turn (fault_park), so a VMM
+ * that keeps them ready gets its share of the loop, not the loop. Loop
+ * thread only.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bitmap.h"
@@ -28,6 +35,9 @@
 #include "vm.h"
 
 #define FAULT_MAX_PENDING 1024
+#define FAULT_UFFD_READS 2	/* reads of up to 64 events per uffd callback */
+
+enum { FAULT_PARK_UFFD = 1, FAULT_PARK_DOORBELL = 2 };
 
 static void fault_uffd_cb(evutil_socket_t fd, short what, void *arg);
 static void fault_doorbell_cb(evutil_socket_t fd, short what, void *arg);
@@ -76,11 +86,92 @@ fault_event(struct migration *m, int fd, event_callback_fn cb)
 	return ev;
 }
 
+/*
+ * Reads an fd the VMM shares with us without ever blocking: the file's
+ * O_NONBLOCK is the VMM's to clear (it is one open file for both), so ask
+ * for it per call (RWF_NOWAIT; eventfd and userfaultfd honour it).
+ */
+static ssize_t
+fault_read(int fd, void *buf, size_t len)
+{
+	struct iovec iov = { buf, len };
+	ssize_t n;
+
+	do {
+		n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* The loop reached its lowest priority: parked events are served again. */
+static void
+fault_turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mig_dst *d = ((struct migration *)arg)->dst;
+
+	if ((d->parked & FAULT_PARK_UFFD) && d->ev_uffd != NULL)
+		event_add(d->ev_uffd, NULL);
+	if ((d->parked & FAULT_PARK_DOORBELL) && d->ev_doorbell != NULL)
+		event_add(d->ev_doorbell, NULL);
+	d->parked = 0;
+}
+
+/*
+ * A fault callback that started no fetch (nothing to read, pages already
+ * in, refused or repeated entries) is not served again until the loop has
+ * reached its lowest priority once (ev_turn, at MIG_PRI_BULK): a VMM that
+ * keeps its uffd or doorbell ready, or re-posts its slots as fast as they
+ * are answered, gets one callback per turn of the loop, and control and bulk
+ * work of every migration runs in between. A callback that fetched stays
+ * armed: real faults are served at once.
+ */
+static void
+fault_park(struct migration *m, int which)
+{
+	struct mig_dst *d = m->dst;
+
+	event_del(which == FAULT_PARK_UFFD ? d->ev_uffd : d->ev_doorbell);
+	d->parked |= which;
+	event_active(d->ev_turn, EV_TIMEOUT, 0);
+}
+
+/*
+ * An fd of the VMM's fault path failed (or the VMM broke it): its events
+ * go, nothing loops on it, and the migration is held with the reason. Only
+ * this VM's faults stop being served.
+ */
+static void
+fault_broken(struct migration *m, const char *fmt, ...)
+{
+	struct mig_dst *d = m->dst;
+	char why[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warnx("migration %s: %s", m->id, why);
+	if (d->ev_uffd != NULL)
+		event_free(d->ev_uffd);
+	if (d->ev_doorbell != NULL)
+		event_free(d->ev_doorbell);
+	d->ev_uffd = d->ev_doorbell = NULL;
+	d->parked = 0;
+	if (mig_active(m))
+		mig_set_state(m, MIG_PAUSED, "%s: its faults cannot be served; migration held",
+		    why);
+}
+
 int
 fault_start(struct migration *m, int rescan)
 {
 	struct vm *v = m->vm;
 
+	if (m->dst->ev_turn == NULL) {
+		if ((m->dst->ev_turn = event_new(D->base, -1, 0, fault_turn_cb, m)) == NULL)
+			return -1;
+		event_priority_set(m->dst->ev_turn, MIG_PRI_BULK);
+	}
 	if ((m->dst->ev_uffd = fault_event(m, v->uffd, fault_uffd_cb)) == NULL)
 		return -1;
 	if (!v->ring_mode)
@@ -108,7 +199,10 @@ fault_release(struct migration *m)
 		event_free(d->ev_uffd);
 	if (d->ev_doorbell != NULL)
 		event_free(d->ev_doorbell);
-	d->ev_uffd = d->ev_doorbell = NULL;
+	if (d->ev_turn != NULL)
+		event_free(d->ev_turn);
+	d->ev_uffd = d->ev_doorbell = d->ev_turn = NULL;
+	d->parked = 0;
 	free(d->requested);
 	free(d->pending);
 	d->requested = NULL;
@@ -367,11 +461,18 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
 	struct vm *v = m->vm;
+	uint64_t cnt, asked = m->st.demand_faults;
 	uint32_t nslots;
-	uint64_t cnt;
+	ssize_t n;
 
-	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn("migration %s: doorbell", m->id);
+	/* One read takes the whole count: a doorbell rung a million times
+	 * is one wake-up. */
+	if ((n = fault_read(fd, &cnt, sizeof(cnt))) < 0 ? errno != EAGAIN :
+	    n != sizeof(cnt)) {
+		fault_broken(m, "the VMM's doorbell failed: %s",
+		    n < 0 ? strerror(errno) : "short read");
+		return;
+	}
 	if (v == NULL || v->ring == NULL)
 		return;
 	ring_collect(v->ring);	/* posts from now on ring again */
@@ -409,21 +510,46 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		p->slots |= (uint64_t)1 << i;
 	}
+	if (m->st.demand_faults == asked)
+		fault_park(m, FAULT_PARK_DOORBELL);
+}
+
+/* A uffd read found nothing (or failed): 0, or -1 once the fd is broken. */
+static int
+fault_uffd_idle(struct migration *m, int fd, ssize_t n, int first)
+{
+	int fl;
+
+	if (n >= 0) {
+		fault_broken(m, "the VMM's userfaultfd read %zd bytes, not whole events", n);
+		return -1;
+	}
+	if (errno != EAGAIN) {
+		fault_broken(m, "the VMM's userfaultfd failed: %s", strerror(errno));
+		return -1;
+	}
+	/* Ready but empty: a blocking uffd polls as an error for ever. */
+	if (first && (fl = fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK)) {
+		fault_broken(m, "the VMM made its userfaultfd blocking (O_NONBLOCK cleared)");
+		return -1;
+	}
+	return 0;
 }
 
 static void
 fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
+	uint64_t asked = m->st.demand_faults;
 	struct uffd_msg msgs[64];
 	ssize_t n;
 
-	for (;;) {
-		n = read(fd, msgs, sizeof(msgs));
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				log_warn("migration %s: read uffd", m->id);
-			return;
+	for (int rd = 0; rd < FAULT_UFFD_READS; rd++) {
+		n = fault_read(fd, msgs, sizeof(msgs));
+		if (n <= 0 || n % (ssize_t)sizeof(msgs[0]) != 0) {
+			if (fault_uffd_idle(m, fd, n, rd == 0) < 0)
+				return;
+			break;
 		}
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
 			uint64_t a = msgs[i].arg.pagefault.address, idx;
@@ -450,5 +576,9 @@ fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 				ioctl(fd, UFFDIO_WAKE, &r);
 			}
 		}
+		if (n < (ssize_t)sizeof(msgs))
+			break;	/* drained */
 	}
+	if (m->st.demand_faults == asked)
+		fault_park(m, FAULT_PARK_UFFD);
 }
