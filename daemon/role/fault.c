@@ -6,10 +6,10 @@
  * table of demand faults in flight, and delivers received pages: the
  * installer puts them in, then every waiter on them is timed and released.
  * The uffd and the doorbell are the VMM's: read without blocking whatever
- * flags it sets on them, served in bounded bites, and a callback that
- * started no fetch waits for the loop's next turn (fault_park), so a VMM
- * that keeps them ready gets its share of the loop, not the loop. Loop
- * thread only.
+ * flags it sets on them, served in bounded bites, and a callback that found
+ * no new waiter waits for the loop's next turn, or a millisecond after a few
+ * in a row (fault_served), so a VMM that keeps them ready gets its share of
+ * the loop, not the loop. Loop thread only.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -36,6 +36,8 @@
 
 #define FAULT_MAX_PENDING 1024
 #define FAULT_UFFD_READS 2	/* reads of up to 64 events per uffd callback */
+#define FAULT_IDLE_MAX	4	/* idle callbacks in a row before a timed park */
+#define FAULT_IDLE_PARK_US 1000
 
 enum { FAULT_PARK_UFFD = 1, FAULT_PARK_DOORBELL = 2 };
 
@@ -117,22 +119,33 @@ fault_turn_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * A fault callback that started no fetch (nothing to read, pages already
- * in, refused or repeated entries) is not served again until the loop has
- * reached its lowest priority once (ev_turn, at MIG_PRI_BULK): a VMM that
- * keeps its uffd or doorbell ready, or re-posts its slots as fast as they
- * are answered, gets one callback per turn of the loop, and control and bulk
- * work of every migration runs in between. A callback that fetched stays
- * armed: real faults are served at once.
+ * After each callback of the uffd or the doorbell. One that found a new
+ * waiter (a thread faulting on a page that is not in) stays armed: real
+ * faults are served at once. An idle one (nothing to read, pages already
+ * in, refused or repeated entries, a full table) is parked until the loop
+ * has reached its lowest priority once (ev_turn, at MIG_PRI_BULK), so
+ * control and bulk work of every migration run between two of them; after
+ * FAULT_IDLE_MAX idle callbacks in a row it is parked for
+ * FAULT_IDLE_PARK_US. A VMM that keeps its fds ready or re-posts its slots
+ * as fast as they are answered gets a few callbacks per millisecond, not
+ * the loop.
  */
 static void
-fault_park(struct migration *m, int which)
+fault_served(struct migration *m, int which, unsigned waiters)
 {
+	static const struct timeval idle = { 0, FAULT_IDLE_PARK_US };
 	struct mig_dst *d = m->dst;
 
+	if (waiters > 0) {
+		d->idle = 0;
+		return;
+	}
 	event_del(which == FAULT_PARK_UFFD ? d->ev_uffd : d->ev_doorbell);
 	d->parked |= which;
-	event_active(d->ev_turn, EV_TIMEOUT, 0);
+	if (++d->idle < FAULT_IDLE_MAX)
+		event_active(d->ev_turn, EV_TIMEOUT, 0);
+	else if (!evtimer_pending(d->ev_turn, NULL))
+		evtimer_add(d->ev_turn, &idle);
 }
 
 /*
@@ -157,6 +170,8 @@ fault_broken(struct migration *m, const char *fmt, ...)
 		event_free(d->ev_doorbell);
 	d->ev_uffd = d->ev_doorbell = NULL;
 	d->parked = 0;
+	if (d->ev_turn != NULL)
+		event_del(d->ev_turn);
 	if (mig_active(m))
 		mig_set_state(m, MIG_PAUSED, "%s: its faults cannot be served; migration held",
 		    why);
@@ -461,8 +476,9 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
 	struct vm *v = m->vm;
-	uint64_t cnt, asked = m->st.demand_faults;
+	unsigned waiters = 0;
 	uint32_t nslots;
+	uint64_t cnt;
 	ssize_t n;
 
 	/* One read takes the whole count: a doorbell rung a million times
@@ -480,18 +496,22 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 	for (uint32_t i = 0; i < nslots; i++) {
 		struct ring_slot *r = ring_slot(v->ring, i), e;
 		struct pending *p;
-		uint64_t idx;
+		uint64_t idx, nerr;
 		int err;
 
 		if (!ring_cas(r, RING_POSTED, RING_TAKEN))
 			continue;
 		m->st.ring_faults++;
 		if ((err = ring_validate(r, m->ram_bytes, m->page_size, 1, &e)) < 0) {
-			m->st.ring_errors++;
-			log_warnx("migration %s: ring slot %u: refused entry (kind %u, offset "
-			    "0x%llx, size %llu): %s", m->id, i, e.kind,
-			    (unsigned long long)e.offset, (unsigned long long)e.size,
-			    strerror(-err));
+			/* The first 8 refusals are logged, then the 16th, 32nd,
+			 * ...: a VMM posting garbage in a loop fills no log. */
+			nerr = ++m->st.ring_errors;
+			if (nerr <= 8 || (nerr & (nerr - 1)) == 0)
+				log_warnx("migration %s: ring slot %u: refused entry (kind %u, "
+				    "offset 0x%llx, size %llu): %s (%llu refused so far)", m->id,
+				    i, e.kind, (unsigned long long)e.offset,
+				    (unsigned long long)e.size, strerror(-err),
+				    (unsigned long long)nerr);
 			fault_slot_complete(v, i, err);
 			continue;
 		}
@@ -508,10 +528,10 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 			fault_slot_complete(v, i, -EAGAIN);	/* the thread faults again */
 			continue;
 		}
+		waiters += !(p->slots & ((uint64_t)1 << i));
 		p->slots |= (uint64_t)1 << i;
 	}
-	if (m->st.demand_faults == asked)
-		fault_park(m, FAULT_PARK_DOORBELL);
+	fault_served(m, FAULT_PARK_DOORBELL, waiters);
 }
 
 /* A uffd read found nothing (or failed): 0, or -1 once the fd is broken. */
@@ -540,8 +560,8 @@ static void
 fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
-	uint64_t asked = m->st.demand_faults;
 	struct uffd_msg msgs[64];
+	unsigned waiters = 0;
 	ssize_t n;
 
 	for (int rd = 0; rd < FAULT_UFFD_READS; rd++) {
@@ -564,6 +584,7 @@ fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 			idx = (a - m->vm->ram_va) / m->page_size;
 			if (!bitmap_test(m->dst->installed, idx)) {
 				fault_request(m, idx, msgs[i].arg.pagefault.feat.ptid, 0);
+				waiters++;
 			} else if (m->vm->minor &&
 			    (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)) {
 				/* In the page cache but not mapped: map it. */
@@ -579,6 +600,5 @@ fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 		if (n < (ssize_t)sizeof(msgs))
 			break;	/* drained */
 	}
-	if (m->st.demand_faults == asked)
-		fault_park(m, FAULT_PARK_UFFD);
+	fault_served(m, FAULT_PARK_UFFD, waiters);
 }
