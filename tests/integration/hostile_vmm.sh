@@ -29,7 +29,8 @@ source "$(dirname "$0")/../lib.sh"
 HVMM=$BUILD/tests/hostile_vmm
 SHIMVM=$BUILD/tests/shimvm
 FLOOD_MAX_RATIO=${FLOOD_MAX_RATIO:-3}
-FLOOD_MAX_CPU=${FLOOD_MAX_CPU:-15}
+# ASan and UBSan make each of the daemon's callbacks dearer.
+FLOOD_MAX_CPU=${FLOOD_MAX_CPU:-$([[ ${MIG_SANITIZE:-0} == 1 ]] && echo 25 || echo 15)}
 mig_hosts_up
 ((MIG_USE_NETNS)) || mig_skip "needs network namespaces (hosts, slowed link)"
 mig_certs
