@@ -2,7 +2,7 @@
  * test_memguard: a copy into a mapping whose file shrank under it (the
  * SIGBUS a VMM could raise in the daemon) fails with EFAULT and the process
  * lives on; copies into the part still there succeed, before and after; a
- * SIGBUS outside any copy still kills (a child, by its default action).
+ * SIGBUS outside any copy still kills (a child, by the action it had).
  */
 #include <errno.h>
 #include <signal.h>
@@ -45,6 +45,8 @@ main(void)
 		_exit(0);
 	}
 	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
-	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS);
+	/* By SIGBUS, or (ASan's handler was the old action) by its report. */
+	CHECK((WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS) ||
+	    (WIFEXITED(st) && WEXITSTATUS(st) != 0));
 	return unit_done("test_memguard");
 }
