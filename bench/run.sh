@@ -4,7 +4,8 @@
 #   1. floor_fault  one demand fault with nothing else in it (block and spin)
 #   2. tls_stream   bare TLS 1.3 stream throughput + `openssl speed`
 #   3. faultlat     migrationd's demand-fault latency (faultlat.sh drives it)
-#   4. e2e          whole minivmm migrations (e2e.sh)
+#   4. isolation    a neighbour's faults beside a flooding VMM (isolation.sh)
+#   5. e2e          whole minivmm migrations (e2e.sh)
 # Writes bench/results/latest.json (the summary), one JSON file per
 # benchmark beside it with every detail, and bench/results/faultlat.png.
 # A failed benchmark leaves its part empty, the others still run, and the
@@ -30,8 +31,9 @@ say() { printf '\n=== %s\n' "$*"; }
 fail() { echo "bench: $1 failed${2:+: $2}" >&2; FAILED+=("$1"); }
 
 command -v jq >/dev/null || { echo "bench: jq is required (apt-get install jq)" >&2; exit 1; }
-if [[ ! -x $BUILD/bench/faultlat || ! -x $BUILD/bench/floor_fault || ! -x $BUILD/bench/tls_stream ]]; then
-  cmake --build "$BUILD" --target floor_fault tls_stream faultlat -j"$(nproc)" >/dev/null ||
+if [[ ! -x $BUILD/bench/faultlat || ! -x $BUILD/bench/floor_fault || ! -x $BUILD/bench/tls_stream ||
+      ! -x $BUILD/tests/hostile_vmm ]]; then
+  cmake --build "$BUILD" --target floor_fault tls_stream faultlat hostile_vmm shimvm -j"$(nproc)" >/dev/null ||
     { echo "bench: cannot build the benchmark programs in $BUILD" >&2; exit 1; }
 fi
 if [[ $PIN == 1 && $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
@@ -55,23 +57,28 @@ jq -n --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
     openssl: $openssl, commit: $commit, date: $date, placement: $placement}' >"$TMP/host.json"
 
 # --- 1. floor of one fault ----------------------------------------------------
-say "1/4 floor_fault: the physical floor of one demand fault"
+say "1/5 floor_fault: the physical floor of one demand fault"
 rm -f "$RES/floor_fault.json"
 "$BUILD/bench/floor_fault" --pages 2000 --rounds 5 "${FF_PIN[@]}" --json "$RES/floor_fault.json" ||
   fail floor_fault
 
 # --- 2. throughput floor -------------------------------------------------------
-say "2/4 tls_stream: the throughput floor"
+say "2/5 tls_stream: the throughput floor"
 rm -f "$RES/tls_stream.json"
 "$BUILD/bench/tls_stream" --seconds 1.5 "${TS_PIN[@]}" --json "$RES/tls_stream.json" || fail tls_stream
 
 # --- 3. daemon fault latency ------------------------------------------------------
-say "3/4 faultlat: migrationd's demand-fault latency (one migration per line)"
+say "3/5 faultlat: migrationd's demand-fault latency (one migration per line)"
 rm -f "$RES/faultlat.json"
 "$BENCH/faultlat.sh" "$BUILD" "$RES/faultlat.json" "$RES/floor_fault.json" || fail faultlat
 
-# --- 4. end to end ----------------------------------------------------------------
-say "4/4 e2e: whole migrations of minivmm writer guests"
+# --- 4. isolation -------------------------------------------------------------
+say "4/5 isolation: a neighbour's demand faults beside a VMM flooding its doorbell or ring"
+rm -f "$RES/isolation.json"
+"$BENCH/isolation.sh" "$BUILD" "$RES/isolation.json" "$RES/floor_fault.json" || fail isolation
+
+# --- 5. end to end ----------------------------------------------------------------
+say "5/5 e2e: whole migrations of minivmm writer guests"
 rm -f "$RES/e2e.json"
 "$BENCH/e2e.sh" "$BUILD" "$RES/e2e.json"
 rc=$?
@@ -87,8 +94,9 @@ orempty "$RES/floor_fault.json" >"$TMP/ff.json"
 orempty "$RES/tls_stream.json" >"$TMP/ts.json"
 orempty "$RES/faultlat.json" >"$TMP/fl.json"
 orempty "$RES/e2e.json" >"$TMP/e2e.json"
+orempty "$RES/isolation.json" >"$TMP/iso.json"
 jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" \
-  --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" '
+  --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" --slurpfile iso "$TMP/iso.json" '
   ($ff[0] // {}) as $ff | ($ts[0] // {}) as $ts | ($fl[0] // {}) as $fl | ($e2e[0] // {}) as $e |
   (($ff.results // []) | map(select(.strategy == "block")) | .[0]) as $blk |
   (($ts.results // []) | map(select(.record_bytes == 16384 and .streams == 1 and
@@ -108,6 +116,7 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
                   ratio: (if $tsfloor then $fl.throughput.minor.gbytes_per_s / $tsfloor else null end)}]
                   else [] end)
                 else [] end),
+   isolation: (($iso[0] // {}).isolation // null),
    e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}]}
   ' >"$RES/latest.json" || { echo "bench: cannot assemble latest.json" >&2; exit 1; }
 
@@ -143,6 +152,9 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
   "",
   "throughput: migrationd background stream, \($fl[0].throughput.method // "-")",
   (.throughput[] | "  streams \(.streams)\(if .install then " (\(.install) installs)" else "" end): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio))x the bare TLS stream floor, \(if $inst then f2(.gbytes_per_s / $inst) else "-" end)x the stream + install floor; daemons \(((if .install then $fl[0].throughput.minor.runs else $fl[0].throughput.runs end) // []) as $runs | "\(f2($runs | map(.cpu_s_per_gbyte_source) | add / length)) + \(f2($runs | map(.cpu_s_per_gbyte_destination) | add / length))") CPU s/GB (source + destination; bare stream: \(f2(($ts[0].results // [])[0].cpu_s_per_gbyte)) both ends)"),
+  "",
+  "isolation: a neighbour'"'"'s demand-fault p50 beside a VMM flooding its doorbell / its ring, medians of alternating rounds (bench/isolation.sh)",
+  (.isolation // empty | "  undisturbed \(f(.undisturbed_p50_us)) us (\(ratio(.undisturbed_p50_us; .floor_p50_us))x floor), doorbell flood \(f(.flooded_p50_us)) us = \(f2(.ratio))x undisturbed, ring flood \(f(.ring_flooded_p50_us)) us = \(f2(.ring_ratio))x; floor p50 \(f(.floor_p50_us)) us; daemon B CPU during a flood \(.daemon_b_cpu_pct_doorbell_flood)% / \(.daemon_b_cpu_pct_ring_flood)%"),
   "",
   "e2e: minivmm writer guests, host A -> host B (unpinned; fault latency = the destination daemon'"'"'s own histogram, request sent -> installed)",
   "  guest MiB | fault path | total s | blackout ms | demand faults | pages demand / background / zero | fault p50 us (x floor) | p99 us (x floor)",

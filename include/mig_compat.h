@@ -23,6 +23,14 @@
 #define UFFD_FEATURE_MOVE (1 << 16)
 #endif
 
+/*
+ * Not UAPI: the bit the kernel sets in a userfaultfd's features once
+ * UFFDIO_API was called, as /proc/<pid>/fdinfo shows them (fs/userfaultfd.c,
+ * UFFD_FEATURE_INITIALIZED). The daemon reads it to refuse a uffd that was
+ * never set up (its read fails, its poll reports an error for ever).
+ */
+#define MIG_UFFD_FEATURE_INITIALIZED (1u << 31)
+
 #ifndef _UFFDIO_POISON
 #define _UFFDIO_POISON (0x08)
 struct uffdio_poison {

@@ -116,6 +116,23 @@ shim_uffd_register(struct migshim *s)
 	return 0;
 }
 
+/*
+ * Guest RAM and the ring are sealed at their final size: the daemon maps
+ * them and refuses fds without F_SEAL_SHRINK (a file shrunk under a mapping
+ * kills whoever touches the lost part with SIGBUS). Growing is sealed too
+ * (nothing needs it) and so are further seals: the size is fixed for the
+ * memfd's life.
+ */
+static int
+shim_seal(int fd, const char *fn)
+{
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		shim_warn(fn, "F_ADD_SEALS");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 shim_ring_create(struct migshim *s, const struct migshim_opts *o)
 {
@@ -129,11 +146,13 @@ shim_ring_create(struct migshim *s, const struct migshim_opts *o)
 		return -1;
 	}
 	len = ring_bytes(s->nslots);
-	if ((s->ringfd = memfd_create("migshim-ring", MFD_CLOEXEC)) < 0 ||
+	if ((s->ringfd = memfd_create("migshim-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0 ||
 	    ftruncate(s->ringfd, (off_t)len) < 0) {
 		shim_warn(__func__, "ring memfd");
 		return -1;
 	}
+	if (shim_seal(s->ringfd, __func__) < 0)
+		return -1;
 	s->ring = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, s->ringfd, 0);
 	if (s->ring == MAP_FAILED) {
 		s->ring = NULL;
@@ -182,7 +201,7 @@ migshim_create_opts(const char *name, uint64_t ram_size, enum migshim_role role,
 	}
 	s->spin_ns = opts != NULL && opts->spin_ns ? opts->spin_ns : 20000;
 
-	if ((s->memfd = memfd_create(name, MFD_CLOEXEC |
+	if ((s->memfd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING |
 	    (huge ? MFD_HUGETLB | MFD_HUGE_2MB : 0))) < 0) {
 		shim_warn(__func__, huge ? "memfd_create (2 MiB hugetlbfs)" : "memfd_create");
 		goto fail;
@@ -191,6 +210,8 @@ migshim_create_opts(const char *name, uint64_t ram_size, enum migshim_role role,
 		shim_warn(__func__, "ftruncate");
 		goto fail;
 	}
+	if (shim_seal(s->memfd, __func__) < 0)
+		goto fail;
 	s->ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 	    s->memfd, 0);
 	if (s->ram == MAP_FAILED) {
@@ -290,6 +311,10 @@ migshim_attach(struct migshim *s, const char *path, int vcpus)
 	a.install = s->install == MIGSHIM_INSTALL_MINOR ?
 	    MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR :
 	    MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_COPY;
+	/* After a daemon restart the VM goes back only to the VMM with the
+	 * secret of its first attach. */
+	a.secret.data = s->secret;
+	a.secret.len = s->secret_len;
 	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_ATTACH;
 	m.attach = &a;
 	if (shimwire_send(s->sock, &m, fds, nfds) < 0) {
@@ -310,6 +335,10 @@ migshim_attach(struct migshim *s, const char *path, int vcpus)
 		fprintf(stderr, "libmigshim: %s: daemon refused VM %s: %s\n",
 		    __func__, s->name, r->attach_reply->error);
 		goto fail;
+	}
+	if (r->attach_reply->secret.len == sizeof(s->secret)) {
+		memcpy(s->secret, r->attach_reply->secret.data, sizeof(s->secret));
+		s->secret_len = sizeof(s->secret);
 	}
 	migrationd__shim__v1__shim_msg__free_unpacked(r, NULL);
 	if (fcntl(s->sock, F_SETFL, O_NONBLOCK) < 0)
@@ -462,5 +491,6 @@ migshim_destroy(struct migshim *s)
 		close(s->ringfd);
 	if (s->doorbell >= 0)
 		close(s->doorbell);
+	explicit_bzero(s->secret, sizeof(s->secret));
 	free(s);
 }

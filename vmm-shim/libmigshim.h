@@ -162,13 +162,19 @@ int migshim_probe_annotated(char *why, size_t len);
 /* Start of guest RAM in this process; valid until migshim_destroy(). */
 void *migshim_ram(const struct migshim *s);
 uint64_t migshim_ram_size(const struct migshim *s);
-/* The guest RAM memfd (owned by the shim; do not close). */
+/* The guest RAM memfd (owned by the shim; do not close). Sealed at its
+ * size (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL): the daemon refuses
+ * memory that could shrink under its mappings. */
 int migshim_memfd(const struct migshim *s);
 
 /*
  * Connects to migrationd's VMM socket at `path` and registers this VM: the
  * memfd (and uffd) go to the daemon with SCM_RIGHTS, the shim keeps its own.
- * `vcpus` is informational. Returns 0, or -1 with a message on stderr.
+ * The daemon answers the first attach with a secret the shim keeps in
+ * memory and presents on every later one: after a daemon restart, a VM
+ * whose migration waits for its VMM goes back only to this process (same
+ * secret, uid and pid). `vcpus` is informational. Returns 0, or -1 with a
+ * message on stderr.
  */
 int migshim_attach(struct migshim *s, const char *path, int vcpus);
 

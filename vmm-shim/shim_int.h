@@ -35,6 +35,8 @@ struct migshim {
 	int			 spinners;	/* threads spinning on a slot now */
 	uint64_t		 page_size;	/* 4 KiB, or 2 MiB (hugetlbfs) */
 	enum migshim_install	 install;
+	uint8_t			 secret[32];	/* the daemon's, from the first attach */
+	size_t			 secret_len;	/* 0 until then */
 };
 
 static inline void

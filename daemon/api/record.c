@@ -74,6 +74,13 @@ rec_save(const struct migration *m)
 	r.session_key.len = sizeof(m->session_key);
 	r.state_sent = m->state_sent;
 	r.page_size = m->page_size;
+	if (m->vmm.known) {
+		r.vmm_secret.data = (uint8_t *)(uintptr_t)m->vmm.secret;
+		r.vmm_secret.len = sizeof(m->vmm.secret);
+		r.vmm_uid = m->vmm.uid;
+		r.vmm_gid = m->vmm.gid;
+		r.vmm_pid = m->vmm.pid;
+	}
 	len = migrationd__state__v1__migration_record__get_packed_size(&r);
 	if ((buf = malloc(len ? len : 1)) == NULL)
 		return;
@@ -160,6 +167,14 @@ rec_load_one(const char *path)
 	if (m != NULL) {
 		view_restore(m, i);
 		memcpy(m->session_key, r->session_key.data, sizeof(m->session_key));
+		/* The VMM's secret: a record without one (an older daemon's)
+		 * re-attaches unauthenticated, as it did then. */
+		if ((m->vmm.known = r->vmm_secret.len == sizeof(m->vmm.secret))) {
+			memcpy(m->vmm.secret, r->vmm_secret.data, sizeof(m->vmm.secret));
+			m->vmm.uid = r->vmm_uid;
+			m->vmm.gid = r->vmm_gid;
+			m->vmm.pid = r->vmm_pid;
+		}
 		mig_insert(m);
 		if (mig_active(m))
 			rec_revive(m, r->state_sent);

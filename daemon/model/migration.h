@@ -26,6 +26,7 @@
 #define MIG_FRAME_MAX_BYTES	(2u << 20)	/* and never more bytes than this */
 #define MIG_HUGE_PAGE		(2u << 20)	/* hugetlbfs-backed VMs move these */
 #define MIG_MSG_MAX		(8u << 20)	/* largest control message (state blob) */
+#define MIG_VMM_SECRET		32	/* bytes of a VMM's re-attach secret */
 
 enum mig_role { MIG_SOURCE = 1, MIG_DEST = 2 };
 
@@ -85,6 +86,18 @@ struct mig_ops {
 	void	(*release)(struct migration *m);
 };
 
+/*
+ * The VMM a migration's VM belongs to: the secret handed to it at its first
+ * attach and its SO_PEERCRED then. Kept in the record, so that after a
+ * restart the VM goes back only to that VMM (transport/vm.c).
+ */
+struct mig_vmm {
+	int		 known;		/* 0: a record of an older daemon */
+	uint8_t		 secret[MIG_VMM_SECRET];
+	uint32_t	 uid, gid;
+	int32_t		 pid;
+};
+
 struct mig_src;		/* role/source.h */
 struct mig_dst;		/* role/dest.h */
 
@@ -116,6 +129,7 @@ struct migration {
 	struct event		*ev_ping;	/* heartbeat while connected */
 	int			 state_sent;	/* VmState is on the wire (source) */
 	int			 resume_on_attach; /* source VMM paused, nothing sent */
+	struct mig_vmm		 vmm;		/* whose VM it is */
 
 	int64_t			 started_ms, ended_ms;
 	int64_t			 started_ns;

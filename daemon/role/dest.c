@@ -138,8 +138,7 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory or entropy");
 		return -1;
 	}
-	m->vm = v;
-	v->mig = m;
+	vm_bind(v, m);
 	if (dst_state_new(m) < 0 || fault_init(m) < 0 || inst_init(m) < 0)
 		return dst_prepare_failed(m, err, errlen, "out of memory");
 	if (dst_unused_arm(m) < 0)

@@ -39,6 +39,9 @@ struct mig_dst {
 	uint64_t	*requested;	/* page asked for on urgent */
 	struct event	*ev_uffd;
 	struct event	*ev_doorbell;
+	struct event	*ev_turn;	/* re-arms parked events (fault.c) */
+	int		 parked;	/* FAULT_PARK_* of events waiting for it */
+	unsigned	 idle;		/* idle fault callbacks in a row */
 	uint32_t	 prefetch;	/* pages asked for after a fault */
 	uint64_t	 last_fault_end; /* first page after the last request */
 	struct pending	*pending;	/* demand faults in flight */

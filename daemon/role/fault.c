@@ -5,14 +5,21 @@
  * threads wait on it (with an adaptive prefetch window), keeps the pending
  * table of demand faults in flight, and delivers received pages: the
  * installer puts them in, then every waiter on them is timed and released.
- * Loop thread only.
+ * The uffd and the doorbell are the VMM's: read without blocking whatever
+ * flags it sets on them, served in bounded bites, and a callback that found
+ * no new waiter waits for the loop's next turn, or a millisecond after a few
+ * in a row (fault_served), so a VMM that keeps them ready gets its share of
+ * the loop, not the loop. Loop thread only.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "bitmap.h"
@@ -29,6 +36,11 @@
 
 #define FAULT_MAX_PENDING 1024
 #define FAULT_MAX_RETRIES 8	/* failed installs in a row before giving up */
+#define FAULT_UFFD_READS 2	/* reads of up to 64 events per uffd callback */
+#define FAULT_IDLE_MAX	4	/* idle callbacks in a row before a timed park */
+#define FAULT_IDLE_PARK_US 1000
+
+enum { FAULT_PARK_UFFD = 1, FAULT_PARK_DOORBELL = 2 };
 
 static void fault_uffd_cb(evutil_socket_t fd, short what, void *arg);
 static void fault_doorbell_cb(evutil_socket_t fd, short what, void *arg);
@@ -77,11 +89,105 @@ fault_event(struct migration *m, int fd, event_callback_fn cb)
 	return ev;
 }
 
+/*
+ * Reads an fd the VMM shares with us without ever blocking: the file's
+ * O_NONBLOCK is the VMM's to clear (it is one open file for both), so ask
+ * for it per call (RWF_NOWAIT; eventfd and userfaultfd honour it).
+ */
+static ssize_t
+fault_read(int fd, void *buf, size_t len)
+{
+	struct iovec iov = { buf, len };
+	ssize_t n;
+
+	do {
+		n = preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* The loop reached its lowest priority: parked events are served again. */
+static void
+fault_turn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mig_dst *d = ((struct migration *)arg)->dst;
+
+	if ((d->parked & FAULT_PARK_UFFD) && d->ev_uffd != NULL)
+		event_add(d->ev_uffd, NULL);
+	if ((d->parked & FAULT_PARK_DOORBELL) && d->ev_doorbell != NULL)
+		event_add(d->ev_doorbell, NULL);
+	d->parked = 0;
+}
+
+/*
+ * After each callback of the uffd or the doorbell. One that found a new
+ * waiter (a thread faulting on a page that is not in) stays armed: real
+ * faults are served at once. An idle one (nothing to read, pages already
+ * in, refused or repeated entries, a full table) is parked until the loop
+ * has reached its lowest priority once (ev_turn, at MIG_PRI_BULK), so
+ * control and bulk work of every migration run between two of them; after
+ * FAULT_IDLE_MAX idle callbacks in a row it is parked for
+ * FAULT_IDLE_PARK_US. A VMM that keeps its fds ready or re-posts its slots
+ * as fast as they are answered gets a few callbacks per millisecond, not
+ * the loop.
+ */
+static void
+fault_served(struct migration *m, int which, unsigned waiters)
+{
+	static const struct timeval idle = { 0, FAULT_IDLE_PARK_US };
+	struct mig_dst *d = m->dst;
+
+	if (waiters > 0) {
+		d->idle = 0;
+		return;
+	}
+	event_del(which == FAULT_PARK_UFFD ? d->ev_uffd : d->ev_doorbell);
+	d->parked |= which;
+	if (++d->idle < FAULT_IDLE_MAX)
+		event_active(d->ev_turn, EV_TIMEOUT, 0);
+	else if (!evtimer_pending(d->ev_turn, NULL))
+		evtimer_add(d->ev_turn, &idle);
+}
+
+/*
+ * An fd of the VMM's fault path failed (or the VMM broke it): its events
+ * go, nothing loops on it, and the migration is held with the reason. Only
+ * this VM's faults stop being served.
+ */
+static void
+fault_broken(struct migration *m, const char *fmt, ...)
+{
+	struct mig_dst *d = m->dst;
+	char why[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warnx("migration %s: %s", m->id, why);
+	if (d->ev_uffd != NULL)
+		event_free(d->ev_uffd);
+	if (d->ev_doorbell != NULL)
+		event_free(d->ev_doorbell);
+	d->ev_uffd = d->ev_doorbell = NULL;
+	d->parked = 0;
+	if (d->ev_turn != NULL)
+		event_del(d->ev_turn);
+	if (mig_active(m))
+		mig_set_state(m, MIG_PAUSED, "%s: its faults cannot be served; migration held",
+		    why);
+}
+
 int
 fault_start(struct migration *m, int rescan)
 {
 	struct vm *v = m->vm;
 
+	if (m->dst->ev_turn == NULL) {
+		if ((m->dst->ev_turn = event_new(D->base, -1, 0, fault_turn_cb, m)) == NULL)
+			return -1;
+		event_priority_set(m->dst->ev_turn, MIG_PRI_BULK);
+	}
 	if ((m->dst->ev_uffd = fault_event(m, v->uffd, fault_uffd_cb)) == NULL)
 		return -1;
 	if (!v->ring_mode)
@@ -109,7 +215,10 @@ fault_release(struct migration *m)
 		event_free(d->ev_uffd);
 	if (d->ev_doorbell != NULL)
 		event_free(d->ev_doorbell);
-	d->ev_uffd = d->ev_doorbell = NULL;
+	if (d->ev_turn != NULL)
+		event_free(d->ev_turn);
+	d->ev_uffd = d->ev_doorbell = d->ev_turn = NULL;
+	d->parked = 0;
 	free(d->requested);
 	free(d->pending);
 	d->requested = NULL;
@@ -452,11 +561,19 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
 	struct vm *v = m->vm;
+	unsigned waiters = 0;
 	uint32_t nslots;
 	uint64_t cnt;
+	ssize_t n;
 
-	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn("migration %s: doorbell", m->id);
+	/* One read takes the whole count: a doorbell rung a million times
+	 * is one wake-up. */
+	if ((n = fault_read(fd, &cnt, sizeof(cnt))) < 0 ? errno != EAGAIN :
+	    n != sizeof(cnt)) {
+		fault_broken(m, "the VMM's doorbell failed: %s",
+		    n < 0 ? strerror(errno) : "short read");
+		return;
+	}
 	if (v == NULL || v->ring == NULL)
 		return;
 	ring_collect(v->ring);	/* posts from now on ring again */
@@ -464,18 +581,22 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 	for (uint32_t i = 0; i < nslots; i++) {
 		struct ring_slot *r = ring_slot(v->ring, i), e;
 		struct pending *p;
-		uint64_t idx;
+		uint64_t idx, nerr;
 		int err;
 
 		if (!ring_cas(r, RING_POSTED, RING_TAKEN))
 			continue;
 		m->st.ring_faults++;
 		if ((err = ring_validate(r, m->ram_bytes, m->page_size, 1, &e)) < 0) {
-			m->st.ring_errors++;
-			log_warnx("migration %s: ring slot %u: refused entry (kind %u, offset "
-			    "0x%llx, size %llu): %s", m->id, i, e.kind,
-			    (unsigned long long)e.offset, (unsigned long long)e.size,
-			    strerror(-err));
+			/* The first 8 refusals are logged, then the 16th, 32nd,
+			 * ...: a VMM posting garbage in a loop fills no log. */
+			nerr = ++m->st.ring_errors;
+			if (nerr <= 8 || (nerr & (nerr - 1)) == 0)
+				log_warnx("migration %s: ring slot %u: refused entry (kind %u, "
+				    "offset 0x%llx, size %llu): %s (%llu refused so far)", m->id,
+				    i, e.kind, (unsigned long long)e.offset,
+				    (unsigned long long)e.size, strerror(-err),
+				    (unsigned long long)nerr);
 			fault_slot_complete(v, i, err);
 			continue;
 		}
@@ -492,8 +613,32 @@ fault_doorbell_cb(evutil_socket_t fd, short what, void *arg)
 			fault_slot_complete(v, i, -EAGAIN);	/* the thread faults again */
 			continue;
 		}
+		waiters += !(p->slots & ((uint64_t)1 << i));
 		p->slots |= (uint64_t)1 << i;
 	}
+	fault_served(m, FAULT_PARK_DOORBELL, waiters);
+}
+
+/* A uffd read found nothing (or failed): 0, or -1 once the fd is broken. */
+static int
+fault_uffd_idle(struct migration *m, int fd, ssize_t n, int first)
+{
+	int fl;
+
+	if (n >= 0) {
+		fault_broken(m, "the VMM's userfaultfd read %zd bytes, not whole events", n);
+		return -1;
+	}
+	if (errno != EAGAIN) {
+		fault_broken(m, "the VMM's userfaultfd failed: %s", strerror(errno));
+		return -1;
+	}
+	/* Ready but empty: a blocking uffd polls as an error for ever. */
+	if (first && (fl = fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK)) {
+		fault_broken(m, "the VMM made its userfaultfd blocking (O_NONBLOCK cleared)");
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -501,14 +646,15 @@ fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct migration *m = arg;
 	struct uffd_msg msgs[64];
+	unsigned waiters = 0;
 	ssize_t n;
 
-	for (;;) {
-		n = read(fd, msgs, sizeof(msgs));
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				log_warn("migration %s: read uffd", m->id);
-			return;
+	for (int rd = 0; rd < FAULT_UFFD_READS; rd++) {
+		n = fault_read(fd, msgs, sizeof(msgs));
+		if (n <= 0 || n % (ssize_t)sizeof(msgs[0]) != 0) {
+			if (fault_uffd_idle(m, fd, n, rd == 0) < 0)
+				return;
+			break;
 		}
 		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
 			uint64_t a = msgs[i].arg.pagefault.address, idx;
@@ -523,6 +669,7 @@ fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 			idx = (a - m->vm->ram_va) / m->page_size;
 			if (!bitmap_test(m->dst->installed, idx)) {
 				fault_request(m, idx, msgs[i].arg.pagefault.feat.ptid, 0);
+				waiters++;
 			} else if (m->vm->minor &&
 			    (msgs[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR)) {
 				/* In the page cache but not mapped: map it. */
@@ -535,5 +682,8 @@ fault_uffd_cb(evutil_socket_t fd, short what, void *arg)
 				ioctl(fd, UFFDIO_WAKE, &r);
 			}
 		}
+		if (n < (ssize_t)sizeof(msgs))
+			break;	/* drained */
 	}
+	fault_served(m, FAULT_PARK_UFFD, waiters);
 }

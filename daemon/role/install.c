@@ -36,6 +36,7 @@
 #include "install.h"
 #include "journal.h"
 #include "log.h"
+#include "memguard.h"
 #include "mig_compat.h"
 #include "util.h"
 #include "vm.h"
@@ -194,12 +195,12 @@ inst_minor_write(struct migration *m, uint64_t idx, uint64_t n, int enc,
 		return -1;
 	}
 	if (v->map != NULL) {
-		/* hugetlbfs: no write(); through our own mapping of the memfd. */
-		if (enc == FRAME_ENC_ZERO)
-			memset((uint8_t *)v->map + off, 0, len);
-		else
-			memcpy((uint8_t *)v->map + off, src, len);
-		return 0;
+		/* hugetlbfs: no write(); through our own mapping of the memfd.
+		 * Sealed, it cannot shrink, but a page the VMM punched out with
+		 * no huge page left to refill it (or a poisoned one) raises
+		 * SIGBUS here: memguard fails the copy instead (EFAULT). */
+		return memguard_copy((uint8_t *)v->map + off,
+		    enc == FRAME_ENC_ZERO ? NULL : src, len);
 	}
 	while (done < len) {
 		ssize_t w = pwrite(v->memfd, src + done, len - done, (off_t)(off + done));

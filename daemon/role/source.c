@@ -102,8 +102,7 @@ src_start(struct vm *v, const char *dest, const char *token,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	m->vm = v;
-	v->mig = m;
+	vm_bind(v, m);
 	snprintf(m->peer, sizeof(m->peer), "%s", dest);
 	snprintf(m->src->token, sizeof(m->src->token), "%s", token);
 	m->state = MIG_CONNECTING;

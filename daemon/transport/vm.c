@@ -17,12 +17,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "log.h"
 #include "migration.h"
 #include "ring.h"
 #include "shimwire.h"
+#include "tls.h"
 #include "util.h"
 #include "vm.h"
+#include "vmfd.h"
 
 #define VM_SHIM_VERSION 1
 
@@ -251,26 +255,21 @@ vm_sock_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-vm_attach_reply(int sock, const char *error)
+vm_attach_reply(int sock, const char *error, const uint8_t *secret)
 {
 	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
 	Migrationd__Shim__V1__AttachReply r = MIGRATIOND__SHIM__V1__ATTACH_REPLY__INIT;
 
 	r.ok = error == NULL;
 	r.error = (char *)(uintptr_t)(error ? error : "");
+	if (secret != NULL) {
+		r.secret.data = (uint8_t *)(uintptr_t)secret;
+		r.secret.len = MIG_VMM_SECRET;
+	}
 	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_ATTACH_REPLY;
 	m.attach_reply = &r;
 	if (shimwire_send(sock, &m, NULL, 0) < 0)
 		log_warn("%s: send", __func__);
-}
-
-static int
-vm_fd_is_memfd(int fd, uint64_t size)
-{
-	struct stat st;
-
-	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (uint64_t)st.st_size >= size;
 }
 
 /*
@@ -296,21 +295,70 @@ vm_cpu_mask(void)
 }
 
 /*
- * A VMM re-attached after this daemon restarted: give it back the migration
- * its record says was running (or resume a source VM that never left).
+ * A record read back after a restart that waits for this VM's VMM: the
+ * newest of the VM's role, or NULL. *other: one of the other role.
  */
-static void
-vm_rebind(struct vm *v)
+static struct migration *
+vm_waiting(const char *name, int dest, struct migration **other)
 {
 	struct migration *m, *found = NULL;
 
-	TAILQ_FOREACH(m, &mig_all, entry)
-		if (m->vm == NULL && !strcmp(m->vm_name, v->name) &&
-		    (m->role == MIG_DEST) == (v->dest != 0))
+	*other = NULL;
+	TAILQ_FOREACH(m, &mig_all, entry) {
+		if (m->vm != NULL || strcmp(m->vm_name, name) != 0 ||
+		    (!m->resume_on_attach && (!mig_active(m) || m->state != MIG_PAUSED ||
+		    m->ops == NULL)))
+			continue;
+		if ((m->role == MIG_DEST) == (dest != 0))
 			found = m;	/* the newest */
-	if (found == NULL)
+		else
+			*other = m;
+	}
+	return found;
+}
+
+/*
+ * A VM whose migration waits for its VMM goes back only to that VMM: the
+ * one that presents the secret it was handed at its first attach, from the
+ * same uid and (the VMM outlives a daemon restart) the same pid, as
+ * SO_PEERCRED says. NULL if `a` is it; else why not.
+ */
+static const char *
+vm_authenticate(const struct migration *m, const Migrationd__Shim__V1__Attach *a,
+    const struct ucred *cr, char *why, size_t len)
+{
+	if (!m->vmm.known) {
+		log_warnx("vm %s: migration %s was recorded by an older daemon without its "
+		    "VMM's secret: re-attach not authenticated", m->vm_name, m->id);
+		return NULL;
+	}
+	if (a->secret.len == 0)
+		snprintf(why, len, "re-attach refused: VM %s belongs to migration %s, whose "
+		    "VMM must present its secret", m->vm_name, m->id);
+	else if (a->secret.len != sizeof(m->vmm.secret) ||
+	    CRYPTO_memcmp(a->secret.data, m->vmm.secret, sizeof(m->vmm.secret)) != 0)
+		snprintf(why, len, "re-attach refused: wrong secret for VM %s", m->vm_name);
+	else if ((uint32_t)cr->uid != m->vmm.uid)
+		snprintf(why, len, "re-attach refused: VM %s's VMM runs as uid %u, this "
+		    "one as uid %u", m->vm_name, m->vmm.uid, (unsigned)cr->uid);
+	else if ((int32_t)cr->pid != m->vmm.pid)
+		snprintf(why, len, "re-attach refused: VM %s's VMM is pid %d, this one "
+		    "pid %d", m->vm_name, (int)m->vmm.pid, (int)cr->pid);
+	else
+		return NULL;
+	return why;
+}
+
+/*
+ * A VMM re-attached after this daemon restarted (authenticated): give it
+ * back the migration its record says was running (or resume a source VM
+ * that never left).
+ */
+static void
+vm_rebind(struct vm *v, struct migration *m)
+{
+	if (m == NULL)
 		return;
-	m = found;
 	if (m->resume_on_attach) {
 		m->resume_on_attach = 0;
 		log_info("vm %s: migration %s never sent the VM state; resuming it here",
@@ -318,18 +366,19 @@ vm_rebind(struct vm *v)
 		vm_send_resume_local(v, "migration failed: daemon restarted");
 		return;
 	}
-	if (!mig_active(m) || m->state != MIG_PAUSED || m->ops == NULL)
-		return;
-	m->vm = v;
-	v->mig = m;
+	vm_bind(v, m);
 	log_info("vm %s: re-attached to migration %s", v->name, m->id);
 	m->ops->reattach(m);
 }
 
-/*
- * First packet of a new VMM connection: validate everything before any
- * state exists (vmd style), then register the VM.
- */
+void
+vm_bind(struct vm *v, struct migration *m)
+{
+	m->vm = v;
+	v->mig = m;
+	m->vmm = v->vmm;
+}
+
 /* Mappings an accepted Attach asks for, made while it is checked. */
 struct vm_maps {
 	int	 ring, minor;
@@ -348,13 +397,36 @@ vm_maps_free(struct vm_maps *x, uint64_t ram_bytes)
 }
 
 /*
+ * The fds of an Attach, by what the kernel says they are (vmfd.c): guest
+ * RAM and the ring sealed against shrinking, so no mapping of ours can
+ * SIGBUS; a real, set-up userfaultfd; a real eventfd as the doorbell. NULL
+ * or why not (into why).
+ */
+static const char *
+vm_attach_fds(const Migrationd__Shim__V1__Attach *a, const int *fds, int ring,
+    char *why, size_t len)
+{
+	int in = a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING;
+	struct vmfd_shm ram = { "guest RAM", a->page_size == MIG_HUGE_PAGE, in,
+	    a->ram_bytes, a->ram_bytes };
+	struct vmfd_shm rw = { "fault ring", 0, 1, ring_bytes(1), ring_bytes(RING_MAX_SLOTS) };
+
+	if (vmfd_check_shm(fds[0], &ram, why, len) != NULL ||
+	    (in && vmfd_check_uffd(fds[1], ring, why, len) != NULL) ||
+	    (ring && vmfd_check_shm(fds[2], &rw, why, len) != NULL) ||
+	    (ring && vmfd_check_eventfd(fds[3], why, len) != NULL))
+		return why;
+	return NULL;
+}
+
+/*
  * Everything an Attach claims, checked before any state exists (vmd style).
  * NULL if it is acceptable (x holds its mappings), else why not (nothing
  * mapped).
  */
 static const char *
 vm_attach_check(const Migrationd__Shim__V1__Attach *a, const int *fds, int nfds,
-    struct vm_maps *x)
+    struct vm_maps *x, char *why, size_t len)
 {
 	const char *err = NULL;
 	struct stat rst;
@@ -382,19 +454,17 @@ vm_attach_check(const Migrationd__Shim__V1__Attach *a, const int *fds, int nfds,
 		err = "bad page size (4 KiB or 2 MiB) or RAM size";
 	else if (nfds != want)
 		err = "wrong number of fds for the role";
-	else if (!vm_fd_is_memfd(fds[0], a->ram_bytes))
-		err = "guest RAM fd is not a file of the announced size";
-	else if (x->ring && (fstat(fds[2], &rst) < 0 || !S_ISREG(rst.st_mode) ||
-	    rst.st_size < (off_t)ring_bytes(1) || rst.st_size > (off_t)ring_bytes(RING_MAX_SLOTS)))
-		err = "fault ring fd is not a ring";
-	else if (x->ring && (x->rmap = mmap(NULL, (size_t)rst.st_size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED, fds[2], 0)) == MAP_FAILED)
-		err = "cannot map the fault ring";
-	else if (x->ring && ring_check_header(x->rmap, (uint64_t)rst.st_size, a->page_size) < 0)
-		err = "fault ring header is not version 1 with sane sizes";
 	else if (a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_COPY &&
 	    a->install != MIGRATIOND__SHIM__V1__INSTALL_MODE__INSTALL_MINOR)
 		err = "unknown install mode";
+	else if (vm_attach_fds(a, fds, x->ring, why, len) != NULL)
+		err = why;
+	/* Sealed: the ring cannot shrink below what is mapped here. */
+	else if (x->ring && (fstat(fds[2], &rst) < 0 || (x->rmap = mmap(NULL,
+	    (size_t)rst.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[2], 0)) == MAP_FAILED))
+		err = "cannot map the fault ring";
+	else if (x->ring && ring_check_header(x->rmap, (uint64_t)rst.st_size, a->page_size) < 0)
+		err = "fault ring header is not version 1 with sane sizes";
 	/* Minor mode on hugetlbfs: pages are written through a mapping of
 	 * ours (hugetlbfs has no write()); shmem takes pwrite(). */
 	else if (x->minor && a->page_size > 4096 && (x->map = mmap(NULL, a->ram_bytes,
@@ -410,15 +480,52 @@ vm_attach_check(const Migrationd__Shim__V1__Attach *a, const int *fds, int nfds,
 	return NULL;
 }
 
+/* Who this VMM is: SO_PEERCRED, and the migration (if any) waiting for it. */
+static const char *
+vm_attach_who(int sock, const Migrationd__Shim__V1__Attach *a, struct ucred *cr,
+    struct migration **waiting, char *why, size_t len)
+{
+	socklen_t cl = sizeof(*cr);
+	struct migration *other;
+
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, cr, &cl) < 0)
+		return "cannot read the VMM's credentials (SO_PEERCRED)";
+	*waiting = vm_waiting(a->vm, a->role == MIGRATIOND__SHIM__V1__SHIM_ROLE__SHIM_INCOMING,
+	    &other);
+	if (*waiting == NULL && other != NULL) {
+		snprintf(why, len, "VM %s: migration %s waits for its VMM as the %s", a->vm,
+		    other->id, other->role == MIG_DEST ? "destination" : "source");
+		return why;
+	}
+	return *waiting != NULL ? vm_authenticate(*waiting, a, cr, why, len) : NULL;
+}
+
+/* The VMM's identity: the waiting migration's, or a new secret. */
+static int
+vm_identity(struct vm *v, const struct migration *waiting, const struct ucred *cr)
+{
+	if (waiting != NULL && waiting->vmm.known) {
+		v->vmm = waiting->vmm;
+		return 0;
+	}
+	v->vmm.uid = (uint32_t)cr->uid;
+	v->vmm.gid = (uint32_t)cr->gid;
+	v->vmm.pid = (int32_t)cr->pid;
+	v->vmm.known = 1;
+	return tls_random(v->vmm.secret, sizeof(v->vmm.secret));
+}
+
 static void
 vm_attach(int sock)
 {
 	Migrationd__Shim__V1__ShimMsg *m = NULL;
 	Migrationd__Shim__V1__Attach *a;
 	int fds[SHIMWIRE_MAX_FDS], nfds = 0, rc;
+	struct migration *waiting = NULL;
 	const char *err = NULL;
+	char ebuf[256], why[256];
 	struct vm_maps x;
-	char ebuf[256];
+	struct ucred cr;
 	struct vm *v;
 
 	rc = shimwire_recv(sock, &m, fds, &nfds);
@@ -432,12 +539,16 @@ vm_attach(int sock)
 		goto refuse;
 	}
 	a = m->attach;
-	if ((err = vm_attach_check(a, fds, nfds, &x)) != NULL)
+	if ((err = vm_attach_check(a, fds, nfds, &x, why, sizeof(why))) != NULL)
 		goto refuse;
-
-	if ((v = calloc(1, sizeof(*v))) == NULL) {
+	if ((err = vm_attach_who(sock, a, &cr, &waiting, why, sizeof(why))) != NULL) {
 		vm_maps_free(&x, a->ram_bytes);
-		err = "out of memory";
+		goto refuse;
+	}
+	if ((v = calloc(1, sizeof(*v))) == NULL || vm_identity(v, waiting, &cr) < 0) {
+		free(v);
+		vm_maps_free(&x, a->ram_bytes);
+		err = "out of memory or entropy";
 		goto refuse;
 	}
 	snprintf(v->name, sizeof(v->name), "%s", a->vm);
@@ -447,7 +558,7 @@ vm_attach(int sock)
 	v->npages = a->ram_bytes / a->page_size;
 	v->ram_va = a->ram_va;
 	v->vcpus = a->vcpus;
-	v->pid = a->pid;
+	v->pid = (int)cr.pid;
 	v->memfd = fds[0];
 	v->uffd = v->dest ? fds[1] : -1;
 	v->ringfd = v->doorbell = -1;
@@ -478,19 +589,20 @@ vm_attach(int sock)
 	}
 	event_add(v->ev_sock, NULL);
 	TAILQ_INSERT_TAIL(&vm_all, v, entry);
-	vm_attach_reply(sock, NULL);
-	vm_rebind(v);
-	log_info("vm %s: attached (%s%s%s, %llu MiB, %u vCPUs, pid %d)", v->name,
+	vm_attach_reply(sock, NULL, v->vmm.secret);
+	vm_rebind(v, waiting);
+	log_info("vm %s: attached (%s%s%s, %llu MiB, %u vCPUs, pid %d uid %u%s)", v->name,
 	    v->dest ? "incoming" : "source",
 	    v->ring_mode ? ", faults through the ring" : v->dest ? ", blocking uffd" : "",
 	    v->minor ? ", minor-mode installs" : "",
-	    (unsigned long long)(v->ram_bytes >> 20), v->vcpus, v->pid);
+	    (unsigned long long)(v->ram_bytes >> 20), v->vcpus, v->pid, v->vmm.uid,
+	    a->pid != v->pid ? "; the pid it reports differs" : "");
 	migrationd__shim__v1__shim_msg__free_unpacked(m, NULL);
 	return;
 refuse:
 	snprintf(ebuf, sizeof(ebuf), "%s", err);
 	log_warnx("%s: refused VMM: %s", __func__, ebuf);
-	vm_attach_reply(sock, ebuf);
+	vm_attach_reply(sock, ebuf, NULL);
 out:
 	for (int i = 0; i < nfds; i++)
 		close(fds[i]);

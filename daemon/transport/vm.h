@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-struct migration;
+#include "migration.h"
 
 /* A VM whose VMM attached over the VMM socket (libmigshim). */
 struct vm {
@@ -22,7 +22,8 @@ struct vm {
 	uint64_t	 npages;
 	uint64_t	 ram_va;	/* guest RAM in the VMM (uffd addresses) */
 	uint32_t	 vcpus;
-	int		 pid;
+	int		 pid;		/* SO_PEERCRED's, not what the VMM says */
+	struct mig_vmm	 vmm;		/* its secret and credentials */
 	int		 memfd;
 	int		 uffd;		/* destination only */
 	int		 ring_mode;	/* faults come through the ring */
@@ -45,6 +46,8 @@ extern struct vm_list vm_all;
 int vm_listen(const char *path);
 void vm_listen_stop(void);
 struct vm *vm_find(const char *name);
+/* m is v's migration from now on (and m's record keeps v's VMM identity). */
+void vm_bind(struct vm *v, struct migration *m);
 int vm_send_pause(struct vm *v);
 int vm_send_resume_local(struct vm *v, const char *reason);
 int vm_send_start(struct vm *v, const void *blob, size_t len);
