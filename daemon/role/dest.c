@@ -279,6 +279,30 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 }
 
 /*
+ * A resume that names no running migration. If it names one that ended here
+ * after its VM state arrived (it failed while the link was down), say so:
+ * the VM is lost and the source must not wait for it.
+ */
+static int
+dst_refuse_resume(struct pconn *c, const ProtobufCBinaryData *key)
+{
+	struct migration *m;
+	char why[400];
+
+	TAILQ_FOREACH(m, &mig_all, entry) {
+		if (m->role != MIG_DEST || mig_active(m) || m->state == MIG_COMPLETED ||
+		    key->len != sizeof(m->session_key) ||
+		    CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) != 0)
+			continue;
+		snprintf(why, sizeof(why), "migration %s ended here (%s: %s)%s", m->id,
+		    mig_state_name(m->state), m->reason,
+		    strstr(m->reason, "the VM is lost") ? "" : ": the VM is lost");
+		return peer_refuse_lost(c, why);
+	}
+	return peer_refuse(c, "no migration to resume for this session key");
+}
+
+/*
  * The source comes back after a lost link with the session key of a paused
  * migration: tell it which pages are installed (it sends everything else
  * again) and ask again for the pages threads wait on.
@@ -291,7 +315,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	struct migration *m;
 
 	if ((m = dst_by_key(&h->session_key, 1)) == NULL)
-		return peer_refuse(c, "no migration to resume for this session key");
+		return dst_refuse_resume(c, &h->session_key);
 	if (m->vm == NULL || m->dst->installed == NULL)
 		return peer_refuse(c, "the VM's VMM has not re-attached yet");
 	/* The source saw the link die before we did: its word is enough. */

@@ -347,19 +347,32 @@ peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg)
 	return rc;
 }
 
-int
-peer_refuse(struct pconn *c, const char *reason)
+static int
+peer_refuse_msg(struct pconn *c, const char *reason, int vm_lost)
 {
 	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
 	Migrationd__Peer__V1__Refuse r = MIGRATIOND__PEER__V1__REFUSE__INIT;
 
 	log_warnx("peer %s: refused: %s", c->addr, reason);
 	r.reason = (char *)(uintptr_t)reason;
+	r.vm_lost = vm_lost;
 	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE;
 	m.refuse = &r;
 	peer_send_msg(c, &m);
 	peer_close(c, 1);
 	return -1;
+}
+
+int
+peer_refuse(struct pconn *c, const char *reason)
+{
+	return peer_refuse_msg(c, reason, 0);
+}
+
+int
+peer_refuse_lost(struct pconn *c, const char *reason)
+{
+	return peer_refuse_msg(c, reason, 1);
 }
 
 /* First frame of an accepted connection. Returns -1 if `c` is gone. */

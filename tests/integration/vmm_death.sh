@@ -87,6 +87,26 @@ mig_assert_eq "early: destination has the source's reason" "$(st B '.reason | te
 mig_wait_exit "$e_dst" 10
 mig_assert_eq "early: destination VMM was told and left" "$(kill -0 "$e_dst" 2>/dev/null && echo running || echo gone)" gone
 
+# The destination VMM dies while the link is down: the destination fails
+# alone; when the source comes back its resume is refused with "the VM is
+# lost" and it fails too, instead of reconnecting for ever.
+pair cut 64 -M uffd -t 2 -k 4
+c_dst=$DST_PID
+token=$(ctl B prepare cut -q) || mig_die "prepare cut failed"
+ctl A migrate cut --to "$ADDR_B" --token "$token" >/dev/null || mig_die "migrate cut failed"
+within B cut '.state == "POSTCOPY"' 60 || mig_die "cut: post-copy did not start"
+kill -STOP "$PID_DA"
+within B cut '.state == "PAUSED"' 10 || { kill -CONT "$PID_DA"; mig_die "cut: link loss not seen"; }
+kill -KILL "$c_dst"
+within B cut '.state == "FAILED"' 5
+mig_assert_eq "cut: destination FAILED while the link was down" "$?" 0
+kill -CONT "$PID_DA"
+within A cut '.state == "FAILED"' 15
+mig_assert_eq "cut: source FAILED once it came back (not reconnecting for ever)" "$?" 0
+VM=cut
+echo "source:      $(st A .reason)"
+mig_assert_eq "cut: source was told the VM is lost" "$(st A '.reason | test("the VM is lost")')" true
+
 within B bystander '.state == "COMPLETED"' 120
 mig_assert_eq "bystander migration completed" "$?" 0
 mig_wait_exit "$by_dst" 60; mig_assert_eq "bystander: every page checked out" "$?" 0
