@@ -200,6 +200,13 @@ phase_flood() {
   for n in calm2 calm3; do
     r=$(jq -n --argjson b "$base" --argjson f "$(jq .p50_us "$WORK/$n.json")" '$f / $b * 100 | round / 100')
     echo "  $n p50 / undisturbed p50 ($base us) = $r"
+    # Under ASan the instrumented flooder itself takes one of the two CPUs
+    # from the neighbour: the ratio then measures the scheduler, not the
+    # daemon (whose share is judged above). bench/isolation.sh has the figure.
+    if [[ ${MIG_SANITIZE:-0} == 1 ]]; then
+      echo "  (latency ratio not judged under the sanitizers)"
+      continue
+    fi
     mig_assert_eq "$n: neighbour p50 within ${FLOOD_MAX_RATIO}x of undisturbed" \
       "$(jq -n --argjson r "$r" --argjson m "$FLOOD_MAX_RATIO" '$r <= $m')" true
   done
