@@ -3,7 +3,9 @@
  * benchmarks. Guest RAM comes from libmigshim; the guest is our own program
  * (guest/) that fills its pages with known patterns, keeps rewriting them
  * (writer) or sits still (quiet), and after a migration verifies every page
- * and reports a verdict that minivmm cross-checks from the RAM itself.
+ * and reports a verdict that minivmm cross-checks from the RAM itself. An
+ * incoming minivmm also compares every byte of RAM with what the source had
+ * when it paused (minivmm_verify.c), and says so on one line.
  *
  * Modes: source (default; with --vmm-socket it can migrate away), incoming
  * (--incoming: an empty VM that a migration fills), standalone (no daemon:
@@ -110,10 +112,10 @@ ctl_write_report(struct ctl *c, int ok, uint64_t pages, uint64_t zeros,
 }
 
 /*
- * The host's half of the verdict: reads every page the guest verified and
- * recomputes its checksum and the expected patterns for the generation the
- * guest says it wrote last. Every vCPU is halted after MV_EV_VERIFIED, so
- * the RAM holds still.
+ * The host's half of the verdict: reads every byte of every page the guest
+ * verified, checks it against the content rule for the generation the
+ * guest says it wrote last, and recomputes the guest's checksum. Every vCPU
+ * is halted after MV_EV_VERIFIED, so the RAM holds still.
  */
 static uint64_t
 ctl_host_check(struct ctl *c, const struct mv_slice *sl, uint64_t gen,
@@ -125,22 +127,87 @@ ctl_host_check(struct ctl *c, const struct mv_slice *sl, uint64_t gen,
 	for (pfn = sl->first_pfn; pfn < sl->end_pfn; pfn++) {
 		const volatile uint64_t *p = (const volatile uint64_t *)
 		    (ram + pfn * MV_PAGE_SIZE);
-		uint64_t a = p[0], b = p[MV_QWORDS_PER_PAGE - 1];
-		uint64_t want = mv_is_zero_page(pfn) ? 0 : mv_pattern(pfn, gen);
-		uint64_t want_b = mv_is_zero_page(pfn) ? 0 : ~want;
+		unsigned k;
 
-		sum = mv_csum(mv_csum(sum, a), b);
-		if (a != want || b != want_b) {
+		sum = mv_csum(mv_csum(sum, p[0]), p[MV_QWORDS_PER_PAGE - 1]);
+		for (k = 0; k < MV_QWORDS_PER_PAGE; k++) {
+			uint64_t have = p[k], want = mv_page_qword(pfn, gen, k);
+
+			if (have == want)
+				continue;
 			if (*errors < 5)
 				fprintf(stderr, "minivmm: host check: page "
-				    "0x%" PRIx64 " holds 0x%016" PRIx64 "/"
-				    "0x%016" PRIx64 ", expected 0x%016" PRIx64
-				    "/0x%016" PRIx64 "\n", pfn, a, b, want,
-				    want_b);
+				    "0x%" PRIx64 " offset 0x%x holds 0x%016"
+				    PRIx64 ", expected 0x%016" PRIx64 "\n", pfn,
+				    k * 8, have, want);
 			(*errors)++;
+			break;
 		}
 	}
 	return sum;
+}
+
+/*
+ * The report page as the host expects it after a clean verification:
+ * vCPU i's report says what its slice holds and the checksum the host
+ * computed, the rest of the page is zero.
+ */
+static void
+ctl_want_reports(const struct ctl *c, const struct mv_params *params,
+    const uint64_t *gen, const uint64_t *hsum, void *page)
+{
+	int i;
+
+	memset(page, 0, MV_PAGE_SIZE);
+	for (i = 0; i < c->nvcpus; i++) {
+		const struct mv_slice *sl = &params->slice[i];
+		struct mv_report r;
+		uint64_t pfn;
+
+		memset(&r, 0, sizeof(r));
+		r.status = MV_ST_VERIFIED;
+		r.vcpu = (uint32_t)i;
+		r.gen = gen[i];
+		for (pfn = sl->first_pfn; pfn < sl->end_pfn; pfn++) {
+			if (mv_is_zero_page(pfn))
+				r.zero_checked++;
+			else
+				r.pages_checked++;
+		}
+		r.checksum = hsum[i];
+		r.first_bad_pfn = ~0ULL;
+		memcpy((uint8_t *)page + (size_t)i * sizeof(r), &r, sizeof(r));
+	}
+}
+
+/*
+ * After a migration (or the selftest's restore): every page against the
+ * source's digests, or the rule where it was written since (verify_ram).
+ */
+static int
+ctl_verify(struct ctl *c, const struct mv_params *params, const uint64_t *gen,
+    const uint64_t *hsum)
+{
+	struct verify_want w;
+	void *page;
+	int r;
+
+	page = malloc(MV_PAGE_SIZE);
+	if (page == NULL) {
+		fprintf(stderr, "minivmm: ctl_verify: out of memory\n");
+		return -1;
+	}
+	ctl_want_reports(c, params, gen, hsum, page);
+	memset(&w, 0, sizeof(w));
+	w.digests = c->digests;
+	w.ndigests = c->ndigests;
+	w.nvcpus = c->nvcpus;
+	w.slice = params->slice;
+	w.gen = gen;
+	w.report_page = page;
+	r = verify_ram(&c->vm, &w);
+	free(page);
+	return r;
 }
 
 /* Collects, cross-checks and reports the verdict; returns the exit code. */
@@ -152,10 +219,11 @@ ctl_verdict(struct ctl *c)
 	struct mv_report r;
 	uint64_t pages = 0, zeros = 0, errors = 0, host_errors = 0;
 	uint64_t csum = 0, host_csum = 0, passes = UINT64_MAX;
+	uint64_t gen[MV_MAX_VCPUS] = { 0 }, hsum[MV_MAX_VCPUS] = { 0 };
 	uint64_t first = MV_DATA_GPA / MV_PAGE_SIZE;
 	uint64_t end = c->mem / MV_PAGE_SIZE;
 	char line[512];
-	int i, ok = 1;
+	int i, ok = 1, sliced = 1;
 
 	memcpy(&params, ram + MV_PARAMS_GPA, sizeof(params));
 	if (params.magic != MV_PARAMS_MAGIC ||
@@ -179,7 +247,7 @@ ctl_verdict(struct ctl *c)
 		    sl->first_pfn != params.slice[i - 1].end_pfn)) {
 			fprintf(stderr, "minivmm: ctl_verdict: vcpu %d: bad "
 			    "slice in params\n", i);
-			ok = 0;
+			ok = sliced = 0;
 			continue;
 		}
 		if (r.status != MV_ST_VERIFIED || r.vcpu != (uint32_t)i) {
@@ -188,6 +256,8 @@ ctl_verdict(struct ctl *c)
 			ok = 0;
 		}
 		hc = ctl_host_check(c, sl, r.gen, &he);
+		gen[i] = r.gen;
+		hsum[i] = hc;
 		if (hc != r.checksum) {
 			fprintf(stderr, "minivmm: ctl_verdict: vcpu %d: guest "
 			    "checksum 0x%016" PRIx64 ", host 0x%016" PRIx64
@@ -209,6 +279,10 @@ ctl_verdict(struct ctl *c)
 			passes = r.gen;
 	}
 	if (errors != 0 || host_errors != 0 || csum != host_csum)
+		ok = 0;
+	/* Also when the guest found errors: it says which byte is wrong. */
+	if (sliced && c->digests != NULL &&
+	    ctl_verify(c, &params, gen, hsum) < 0)
 		ok = 0;
 out:
 	snprintf(line, sizeof(line), "%s pages=%" PRIu64 " zero_pages=%"
@@ -278,9 +352,19 @@ ctl_snapshot(struct ctl *c)
 		goto refused_nothing;
 	free(bad);
 
+	/* The fresh VM logs its writes, as an incoming one does. */
 	vm_destroy(vm);
+	vm->dirty_log = 1;
 	if (vm_create(vm) < 0 || vm_state_restore(vm, blob, len) < 0 ||
-	    vm_start(vm) < 0)
+	    vm_state_digests(blob, len, &c->digests, &c->ndigests) < 0)
+		goto fail;
+	/* The negative case: RAM that changed while the VM was away. */
+	if (c->flip_gpa != UINT64_MAX) {
+		((volatile uint8_t *)migshim_ram(c->shim))[c->flip_gpa] ^= 0x40;
+		printf("minivmm: selftest: flipped bit 6 of the byte at GPA "
+		    "0x%" PRIx64 "\n", c->flip_gpa);
+	}
+	if (vm_start(vm) < 0)
 		goto fail;
 	printf("minivmm: selftest: %zu-byte state blob restored into a fresh "
 	    "VM\n", len);
@@ -357,6 +441,7 @@ ctl_guest(struct ctl *c)
 static void
 ctl_on_pause(struct ctl *c)
 {
+	uint64_t t0;
 	void *blob;
 	size_t len;
 
@@ -368,14 +453,17 @@ ctl_on_pause(struct ctl *c)
 		return;
 	}
 	c->paused = 1;
+	t0 = ctl_now_ns();
 	if (vm_state_save(&c->vm, &blob, &len) < 0)
 		return;
+	t0 = ctl_now_ns() - t0;
 	if (migshim_send_state(c->shim, blob, len) < 0)
 		fprintf(stderr, "minivmm: ctl_on_pause: migshim_send_state "
 		    "failed\n");
 	else
-		printf("minivmm: paused for migration, sent %zu-byte state\n",
-		    len);
+		printf("minivmm: paused for migration, sent %zu-byte state "
+		    "(vCPUs and page digests, taken in %.1f ms)\n", len,
+		    (double)t0 / 1e6);
 	free(blob);
 }
 
@@ -396,7 +484,8 @@ ctl_on_start(struct ctl *c, const struct migshim_event *ev)
 		return;
 	}
 	if (vm_state_restore(&c->vm, ev->blob, ev->blob_len) < 0 ||
-	    vm_start(&c->vm) < 0) {
+	    vm_state_digests(ev->blob, ev->blob_len, &c->digests,
+	    &c->ndigests) < 0 || vm_start(&c->vm) < 0) {
 		ctl_finish(c, EXIT_ERROR);
 		return;
 	}
@@ -590,6 +679,8 @@ main(int argc, char **argv)
 	    c.nvcpus, c.verbose) < 0)
 		goto out;
 	c.vm.shim = c.shim;
+	/* Incoming: KVM logs which pages the guest writes here (verify_ram) */
+	c.vm.dirty_log = c.mode == CTL_INCOMING;
 	/* Incoming: the VM is created now, but no RAM is touched. */
 	if (vm_create(&c.vm) < 0)
 		goto out;
@@ -623,5 +714,6 @@ main(int argc, char **argv)
 out:
 	vm_close(&c.vm);
 	migshim_destroy(c.shim);
+	free(c.digests);
 	return code;
 }

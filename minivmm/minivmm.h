@@ -8,7 +8,10 @@
  *   minivmm_vm.c     vm_* / vcpu_*: KVM VM and vCPUs, guest memory setup,
  *                    boot state
  *   minivmm_vcpu.c   vCPU threads and exit handling, pause/resume/kick
- *   minivmm_state.c  vm_state_*: the versioned vCPU state blob
+ *   minivmm_state.c  vm_state_*: the versioned state blob (vCPUs, and the
+ *                    digests of every page of RAM)
+ *   minivmm_verify.c verify_*: page digests, and the destination's check of
+ *                    every byte of RAM against what the source had
  *
  * Threads: one control thread (main) owns struct kvm_vm's creation, teardown and
  * all decisions; one thread per vCPU runs KVM_RUN and handles exits. Fields
@@ -29,6 +32,14 @@
 
 /* MSRs the blob carries at most (the list is filtered per host). */
 #define MV_MAX_MSRS		16
+
+/*
+ * Page digests a state blob carries at most: 3 MiB of them, so that the
+ * blob (vCPU records and framing included) stays inside the shim wire's
+ * 4 MiB message (SHIMWIRE_MAX_MSG, lib/shimwire.h). That covers the first
+ * 1.5 GiB of RAM; pages above it are verified by the content rule only.
+ */
+#define MV_BLOB_MAX_DIGESTS	((3ULL << 20) / sizeof(uint64_t))
 
 struct kvm_vm;
 
@@ -65,6 +76,7 @@ struct kvm_vm {
 	uint64_t	 ram_size;
 	int		 nvcpus;
 	int		 verbose;
+	int		 dirty_log;	/* vm_create(): KVM_MEM_LOG_DIRTY_PAGES */
 	size_t		 run_size;
 
 	/* probed once by vm_open() */
@@ -116,6 +128,7 @@ struct ctl {
 	int		 install_minor;	/* --install minor */
 	uint64_t	 passes;
 	int		 verbose;
+	uint64_t	 flip_gpa;	/* --selftest-flip; UINT64_MAX: none */
 
 	struct migshim	*shim;
 	int		 shim_live;	/* attached and not hung up */
@@ -124,6 +137,19 @@ struct ctl {
 	int		 ready_printed;
 	int		 exit_code;
 	uint64_t	 t_start_ns;
+	uint64_t	*digests;	/* the source's page digests (malloc'ed),
+					   NULL unless restored from a blob */
+	uint64_t	 ndigests;
+};
+
+/* What verify_ram() compares the RAM with. */
+struct verify_want {
+	const uint64_t	*digests;	/* the source's, pages [0, ndigests) */
+	uint64_t	 ndigests;
+	int		 nvcpus;
+	const struct mv_slice *slice;	/* [nvcpus]: data pages per vCPU */
+	const uint64_t	*gen;		/* [nvcpus]: the generation they hold */
+	const void	*report_page;	/* MV_REPORT_GPA's page, as expected */
 };
 
 /* minivmm_args.c */
@@ -152,6 +178,12 @@ int	 vm_state_save(struct kvm_vm *vm, void **blob, size_t *len);
 int	 vm_state_check(const struct kvm_vm *vm, const void *blob, size_t len,
 	    char *why, size_t whylen);
 int	 vm_state_restore(struct kvm_vm *vm, const void *blob, size_t len);
+int	 vm_state_digests(const void *blob, size_t len, uint64_t **digests,
+	    uint64_t *n);
+
+/* minivmm_verify.c */
+void	 verify_digest_ram(const void *ram, uint64_t npages, uint64_t *out);
+int	 verify_ram(const struct kvm_vm *vm, const struct verify_want *w);
 
 /* the guest image, generated at build time from guest/ (minivmm.cmake) */
 extern const unsigned char minivmm_guest_image[];

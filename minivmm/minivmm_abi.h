@@ -99,14 +99,26 @@ struct mv_report {
 	uint64_t zero_checked;		/* final verification: zero pages */
 	uint64_t checksum;		/* final verification, see mv_csum */
 	uint64_t first_bad_pfn;		/* first page found wrong, or ~0 */
-	uint64_t first_bad_val;		/* its qword 0 as found */
+	uint64_t first_bad_val;		/* its first wrong qword, as found */
 };
 
 /*
- * Data page `pfn` (GPA >> 12) with pfn % 4 == 3 stays all-zero. Every other
- * one holds mv_pattern(pfn, gen) in qword 0 and its complement in qword 511,
- * so a page copied only in part, or an old copy, is seen. The constant marks
- * guest data in a hex dump; bits 32..47 are the generation, 0..31 the pfn.
+ * The content rule of a data page `pfn` (GPA >> 12), over all of its bytes.
+ * A page with pfn % 4 == 3 stays all-zero. Every other one holds
+ * mv_pattern(pfn, gen) in qword 0, its complement in qword 511, and
+ * mv_fill(pfn) in each of qwords 1..510, so a page copied only in part, an
+ * old copy or one wrong byte anywhere is seen. The constants mark guest data
+ * in a hex dump; in a pattern bits 32..47 are the generation, 0..31 the pfn,
+ * in a fill bits 0..47 the pfn.
+ *
+ * The host writes the fill once, when it loads the guest (before the first
+ * instruction); the guest writes qwords 0 and 511 of every generation. The
+ * guest runs under a nested instruction emulator here (about 1 us per
+ * store, `rep stosq` included), so rewriting 510 more qwords per page per
+ * pass would make a writer pass some 16 times slower; a fill that does not
+ * change with the generation also means that on a page the guest rewrote
+ * after a migration the middle still holds the bytes that arrived, and the
+ * rule checks them.
  */
 #define MV_QWORDS_PER_PAGE	512
 
@@ -121,6 +133,25 @@ mv_pattern(uint64_t pfn, uint64_t gen)
 {
 	return 0xC0DE000000000000ULL | ((gen & 0xffff) << 32) |
 	    (pfn & 0xffffffffULL);
+}
+
+static inline uint64_t
+mv_fill(uint64_t pfn)
+{
+	return 0xF111000000000000ULL | (pfn & 0xffffffffffffULL);
+}
+
+/* Qword `k` of data page `pfn` at generation `gen`, by the rule above. */
+static inline uint64_t
+mv_page_qword(uint64_t pfn, uint64_t gen, unsigned k)
+{
+	if (mv_is_zero_page(pfn))
+		return 0;
+	if (k == 0)
+		return mv_pattern(pfn, gen);
+	if (k == MV_QWORDS_PER_PAGE - 1)
+		return ~mv_pattern(pfn, gen);
+	return mv_fill(pfn);
 }
 
 /*

@@ -19,6 +19,7 @@ ctl_usage(FILE *f)
 	    "               [--workload quiet|writer] [--vmm-socket PATH]\n"
 	    "               [--incoming] [--report FILE] [--selftest-snapshot]\n"
 	    "               [--passes N] [--install copy|minor] [--verbose]\n"
+	    "               [--selftest-flip GPA]\n"
 	    "  --mem SIZE          guest RAM, K/M/G suffix (default 64M, "
 	    "max 3G)\n"
 	    "  --vcpus N           vCPUs, 1..%d (default 2)\n"
@@ -36,6 +37,9 @@ ctl_usage(FILE *f)
 	    "fresh VM, verify\n"
 	    "  --passes N          standalone: writer passes before "
 	    "verifying (default 3)\n"
+	    "  --selftest-flip GPA with --selftest-snapshot: flip a bit of the "
+	    "byte at GPA\n"
+	    "                      after the restore; the check must name it\n"
 	    "exit: 0 intact (or migrated away), 1 corrupt, 2 error\n",
 	    MV_MAX_VCPUS);
 }
@@ -67,6 +71,23 @@ ctl_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* 0x-prefixed hexadecimal, for addresses. */
+static int
+ctl_parse_hex(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (strncmp(s, "0x", 2) != 0)
+		return -1;
+	v = strtoull(s + 2, &end, 16);
+	if (errno != 0 || end == s + 2 || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
 static int
 ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -93,6 +114,11 @@ ctl_check_args(struct ctl *c, int incoming, int selftest)
 	    c->mem > ((uint64_t)MV_MAX_PD << 30)) {
 		fprintf(stderr, "minivmm: --mem must be a multiple of 4K "
 		    "between 2M and %dG\n", MV_MAX_PD);
+		return -1;
+	}
+	if (c->flip_gpa != UINT64_MAX && (!selftest || c->flip_gpa >= c->mem)) {
+		fprintf(stderr, "minivmm: --selftest-flip needs "
+		    "--selftest-snapshot and an address inside --mem\n");
 		return -1;
 	}
 	if (selftest && (incoming || c->socket_path != NULL)) {
@@ -130,6 +156,7 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 		{ "passes", required_argument, NULL, 'p' },
 		{ "install", required_argument, NULL, 'I' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "selftest-flip", required_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -140,7 +167,8 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 	c->nvcpus = 2;
 	c->workload = MV_WORKLOAD_WRITER;
 	c->passes = 3;
-	while ((ch = getopt_long(argc, argv, "n:m:c:w:s:ir:Sp:I:vh", opts,
+	c->flip_gpa = UINT64_MAX;
+	while ((ch = getopt_long(argc, argv, "n:m:c:w:s:ir:Sp:I:vF:h", opts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'n':
@@ -200,6 +228,14 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 			break;
 		case 'v':
 			c->verbose = 1;
+			break;
+		case 'F':
+			if (ctl_parse_size(optarg, &c->flip_gpa) < 0 &&
+			    ctl_parse_hex(optarg, &c->flip_gpa) < 0) {
+				fprintf(stderr, "minivmm: bad --selftest-flip "
+				    "'%s'\n", optarg);
+				return -1;
+			}
 			break;
 		case 'h':
 			ctl_usage(stdout);

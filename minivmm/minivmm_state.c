@@ -1,15 +1,20 @@
 /*
- * minivmm_state.c: the vCPU state blob (vm_state_*), minivmm's whole
- * non-RAM VM state: what a source hands to migshim_send_state() and an
- * incoming VM restores from MIGSHIM_EV_START, and what --selftest-snapshot
- * round-trips through a fresh VM.
+ * minivmm_state.c: the state blob (vm_state_*), minivmm's whole non-RAM VM
+ * state plus a digest of every page of RAM: what a source hands to
+ * migshim_send_state() and an incoming VM restores from MIGSHIM_EV_START
+ * (and keeps the digests of, for minivmm_verify.c), and what
+ * --selftest-snapshot round-trips through a fresh VM.
  *
  * Layout (host byte order; both ends run the same minivmm build, and the
  * sizes in the header catch a build whose KVM structs differ):
  *
- *   struct mv_blob_hdr                      40 bytes
+ *   struct mv_blob_hdr                      56 bytes
  *   struct mv_blob_vcpu  x nvcpus           fixed size each
+ *   uint64_t digest      x ndigests         pages 0.. of RAM, as paused
  *   uint64_t fnv1a64                        over everything before it
+ *
+ * ndigests is the number of pages of RAM, at most MV_BLOB_MAX_DIGESTS (the
+ * blob must fit one shim wire message). The blob is opaque to migrationd.
  *
  * Called by the control thread only, with the vCPU threads parked (save) or
  * not started yet (restore).
@@ -25,7 +30,10 @@
 #include "minivmm.h"
 
 #define MV_BLOB_MAGIC		0x3154535f4d564d4dULL	/* "MMVM_ST1" */
-#define MV_BLOB_VERSION		1
+#define MV_BLOB_VERSION		2
+
+/* Digest of a page: XXH3_64bits of its bytes (minivmm_verify.c). */
+#define MV_DIGEST_XXH3_64	1
 
 #define MV_BLOB_XCRS		(1U << 0)
 #define MV_BLOB_EVENTS		(1U << 1)
@@ -48,6 +56,9 @@ struct mv_blob_hdr {
 	uint64_t ram_size;
 	uint32_t flags;		/* MV_BLOB_*: optional parts present */
 	uint32_t reserved;
+	uint64_t ndigests;	/* page digests after the vCPU records */
+	uint32_t digest_alg;	/* MV_DIGEST_* */
+	uint32_t digest_bytes;	/* bytes of RAM one digest covers */
 };
 
 struct mv_blob_vcpu {
@@ -64,7 +75,9 @@ struct mv_blob_vcpu {
 	struct kvm_msr_entry msrs[MV_MAX_MSRS];
 };
 
-_Static_assert(sizeof(struct mv_blob_hdr) == 40, "blob header layout");
+_Static_assert(sizeof(struct mv_blob_hdr) == 56, "blob header layout");
+/* the digests after the records are read and written as uint64_t */
+_Static_assert(sizeof(struct mv_blob_vcpu) % 8 == 0, "vCPU record size");
 
 static uint64_t
 vm_state_fnv(const void *p, size_t len)
@@ -86,11 +99,20 @@ vm_state_flags(const struct kvm_vm *vm)
 	    (vm->has_debugregs ? MV_BLOB_DEBUGREGS : 0);
 }
 
+static uint64_t
+vm_state_ndigests(uint64_t ram_size)
+{
+	uint64_t n = ram_size / MV_PAGE_SIZE;
+
+	return n < MV_BLOB_MAX_DIGESTS ? n : MV_BLOB_MAX_DIGESTS;
+}
+
 static size_t
-vm_state_size(int nvcpus)
+vm_state_size(int nvcpus, uint64_t ndigests)
 {
 	return sizeof(struct mv_blob_hdr) +
-	    (size_t)nvcpus * sizeof(struct mv_blob_vcpu) + sizeof(uint64_t);
+	    (size_t)nvcpus * sizeof(struct mv_blob_vcpu) +
+	    (size_t)ndigests * sizeof(uint64_t) + sizeof(uint64_t);
 }
 
 static int
@@ -157,13 +179,15 @@ vcpu_state_get(struct vcpu *v, struct mv_blob_vcpu *b)
 }
 
 /*
- * Serialises every vCPU. The VM must be paused (vm_pause()) so the state is
- * complete and nothing runs. On success *blob is malloc'ed; the caller frees.
+ * Serialises every vCPU and takes the digest of every page of RAM. The VM
+ * must be paused (vm_pause()) so the state is complete and nothing runs. On
+ * success *blob is malloc'ed; the caller frees.
  */
 int
 vm_state_save(struct kvm_vm *vm, void **blob, size_t *len)
 {
-	size_t sz = vm_state_size(vm->nvcpus);
+	uint64_t ndig = vm_state_ndigests(vm->ram_size);
+	size_t sz = vm_state_size(vm->nvcpus, ndig);
 	struct mv_blob_hdr hdr;
 	uint8_t *buf, *p;
 	uint64_t sum;
@@ -189,6 +213,9 @@ vm_state_save(struct kvm_vm *vm, void **blob, size_t *len)
 	hdr.vcpu_size = sizeof(struct mv_blob_vcpu);
 	hdr.ram_size = vm->ram_size;
 	hdr.flags = vm_state_flags(vm);
+	hdr.ndigests = ndig;
+	hdr.digest_alg = MV_DIGEST_XXH3_64;
+	hdr.digest_bytes = MV_PAGE_SIZE;
 	memcpy(buf, &hdr, sizeof(hdr));
 	p = buf + sizeof(hdr);
 	for (i = 0; i < vm->nvcpus; i++) {
@@ -206,6 +233,15 @@ vm_state_save(struct kvm_vm *vm, void **blob, size_t *len)
 		p += sizeof(*b);
 		free(b);
 	}
+	if (ndig < vm->ram_size / MV_PAGE_SIZE)
+		fprintf(stderr, "minivmm: vm_state_save: %llu pages of RAM, the "
+		    "state blob has room for the digests of the first %llu; the "
+		    "destination checks the rest by the content rule only\n",
+		    (unsigned long long)(vm->ram_size / MV_PAGE_SIZE),
+		    (unsigned long long)ndig);
+	/* p is 8-byte aligned: header and vCPU records are multiples of 8 */
+	verify_digest_ram(vm->ram, ndig, (uint64_t *)(void *)p);
+	p += ndig * sizeof(uint64_t);
 	sum = vm_state_fnv(buf, (size_t)(p - buf));
 	memcpy(p, &sum, sizeof(sum));
 	*blob = buf;
@@ -270,7 +306,16 @@ vm_state_check(const struct kvm_vm *vm, const void *blob, size_t len, char *why,
 		    "RAM, this VM has %llu (--mem)",
 		    (unsigned long long)hdr.ram_size,
 		    (unsigned long long)vm->ram_size);
-	want = vm_state_size(vm->nvcpus);
+	if (hdr.ndigests != vm_state_ndigests(vm->ram_size) ||
+	    hdr.digest_alg != MV_DIGEST_XXH3_64 ||
+	    hdr.digest_bytes != MV_PAGE_SIZE)
+		return vm_state_why(why, whylen, "blob has %llu digests of "
+		    "kind %u over %u bytes each, expected %llu of kind %u over "
+		    "%llu", (unsigned long long)hdr.ndigests, hdr.digest_alg,
+		    hdr.digest_bytes,
+		    (unsigned long long)vm_state_ndigests(vm->ram_size),
+		    MV_DIGEST_XXH3_64, MV_PAGE_SIZE);
+	want = vm_state_size(vm->nvcpus, hdr.ndigests);
 	if (len != want)
 		return vm_state_why(why, whylen, "blob is %zu bytes, expected "
 		    "exactly %zu", len, want);
@@ -386,5 +431,34 @@ vm_state_restore(struct kvm_vm *vm, const void *blob, size_t len)
 		}
 	}
 	free(b);
+	return 0;
+}
+
+/*
+ * The page digests of a blob that vm_state_check() accepted, copied:
+ * *digests is malloc'ed (the caller frees), *n how many.
+ */
+int
+vm_state_digests(const void *blob, size_t len, uint64_t **digests,
+    uint64_t *n)
+{
+	const uint8_t *p = blob;
+	struct mv_blob_hdr hdr;
+	size_t off;
+
+	memcpy(&hdr, p, sizeof(hdr));
+	off = sizeof(hdr) + (size_t)hdr.nvcpus * sizeof(struct mv_blob_vcpu);
+	if (len != vm_state_size((int)hdr.nvcpus, hdr.ndigests)) {
+		fprintf(stderr, "minivmm: vm_state_digests: blob of %zu bytes "
+		    "does not match its header\n", len);
+		return -1;
+	}
+	*digests = malloc((size_t)hdr.ndigests * sizeof(uint64_t) + 1);
+	if (*digests == NULL) {
+		fprintf(stderr, "minivmm: vm_state_digests: out of memory\n");
+		return -1;
+	}
+	memcpy(*digests, p + off, (size_t)hdr.ndigests * sizeof(uint64_t));
+	*n = hdr.ndigests;
 	return 0;
 }

@@ -307,7 +307,8 @@ vcpu_create(struct vcpu *v)
 /*
  * Creates the VM over libmigshim's RAM and its vCPUs (CPUID set, registers
  * still at reset). Guest RAM is registered, not touched, so this is safe for
- * an incoming VM before the migration starts.
+ * an incoming VM before the migration starts. With vm->dirty_log KVM logs
+ * every page the guest writes (minivmm_verify.c reads the log).
  */
 int
 vm_create(struct kvm_vm *vm)
@@ -330,6 +331,7 @@ vm_create(struct kvm_vm *vm)
 	}
 	memset(&region, 0, sizeof(region));
 	region.slot = 0;
+	region.flags = vm->dirty_log ? KVM_MEM_LOG_DIRTY_PAGES : 0;
 	region.guest_phys_addr = 0;
 	region.memory_size = vm->ram_size;
 	region.userspace_addr = (uint64_t)(uintptr_t)vm->ram;
@@ -388,8 +390,9 @@ vm_destroy(struct kvm_vm *vm)
 /*
  * Source mode: writes everything the guest needs before its first
  * instruction into RAM: GDT and TSS, identity page tables for the first
- * MV_MAX_PD GiB (2 MiB pages), params, an empty mailbox and report, and the
- * guest image.
+ * MV_MAX_PD GiB (2 MiB pages), params, an empty mailbox and report, the
+ * guest image, and the fill of every data page (qwords 1..510 by the content
+ * rule of minivmm_abi.h; the guest writes qwords 0 and 511).
  */
 int
 vm_load_guest(struct kvm_vm *vm, const void *image, size_t image_len,
@@ -440,6 +443,16 @@ vm_load_guest(struct kvm_vm *vm, const void *image, size_t image_len,
 		    (uint64_t)vm->nvcpus;
 	}
 	memcpy(ram + MV_CODE_GPA, image, image_len);
+	for (i = first; i < first + total; i++) {
+		uint64_t *p = (uint64_t *)(ram + i * MV_PAGE_SIZE);
+		unsigned k;
+
+		/* zero pages stay untouched: the daemon sends holes as such */
+		if (mv_is_zero_page(i))
+			continue;
+		for (k = 1; k < MV_QWORDS_PER_PAGE - 1; k++)
+			p[k] = mv_page_qword(i, 0, k);
+	}
 	return 0;
 }
 

@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev openssl
       libprotobuf-c-dev protobuf-c-compiler libinih-dev libbpf-dev
       iproute2 jq systemd procps man-db bc clang libclang-rt-14-dev
       bpftool systemtap-sdt-dev bpftrace curl
-      libnghttp2-dev libsystemd-dev python3-grpcio python3-grpc-tools bash-completion)
+      libnghttp2-dev libsystemd-dev python3-grpcio python3-grpc-tools bash-completion
+      libxxhash-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
