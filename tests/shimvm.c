@@ -1,12 +1,15 @@
 /*
  * shimvm: a VMM without a guest, for tests that need many threads touching
- * real guest RAM through libmigshim. `source` fills RAM with a pattern
- * (page i holds i in its first and last qword, every 4th page stays zero),
- * attaches and hands over a fixed state blob when paused. `dest` attaches an
- * incoming VM (blocking uffd or ring + SIGBUS), and once running starts
- * threads that each touch their own pages, timing each stall and checking
- * each value; after completion it checks every page and prints a JSON report.
- * Exit 0 only if every check passed.
+ * real guest RAM through libmigshim. `source` fills RAM by a content rule
+ * over every byte (qword k of 4 KiB page i is page_qword(i, k); every 4th
+ * page stays zero, and untouched), attaches and hands over a fixed state
+ * blob when paused. `dest` attaches an incoming VM (blocking uffd or ring +
+ * SIGBUS), and once running starts threads that each touch their own pages,
+ * timing each stall and checking each value; after completion it compares
+ * every byte of every page with the rule, except the pages the test poisoned
+ * on purpose (-P), which must raise a machine check and are named on the
+ * verification line. It prints that line and a JSON report. Exit 0 only if
+ * every check passed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -90,10 +93,11 @@ mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Qword k (0..511) of 4 KiB page i: "SHIM", k and i, or 0 every 4th page. */
 static uint64_t
-expect(uint64_t i)
+page_qword(uint64_t i, unsigned k)
 {
-	return i % 4 == 3 ? 0 : 0x5348494d00000000ull | i;
+	return i % 4 == 3 ? 0 : (0x5348494d00000000ull | i) ^ ((uint64_t)k << 40);
 }
 
 static void *
@@ -118,11 +122,72 @@ toucher(void *arg)
 		t0 = mono_ns();
 		v = ram[i * 512];
 		lat_ns[t * touches + k] = mono_ns() - t0;
-		if (v != expect(i) || ram[i * 512 + 511] != expect(i))
+		if (v != page_qword(i, 0) || ram[i * 512 + 511] != page_qword(i, 511))
 			__atomic_add_fetch(&bad_values, 1, __ATOMIC_RELAXED);
 	}
 	__atomic_add_fetch(&touchers_done, 1, __ATOMIC_RELEASE);
 	return NULL;
+}
+
+/*
+ * Compares every byte of every 4 KiB page with the rule, except the pages
+ * poisoned on purpose, and prints the verification line (counted in the
+ * migration's pages, 4 KiB or 2 MiB) naming those. Returns the pages that
+ * differ; the first few are printed with the offset of their first wrong
+ * byte. Poisoned pages were probed already: reading them would SIGBUS.
+ */
+static uint64_t
+verify_all(const uint64_t *ram)
+{
+	uint64_t psz = migshim_page_size(S), per = psz / 4096, bad = 0;
+	uint64_t want[512], excluded = 0;
+	char names[8 * 24] = "";
+
+	for (uint64_t i = 0; i < npages; i++) {
+		const uint64_t *p = ram + i * 512;
+		unsigned k;
+		int skip = 0;
+
+		for (int j = 0; j < npoison; j++)
+			skip |= poison[j] / per == i / per;
+		if (skip)
+			continue;
+		for (k = 0; k < 512; k++)
+			want[k] = page_qword(i, k);
+		if (memcmp(p, want, sizeof(want)) == 0)
+			continue;
+		for (k = 0; k < 512 && p[k] == want[k]; k++)
+			;
+		if (bad++ < 4) {
+			unsigned b = 0;
+
+			while (((const uint8_t *)&p[k])[b] == ((const uint8_t *)&want[k])[b])
+				b++;
+			fprintf(stderr, "shimvm: page %llu (4 KiB) offset 0x%x: byte 0x%02x, "
+			    "expected 0x%02x (qword 0x%016llx, expected 0x%016llx)\n",
+			    (unsigned long long)i, k * 8 + b, ((const uint8_t *)&p[k])[b],
+			    ((const uint8_t *)&want[k])[b], (unsigned long long)p[k],
+			    (unsigned long long)want[k]);
+		}
+	}
+	/* An excluded page is the migration page that holds a poisoned one. */
+	for (int k = 0; k < npoison; k++) {
+		int dup = 0;
+
+		for (int j = 0; j < k; j++)
+			dup |= poison[j] / per == poison[k] / per;
+		if (dup)
+			continue;
+		excluded++;
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%llu",
+		    excluded > 1 ? "," : "", (unsigned long long)(poison[k] / per));
+	}
+	printf("shimvm: verified %llu pages, %llu bytes against the source's content rule "
+	    "(pages of %llu bytes; %llu poisoned on purpose excluded by name: %s)%s\n",
+	    (unsigned long long)(npages / per - excluded),
+	    (unsigned long long)((npages / per - excluded) * psz), (unsigned long long)psz,
+	    (unsigned long long)excluded, excluded ? names : "none", bad ? ": MISMATCH" : "");
+	return bad;
 }
 
 static int
@@ -197,8 +262,8 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 		return 2;
 	ram = migshim_ram(S);
 	for (uint64_t i = 0; i < npages; i++)
-		if (expect(i) != 0)
-			ram[i * 512] = ram[i * 512 + 511] = expect(i);
+		for (unsigned k = 0; i % 4 != 3 && k < 512; k++)
+			ram[i * 512 + k] = page_qword(i, k);
 	sock_path = sock;
 	attach_vcpus = 0;
 	if (migshim_attach(S, sock, 0) < 0)
@@ -318,12 +383,10 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 		return 1;
 	}
 	ram = migshim_ram(S);
-	for (uint64_t i = 0; i < npages; i++) {
+	for (uint64_t i = 0; i < npages; i++)
 		if (is_poison(i))
 			poison_ok += probe_poison(&ram[i * 512]) == 1;
-		else if (ram[i * 512] != expect(i) || ram[i * 512 + 511] != expect(i))
-			errors++;
-	}
+	errors = verify_all((const uint64_t *)ram);
 	n = (uint64_t)nthreads * (uint64_t)touches;
 	qsort(lat_ns, n, sizeof(*lat_ns), cmp_u64);
 	printf("{\"mode\":\"%s\",\"threads\":%d,\"touches\":%llu,\"bad_touch_values\":%d,"
