@@ -36,6 +36,7 @@ sleep 1
 
 mig_migrate t-bpf 32M writer
 mig_assert_eq "migration completed" "$(jq -r .state "$WORK/dst.json")" COMPLETED
+mig_assert_verified "$WORK/vmm-B.log" 32M
 kill -INT "$BT"; wait "$BT" 2>/dev/null
 cat "$WORK/bpftrace.out"
 faults=$(jq -r .demand_faults "$WORK/dst.json")
@@ -128,6 +129,7 @@ grep -q 'fault latency: eBPF: USDT probes' "$WORK/migrationd-B.log"
 mig_assert_eq "daemon in its own PID namespace loaded its BPF programs" "$?" 0
 mig_migrate t-bpf-ns 32M writer
 mig_assert_eq "migration completed (PID namespace)" "$(jq -r .state "$WORK/dst.json")" COMPLETED
+mig_assert_verified "$WORK/vmm-B.log" 32M
 faults=$(jq -r .demand_faults "$WORK/dst.json")
 ctl B --json latency t-bpf-ns >"$WORK/lat-ns.json" || mig_die "mig-ctl latency failed"
 echo "PID namespace: demand faults $faults, BPF $(jq -r '.phases[] | select(.phase == "total") | .count' "$WORK/lat-ns.json")"

@@ -38,6 +38,7 @@ token=$(ctl B prepare "$VM" -q) || mig_die "prepare failed"
 ctl A migrate "$VM" --to "$ADDR_B" --token "$token" --wait --timeout 300 >/dev/null
 mig_assert_eq "migrate exit code" "$?" 0
 mig_wait_exit "$dst" 120; mig_assert_eq "destination shimvm verified every page" "$?" 0
+mig_assert_verified "$WORK/dst.log" 64M
 mig_wait_exit "$src" 30; mig_assert_eq "source shimvm left" "$?" 0
 report=$(grep '^{' "$WORK/dst.log")
 echo "$report"

@@ -45,6 +45,7 @@ $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" migrate "$WORK/A/control.sock
   "$WORK/B/control.sock" "$ADDR_B" "$VM" "$SPARE"
 mig_assert_eq "Python client drove the migration (all checks)" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "destination shimvm verified every page" "$?" 0
+mig_assert_verified "$WORK/dst.log" 32M
 mig_wait_exit "$src" 30; mig_assert_eq "source shimvm left" "$?" 0
 
 # Bad input closes that client only.

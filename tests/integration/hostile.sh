@@ -103,6 +103,7 @@ done
 mig_assert_eq "the real migration completed through all of it" \
   "$(ctl B --json status real | jq -r .state)" COMPLETED
 mig_wait_exit "$dst" 60; mig_assert_eq "its guest memory verified" "$?" 0
+mig_assert_verified "$WORK/dst.log" 64M
 mig_assert_eq "its pages installed once each" \
   "$(ctl B --json status real | jq -c '[.pages_installed == .pages_total, .install_eexist]')" "[true,0]"
 kill -0 "$PID_DA" && kill -0 "$PID_DB"

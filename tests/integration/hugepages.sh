@@ -42,6 +42,7 @@ token=$(ctl B prepare "$VM" -q) || { restore_hp; mig_die "prepare failed"; }
 ctl A migrate "$VM" --to "$ADDR_B" --token "$token" --wait --timeout 300 >/dev/null
 mig_assert_eq "migration of 2 MiB pages completed" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "every value checked out" "$?" 0
+mig_assert_verified "$WORK/dst.log" ${MEM}M
 mig_wait_exit "$src" 30
 j=$(ctl B --json status "$VM")
 echo "$j" | jq -c '{pages_total, pages_installed, pages_demand, pages_background, pages_zero, demand_faults, install_eexist}'

@@ -45,6 +45,7 @@ mig_assert_eq "restarted daemon settled the journaled run ($AT)" "$?" 0
 wait_for B '.state == "COMPLETED"' 180; mig_assert_eq "destination completed" "$?" 0
 wait_for A '.state == "COMPLETED"' 30; mig_assert_eq "source completed" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "destination VMM: guest verified" "$?" 0
+mig_assert_verified "$WORK/vmm-B.log" 32M
 mig_wait_exit "$src" 30; mig_assert_eq "source VMM left" "$?" 0
 mig_assert_eq "guest verdict" "$(jq -r .verdict "$WORK/report.json")" intact
 mig_assert_eq "guest errors" "$(jq -r .errors "$WORK/report.json")" 0

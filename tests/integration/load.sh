@@ -59,6 +59,7 @@ for h in A B; do
   for i in $(seq "$PER_SIDE"); do
     vm=${h,,}$i
     mig_wait_exit "${VDST[$vm]}" 120; rc=$?
+    mig_assert_verified "$WORK/vmm-$vm-dst.log" "$MEM" >/dev/null
     mig_wait_exit "${VSRC[$vm]}" 30
     j=$(ctl "$(other "$h")" --json status "$vm")
     printf '%-6s %-10s %8s %8s %10s %ss\n' "$vm" "$(jq -r .state <<<"$j")" \

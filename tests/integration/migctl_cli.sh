@@ -106,6 +106,7 @@ mig_assert_eq "watch: last event COMPLETED" "$(tail -1 "$WORK/watch.json" | jq -
 mig_assert_eq "watch: progress events with a rate" \
   "$(jq -s '[.[] | select(.kind == "PROGRESS" and .pages_per_s > 0)] | length > 0' "$WORK/watch.json")" true
 mig_wait_exit "$dst" 60; mig_assert_eq "destination shimvm verified every page" "$?" 0
+mig_assert_verified "$WORK/dst.log" 32M
 mig_wait_exit "$src" 30; mig_assert_eq "source shimvm left" "$?" 0
 mig_assert_eq "status after recover" "$(ctl B --json status "$VM" | jq -r .state)" COMPLETED
 
@@ -129,6 +130,7 @@ mig_assert_eq "example's watch callback saw events" \
   "$(grep -c 'pages/s' "$WORK/example.out" | awk '{print ($1 > 1)}')" 1
 mig_assert_eq "example: final COMPLETED" "$(tail -1 "$WORK/example.out")" "final: COMPLETED"
 mig_wait_exit "$dst2" 60; mig_assert_eq "destination 2 verified every page" "$?" 0
+mig_assert_verified "$WORK/dst2.log" 16M
 "$EXAMPLE" "$WORK/A/control.sock" | grep -q '^migrationd '; mig_assert_eq "example health" "$?" 0
 
 # Records outlive the daemon: list shows the history after a restart.

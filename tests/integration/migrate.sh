@@ -41,6 +41,7 @@ mig_assert_eq "source sent every page" \
 mig_assert_eq "guest verdict reached the destination daemon" "$(j dst.json .guest_ok)" true
 mig_assert_eq "blackout measured" "$(j src.json '.blackout_ms > 0')" true
 mig_assert_eq "destination VMM exit code" "$DST_RC" 0
+mig_assert_verified "$WORK/vmm-B.log" "$MEM"
 mig_assert_eq "source VMM exited after the VM left" "$SRC_RC" 0
 mig_assert_eq "source VM gone from host A" \
   "$(jq --arg vm "$VM" '[.vms[] | select(.name == $vm)] | length' "$WORK/list-a.json")" 0

@@ -72,6 +72,7 @@ mig_assert_eq "destination completed" "$?" 0
 wait_for A '.state == "COMPLETED"' 30
 mig_assert_eq "source completed" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "destination VMM: guest verified" "$?" 0
+mig_assert_verified "$WORK/vmm-B.log" 32M
 mig_wait_exit "$src" 30; mig_assert_eq "source VMM left" "$?" 0
 mig_assert_eq "guest verdict" "$(jq -r .verdict "$WORK/report.json")" intact
 mig_assert_eq "pages installed == pages" "$(st B .pages_installed)" "$(st B .pages_total)"

@@ -74,4 +74,5 @@ kill -0 "$PID_DB" 2>/dev/null; mig_assert_eq "destination daemon still running" 
 mig_migrate t-after 16M quiet
 mig_assert_eq "migration after the refusals completes" "$(jq -r .state "$WORK/dst.json")" COMPLETED
 mig_assert_eq "guest verdict after the refusals" "$(jq -r .verdict "$WORK/report.json")" intact
+mig_assert_verified "$WORK/vmm-B.log" 16M
 mig_finish

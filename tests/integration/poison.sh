@@ -29,6 +29,8 @@ token=$(ctl B prepare "$VM" -q) || mig_die "prepare failed"
 ctl A migrate "$VM" --to "$ADDR_B" --token "$token" --wait --timeout 300 >/dev/null
 mig_assert_eq "migration completed despite the poisoned pages" "$?" 0
 mig_wait_exit "$dst" 120; mig_assert_eq "destination shimvm: every check passed" "$?" 0
+# Every byte but those of the three pages poisoned on purpose, named.
+mig_assert_verified "$WORK/dst.log" $(((16384 - 3) * 4096)) "$P1,$P2,$P3"
 report=$(grep '^{' "$WORK/dst.log"); echo "$report"
 mig_assert_eq "machine check for every poisoned page" "$(jq -r .poison_machine_checks <<<"$report")" 3
 mig_assert_eq "touching a poisoned page before it arrived: machine check" \
