@@ -131,8 +131,9 @@ toucher(void *arg)
 
 /*
  * Compares every byte of every 4 KiB page with the rule, except the pages
- * poisoned on purpose, and prints the verification line (counted in the
- * migration's pages, 4 KiB or 2 MiB) naming those. Returns the pages that
+ * poisoned on purpose, and prints the verification line (the bytes it
+ * compared, and as many of the migration's pages, 4 KiB or 2 MiB) naming
+ * those. Returns the pages that
  * differ; the first few are printed with the offset of their first wrong
  * byte. Poisoned pages were probed already: reading them would SIGBUS.
  */
@@ -140,7 +141,7 @@ static uint64_t
 verify_all(const uint64_t *ram)
 {
 	uint64_t psz = migshim_page_size(S), per = psz / 4096, bad = 0;
-	uint64_t want[512], excluded = 0;
+	uint64_t want[512], excluded = 0, compared = 0;
 	char names[8 * 24] = "";
 
 	for (uint64_t i = 0; i < npages; i++) {
@@ -154,6 +155,7 @@ verify_all(const uint64_t *ram)
 			continue;
 		for (k = 0; k < 512; k++)
 			want[k] = page_qword(i, k);
+		compared++;
 		if (memcmp(p, want, sizeof(want)) == 0)
 			continue;
 		for (k = 0; k < 512 && p[k] == want[k]; k++)
@@ -184,8 +186,8 @@ verify_all(const uint64_t *ram)
 	}
 	printf("shimvm: verified %llu pages, %llu bytes against the source's content rule "
 	    "(pages of %llu bytes; %llu poisoned on purpose excluded by name: %s)%s\n",
-	    (unsigned long long)(npages / per - excluded),
-	    (unsigned long long)((npages / per - excluded) * psz), (unsigned long long)psz,
+	    (unsigned long long)(compared / per), (unsigned long long)(compared * 4096),
+	    (unsigned long long)psz,
 	    (unsigned long long)excluded, excluded ? names : "none", bad ? ": MISMATCH" : "");
 	return bad;
 }
