@@ -16,7 +16,7 @@
  * It runs under an instruction emulator on the test machines (about 1 us per
  * instruction, and per iteration of a `rep` string instruction): a writer
  * pass does a few loads and stores per page, only the final verification
- * reads whole pages (one `repe scasq` per page, some 0.3 ms), and only
+ * reads whole pages (one `repe scasq` per page, 0.3 to 0.7 ms), and only
  * events do port I/O.
  */
 #include <stdint.h>
