@@ -182,7 +182,8 @@ int	 vm_state_digests(const void *blob, size_t len, uint64_t **digests,
 	    uint64_t *n);
 
 /* minivmm_verify.c */
-void	 verify_digest_ram(const void *ram, uint64_t npages, uint64_t *out);
+void	 verify_digest_ram(const struct kvm_vm *vm, uint64_t npages,
+	    uint64_t *out);
 int	 verify_ram(const struct kvm_vm *vm, const struct verify_want *w);
 
 /* the guest image, generated at build time from guest/ (minivmm.cmake) */

@@ -240,7 +240,7 @@ vm_state_save(struct kvm_vm *vm, void **blob, size_t *len)
 		    (unsigned long long)(vm->ram_size / MV_PAGE_SIZE),
 		    (unsigned long long)ndig);
 	/* p is 8-byte aligned: header and vCPU records are multiples of 8 */
-	verify_digest_ram(vm->ram, ndig, (uint64_t *)(void *)p);
+	verify_digest_ram(vm, ndig, (uint64_t *)(void *)p);
 	p += ndig * sizeof(uint64_t);
 	sum = vm_state_fnv(buf, (size_t)(p - buf));
 	memcpy(p, &sum, sizeof(sum));

@@ -34,27 +34,60 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
+#include "libmigshim.h"
 #include "minivmm.h"
 
 #define VERIFY_SHOW_BAD		4	/* bad pages printed, the rest counted */
 
 /*
- * Digests of pages [0, npages) of `ram` into out[]: XXH3_64bits of each
- * 4 KiB page (libxxhash). It runs at memory speed, about 10 GB/s here, so
- * the source's blackout grows by some 3 ms per 32 MiB of RAM (SHA-256 from
- * libcrypto took 7 to 9 times longer).
+ * Digests of pages [0, npages) of the VM's RAM into out[]: XXH3_64bits of
+ * each 4 KiB page (libxxhash). It runs at memory speed, about 10 GB/s here
+ * (SHA-256 from libcrypto took 7 to 9 times longer). A page the memfd has
+ * never backed (a hole: SEEK_DATA / SEEK_HOLE) reads as zeros; touching it
+ * through the mapping would allocate it, at ~10 us a page, so a hole gets
+ * the zero page's digest without being read. On the source, pausing a
+ * 64 MiB writer guest and saving its state so took 12 to 21 ms (52 ms when
+ * the holes were read; a blob without digests, under 1 ms).
  */
 void
-verify_digest_ram(const void *ram, uint64_t npages, uint64_t *out)
+verify_digest_ram(const struct kvm_vm *vm, uint64_t npages, uint64_t *out)
 {
-	const uint8_t *p = ram;
+	static const uint8_t zeros[MV_PAGE_SIZE];
+	const uint8_t *p = vm->ram;
+	int fd = migshim_memfd(vm->shim);
+	uint64_t zero_d = XXH3_64bits(zeros, sizeof(zeros));
+	off_t end = (off_t)(npages * MV_PAGE_SIZE), at = 0, data, hole;
 	uint64_t i;
 
-	for (i = 0; i < npages; i++)
-		out[i] = XXH3_64bits(p + i * MV_PAGE_SIZE, MV_PAGE_SIZE);
+	while (at < end) {
+		data = lseek(fd, at, SEEK_DATA);
+		if (data < 0 && errno != ENXIO)
+			data = at;	/* cannot tell: read everything */
+		if (data < 0 || data > end)
+			data = end;	/* ENXIO: no data past `at` */
+		data &= ~(off_t)(MV_PAGE_SIZE - 1);
+		for (i = (uint64_t)at / MV_PAGE_SIZE;
+		    i < (uint64_t)data / MV_PAGE_SIZE; i++)
+			out[i] = zero_d;
+		if (data >= end)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		hole = (hole + (off_t)MV_PAGE_SIZE - 1) &
+		    ~(off_t)(MV_PAGE_SIZE - 1);
+		if (hole > end)
+			hole = end;
+		for (i = (uint64_t)data / MV_PAGE_SIZE;
+		    i < (uint64_t)hole / MV_PAGE_SIZE; i++)
+			out[i] = XXH3_64bits(p + i * MV_PAGE_SIZE,
+			    MV_PAGE_SIZE);
+		at = hole;
+	}
 }
 
 /* One bit per page of slot 0, set for each page the guest wrote. */
@@ -231,7 +264,7 @@ verify_ram(const struct kvm_vm *vm, const struct verify_want *w)
 		fprintf(stderr, "minivmm: verify: could not compare the RAM\n");
 		goto out;
 	}
-	verify_digest_ram(ram, ndig, have_d);
+	verify_digest_ram(vm, ndig, have_d);
 	for (pfn = 0; pfn < npages; pfn++) {
 		int written = (dirty[pfn / 64] >> (pfn % 64)) & 1;
 
