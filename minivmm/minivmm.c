@@ -201,6 +201,7 @@ ctl_verify(struct ctl *c, const struct mv_params *params, const uint64_t *gen,
 	memset(&w, 0, sizeof(w));
 	w.digests = c->digests;
 	w.ndigests = c->ndigests;
+	w.ram_size = c->mem;
 	w.nvcpus = c->nvcpus;
 	w.slice = params->slice;
 	w.gen = gen;

@@ -30,6 +30,15 @@
 
 #include "minivmm_abi.h"
 
+/*
+ * Page-table entry bits of the identity map vm_load_guest() builds; the CPU
+ * sets accessed and dirty (MV_PTE_AD) in an entry when it uses it.
+ */
+#define MV_PTE_P		(1ULL << 0)
+#define MV_PTE_RW		(1ULL << 1)
+#define MV_PTE_AD		((1ULL << 5) | (1ULL << 6))
+#define MV_PTE_PS		(1ULL << 7)
+
 /* MSRs the blob carries at most (the list is filtered per host). */
 #define MV_MAX_MSRS		16
 
@@ -146,6 +155,7 @@ struct ctl {
 struct verify_want {
 	const uint64_t	*digests;	/* the source's, pages [0, ndigests) */
 	uint64_t	 ndigests;
+	uint64_t	 ram_size;
 	int		 nvcpus;
 	const struct mv_slice *slice;	/* [nvcpus]: data pages per vCPU */
 	const uint64_t	*gen;		/* [nvcpus]: the generation they hold */

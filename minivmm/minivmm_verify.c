@@ -15,9 +15,10 @@
  *    mailbox): it must hold, byte for byte, what a rule says it holds at the
  *    end: data pages the content rule of minivmm_abi.h at the generation
  *    their vCPU reports, the report page the reports the host expects, the
- *    mailbox migration_done = 1, the vCPU stacks zeros (guest_finish()).
- *    A logged page no rule covers (the page tables: KVM logs them when the
- *    guest's page walks reach them) must still have the source's digest;
+ *    mailbox migration_done = 1, the vCPU stacks zeros (guest_finish()),
+ *    the page tables as the host built them with the accessed and dirty
+ *    bits the CPU set. A logged page no rule covers must still have the
+ *    source's digest;
  *  - past the digests (RAM larger than a state blob can describe, see
  *    MV_BLOB_MAX_DIGESTS): data pages by the rule, and said so.
  *
@@ -128,16 +129,56 @@ verify_slice_of(const struct verify_want *w, uint64_t pfn)
 }
 
 /*
- * What page `pfn` holds at the end by a rule, into `page`: 0, or -1 if no
- * rule describes it (a low page the guest has no reason to write).
+ * The page tables vm_load_guest() built (PML4, PDPT, the PDs), into `page`,
+ * with the accessed and dirty bits of each present entry as `have` has them:
+ * the CPU sets those as it uses an entry, on whichever host the guest runs
+ * (a migration that starts before the guest touched all its RAM sees them
+ * set on the destination). 0, or -1 if `pfn` is not one of them.
  */
 static int
-verify_rule(const struct verify_want *w, uint64_t pfn, uint64_t *page)
+verify_page_tables(const struct verify_want *w, uint64_t pfn,
+    const uint64_t *have, uint64_t *page)
+{
+	uint64_t npd = (w->ram_size + (1ULL << 30) - 1) >> 30, k;
+
+	if (pfn < MV_PML4_GPA / MV_PAGE_SIZE ||
+	    pfn >= MV_PD_GPA / MV_PAGE_SIZE + npd)
+		return -1;
+	memset(page, 0, MV_PAGE_SIZE);
+	if (pfn == MV_PML4_GPA / MV_PAGE_SIZE)
+		page[0] = MV_PDPT_GPA | MV_PTE_P | MV_PTE_RW;
+	else if (pfn == MV_PDPT_GPA / MV_PAGE_SIZE) {
+		for (k = 0; k < npd; k++)
+			page[k] = (MV_PD_GPA + k * MV_PAGE_SIZE) | MV_PTE_P |
+			    MV_PTE_RW;
+	} else {
+		for (k = 0; k < MV_QWORDS_PER_PAGE; k++)
+			page[k] = (((pfn - MV_PD_GPA / MV_PAGE_SIZE) *
+			    MV_QWORDS_PER_PAGE + k) << 21) | MV_PTE_P |
+			    MV_PTE_RW | MV_PTE_PS;
+	}
+	for (k = 0; k < MV_QWORDS_PER_PAGE; k++)
+		if (page[k] & MV_PTE_P)
+			page[k] |= have[k] & MV_PTE_AD;
+	return 0;
+}
+
+/*
+ * What page `pfn` (now `have`) holds at the end by a rule, into `page`: 0,
+ * or -1 if no rule describes it (code, params: the guest never writes them).
+ */
+static int
+verify_rule(const struct verify_want *w, uint64_t pfn, const uint8_t *have,
+    uint64_t *page)
 {
 	uint64_t stack_lo = (MV_STACK_TOP -
 	    (uint64_t)w->nvcpus * MV_STACK_SIZE) / MV_PAGE_SIZE;
 	unsigned k;
 	int i;
+
+	if (verify_page_tables(w, pfn, (const uint64_t *)(const void *)have,
+	    page) == 0)
+		return 0;
 
 	if (pfn == MV_MAILBOX_GPA / MV_PAGE_SIZE) {
 		memset(page, 0, MV_PAGE_SIZE);
@@ -213,20 +254,16 @@ verify_page(const struct verify_want *w, const uint8_t *have, uint64_t have_d,
 	int data = pfn >= MV_DATA_GPA / MV_PAGE_SIZE;
 
 	t->pages++;
-	/*
-	 * KVM may log a page the guest only walked as page tables (a walk
-	 * that may set accessed/dirty bits counts as a write at the nested
-	 * level): with no rule for it, it must still be what the source had.
-	 */
+	/* Logged, but without a rule: it must still be what the source had. */
 	if (written && pfn < w->ndigests && have_d == w->digests[pfn] &&
-	    verify_rule(w, pfn, want) < 0)
+	    verify_rule(w, pfn, have, want) < 0)
 		return;
 	if (written || pfn >= w->ndigests) {
 		if (written)
 			t->by_rule++;
 		else
 			t->past_digests++;
-		if (verify_rule(w, pfn, want) < 0 || (!written && !data)) {
+		if (verify_rule(w, pfn, have, want) < 0 || (!written && !data)) {
 			t->pages--;
 			verify_bad(t, pfn, written ? "was written on the "
 			    "destination, where no rule says what it holds, and "
@@ -242,7 +279,7 @@ verify_page(const struct verify_want *w, const uint8_t *have, uint64_t have_d,
 	if (have_d == w->digests[pfn])
 		return;
 	/* A data page's rule knows the source's bytes: it finds the offset. */
-	if (data && verify_rule(w, pfn, want) == 0 &&
+	if (data && verify_rule(w, pfn, have, want) == 0 &&
 	    memcmp(have, want, MV_PAGE_SIZE) != 0)
 		verify_bad(t, pfn, "as the source had it, by digest", have,
 		    want);

@@ -43,9 +43,6 @@
 #define X86_CR4_OSXMMEXCPT (1U << 10)
 #define X86_EFER_LME	(1U << 8)
 #define X86_EFER_LMA	(1U << 10)
-#define PTE_P		(1ULL << 0)
-#define PTE_RW		(1ULL << 1)
-#define PTE_PS		(1ULL << 7)
 
 /*
  * MSRs carried in the state blob when this host's KVM knows them. The guest
@@ -423,11 +420,11 @@ vm_load_guest(struct kvm_vm *vm, const void *image, size_t image_len,
 	gdt[4] = tss >> 32;
 
 	npd = (vm->ram_size + (1ULL << 30) - 1) >> 30;
-	pml4[0] = MV_PDPT_GPA | PTE_P | PTE_RW;
+	pml4[0] = MV_PDPT_GPA | MV_PTE_P | MV_PTE_RW;
 	for (i = 0; i < npd; i++)
-		pdpt[i] = (MV_PD_GPA + i * MV_PAGE_SIZE) | PTE_P | PTE_RW;
+		pdpt[i] = (MV_PD_GPA + i * MV_PAGE_SIZE) | MV_PTE_P | MV_PTE_RW;
 	for (i = 0; i < npd * 512; i++)
-		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_PS;
+		pd[i] = (i << 21) | MV_PTE_P | MV_PTE_RW | MV_PTE_PS;
 
 	params->magic = MV_PARAMS_MAGIC;
 	params->version = MV_PARAMS_VERSION;
