@@ -277,10 +277,17 @@ mig_assert_verified() {
 # $WORK/src.json, $WORK/dst.json, $WORK/report.json, $WORK/list-a.json and
 # sets MIG_RC (mig-ctl's exit code), SRC_RC / DST_RC (the VMMs').
 mig_migrate() {
-  local vm=$1 mem=$2 workload=$3 token src_pid dst_pid
+  local vm=$1 mem=$2 workload=$3 token src_pid dst_pid ready
+  # A test that migrates twice appends to the same log: wait for a new line.
+  ready=$(grep -c 'guest ready' "$WORK/vmm-A.log" 2>/dev/null)
   mig_vmm_start A "$vm" vmm-A --mem "$mem" --workload "$workload"
   src_pid=$VMM_PID
-  mig_wait_line "$WORK/vmm-A.log" 'guest ready' 120 "$src_pid" ||
+  for _ in $(seq 1200); do
+    (($(grep -c 'guest ready' "$WORK/vmm-A.log") > ${ready:-0})) && break
+    kill -0 "$src_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  (($(grep -c 'guest ready' "$WORK/vmm-A.log") > ${ready:-0})) ||
     mig_die "source guest did not become ready"
   mig_vmm_start B "$vm" vmm-B --mem "$mem" --incoming --install "${MIG_INSTALL:-copy}" \
     --report "$WORK/report.json"
