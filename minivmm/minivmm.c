@@ -380,6 +380,31 @@ fail:
 	return -1;
 }
 
+/*
+ * --selftest-early: waits until every vCPU has begun to fill its pages
+ * (its report says MV_ST_FILLING: the guest has set up its IDT, which lives
+ * in the image, and written none or a few of its pages), polling the
+ * report page from the host.
+ */
+static int
+ctl_wait_filling(struct ctl *c)
+{
+	const volatile struct mv_report *r = (const volatile struct mv_report *)
+	    ((const uint8_t *)migshim_ram(c->shim) + MV_REPORT_GPA);
+	int i, n, tries;
+
+	for (tries = 0; tries < 100000; tries++) {
+		for (i = n = 0; i < c->nvcpus; i++)
+			n += r[i].status >= MV_ST_FILLING;
+		if (n == c->nvcpus)
+			return 0;
+		usleep(100);
+	}
+	fprintf(stderr, "minivmm: ctl_wait_filling: the guest did not start "
+	    "filling within 10 s\n");
+	return -1;
+}
+
 /* Acts on what the vCPU threads reported. */
 static void
 ctl_guest(struct ctl *c)
@@ -694,6 +719,12 @@ main(int argc, char **argv)
 		    vm_boot_vcpus(&c.vm) < 0 || vm_start(&c.vm) < 0)
 			goto out;
 		c.phase = PH_RUNNING;
+		/* --selftest-early: a migration that starts during the fill */
+		if (c.snapshot_early) {
+			if (ctl_wait_filling(&c) < 0 || ctl_snapshot(&c) < 0)
+				goto out;
+			c.phase = PH_RESTORED;
+		}
 	}
 	if (c.socket_path != NULL) {
 		if (migshim_attach(c.shim, c.socket_path, c.nvcpus) < 0)

@@ -138,6 +138,7 @@ struct ctl {
 	uint64_t	 passes;
 	int		 verbose;
 	uint64_t	 flip_gpa;	/* --selftest-flip; UINT64_MAX: none */
+	int		 snapshot_early; /* --selftest-early */
 
 	struct migshim	*shim;
 	int		 shim_live;	/* attached and not hung up */

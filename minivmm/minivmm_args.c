@@ -19,7 +19,7 @@ ctl_usage(FILE *f)
 	    "               [--workload quiet|writer] [--vmm-socket PATH]\n"
 	    "               [--incoming] [--report FILE] [--selftest-snapshot]\n"
 	    "               [--passes N] [--install copy|minor] [--verbose]\n"
-	    "               [--selftest-flip GPA]\n"
+	    "               [--selftest-flip GPA] [--selftest-early]\n"
 	    "  --mem SIZE          guest RAM, K/M/G suffix (default 64M, "
 	    "max 3G)\n"
 	    "  --vcpus N           vCPUs, 1..%d (default 2)\n"
@@ -40,6 +40,9 @@ ctl_usage(FILE *f)
 	    "  --selftest-flip GPA with --selftest-snapshot: flip a bit of the "
 	    "byte at GPA\n"
 	    "                      after the restore; the check must name it\n"
+	    "  --selftest-early    with --selftest-snapshot: snapshot as soon as "
+	    "the guest\n"
+	    "                      starts, before it has filled its pages\n"
 	    "exit: 0 intact (or migrated away), 1 corrupt, 2 error\n",
 	    MV_MAX_VCPUS);
 }
@@ -116,6 +119,11 @@ ctl_check_args(struct ctl *c, int incoming, int selftest)
 		    "between 2M and %dG\n", MV_MAX_PD);
 		return -1;
 	}
+	if (c->snapshot_early && !selftest) {
+		fprintf(stderr, "minivmm: --selftest-early needs "
+		    "--selftest-snapshot\n");
+		return -1;
+	}
 	if (c->flip_gpa != UINT64_MAX && (!selftest || c->flip_gpa >= c->mem)) {
 		fprintf(stderr, "minivmm: --selftest-flip needs "
 		    "--selftest-snapshot and an address inside --mem\n");
@@ -157,6 +165,7 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 		{ "install", required_argument, NULL, 'I' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "selftest-flip", required_argument, NULL, 'F' },
+		{ "selftest-early", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -168,7 +177,7 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 	c->workload = MV_WORKLOAD_WRITER;
 	c->passes = 3;
 	c->flip_gpa = UINT64_MAX;
-	while ((ch = getopt_long(argc, argv, "n:m:c:w:s:ir:Sp:I:vF:h", opts,
+	while ((ch = getopt_long(argc, argv, "n:m:c:w:s:ir:Sp:I:vF:Eh", opts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'n':
@@ -228,6 +237,9 @@ ctl_parse_args(struct ctl *c, int argc, char **argv)
 			break;
 		case 'v':
 			c->verbose = 1;
+			break;
+		case 'E':
+			c->snapshot_early = 1;
 			break;
 		case 'F':
 			if (ctl_parse_size(optarg, &c->flip_gpa) < 0 &&

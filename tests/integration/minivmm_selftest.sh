@@ -1,7 +1,8 @@
 #!/bin/bash
 # minivmm_selftest.sh: minivmm on its own, no daemon. Runs the state-blob
 # round trip (--selftest-snapshot: pause, serialise, fresh VM, restore,
-# verify) for both workloads, and a standalone writer run, each asserting
+# verify) for both workloads (and once paused during the fill), and a
+# standalone writer run, each asserting
 # exit 0, an "intact" verdict line and the JSON report. The round trips
 # also compare every byte of RAM with the digests in the blob, as a
 # migration's destination does, and must say so for all of it; with one
@@ -111,6 +112,9 @@ fi
 run snapshot-quiet $((32 << 20)) --selftest-snapshot --mem 32M --workload quiet
 run snapshot-writer $((32 << 20)) --selftest-snapshot --mem 32M --workload writer
 run snapshot-4vcpu $((16 << 20)) --selftest-snapshot --mem 16M --vcpus 4 --workload writer
+# Paused while the guest fills: most pages, and the accessed and dirty bits
+# of the page tables, are written after the restore.
+run snapshot-early $((16 << 20)) --selftest-snapshot --selftest-early --mem 16M --workload quiet
 # A data page the guest rewrote (rule), one it left alone (digest; the rule
 # finds the offset), a code page only the digest describes (the guest does
 # not notice this one at all).
