@@ -63,8 +63,9 @@ hostile_vm() { # NAME ATTACK SECS: the attacker's VM on B, nice 19; sets HPID, O
   mig_spawn B "$OUT" nice -n "${FLOOD_NICE:-0}" "$HVMM" vm -s "$WORK/B/vmm.sock" -n "$1" -m 16 -A "$2" -D "$3"
   HPID=$SPAWN_PID
 }
-# real_migration NAME MIB: a shimvm migration A -> B; sets REAL_DST
+# real_migration NAME MIB: a shimvm migration A -> B; sets REAL_DST, REAL_MIB
 real_migration() {
+  REAL_MIB=$2
   src_vm "$1" "$2"
   mig_spawn B "$WORK/dst-$1.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$1" -m "$2" -t 2 -k 16
   REAL_DST=$SPAWN_PID
@@ -79,6 +80,7 @@ real_completed() { # NAME PID
   done
   mig_assert_eq "the real migration $1 completed beside the attacks" "$s" COMPLETED
   mig_wait_exit "$2" 60; mig_assert_eq "its guest memory verified, every page" "$?" 0
+  mig_assert_verified "$WORK/dst-$1.log" "${REAL_MIB}M"
   mig_assert_eq "its pages installed once each" \
     "$(ctl B --json status "$1" | jq -c '[.pages_installed == .pages_total, .install_eexist]')" "[true,0]"
 }
@@ -159,6 +161,7 @@ neighbour() { # NAME
   migrate_vm "$1"
   mig_wait_exit "$pid" 120
   mig_assert_eq "neighbour $1 verified every page" "$?" 0
+  mig_assert_verified "$WORK/dst-$1.log" 64M >/dev/null
   grep '^{' "$WORK/dst-$1.log" | tail -1 >"$WORK/$1.json"
   echo "  neighbour $1: $(jq -c '{p50_us, p99_us, page_errors}' "$WORK/$1.json")"
 }
@@ -260,6 +263,7 @@ phase_reattach() {
   mig_assert_eq "the victim's VMM re-attached itself" "$?" 0
   wait_for B '.state == "COMPLETED"' 240; mig_assert_eq "victim migration completed" "$?" 0
   mig_wait_exit "$vdst" 60; mig_assert_eq "victim VMM: guest verified" "$?" 0
+  mig_assert_verified "$WORK/vmm-B.log" 32M
   mig_wait_exit "$vsrc" 30
   mig_assert_eq "guest verdict" "$(jq -r .verdict "$WORK/report.json")" intact
   mig_assert_eq "no page installed twice (EEXIST)" "$(st B .install_eexist)" 0

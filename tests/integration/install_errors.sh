@@ -40,6 +40,7 @@ run once 12
 wait_for B '.state == "COMPLETED" or .state == "FAILED" or .state == "PAUSED"' 120
 mig_assert_eq "one failed install: migration completed" "$(st B .state)" COMPLETED
 mig_wait_exit "$DST_PID" 60; mig_assert_eq "one failed install: every page checked out" "$?" 0
+mig_assert_verified "$WORK/dst-once.log" 32M
 mig_assert_eq "the install error is counted" "$(st B .install_errors)" 1
 grep -q 'fetched again after an install error' "$WORK/migrationd-B.log"
 mig_assert_eq "its pages were fetched again" "$?" 0

@@ -108,6 +108,8 @@ wait_for B '.state == "COMPLETED"' 300; mig_assert_eq "destination completed" "$
 t_done=$(date +%s.%N)
 wait_for A '.state == "COMPLETED"' 30; mig_assert_eq "source completed" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "destination shimvm: every page checked out" "$?" 0
+# Every byte but those of the pages poisoned on purpose, named.
+mig_assert_verified "$WORK/dst.log" $(((MEM << 20) - NPOISON * 4096)) "${POISON:-none}"
 report=$(grep '^{' "$WORK/dst.log"); echo "$report"
 served=$(bc <<<"$t_touched - $t_kill")
 stream=$(bc <<<"$t_done - $t_kill")

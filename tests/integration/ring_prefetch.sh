@@ -36,6 +36,7 @@ kill -CONT "$PID_DA"
 wait_for B '.state == "COMPLETED"' 120
 mig_assert_eq "migration completed" "$?" 0
 mig_wait_exit "$dst" 60; mig_assert_eq "destination shimvm: every page checked out" "$?" 0
+mig_assert_verified "$WORK/dst.log" 256M
 j=$(ctl B --json status "$VM")
 echo "$j" | jq -c '{ring_faults, ring_errors, demand_faults, prefetch_pages, prefetch_hits}'
 mig_assert_eq "the threads faulted inside each other's prefetch" "$(jq -r '.prefetch_pages > 0' <<<"$j")" true

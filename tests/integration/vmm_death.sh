@@ -110,6 +110,7 @@ mig_assert_eq "cut: source was told the VM is lost" "$(st A '.reason | test("the
 within B bystander '.state == "COMPLETED"' 120
 mig_assert_eq "bystander migration completed" "$?" 0
 mig_wait_exit "$by_dst" 60; mig_assert_eq "bystander: every page checked out" "$?" 0
+mig_assert_verified "$WORK/dst-bystander.log" 48M
 mig_wait_exit "$by_src" 30
 sleep 1
 mig_assert_eq "source daemon holds as many fds as before" "$(nfd "$PID_DA")" "$fd_a"
