@@ -430,10 +430,14 @@ dst_check_complete(struct migration *m)
 static void
 dst_vm_lost(struct migration *m, const char *why)
 {
-	char buf[sizeof(m->reason)];
+	char buf[sizeof(m->reason) + 20];
 
-	snprintf(buf, sizeof(buf), "%s", why);	/* why may be m->reason */
-	dst_send_abort(m, buf, m->state != MIG_PREPARED && m->state != MIG_CONNECTING);
+	int lost = m->state != MIG_PREPARED && m->state != MIG_CONNECTING;
+
+	/* why may be m->reason */
+	snprintf(buf, sizeof(buf), "%s%s", why, lost && !strstr(why, "the VM is lost") ?
+	    ": the VM is lost" : "");
+	dst_send_abort(m, buf, lost);
 	/* As with Complete: the source closes both channels once it reads
 	 * Abort; closing them here could show it the background EOF first. */
 	if (m->urgent != NULL)

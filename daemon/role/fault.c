@@ -363,10 +363,14 @@ static int
 fault_refetch(struct migration *m, uint64_t i, uint64_t n, int err)
 {
 	if (err == ESRCH || err == ENODEV || ++m->dst->install_retries > FAULT_MAX_RETRIES) {
-		snprintf(m->reason, sizeof(m->reason), "cannot install pages %llu+%llu in "
-		    "guest RAM: %s%s", (unsigned long long)i, (unsigned long long)n,
-		    strerror(err), err == ESRCH ? " (the destination VMM is gone)" :
-		    " (failed again after being fetched again)");
+		if (err == ESRCH)	/* its mm is gone: as if its socket had closed */
+			snprintf(m->reason, sizeof(m->reason), "destination VMM went away "
+			    "during post-copy (its memory is gone: cannot install pages "
+			    "%llu+%llu)", (unsigned long long)i, (unsigned long long)n);
+		else
+			snprintf(m->reason, sizeof(m->reason), "cannot install pages %llu+%llu "
+			    "in guest RAM: %s (failed again after being fetched again)",
+			    (unsigned long long)i, (unsigned long long)n, strerror(err));
 		return -1;
 	}
 	log_warnx("migration %s: pages %llu+%llu fetched again after an install error "
