@@ -586,6 +586,8 @@ dst_early(const struct migration *m)
 static void
 dst_fail(struct migration *m, const char *why)
 {
+	if (m->vm != NULL)
+		vm_send_failed(m->vm, why);
 	mig_set_state(m, MIG_FAILED, "%s", why);
 	session_finish(m);
 }

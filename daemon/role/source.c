@@ -729,6 +729,9 @@ src_vm_gone(struct migration *m, const char *why)
 		peer_send_msg(m->urgent, &msg);
 		peer_drain(m->urgent);
 	}
+	/* The destination reads the Abort before any EOF, on either channel. */
+	if (m->bg != NULL)
+		peer_drain(m->bg);
 	mig_set_state(m, MIG_FAILED, "%s", buf);
 	session_finish(m);
 }
