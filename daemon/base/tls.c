@@ -132,6 +132,98 @@ tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
 	return buf;
 }
 
+const char *
+tls_cert_identity(X509 *x, char *buf, size_t len)
+{
+	BIO *b;
+	int n;
+
+	buf[0] = '\0';
+	if (x == NULL || len == 0 || (b = BIO_new(BIO_s_mem())) == NULL)
+		return buf;
+	if (X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0 &&
+	    (n = BIO_read(b, buf, (int)len - 1)) > 0)
+		buf[n] = '\0';
+	BIO_free(b);
+	return buf;
+}
+
+/* The subject's CN equals id. */
+static int
+tls_cn_is(X509 *x, const char *id)
+{
+	X509_NAME *name = X509_get_subject_name(x);
+	int i = -1;
+
+	while ((i = X509_NAME_get_index_by_NID(name, NID_commonName, i)) >= 0) {
+		ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+
+		if ((size_t)ASN1_STRING_length(v) == strlen(id) &&
+		    !memcmp(ASN1_STRING_get0_data(v), id, strlen(id)))
+			return 1;
+	}
+	return 0;
+}
+
+/* A URI subjectAltName equals id (SPIFFE IDs and the like). */
+static int
+tls_uri_is(X509 *x, const char *id)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int found = 0;
+
+	for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && !found; i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+
+		if (g->type == GEN_URI &&
+		    (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier) == strlen(id) &&
+		    !memcmp(ASN1_STRING_get0_data(g->d.uniformResourceIdentifier), id, strlen(id)))
+			found = 1;
+	}
+	GENERAL_NAMES_free(sans);
+	return found;
+}
+
+int
+tls_cert_matches(X509 *x, const char *id)
+{
+	char subj[512];
+	const unsigned flags = X509_CHECK_FLAG_NO_WILDCARDS |
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
+
+	if (x == NULL || id == NULL || id[0] == '\0')
+		return 0;
+	if (!strcmp(tls_cert_identity(x, subj, sizeof(subj)), id) || tls_cn_is(x, id))
+		return 1;
+	if (strchr(id, '@') != NULL)
+		return X509_check_email(x, id, 0, 0) == 1;
+	if (strchr(id, ':') != NULL)
+		return tls_uri_is(x, id);
+	return X509_check_host(x, id, 0, flags, NULL) == 1;
+}
+
+const char *
+tls_bev_identity(struct bufferevent *bev, char *buf, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	X509 *x = ssl != NULL ? SSL_get1_peer_certificate(ssl) : NULL;
+
+	tls_cert_identity(x, buf, len);
+	X509_free(x);
+	return buf;
+}
+
+int
+tls_bev_matches(struct bufferevent *bev, const char *id)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	X509 *x = ssl != NULL ? SSL_get1_peer_certificate(ssl) : NULL;
+	int rc = tls_cert_matches(x, id);
+
+	X509_free(x);
+	return rc;
+}
+
 int
 tls_random(void *buf, size_t len)
 {

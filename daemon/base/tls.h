@@ -22,4 +22,18 @@ struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
 const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
 int tls_random(void *buf, size_t len);
 
+/*
+ * Certificate identities. A peer's identity, as logged, recorded and shown,
+ * is its certificate's subject in RFC 2253 form ("CN=hosta,O=fleet").
+ * tls_bev_identity writes it to buf ("" without TLS or certificate) and
+ * returns buf. tls_bev_matches says whether the peer's certificate carries
+ * the identity `id`: the whole subject, its CN, a DNS or URI
+ * subjectAltName, or an e-mail address (exact, no wildcards); 0 without a
+ * certificate.
+ */
+const char *tls_bev_identity(struct bufferevent *bev, char *buf, size_t len);
+int tls_bev_matches(struct bufferevent *bev, const char *id);
+const char *tls_cert_identity(X509 *x, char *buf, size_t len);
+int tls_cert_matches(X509 *x, const char *id);
+
 #endif
