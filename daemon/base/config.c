@@ -122,6 +122,27 @@ config_hostport(char *dst, size_t len, const char *v)
 	return config_str(dst, len, v);
 }
 
+/* One more identity for a [control] role; the key may repeat. */
+static int
+config_id(struct config_ids *ids, const char *v)
+{
+	if (v[0] == '\0' || ids->n == MIG_CONFIG_IDS)
+		return -1;
+	return config_str(ids->id[ids->n++], sizeof(ids->id[0]), v);
+}
+
+static int
+config_others(int *dst, const char *v)
+{
+	if (!strcmp(v, "none"))
+		*dst = CONFIG_OTHERS_NONE;
+	else if (!strcmp(v, "read"))
+		*dst = CONFIG_OTHERS_READ;
+	else
+		return -1;
+	return 0;
+}
+
 /* "12,4096,7": page indices the source must read as hardware-poisoned. */
 static int
 config_pages(struct config *c, const char *v)
@@ -232,6 +253,20 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_str(c->control_group, sizeof(c->control_group), value);
 	else if (S("control", "listen"))
 		rc = config_hostport(c->control_listen, sizeof(c->control_listen), value);
+	else if (S("control", "ca"))
+		rc = config_str(c->control_ca, sizeof(c->control_ca), value);
+	else if (S("control", "cert"))
+		rc = config_str(c->control_cert, sizeof(c->control_cert), value);
+	else if (S("control", "key"))
+		rc = config_str(c->control_key, sizeof(c->control_key), value);
+	else if (S("control", "operate"))
+		rc = config_id(&c->control_operate, value);
+	else if (S("control", "read"))
+		rc = config_id(&c->control_read, value);
+	else if (S("control", "others"))
+		rc = config_others(&c->control_others, value);
+	else if (S("tls", "insecure"))
+		rc = config_bool(&c->tls_insecure, value);
 	else if (S("debug", "inject_poison"))
 		rc = config_pages(c, value);
 	else if (S("debug", "crash_minor"))

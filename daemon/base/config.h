@@ -12,6 +12,22 @@
 #define MIG_RECORD_MAX_AGE	(7 * 86400)	/* default [daemon] record_max_age: 7d */
 #define MIG_PREPARE_TIMEOUT	600	/* default [daemon] prepare_timeout: 10m */
 
+#define MIG_CONFIG_IDS		32	/* identities per [control] role */
+
+/* Certificate identities (tls.h: a subject, CN, SAN or e-mail), one per
+ * repetition of the key. */
+struct config_ids {
+	int	 n;
+	char	 id[MIG_CONFIG_IDS][256];
+};
+
+/* [control] others: what local users who are not root, the daemon's user
+ * or in [control] group may do on the Unix socket. */
+enum config_others {
+	CONFIG_OTHERS_NONE,		/* nothing but the health service */
+	CONFIG_OTHERS_READ,		/* the read role */
+};
+
 struct config {
 	char	 path[512];
 	char	 control_socket[256];
@@ -40,6 +56,13 @@ struct config {
 	unsigned fail_install_count;	/* ... this many of them */
 	char	 control_group[64];	/* [control] group: may use the API */
 	char	 control_listen[128];	/* [control] listen: IP:PORT, TLS */
+	char	 control_ca[256];	/* [control] ca: operators' CA (TCP) */
+	char	 control_cert[256];	/* [control] cert/key: the TCP listener's */
+	char	 control_key[256];	/* ... (default: [tls] cert and key) */
+	struct config_ids control_operate;	/* [control] operate = ID (repeats) */
+	struct config_ids control_read;		/* [control] read = ID (repeats) */
+	int	 control_others;	/* [control] others: enum config_others */
+	int	 tls_insecure;		/* [tls] insecure: TLS off off loopback */
 };
 
 /* Defaults, then `path` (NULL: defaults only). 0, or -1 after logging
