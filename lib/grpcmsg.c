@@ -8,7 +8,14 @@
 #include "grpcmsg.h"
 
 #define M(id, name, rq, rs, st) { id, GRPC_SERVICE name, \
-	&migrationd__v1__##rq##__descriptor, &migrationd__v1__##rs##__descriptor, st }
+	&migrationd__v1__##rq##__descriptor, &migrationd__v1__##rs##__descriptor, st, 0 }
+#define HEALTH(id, name, st) { id, "/grpc.health.v1.Health/" name, \
+	&grpc__health__v1__health_check_request__descriptor, \
+	&grpc__health__v1__health_check_response__descriptor, st, 0 }
+/* v1alpha's messages are v1's under another package: the same code serves both. */
+#define REFLECTION(id, pkg) { id, "/grpc.reflection." pkg ".ServerReflection/ServerReflectionInfo", \
+	&grpc__reflection__v1__server_reflection_request__descriptor, \
+	&grpc__reflection__v1__server_reflection_response__descriptor, 1, 1 }
 static const struct grpc_method methods[GM_COUNT] = {
 	M(GM_PREPARE_INCOMING, "PrepareIncoming", prepare_incoming_request,
 	    prepare_incoming_response, 0),
@@ -29,8 +36,14 @@ static const struct grpc_method methods[GM_COUNT] = {
 	M(GM_GET_FAULT_LATENCY, "GetFaultLatency", get_fault_latency_request,
 	    get_fault_latency_response, 0),
 	M(GM_GET_HEALTH, "GetHealth", get_health_request, get_health_response, 0),
+	HEALTH(GM_HEALTH_CHECK, "Check", 0),
+	HEALTH(GM_HEALTH_WATCH, "Watch", 1),
+	REFLECTION(GM_REFLECTION_V1, "v1"),
+	REFLECTION(GM_REFLECTION_V1ALPHA, "v1alpha"),
 };
 #undef M
+#undef HEALTH
+#undef REFLECTION
 
 static const char *const code_names[] = {
 	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",

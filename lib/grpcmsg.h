@@ -1,7 +1,8 @@
 /*
  * grpcmsg: the gRPC message layer shared by the daemon (control.c, h2.c) and
  * libmigctl: the 5-byte length prefix of gRPC messages, the table of methods
- * of the migrationd.v1.Migrationd service with their message types, status
+ * of the migrationd.v1.Migrationd service and of the standard gRPC services
+ * the daemon serves (health, reflection) with their message types, status
  * codes and the percent-encoding of grpc-message. Pure code (no I/O, no
  * daemon state); unit-tested and fuzzed alone.
  */
@@ -13,6 +14,8 @@
 #include <stdint.h>
 
 #include "control.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
 
 #define GRPC_PREFIX	5		/* compressed flag, 4-byte big-endian length */
 #define GRPC_MSG_MAX	(4u << 20)	/* largest message either side accepts */
@@ -50,6 +53,11 @@ enum grpc_method_id {
 	GM_CANCEL_MIGRATION,
 	GM_GET_FAULT_LATENCY,
 	GM_GET_HEALTH,
+	/* The standard services (grpc.health.v1, grpc.reflection.v1/v1alpha). */
+	GM_HEALTH_CHECK,
+	GM_HEALTH_WATCH,
+	GM_REFLECTION_V1,
+	GM_REFLECTION_V1ALPHA,
 	GM_COUNT
 };
 
@@ -59,6 +67,7 @@ struct grpc_method {
 	const ProtobufCMessageDescriptor	*req;
 	const ProtobufCMessageDescriptor	*resp;
 	int					 server_stream;
+	int					 client_stream;	/* one message per call, or many */
 };
 
 /* The method of a ":path"; NULL if the service has none of that name. */

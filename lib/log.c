@@ -29,7 +29,7 @@ log_init(const char *ident, int foreground, int verbose)
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *suffix)
 {
-	char buf[1024];
+	char buf[2048];
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (log_fg) {

@@ -1,10 +1,10 @@
 /*
  * control: the control API (proto/control.proto, service
  * migrationd.v1.Migrationd) for mig-ctl, libmigctl and orchestrators. gRPC
- * over HTTP/2 (h2.c) on the Unix control socket, authorised per connection
- * by SO_PEERCRED (root, the daemon's own user, or a member of [control]
- * group), and optionally over TLS on [control] listen (client certificates
- * against the CA). One dispatch switch over the method table of grpcmsg.c;
+ * over HTTP/2 (h2.c) on the Unix control socket and optionally over TLS on
+ * [control] listen (client certificates against [control] ca). Who may call
+ * what, and the audit log, is authz.c; the standard health and reflection
+ * services are grpc_std.c. One dispatch switch over the method table of grpcmsg.c;
  * requests are decoded there into protobuf-c structs, checked here, and
  * answered with a status. WatchMigration keeps a watcher per stream, fed by
  * the model's state changes (an observer, ctl_observer) and a timer. Loop
@@ -26,8 +26,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "authz.h"
 #include "control.h"
 #include "dest.h"
+#include "grpc_std.h"
 #include "grpcmsg.h"
 #include "h2.h"
 #include "latency.h"
@@ -58,7 +60,6 @@ struct ctl_watch {
 static LIST_HEAD(, ctl_watch) watches = LIST_HEAD_INITIALIZER(watches);
 static int64_t ctl_started_ns;
 static int ctl_activated;		/* control socket from systemd */
-static gid_t ctl_gid = (gid_t)-1;	/* [control] group */
 static struct evconnlistener *ctl_unix, *ctl_tcp;
 static SSL_CTX *ctl_tls;
 
@@ -331,6 +332,7 @@ ctl_reply_migration(struct h2stream *s, const struct migration *m)
 
 	view_fill(m, &one);
 	r.migration = &one;
+	authz_audit_migration(s, m);
 	h2_send(s, &r.base);
 	h2_finish(s, GRPC_OK, NULL);
 }
@@ -346,6 +348,7 @@ ctl_find(struct h2stream *s, const char *key)
 	}
 	if ((m = mig_find(key)) == NULL)
 		h2_finish(s, GRPC_NOT_FOUND, "no such migration");
+	authz_audit_migration(s, m);
 	return m;
 }
 
@@ -375,6 +378,7 @@ ctl_prepare(struct h2stream *s, const void *q)
 	view_fill(m, &one);
 	pr.migration = &one;
 	pr.token = m->token;
+	authz_audit_migration(s, m);
 	h2_send(s, &pr.base);
 	h2_finish(s, GRPC_OK, NULL);
 }
@@ -511,6 +515,8 @@ static void (*const ctl_calls[])(struct h2stream *, const void *) = {
 	[GM_CANCEL_MIGRATION] = ctl_cancel,
 	[GM_GET_FAULT_LATENCY] = ctl_latency_call,
 	[GM_GET_HEALTH] = ctl_health_call,
+	[GM_HEALTH_CHECK] = std_health_check,
+	[GM_HEALTH_WATCH] = std_health_watch,
 };
 
 static void
@@ -519,91 +525,74 @@ ctl_request(struct h2stream *s, const struct grpc_method *gm, const uint8_t *bod
 {
 	ProtobufCMessage *q;
 	const char *why = NULL;
-	char err[300];
 
-	if (!h2_authorised(s)) {
-		snprintf(err, sizeof(err), "%s may not use this daemon (root, its own "
-		    "user or [control] group only)", h2_who(s));
-		log_warnx("control: refused %s", h2_who(s));
-		h2_finish(s, GRPC_PERMISSION_DENIED, err);
-		return;
-	}
 	if (gm == NULL) {
 		h2_finish(s, GRPC_UNIMPLEMENTED, "no such method in migrationd.v1.Migrationd");
 		return;
 	}
-	if ((q = grpcmsg_decode(gm->req, body, len, &why)) == NULL) {
-		h2_finish(s, GRPC_INVALID_ARGUMENT, why);
+	if (gm->client_stream) {
+		/* Reflection: a stream of requests, authorised at its first. */
+		if (std_reflection_started(s) || authz_check(s, gm, NULL))
+			std_reflection(s, body, len);
 		return;
 	}
-	if ((size_t)gm->id < sizeof(ctl_calls) / sizeof(ctl_calls[0]) && ctl_calls[gm->id])
+	/* Decoded before the check only so a refused call's audit line names
+	 * its VM; a caller without the role learns nothing from it. */
+	q = grpcmsg_decode(gm->req, body, len, &why);
+	if (!authz_check(s, gm, q)) {
+		/* refused, with PERMISSION_DENIED */
+	} else if (q == NULL) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, why);
+	} else if ((size_t)gm->id < sizeof(ctl_calls) / sizeof(ctl_calls[0]) &&
+	    ctl_calls[gm->id]) {
 		ctl_calls[gm->id](s, q);
-	else
+	} else {
 		h2_finish(s, GRPC_UNIMPLEMENTED, "method not implemented");
-	protobuf_c_message_free_unpacked(q, NULL);
-}
-
-static int
-ctl_peer_in_group(int fd, gid_t gid)
-{
-	gid_t groups[256];
-	socklen_t len = sizeof(groups);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		return 0;
-	for (size_t i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == gid)
-			return 1;
-	return 0;
+	}
+	if (q != NULL)
+		protobuf_c_message_free_unpacked(q, NULL);
 }
 
 static void
 ctl_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
-	struct ucred cr = { .uid = (uid_t)-1 };
-	socklen_t crlen = sizeof(cr);
+	struct authz_caller *c;
 	struct bufferevent *bev;
-	char who[64];
-	int ok;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
-		log_warn("control: SO_PEERCRED");
+	/* A client without a role is still served: it gets PERMISSION_DENIED. */
+	if ((c = authz_unix(fd)) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
-	/* An unauthorised client is still served: it gets PERMISSION_DENIED. */
-	ok = cr.uid == 0 || cr.uid == getuid() || (ctl_gid != (gid_t)-1 &&
-	    (cr.gid == ctl_gid || ctl_peer_in_group(fd, ctl_gid)));
-	snprintf(who, sizeof(who), "uid %d (pid %d)", (int)cr.uid, (int)cr.pid);
 	evutil_make_socket_nonblocking(fd);
 	if ((bev = bufferevent_socket_new(D->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		authz_free(c);
 		evutil_closesocket(fd);
 		return;
 	}
-	h2_conn_new(bev, ok, cr.uid, who, ctl_request);
+	h2_conn_new(bev, c, authz_free, c->who, ctl_request);
 }
 
 static void
 ctl_tcp_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
+	struct authz_caller *c;
 	struct bufferevent *bev;
-	char who[64];
 
-	char host[INET6_ADDRSTRLEN], port[8];
-
-	if (getnameinfo(sa, (socklen_t)salen, host, sizeof(host), port, sizeof(port),
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		snprintf(host, sizeof(host), "?");
-	snprintf(who, sizeof(who), "%s:%s", host, port);
 	evutil_make_socket_nonblocking(fd);
 	if ((bev = tls_bev_accept(ctl_tls, fd)) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
-	/* tls_bev_accept verified the client certificate against the CA. */
-	h2_conn_new(bev, 1, (uid_t)-1, who, ctl_request);
+	/* The handshake verifies the client certificate against [control] ca;
+	 * its role is read off the certificate at the first call. */
+	if ((c = authz_tcp(bev, sa, salen)) == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	h2_conn_new(bev, c, authz_free, c->who, ctl_request);
 }
 
 static void
@@ -619,6 +608,8 @@ ctl_listen(const char *path, int fd)
 	struct group *gr;
 
 	ctl_started_ns = now_ns();
+	if (std_init() < 0)
+		return -1;
 	mig_observe(ctl_observer);
 	if (D->conf.control_group[0]) {
 		if ((gr = getgrnam(D->conf.control_group)) == NULL) {
@@ -626,7 +617,7 @@ ctl_listen(const char *path, int fd)
 			    D->conf.control_group);
 			return -1;
 		}
-		ctl_gid = gr->gr_gid;
+		authz_set_group(gr->gr_gid);
 	}
 	if (fd >= 0) {
 		/* An inherited socket may be blocking; the listener must not be. */
@@ -665,6 +656,12 @@ ctl_listen(const char *path, int fd)
 			log_warnx("%s: [control] listen must be IP:PORT", __func__);
 			return -1;
 		}
+		if (D->conf.control_ca[0] == '\0') {
+			log_warnx("[control] listen = %s needs [control] ca, the CA of the "
+			    "operators' client certificates (the peer CA is not trusted for "
+			    "control)", D->conf.control_listen);
+			return -1;
+		}
 		if ((ctl_tls = tls_ctx_new_h2(&D->conf)) == NULL)
 			return -1;
 		ctl_tcp = evconnlistener_new_bind(D->base, ctl_tcp_accept_cb, NULL,
@@ -688,6 +685,7 @@ ctl_shutdown(void)
 		ctl_watch_free(w);
 	}
 	h2_shutdown();
+	std_shutdown();
 	if (ctl_unix != NULL)
 		evconnlistener_free(ctl_unix);
 	ctl_unix = NULL;

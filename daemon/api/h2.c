@@ -2,7 +2,9 @@
  * h2: HTTP/2 server sessions (nghttp2) carrying gRPC calls. Owns the
  * client connections of the control API and their streams. Request bodies
  * are gathered per stream until END_STREAM, then handed to the dispatcher
- * as one gRPC message. Responses queue in the stream's `out` buffer, which
+ * as one gRPC message; for a client-streaming method (reflection) each
+ * message goes to the dispatcher as it completes, then END_STREAM as a
+ * NULL body. Responses queue in the stream's `out` buffer, which
  * nghttp2 pulls through a data provider; trailers follow when it drains.
  * A protocol error, a bad preface or a client that stops reading closes
  * that client only. Loop thread only.
@@ -29,6 +31,8 @@ struct h2stream {
 	int32_t			 id;
 	char			 path[128];
 	int			 path_bad;
+	const struct grpc_method *gm;		/* resolved at the end of HEADERS */
+	int			 streaming;	/* client-streaming: dispatch each message */
 	int			 grpc_ct;	/* content-type application/grpc[+proto] */
 	struct evbuffer		*in;
 	struct evbuffer		*out;
@@ -42,15 +46,17 @@ struct h2stream {
 	char			 msg[512];	/* percent-encoded */
 	h2_close_fn		 close_fn;
 	void			*close_arg;
+	h2_finish_fn		 finish_fn;
+	void			*finish_arg;
 };
 
 struct h2conn {
 	LIST_ENTRY(h2conn)	 entry;
 	struct bufferevent	*bev;
 	nghttp2_session		*sess;
-	int			 authorised;
-	uid_t			 uid;
-	char			 who[64];
+	void			*peer;
+	void			(*peer_free)(void *);
+	char			 who[128];
 	h2_request_fn		 fn;
 	LIST_HEAD(, h2stream)	 streams;
 	struct event		*ev_flush;	/* deferred writes */
@@ -68,6 +74,8 @@ h2_stream_free(struct h2stream *s, int notify)
 {
 	if (notify && s->close_fn != NULL && !s->finished)
 		s->close_fn(s, s->close_arg);
+	if (s->finish_fn != NULL && !s->finished)
+		s->finish_fn(s, GRPC_CANCELLED, "the client went away", s->finish_arg);
 	LIST_REMOVE(s, entry);
 	if (s->in)
 		evbuffer_free(s->in);
@@ -88,6 +96,8 @@ h2_conn_free(struct h2conn *c)
 	bufferevent_free(c->bev);
 	event_free(c->ev_flush);
 	event_free(c->ev_kill);
+	if (c->peer_free != NULL)
+		c->peer_free(c->peer);
 	free(c);
 }
 
@@ -238,6 +248,9 @@ h2_finish(struct h2stream *s, int code, const char *msg)
 	s->finished = 1;
 	s->close_fn = NULL;
 	s->code = code;
+	if (s->finish_fn != NULL)
+		s->finish_fn(s, code, msg, s->finish_arg);
+	s->finish_fn = NULL;
 	grpcmsg_pct_encode(msg ? msg : "", s->msg, sizeof(s->msg));
 	if (!s->headers_sent) {
 		/* Trailers-only response: one HEADERS frame with END_STREAM.
@@ -268,12 +281,24 @@ h2_set_close(struct h2stream *s, h2_close_fn fn, void *arg)
 	s->close_arg = arg;
 }
 
-int
-h2_authorised(const struct h2stream *s)
+void
+h2_set_finish(struct h2stream *s, h2_finish_fn fn, void *arg)
 {
-	return s->conn->authorised;
+	s->finish_fn = fn;
+	s->finish_arg = arg;
 }
 
+void *
+h2_finish_arg(const struct h2stream *s, h2_finish_fn fn)
+{
+	return s->finish_fn == fn ? s->finish_arg : NULL;
+}
+
+void *
+h2_peer(const struct h2stream *s)
+{
+	return s->conn->peer;
+}
 
 const char *
 h2_who(const struct h2stream *s)
@@ -364,20 +389,58 @@ h2_dispatch(struct h2conn *c, struct h2stream *s)
 		    "the request must carry exactly one message");
 		return;
 	}
-	c->fn(s, s->path_bad ? NULL : grpcmsg_method(s->path), p + GRPC_PREFIX, plen);
+	c->fn(s, s->gm, p + GRPC_PREFIX, plen);
+}
+
+/* A client-streaming call: every whole message to the dispatcher, in order. */
+static void
+h2_pump(struct h2conn *c, struct h2stream *s)
+{
+	uint32_t plen = 0;
+	int rc;
+
+	while (!s->finished) {
+		size_t avail = evbuffer_get_length(s->in);
+		uint8_t *p = evbuffer_pullup(s->in, -1);
+
+		if (s->too_big || (rc = grpcmsg_peek(p, avail, GRPC_MSG_MAX, &plen)) < 0) {
+			h2_finish(s, s->too_big || rc == -1 ? GRPC_RESOURCE_EXHAUSTED :
+			    GRPC_UNIMPLEMENTED, s->too_big || rc == -1 ? "request too large" :
+			    "compressed messages are not supported");
+			return;
+		}
+		if (rc == 0)
+			return;
+		c->fn(s, s->gm, p + GRPC_PREFIX, plen);
+		evbuffer_drain(s->in, GRPC_PREFIX + plen);
+	}
 }
 
 static int
 on_frame_recv(nghttp2_session *sess, const nghttp2_frame *f, void *arg)
 {
 	struct h2stream *s;
+	int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 
-	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
-	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
 		return 0;
-	s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id);
-	if (s != NULL && !s->dispatched)
-		h2_dispatch(arg, s);
+	if ((s = nghttp2_session_get_stream_user_data(sess, f->hd.stream_id)) == NULL ||
+	    s->dispatched)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		s->gm = s->path_bad ? NULL : grpcmsg_method(s->path);
+		s->streaming = s->gm != NULL && s->gm->client_stream && s->grpc_ct;
+	}
+	if (!s->streaming) {
+		if (end)
+			h2_dispatch(arg, s);
+		return 0;
+	}
+	h2_pump(arg, s);
+	if (end && !s->finished) {
+		s->dispatched = 1;
+		((struct h2conn *)arg)->fn(s, s->gm, NULL, 0);
+	}
 	return 0;
 }
 
@@ -430,8 +493,8 @@ h2_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 struct h2conn *
-h2_conn_new(struct bufferevent *bev, int authorised, uid_t uid, const char *who,
-    h2_request_fn fn)
+h2_conn_new(struct bufferevent *bev, void *peer, void (*peer_free)(void *),
+    const char *who, h2_request_fn fn)
 {
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_settings_entry iv[] = {
@@ -442,8 +505,8 @@ h2_conn_new(struct bufferevent *bev, int authorised, uid_t uid, const char *who,
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		goto fail;
 	c->bev = bev;
-	c->authorised = authorised;
-	c->uid = uid;
+	c->peer = peer;
+	c->peer_free = peer_free;
 	c->fn = fn;
 	snprintf(c->who, sizeof(c->who), "%s", who);
 	LIST_INIT(&c->streams);
@@ -487,6 +550,8 @@ fail:
 			event_free(c->ev_kill);
 		free(c);
 	}
+	if (peer_free != NULL)
+		peer_free(peer);
 	bufferevent_free(bev);
 	return NULL;
 }

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -247,8 +248,9 @@ tls_alpn_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 /*
  * Server context of the control API's TCP listener: TLS 1.3, a client
- * certificate signed by our CA is required, ALPN "h2". Independent of
- * [tls] enabled, which is about peers.
+ * certificate signed by [control] ca (the operators' CA, not the peers') is
+ * required, ALPN "h2"; served with [control] cert and key, or the host's
+ * [tls] ones. Independent of [tls] enabled, which is about peers.
  */
 SSL_CTX *
 tls_ctx_new_h2(const struct config *c)
@@ -257,6 +259,11 @@ tls_ctx_new_h2(const struct config *c)
 	SSL_CTX *ctx;
 
 	cc.tls = 1;
+	snprintf(cc.tls_ca, sizeof(cc.tls_ca), "%s", c->control_ca);
+	if (c->control_cert[0])
+		snprintf(cc.tls_cert, sizeof(cc.tls_cert), "%s", c->control_cert);
+	if (c->control_key[0])
+		snprintf(cc.tls_key, sizeof(cc.tls_key), "%s", c->control_key);
 	if ((ctx = tls_ctx_new(&cc, 1)) == NULL)
 		return NULL;
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_h2, NULL);

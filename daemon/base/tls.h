@@ -14,7 +14,7 @@
 
 /* Peer contexts (server: accepts, client: dials); NULL with TLS off. */
 SSL_CTX *tls_ctx_new(const struct config *c, int server);
-/* The TCP control listener's context (ALPN h2). */
+/* The TCP control listener's context (ALPN h2, [control] ca/cert/key). */
 SSL_CTX *tls_ctx_new_h2(const struct config *c);
 struct bufferevent *tls_bev_accept(SSL_CTX *ctx, int fd);
 struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
