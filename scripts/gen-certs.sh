@@ -5,6 +5,15 @@
 #                                          (IP in subjectAltName, client+server use)
 #   DIR/other-ca.pem, DIR/other.pem/.key   a certificate from an unrelated CA
 #   DIR/expired.pem/.key                   signed by our CA, expired in 2020
+#   DIR/ctl-ca.pem, DIR/ctl-ca.key         the control CA (operators' client
+#                                          certificates, [control] ca)
+#   DIR/NAME-ctl.pem/.key                  per host: the control listener's own
+#                                          certificate, from the control CA
+#   DIR/ops-operate.pem/.key               operator certificates from the control
+#   DIR/ops-read.pem/.key                  CA (client use): CN ops-operate with URI
+#   DIR/ops-unlisted.pem/.key              SAN spiffe://fleet/ops/operate, CN
+#                                          ops-read with e-mail SAN
+#                                          ops-read@fleet.example, CN ops-unlisted
 # usage: gen-certs.sh DIR NAME=IP [NAME=IP ...]
 set -euo pipefail
 dir=$1; shift
@@ -17,13 +26,17 @@ mkca() { # name subject
     -keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=$2" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
 }
-mkleaf() { # name cn ip ca
-  local name=$1 cn=$2 ip=$3 ca=$4
+mkleaf() { # name cn ip ca [extensions: default IP and DNS SANs, server+client]
+  local name=$1 cn=$2 ip=$3 ca=$4 ext=${5:-}
   q openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$name.key" -out "$name.csr" -subj "/CN=$cn"
   # IP may list several addresses: 192.0.2.2,192.0.2.3
-  printf 'subjectAltName=IP:%s,DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' \
-    "${ip//,/,IP:}" "$cn" >"$name.ext"
+  if [[ -n $ext ]]; then
+    printf '%s\nbasicConstraints=CA:FALSE\n' "$ext" >"$name.ext"
+  else
+    printf 'subjectAltName=IP:%s,DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' \
+      "${ip//,/,IP:}" "$cn" >"$name.ext"
+  fi
   q openssl x509 -req -in "$name.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial \
     -out "$name.pem" -days 2 -extfile "$name.ext"
   rm -f "$name.csr" "$name.ext"
@@ -36,6 +49,17 @@ for arg in "$@"; do
   mkleaf "${arg%%=*}" "${arg%%=*}" "${arg#*=}" ca
 done
 mkleaf other other 127.0.0.1 other-ca
+
+# The control plane's own CA: operators are not peers.
+mkca ctl-ca "migrationd control CA"
+for arg in "$@"; do
+  mkleaf "${arg%%=*}-ctl" "${arg%%=*}" "${arg#*=}" ctl-ca
+done
+mkleaf ops-operate ops-operate - ctl-ca \
+  $'subjectAltName=URI:spiffe://fleet/ops/operate\nextendedKeyUsage=clientAuth'
+mkleaf ops-read ops-read - ctl-ca \
+  $'subjectAltName=email:ops-read@fleet.example\nextendedKeyUsage=clientAuth'
+mkleaf ops-unlisted ops-unlisted - ctl-ca $'extendedKeyUsage=clientAuth'
 
 # An expired certificate from our own CA: `openssl ca` is the tool that takes
 # explicit validity dates.
