@@ -4,7 +4,8 @@
 # migration between two daemons through python3-grpcio over the Unix
 # control sockets (prepare, start, watch, pause, recover, get, list with
 # filters, latency, health, cancel), and one error case per status code:
-# (also over the TCP listener with TLS, where a client certificate is required)
+# (also over the TCP listener with TLS, where a client certificate from the
+# control CA is required and the server shows its [tls] certificate)
 # NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION, UNIMPLEMENTED, and
 # PERMISSION_DENIED for a client running as an unprivileged user, while
 # members of [control] group are served; hostile clients are closed alone.
@@ -32,7 +33,9 @@ mig_daemon_start A "[control]
 group = nogroup"
 CTL_TCP=${ADDR_B%:*}:$((${ADDR_B##*:} + 10))
 mig_daemon_start B "[control]
-listen = $CTL_TCP"
+listen = $CTL_TCP
+ca = $WORK/pki/ctl-ca.pem
+read = ops-read"
 mig_spawn A "$WORK/src.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$VM" -m 32
 src=$SPAWN_PID
 mig_wait_line "$WORK/src.log" 'source ready' 30 "$src" || mig_die "source shimvm not ready"
@@ -52,10 +55,12 @@ mig_wait_exit "$src" 30; mig_assert_eq "source shimvm left" "$?" 0
 $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" hostile "$WORK/A/control.sock"
 mig_assert_eq "hostile control clients closed, daemon still serving" "$?" 0
 
-# The TCP listener: TLS with ALPN h2, client certificates against the CA.
+# The TCP listener: TLS with ALPN h2, client certificates against the
+# control CA; without [control] cert it serves with the host's certificate
+# (peer CA, which the client trusts for the server).
 if ((MIG_USE_NETNS)); then inb=(ip netns exec "migB-$$"); else inb=(); fi
 "${inb[@]}" $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" tls "$CTL_TCP" \
-  "$WORK/pki/ca.pem" "$WORK/pki/hosta.pem" "$WORK/pki/hosta.key"
+  "$WORK/pki/ca.pem" "$WORK/pki/ops-read.pem" "$WORK/pki/ops-read.key"
 mig_assert_eq "Python client over TLS (client certificate required)" "$?" 0
 
 # An unprivileged client reaches the socket (0666) and is refused by status.
@@ -63,7 +68,7 @@ chmod 0755 "$WORK" "$WORK/B" "$WORK/py"
 setpriv --reuid=65534 --regid=65534 --clear-groups \
   $PY "$SRC/tests/python/grpc_interop.py" "$WORK/py" denied "$WORK/B/control.sock"
 mig_assert_eq "unprivileged Python client gets PERMISSION_DENIED" "$?" 0
-grep -q 'control: refused uid 65534' "$WORK/migrationd-B.log"
+grep -q 'control: refused: uid 65534' "$WORK/migrationd-B.log"
 mig_assert_eq "daemon logged the refusal" "$?" 0
 # [control] group = nogroup on A: its members are served, as primary group
 # (SO_PEERCRED) or as a supplementary one (SO_PEERGROUPS).

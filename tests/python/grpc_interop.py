@@ -50,7 +50,9 @@ def expect_code(what, code, fn, *args):
 def denied(sock):
     e = expect_code("GetHealth as an unprivileged user", grpc.StatusCode.PERMISSION_DENIED,
                     stub(sock).GetHealth, pb.GetHealthRequest())
-    check("PERMISSION_DENIED explains itself", e is not None and "may not" in e.details())
+    check("PERMISSION_DENIED names the caller and the role", e is not None and
+          "uid 65534" in e.details() and "GetHealth needs the read role" in e.details(),
+          e.details() if e is not None else "")
 
 
 def hostile(sock):
