@@ -300,12 +300,6 @@ h2_peer(const struct h2stream *s)
 	return s->conn->peer;
 }
 
-const char *
-h2_who(const struct h2stream *s)
-{
-	return s->conn->who;
-}
-
 static int
 on_begin_headers(nghttp2_session *sess, const nghttp2_frame *f, void *arg)
 {

@@ -52,7 +52,6 @@ void h2_shutdown(void);
 
 /* The connection's `peer` (h2_conn_new). */
 void *h2_peer(const struct h2stream *s);
-const char *h2_who(const struct h2stream *s);
 
 /* Queues one response message (response headers first if not yet sent). */
 int h2_send(struct h2stream *s, const ProtobufCMessage *m);

@@ -103,6 +103,10 @@ mig_assert_eq "the refusal names the caller and the missing role" \
   "$(grep -cE 'uid 65534 \(pid [0-9]+, mig-ctl\) has the read role only; StartMigration needs the operate role' <<<"$out")" 1
 out=$(as_nobody "$MIGCTL" -s "$WORK/B/control.sock" prepare "$VM" 2>&1)
 mig_assert_eq "others = none: uid 65534 cannot prepare (mig-ctl exit 4)" "$?" 4
+# A process name is the caller's to choose: one that looks like more keys.
+as_nobody $PY "$SRC/tests/python/control_roles.py" "$WORK/py" "unix:$WORK/B/control.sock" - \
+  forger 'e" role=operate' "$VM"
+mig_assert_eq "a process named 'e\" role=operate' is refused like any other" "$?" 0
 
 # 4. The operate role: bad requests are audited too, then a real migration
 # of a minivmm guest, prepared and started over TCP.
@@ -135,7 +139,7 @@ echo "audit lines on A:"; aud A ''
 echo "audit lines on B:"; aud B ''
 mig_assert_eq "audit lines on A: 5 calls (1 refused, 1 INVALID_ARGUMENT, 2 NOT_FOUND, 1 OK)" \
   "$(aud A '' | wc -l)" 5
-mig_assert_eq "audit lines on B: 6 calls (5 refused, 1 OK)" "$(aud B '' | wc -l)" 6
+mig_assert_eq "audit lines on B: 7 calls (6 refused, 1 OK)" "$(aud B '' | wc -l)" 7
 T='transport=tcp identity="CN=ops-'
 mig_assert_eq "A: uid 65534's refused StartMigration" "$(aud A "method=StartMigration transport=unix uid=65534 pid=[0-9]+ comm=mig-ctl role=read destination=$ADDR_B vm=$VM outcome=PERMISSION_DENIED message=\"uid 65534 \\(pid [0-9]+, mig-ctl\\) has the read role only; StartMigration needs the operate role\"\$" | wc -l)" 1
 mig_assert_eq "A: the operator's StartMigration without a VM" "$(aud A "method=StartMigration ${T}operate\" addr=[0-9.]+:[0-9]+ role=operate destination=192.0.2.9:1 outcome=INVALID_ARGUMENT message=" | wc -l)" 1
@@ -146,6 +150,7 @@ mig_assert_eq "B: the read certificate's StartMigration and PrepareIncoming" "$(
 mig_assert_eq "B: the unlisted certificate's StartMigration" "$(aud B "method=StartMigration ${T}unlisted\" addr=[0-9.:]+ role=no .*outcome=PERMISSION_DENIED" | wc -l)" 1
 mig_assert_eq "B: uid 65534's StartMigration (python3)" "$(aud B "method=StartMigration transport=unix uid=65534 pid=[0-9]+ comm=python3 role=no .*outcome=PERMISSION_DENIED message=\"uid 65534 \\(pid [0-9]+, python3\\) has no role here; StartMigration needs the operate role\"\$" | wc -l)" 1
 mig_assert_eq "B: uid 65534's PrepareIncoming" "$(aud B "method=PrepareIncoming transport=unix uid=65534 .* role=no vm=$VM outcome=PERMISSION_DENIED" | wc -l)" 1
+mig_assert_eq "B: the hostile process name stays one quoted value" "$(aud B 'method=StartMigration transport=unix uid=65534 pid=[0-9]+ comm="e\\" role=operate" role=no destination=' | wc -l)" 1
 mig_assert_eq "B: the operator's PrepareIncoming" "$(aud B "method=PrepareIncoming ${T}operate\" addr=[0-9.:]+ role=operate vm=$VM id=m-[0-9a-f]{12} outcome=OK\$" | wc -l)" 1
 
 # 6. [control] listen without [control] ca does not start.

@@ -17,6 +17,7 @@ commands:
   prepare VM          PrepareIncoming; prints "token: T"
   start VM DEST TOKEN StartMigration, then GetMigration until COMPLETED
   invalid             StartMigration without a VM, CancelMigration of none
+  forger COMM VM      as a process named COMM (prctl), StartMigration (refused)
   reflect             server reflection, v1 and v1alpha, on one stream each
 """
 import queue
@@ -168,6 +169,16 @@ def invalid(ch):
                 s.CancelMigration, pb.CancelMigrationRequest(id_or_vm="no such vm"))
 
 
+def forger(ch, comm, vm):
+    import ctypes
+    # PR_SET_NAME: the name /proc/PID/comm shows, which the daemon reads.
+    ctypes.CDLL(None, use_errno=True).prctl(15, comm.encode(), 0, 0, 0)
+    check("process renamed", open("/proc/self/comm").read().rstrip("\n") == comm[:15])
+    expect_code("StartMigration by a process with a hostile name", PD,
+                rpc.MigrationdStub(ch).StartMigration,
+                pb.StartMigrationRequest(vm=vm, destination="192.0.2.9:1", token="x"))
+
+
 def reflect_one(ch, version):
     refl = ch.stream_stream(f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
                             request_serializer=rpb.ServerReflectionRequest.SerializeToString,
@@ -229,7 +240,8 @@ def main():
         reflect_one(ch, "v1alpha")
     else:
         {"health": health, "read": read, "none": none, "handshake": handshake,
-         "prepare": prepare, "start": start, "invalid": invalid}[cmd](ch, *args)
+         "prepare": prepare, "start": start, "invalid": invalid,
+         "forger": forger}[cmd](ch, *args)
     sys.exit(1 if FAILS else 0)
 
 
