@@ -397,10 +397,13 @@ h2_pump(struct h2conn *c, struct h2stream *s)
 		size_t avail = evbuffer_get_length(s->in);
 		uint8_t *p = evbuffer_pullup(s->in, -1);
 
-		if (s->too_big || (rc = grpcmsg_peek(p, avail, GRPC_MSG_MAX, &plen)) < 0) {
-			h2_finish(s, s->too_big || rc == -1 ? GRPC_RESOURCE_EXHAUSTED :
-			    GRPC_UNIMPLEMENTED, s->too_big || rc == -1 ? "request too large" :
-			    "compressed messages are not supported");
+		rc = s->too_big ? -1 : grpcmsg_peek(p, avail, GRPC_MSG_MAX, &plen);
+		if (rc == -1) {
+			h2_finish(s, GRPC_RESOURCE_EXHAUSTED, "request too large");
+			return;
+		}
+		if (rc == -2) {
+			h2_finish(s, GRPC_UNIMPLEMENTED, "compressed messages are not supported");
 			return;
 		}
 		if (rc == 0)
