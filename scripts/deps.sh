@@ -6,7 +6,7 @@ pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev openssl
       libprotobuf-c-dev protobuf-c-compiler libinih-dev libbpf-dev
       iproute2 jq systemd procps man-db bc clang libclang-rt-14-dev
       bpftool systemtap-sdt-dev bpftrace curl
-      libnghttp2-dev libsystemd-dev python3-grpcio python3-grpc-tools bash-completion
+      libnghttp2-dev libsystemd-dev python3-grpcio python3-grpc-tools python3-protobuf bash-completion
       libxxhash-dev)
 missing=()
 for p in "${pkgs[@]}"; do
