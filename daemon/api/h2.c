@@ -20,6 +20,7 @@
 
 #include "h2.h"
 #include "log.h"
+#include "tls.h"
 #include "util.h"
 
 #define H2_OUT_HIWAT	(4u << 20)	/* queued to one client before we wait */
@@ -485,8 +486,19 @@ h2_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct h2conn *c = arg;
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	const char *verr;
+	char why[300];
+
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if ((verr = tls_bev_verify_error(bev)) != NULL) {
+		/* Refused in the TLS handshake: a certificate the control CA
+		 * did not sign, say. */
+		snprintf(why, sizeof(why), "client certificate refused: %s", verr);
+		h2_kill(c, why);
+	} else {
 		h2_kill(c, (what & BEV_EVENT_ERROR) ? "connection error" : NULL);
+	}
 }
 
 struct h2conn *

@@ -134,6 +134,15 @@ tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
 }
 
 const char *
+tls_bev_verify_error(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	long rc = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+
+	return rc == X509_V_OK ? NULL : X509_verify_cert_error_string(rc);
+}
+
+const char *
 tls_cert_identity(X509 *x, char *buf, size_t len)
 {
 	BIO *b;

@@ -20,6 +20,8 @@ struct bufferevent *tls_bev_accept(SSL_CTX *ctx, int fd);
 struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
 /* OpenSSL's reason for a failed bufferevent ("" if none). */
 const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
+/* Why the peer's certificate failed verification; NULL if it did not. */
+const char *tls_bev_verify_error(struct bufferevent *bev);
 int tls_random(void *buf, size_t len);
 
 /*

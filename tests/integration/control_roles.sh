@@ -75,6 +75,8 @@ mig_assert_eq "s_client with an operator certificate: the handshake completes, A
   "$(grep -c -e 'ALPN protocol: h2' <<<"$out")/$(grep -c 'alert' <<<"$out")" 1/0
 py "$CTL_B" hosta handshake
 mig_assert_eq "grpcio with a peer-CA host certificate: UNAVAILABLE" "$?" 0
+grep -m1 'control client .*: client certificate refused: unable to get local issuer certificate' "$WORK/migrationd-B.log"
+mig_assert_eq "the daemon logged why it refused the handshake" "$?" 0
 
 # 2. The read role, the unlisted certificate, health and reflection.
 py "$CTL_B" ops-read read
