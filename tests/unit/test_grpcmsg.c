@@ -58,6 +58,20 @@ main(void)
 	CHECK(grpcmsg_method("/migrationd.v1.Migrationd/Nope") == NULL);
 	CHECK(grpcmsg_method("") == NULL);
 	CHECK(grpcmsg_method_by_id(GM_WATCH_MIGRATION)->server_stream);
+	CHECK(!grpcmsg_method_by_id(GM_WATCH_MIGRATION)->client_stream);
+	/* The standard services: health unary and server-streaming, reflection
+	 * bidirectional under both package names. */
+	gm = grpcmsg_method("/grpc.health.v1.Health/Check");
+	CHECK(gm != NULL && gm->id == GM_HEALTH_CHECK && !gm->server_stream && !gm->client_stream);
+	gm = grpcmsg_method("/grpc.health.v1.Health/Watch");
+	CHECK(gm != NULL && gm->id == GM_HEALTH_WATCH && gm->server_stream && !gm->client_stream);
+	for (int v = 0; v < 2; v++) {
+		gm = grpcmsg_method(v ? "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo" :
+		    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
+		CHECK(gm != NULL && gm->server_stream && gm->client_stream &&
+		    gm->id == (v ? GM_REFLECTION_V1ALPHA : GM_REFLECTION_V1));
+	}
+	gm = grpcmsg_method("/migrationd.v1.Migrationd/StartMigration");
 
 	/* Garbage is not a request. */
 	memset(junk, 0xff, sizeof(junk));
