@@ -76,7 +76,7 @@ authz_role_name(int role)
 
 /* Appends key=value to buf (logfmt quoting, see above). */
 static void
-kv(char *buf, size_t len, const char *key, const char *v)
+authz_kv(char *buf, size_t len, const char *key, const char *v)
 {
 	size_t o = strlen(buf);
 	int plain = v[0] != '\0';
@@ -166,12 +166,12 @@ authz_unix(int fd)
 	authz_comm(cr.pid, comm, sizeof(comm));
 	snprintf(c->who, sizeof(c->who), "uid %d (pid %d, %s)", (int)cr.uid, (int)cr.pid,
 	    comm);
-	kv(c->audit, sizeof(c->audit), "transport", "unix");
+	authz_kv(c->audit, sizeof(c->audit), "transport", "unix");
 	snprintf(num, sizeof(num), "%d", (int)cr.uid);
-	kv(c->audit, sizeof(c->audit), "uid", num);
+	authz_kv(c->audit, sizeof(c->audit), "uid", num);
 	snprintf(num, sizeof(num), "%d", (int)cr.pid);
-	kv(c->audit, sizeof(c->audit), "pid", num);
-	kv(c->audit, sizeof(c->audit), "comm", comm);
+	authz_kv(c->audit, sizeof(c->audit), "pid", num);
+	authz_kv(c->audit, sizeof(c->audit), "comm", comm);
 	return c;
 }
 
@@ -226,9 +226,9 @@ authz_resolve(struct authz_caller *c)
 	else if (authz_listed(c->bev, &D->conf.control_read))
 		c->role = AUTHZ_READ;
 	snprintf(c->who, sizeof(c->who), "certificate \"%s\" from %s", id, c->addr);
-	kv(c->audit, sizeof(c->audit), "transport", "tcp");
-	kv(c->audit, sizeof(c->audit), "identity", id);
-	kv(c->audit, sizeof(c->audit), "addr", c->addr);
+	authz_kv(c->audit, sizeof(c->audit), "transport", "tcp");
+	authz_kv(c->audit, sizeof(c->audit), "identity", id);
+	authz_kv(c->audit, sizeof(c->audit), "addr", c->addr);
 }
 
 static const char *
@@ -246,12 +246,12 @@ authz_audit_done(struct h2stream *s, int code, const char *msg, void *arg)
 	char tail[700] = "";
 
 	if (a->vm[0])
-		kv(tail, sizeof(tail), "vm", a->vm);
+		authz_kv(tail, sizeof(tail), "vm", a->vm);
 	if (a->id[0])
-		kv(tail, sizeof(tail), "id", a->id);
-	kv(tail, sizeof(tail), "outcome", grpcmsg_code_name(code));
+		authz_kv(tail, sizeof(tail), "id", a->id);
+	authz_kv(tail, sizeof(tail), "outcome", grpcmsg_code_name(code));
 	if (msg != NULL && msg[0])
-		kv(tail, sizeof(tail), "message", msg);
+		authz_kv(tail, sizeof(tail), "message", msg);
 	log_info("audit: %s %s", a->line, tail);
 	free(a);
 }
@@ -285,9 +285,9 @@ authz_audit_request(struct authz_audit *a, const void *q)
 	}
 	snprintf(a->vm, sizeof(a->vm), "%s", vm);
 	if (key[0])
-		kv(a->line, sizeof(a->line), "id_or_vm", key);
+		authz_kv(a->line, sizeof(a->line), "id_or_vm", key);
 	if (dest[0])
-		kv(a->line, sizeof(a->line), "destination", dest);
+		authz_kv(a->line, sizeof(a->line), "destination", dest);
 }
 
 static void
@@ -302,10 +302,10 @@ authz_audit_begin(struct h2stream *s, const struct authz_caller *c,
 		return;
 	}
 	a->gm = gm;
-	kv(a->line, sizeof(a->line), "method", authz_method_name(gm));
+	authz_kv(a->line, sizeof(a->line), "method", authz_method_name(gm));
 	snprintf(a->line + strlen(a->line), sizeof(a->line) - strlen(a->line), " %s",
 	    c->audit);
-	kv(a->line, sizeof(a->line), "role", authz_role_name(c->role));
+	authz_kv(a->line, sizeof(a->line), "role", authz_role_name(c->role));
 	authz_audit_request(a, q);
 	h2_set_finish(s, authz_audit_done, a);
 }
