@@ -216,6 +216,17 @@ wait_for() {
   return 1
 }
 
+# mig_wait_attached HOST VM SECS: until VM's VMM has attached to HOST's
+# daemon (0), or 1 after SECS
+mig_wait_attached() {
+  for _ in $(seq $(($3 * 10))); do
+    ctl "$1" --json list 2>/dev/null | jq -e --arg vm "$2" '.vms[] | select(.name == $vm)' \
+      >/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # mig_vmm_start HOST NAME LOGNAME minivmm-args...: sets VMM_PID
 mig_vmm_start() {
   local h=$1 name=$2 logname=$3; shift 3
@@ -292,11 +303,7 @@ mig_migrate() {
   mig_vmm_start B "$vm" vmm-B --mem "$mem" --incoming --install "${MIG_INSTALL:-copy}" \
     --report "$WORK/report.json"
   dst_pid=$VMM_PID
-  for _ in $(seq 50); do
-    ctl B --json list 2>/dev/null | jq -e --arg vm "$vm" '.vms[] | select(.name == $vm)' \
-      >/dev/null && break
-    sleep 0.1
-  done
+  mig_wait_attached B "$vm" 5
   token=$(ctl B prepare "$vm" -q) || mig_die "prepare on host B failed"
   log "migrating $vm ($mem, $workload guest) from host A to host B ($ADDR_B)"
   ctl A migrate "$vm" --to "$ADDR_B" --token "$token" --wait --timeout 300

@@ -121,11 +121,7 @@ src_pid=$VMM_PID
 mig_wait_line "$WORK/vmm-A.log" 'guest ready' 120 "$src_pid" || mig_die "source guest not ready"
 mig_vmm_start B "$VM" vmm-B --mem 32M --incoming --report "$WORK/report.json"
 dst_pid=$VMM_PID
-for _ in $(seq 100); do
-  ctl B --json list 2>/dev/null | jq -e --arg vm "$VM" '.vms[] | select(.name == $vm)' \
-    >/dev/null && break
-  sleep 0.1
-done
+mig_wait_attached B "$VM" 10 || mig_die "the incoming VMM did not attach"
 token=$(py "$CTL_B" ops-operate prepare "$VM" | sed -n 's/^token: //p')
 [[ -n $token ]] || mig_die "PrepareIncoming over TCP failed"
 py "$CTL_A" ops-operate start "$VM" "$ADDR_B" "$token"
