@@ -58,7 +58,8 @@ usage(void)
 	    "  -c FILE       configuration (default /etc/migrationd/migrationd.conf)\n"
 	    "  -f            stay in the foreground, log to stderr\n"
 	    "  -l IP:PORT    peer listener (overrides [peer] listen; \"\" for none)\n"
-	    "  -n            check the configuration and exit\n"
+	    "  -n            check the configuration (all of it, files and\n"
+	    "                directories too) and exit: 0 if the daemon would start\n"
 	    "  -s PATH       control socket (overrides [daemon] control_socket)\n"
 	    "  -v            verbose (debug) logging\n");
 	exit(2);
@@ -86,26 +87,85 @@ daemon_free(void)
 	free(D);
 }
 
-/* Reads the configuration; command-line flags override the file. */
+/* Every error one load and check found (too big for the stack). */
+static struct config_errs conf_errs;
+
+/*
+ * Reads the configuration, command-line flags over the file, and checks it
+ * (config_check): `-n` and a start run the same checks and report every
+ * problem the same way, so a daemon that passes -n starts and one that
+ * fails it does not. Exits unless the daemon would start.
+ */
 static void
-main_config(const char *conf, const char *opt_sock, const char *opt_listen)
+main_config(const char *conf, const char *opt_sock, const char *opt_listen, int check)
 {
+	struct config_errs *e = &conf_errs;
+	struct config *c;
+	char why[256];
+	int i;
+
 	if ((D = calloc(1, sizeof(*D))) == NULL)
 		fatal("calloc");
-	if (config_load(&D->conf, conf) < 0)
-		fatalx("configuration %s is not valid", conf);
-	if (opt_sock != NULL &&
-	    snprintf(D->conf.control_socket, sizeof(D->conf.control_socket), "%s",
-	    opt_sock) >= (int)sizeof(D->conf.control_socket))
-		fatalx("-s: path too long");
-	if (opt_listen != NULL) {
-		struct sockaddr_storage ss;
-		int sslen;
-
-		if (opt_listen[0] && parse_hostport(opt_listen, &ss, &sslen) < 0)
-			fatalx("-l: %s is not IP:PORT", opt_listen);
-		snprintf(D->conf.peer_listen, sizeof(D->conf.peer_listen), "%s", opt_listen);
+	c = &D->conf;
+	config_load(c, conf, e);
+	if (opt_sock != NULL) {
+		config_set_by_flag(c, "daemon", "control_socket", "-s");
+		if (snprintf(c->control_socket, sizeof(c->control_socket), "%s",
+		    opt_sock) >= (int)sizeof(c->control_socket))
+			config_error(e, c, "daemon", "control_socket", "the path is longer "
+			    "than %zu characters", sizeof(c->control_socket) - 1);
 	}
+	if (opt_listen != NULL) {
+		/* The same rules as [peer] listen, the TLS rule included. */
+		config_set_by_flag(c, "peer", "listen", "-l");
+		if (config_listen_why(opt_listen, why, sizeof(why)) < 0)
+			config_error(e, c, "peer", "listen", "\"%s\": %s", opt_listen, why);
+		else if (snprintf(c->peer_listen, sizeof(c->peer_listen), "%s", opt_listen) >=
+		    (int)sizeof(c->peer_listen))
+			config_error(e, c, "peer", "listen", "longer than %zu characters",
+			    sizeof(c->peer_listen) - 1);
+	}
+	config_check(c, sd_listen_fds(0) > 0 ? CONFIG_CHECK_ACTIVATED : 0, e);
+	if (e->n == 0)
+		return;
+	for (i = 0; i < e->n; i++) {
+		if (check)
+			fprintf(stderr, "%s\n", e->msg[i]);
+		else
+			log_warnx("%s", e->msg[i]);
+	}
+	if (e->more && check)
+		fprintf(stderr, "%s: %d more errors not shown\n", conf, e->more);
+	else if (e->more)
+		log_warnx("%s: %d more errors not shown", conf, e->more);
+	if (check) {
+		fprintf(stderr, "%s: %d error%s: the daemon would not start\n", conf,
+		    e->n + e->more, e->n + e->more == 1 ? "" : "s");
+		exit(1);
+	}
+	fatalx("%s: %d error%s in the configuration: not starting", conf,
+	    e->n + e->more, e->n + e->more == 1 ? "" : "s");
+}
+
+/* Peer TLS off: on loopback a reminder; elsewhere the file said
+ * `insecure = yes` (config_check refuses it otherwise), and every start
+ * says loudly what that means. */
+static void
+main_warn_plaintext(void)
+{
+	const struct config *c = &D->conf;
+
+	if (c->tls)
+		return;
+	if (config_is_loopback(c->peer_listen))
+		log_warnx("TLS is OFF: peer traffic is neither encrypted nor "
+		    "authenticated beyond the token (the peer listener is on loopback "
+		    "or off)");
+	else
+		log_warnx("INSECURE: peer TLS is OFF on %s ([tls] insecure = yes): "
+		    "anyone who can reach this host can read guest memory in flight "
+		    "and, with a token, send this host a VM; use it only on a network "
+		    "nobody else reaches", c->peer_listen);
 }
 
 /* Everything the loop serves, bottom up. Returns the control socket fd from
@@ -118,14 +178,11 @@ main_open(void)
 	if ((D->base = event_base_new()) == NULL ||
 	    event_base_priority_init(D->base, MIG_NPRI) < 0)
 		fatalx("event_base_new");
-	if (D->conf.tls) {
-		if ((tls_server = tls_ctx_new(&D->conf, 1)) == NULL ||
-		    (tls_client = tls_ctx_new(&D->conf, 0)) == NULL)
-			fatalx("TLS setup failed");
-	} else {
-		log_warnx("TLS is OFF: peer traffic is neither encrypted nor "
-		    "authenticated beyond the token. Use only on loopback.");
-	}
+	if (D->conf.tls &&
+	    ((tls_server = tls_ctx_new(&D->conf, 1)) == NULL ||
+	    (tls_client = tls_ctx_new(&D->conf, 0)) == NULL))
+		fatalx("TLS setup failed");
+	main_warn_plaintext();
 	peer_init(tls_server, tls_client);
 	mkparent(D->conf.control_socket);
 	mkparent(D->conf.vmm_socket);
@@ -187,8 +244,9 @@ main(int argc, char **argv)
 		}
 	}
 	log_init("migrationd", fg || check || getenv("INVOCATION_ID") != NULL, verbose);
-	main_config(conf, opt_sock, opt_listen);
+	main_config(conf, opt_sock, opt_listen, check);
 	if (check) {
+		main_warn_plaintext();
 		printf("configuration OK\n");
 		return 0;
 	}

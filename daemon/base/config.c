@@ -1,13 +1,19 @@
 /*
- * config: reads migrationd.conf (INI, parsed by Debian's libinih). Unknown
- * sections or keys and bad values are errors naming file, line and key.
- * Called once at start-up, before the loop runs.
+ * config: reads migrationd.conf (INI, parsed by Debian's libinih). Every
+ * syntax error, unknown section or key and bad value is collected as
+ * "FILE:LINE: [section] key: why", so that one run names them all; inih
+ * reads the lines through config_read_line, which counts them (inih's own
+ * count reaches only the first error) and judges the lines inih passes over
+ * without calling the handler (blank lines, comments, section headers and
+ * syntax errors). Called once at start-up, before the loop runs.
  */
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "journal.h"
 #include "log.h"
@@ -15,7 +21,23 @@
 
 struct config_ctx {
 	struct config	*c;
-	char		 why[256];	/* first bad key; ini_parse gives its line */
+	struct config_errs *e;
+	FILE		*f;
+	char		*buf;		/* getline's */
+	size_t		 cap;
+	int		 line;		/* the line inih works on */
+	int		 handled;	/* the handler saw this line */
+	int		 flagged;	/* ... or it was reported already */
+	int		 bad_section;	/* the section was reported unknown */
+	char		 why[256];	/* a value parser's reason (precopy_parse) */
+};
+
+/* Why the value just parsed is bad: the parsers below say it here. Start-up
+ * runs on one thread, once. */
+static char config_why[256];
+
+static const char *const config_sections[] = {
+	"daemon", "control", "peer", "tls", "metrics", "bpf", "debug", NULL
 };
 
 static void
@@ -38,11 +60,131 @@ config_defaults(struct config *c)
 	c->prepare_timeout = MIG_PREPARE_TIMEOUT;
 }
 
+static void
+config_verror(struct config_errs *e, const char *where, const char *fmt, va_list ap)
+{
+	char *m;
+
+	if (e->n == MIG_CONFIG_ERRS) {
+		e->more++;
+		return;
+	}
+	m = e->msg[e->n++];
+	snprintf(m, sizeof(e->msg[0]), "%s: ", where);
+	vsnprintf(m + strlen(m), sizeof(e->msg[0]) - strlen(m), fmt, ap);
+}
+
+/* An error of the line inih works on (x->line). */
+static void __attribute__((format(printf, 2, 3)))
+config_error_at(struct config_ctx *x, const char *fmt, ...)
+{
+	char where[600];
+	va_list ap;
+
+	snprintf(where, sizeof(where), "%s:%d", x->c->path, x->line);
+	va_start(ap, fmt);
+	config_verror(x->e, where, fmt, ap);
+	va_end(ap);
+	x->flagged = 1;
+}
+
+static struct config_origin *
+config_find(const struct config *c, const char *section, const char *key)
+{
+	for (int i = 0; i < c->norigin; i++)
+		if (!strcmp(c->origin[i].section, section) && !strcmp(c->origin[i].key, key))
+			return (struct config_origin *)&c->origin[i];
+	return NULL;
+}
+
+/* [section] key was set at `line` of the file, or by `flag`; the last
+ * setting wins, as it does for the value. */
+static void
+config_origin(struct config *c, const char *section, const char *key, int line,
+    const char *flag)
+{
+	struct config_origin *o = config_find(c, section, key);
+
+	if (o == NULL) {
+		if (c->norigin == MIG_CONFIG_KEYS)
+			return;		/* errors then say "FILE: [section] key" */
+		o = &c->origin[c->norigin++];
+		snprintf(o->section, sizeof(o->section), "%s", section);
+		snprintf(o->key, sizeof(o->key), "%s", key);
+	}
+	o->line = line;
+	snprintf(o->flag, sizeof(o->flag), "%s", flag != NULL ? flag : "");
+}
+
+void
+config_set_by_flag(struct config *c, const char *section, const char *key,
+    const char *flag)
+{
+	config_origin(c, section, key, 0, flag);
+}
+
+const char *
+config_where(const struct config *c, const char *section, const char *key,
+    char *buf, size_t len)
+{
+	const struct config_origin *o;
+
+	if (section == NULL)
+		snprintf(buf, len, "%s", c->path[0] ? c->path : "(defaults)");
+	else if ((o = config_find(c, section, key)) != NULL && o->flag[0])
+		snprintf(buf, len, "%s", o->flag);
+	else if (o != NULL)
+		snprintf(buf, len, "%s:%d: [%s] %s", c->path, o->line, section, key);
+	else
+		snprintf(buf, len, "%s: [%s] %s", c->path[0] ? c->path : "(defaults)",
+		    section, key);
+	return buf;
+}
+
+void
+config_error(struct config_errs *e, const struct config *c, const char *section,
+    const char *key, const char *fmt, ...)
+{
+	char where[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	config_verror(e, config_where(c, section, key, where, sizeof(where)), fmt, ap);
+	va_end(ap);
+}
+
+int
+config_listen_why(const char *v, char *why, size_t len)
+{
+	struct sockaddr_storage ss;
+	const char *colon = strrchr(v, ':');
+	char *end;
+	long port;
+	int sslen;
+
+	if (v[0] == '\0' || parse_hostport(v, &ss, &sslen) == 0)
+		return 0;
+	if (colon != NULL && colon[1] != '\0') {
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (!errno && *end == '\0' && (port < 1 || port > 65535)) {
+			snprintf(why, len, "port %ld is out of range (1 to 65535)", port);
+			return -1;
+		}
+	}
+	snprintf(why, len, "not a numeric IP:PORT (a listener takes an address "
+	    "of this host, 0.0.0.0:7480 or [::1]:7480, not a host name)");
+	return -1;
+}
+
 static int
 config_str(char *dst, size_t len, const char *v)
 {
-	if (strlen(v) >= len)
+	if (strlen(v) >= len) {
+		snprintf(config_why, sizeof(config_why), "longer than %zu characters",
+		    len - 1);
 		return -1;
+	}
 	snprintf(dst, len, "%s", v);
 	return 0;
 }
@@ -54,8 +196,11 @@ config_bool(int *dst, const char *v)
 		*dst = 1;
 	else if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
 		*dst = 0;
-	else
+	else {
+		snprintf(config_why, sizeof(config_why),
+		    "not a boolean (yes or no, on or off, true or false, 1 or 0)");
 		return -1;
+	}
 	return 0;
 }
 
@@ -67,8 +212,11 @@ config_int(int *dst, const char *v, int lo, int hi)
 
 	errno = 0;
 	n = strtol(v, &end, 10);
-	if (errno || *end || end == v || n < lo || n > hi)
+	if (errno || *end || end == v || n < lo || n > hi) {
+		snprintf(config_why, sizeof(config_why), "not an integer from %d to %d",
+		    lo, hi);
 		return -1;
+	}
 	*dst = (int)n;
 	return 0;
 }
@@ -81,6 +229,8 @@ config_duration(int *dst, const char *v, int lo, int hi)
 	long long n;
 	int unit = 1;
 
+	snprintf(config_why, sizeof(config_why), "not a duration from %ds to %ds "
+	    "(seconds, or a number with s, m, h or d: 90, 90s, 15m, 12h, 7d)", lo, hi);
 	errno = 0;
 	n = strtoll(v, &end, 10);
 	if (errno || end == v || n < 0)
@@ -110,14 +260,11 @@ config_duration(int *dst, const char *v, int lo, int hi)
 	return 0;
 }
 
-/* IP:PORT (numeric), or empty for none. */
+/* A listener's address: IP:PORT (numeric), or empty for none. */
 static int
 config_hostport(char *dst, size_t len, const char *v)
 {
-	struct sockaddr_storage ss;
-	int sslen;
-
-	if (v[0] != '\0' && parse_hostport(v, &ss, &sslen) < 0)
+	if (config_listen_why(v, config_why, sizeof(config_why)) < 0)
 		return -1;
 	return config_str(dst, len, v);
 }
@@ -126,8 +273,14 @@ config_hostport(char *dst, size_t len, const char *v)
 static int
 config_id(struct config_ids *ids, const char *v)
 {
-	if (v[0] == '\0' || ids->n == MIG_CONFIG_IDS)
+	if (v[0] == '\0' || ids->n == MIG_CONFIG_IDS) {
+		snprintf(config_why, sizeof(config_why), v[0] == '\0' ?
+		    "empty (an identity names a certificate: its subject, CN, a DNS "
+		    "or URI name, or an e-mail address)" : "one more than the %d a "
+		    "role may list",
+		    MIG_CONFIG_IDS);
 		return -1;
+	}
 	return config_str(ids->id[ids->n++], sizeof(ids->id[0]), v);
 }
 
@@ -138,8 +291,10 @@ config_others(int *dst, const char *v)
 		*dst = CONFIG_OTHERS_NONE;
 	else if (!strcmp(v, "read"))
 		*dst = CONFIG_OTHERS_READ;
-	else
+	else {
+		snprintf(config_why, sizeof(config_why), "neither none nor read");
 		return -1;
+	}
 	return 0;
 }
 
@@ -149,6 +304,8 @@ config_pages(struct config *c, const char *v)
 {
 	char buf[256], *tok, *save, *end;
 
+	snprintf(config_why, sizeof(config_why),
+	    "not a list of at most 16 page indices (12,4096,7)");
 	if (strlen(v) >= sizeof(buf))
 		return -1;
 	snprintf(buf, sizeof(buf), "%s", v);
@@ -171,6 +328,7 @@ config_crash(struct config *c, const char *v)
 	unsigned long n;
 	char *end;
 
+	snprintf(config_why, sizeof(config_why), "neither writing:N nor written:N");
 	c->crash_minor_state = 0;
 	c->crash_minor_at = 0;
 	if (*v == '\0')
@@ -196,6 +354,8 @@ config_nth(unsigned *at, unsigned *count, const char *v)
 	unsigned long n, k = 1;
 	char *end;
 
+	snprintf(config_why, sizeof(config_why), count != NULL ?
+	    "neither N nor N:COUNT (from 1)" : "not a number from 1");
 	*at = 0;
 	if (*v == '\0')
 		return 0;	/* off */
@@ -218,6 +378,15 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 	struct config *c = x->c;
 	int rc = -2;	/* -2: unknown key, -1: bad value */
 
+	x->handled = 1;
+	if (x->bad_section)
+		return 1;	/* its header was reported */
+	if (section[0] == '\0') {
+		config_error_at(x, "%s: a key before the first [section]", key);
+		return 0;
+	}
+	x->why[0] = config_why[0] = '\0';
+	config_origin(c, section, key, x->line, NULL);
 #define S(sec, k) (!strcmp(section, sec) && !strcmp(key, k))
 	if (S("daemon", "control_socket"))
 		rc = config_str(c->control_socket, sizeof(c->control_socket), value);
@@ -232,7 +401,7 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 	else if (S("daemon", "prepare_timeout"))
 		rc = config_duration(&c->prepare_timeout, value, 1, 86400);
 	else if (S("peer", "listen"))
-		rc = config_str(c->peer_listen, sizeof(c->peer_listen), value);
+		rc = config_hostport(c->peer_listen, sizeof(c->peer_listen), value);
 	else if (S("peer", "token_ttl"))
 		rc = config_int(&c->token_ttl, value, 1, 86400);
 	else if (S("peer", "handshake_timeout"))
@@ -248,7 +417,7 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 	else if (S("bpf", "enabled"))
 		rc = config_bool(&c->bpf, value);
 	else if (S("metrics", "listen"))
-		rc = config_str(c->metrics_listen, sizeof(c->metrics_listen), value);
+		rc = config_hostport(c->metrics_listen, sizeof(c->metrics_listen), value);
 	else if (S("control", "group"))
 		rc = config_str(c->control_group, sizeof(c->control_group), value);
 	else if (S("control", "listen"))
@@ -278,35 +447,98 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 #undef S
 	if (rc == 0)
 		return 1;
-	if (x->why[0] == '\0') {
-		if (rc == -2)
-			snprintf(x->why, sizeof(x->why), "unknown key [%s] %s",
-			    section, key);
-		else
-			snprintf(x->why, sizeof(x->why),
-			    "bad value for [%s] %s: \"%s\"", section, key, value);
+	if (rc == -2)
+		config_error_at(x, "[%s] %s: unknown key", section, key);
+	else
+		config_error_at(x, "[%s] %s: \"%s\": %s", section, key, value,
+		    x->why[0] ? x->why : config_why[0] ? config_why : "not valid");
+	return 0;	/* inih counts the line as an error too */
+}
+
+/* A line inih did not hand to the handler: blank, a comment, a section
+ * header (as inih reads one), or a syntax error. */
+static void
+config_judge_line(struct config_ctx *x, const char *l)
+{
+	char name[64];
+	const char *end;
+	int i;
+
+	if (x->line == 1 && !strncmp(l, "\xef\xbb\xbf", 3))
+		l += 3;		/* a UTF-8 BOM */
+	l += strspn(l, " \t\r\n\f\v");
+	if (*l == '\0' || *l == ';' || *l == '#')
+		return;
+	if (*l != '[') {
+		config_error_at(x, "syntax error: neither [section] nor key = value");
+		return;
 	}
-	return 0;	/* ini_parse then returns this line's number */
+	/* inih ends the name at ']' or at an inline comment (" ;"). */
+	for (end = l + 1; *end && *end != ']' &&
+	    !(*end == ';' && end > l + 1 && (end[-1] == ' ' || end[-1] == '\t')); end++)
+		;
+	if (*end != ']') {
+		config_error_at(x, "syntax error: no ']' after the section name");
+		return;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)(end - l - 1), l + 1);
+	for (i = 0; config_sections[i] != NULL; i++)
+		if (!strcmp(name, config_sections[i]))
+			break;
+	x->bad_section = config_sections[i] == NULL;
+	if (x->bad_section)
+		config_error_at(x, "[%s]: unknown section (known: daemon, control, peer, "
+		    "tls, metrics, bpf, debug)", name);
+}
+
+/* inih's reader (fgets-style): whole lines through getline, counted; the
+ * line inih has just finished with is judged first. A line too long for
+ * inih's buffer is reported and handed over blank, so that inih's lines
+ * stay the file's. */
+static char *
+config_read_line(char *str, int num, void *arg)
+{
+	struct config_ctx *x = arg;
+	ssize_t n;
+
+	if (x->line > 0 && !x->handled && !x->flagged)
+		config_judge_line(x, x->buf);
+	if ((n = getline(&x->buf, &x->cap, x->f)) < 0)
+		return NULL;
+	x->line++;
+	x->handled = x->flagged = 0;
+	if (n >= num - 1 && !(n == num - 1 && x->buf[n - 1] == '\n')) {
+		config_error_at(x, "line longer than %d characters", num - 2);
+		snprintf(str, (size_t)num, "\n");
+		return str;
+	}
+	memcpy(str, x->buf, (size_t)n + 1);
+	return str;
 }
 
 int
-config_load(struct config *c, const char *path)
+config_load(struct config *c, const char *path, struct config_errs *e)
 {
-	struct config_ctx x = { .c = c };
-	int rc;
+	struct config_ctx x = { .c = c, .e = e };
+	int rc, n0 = e->n + e->more;
 
 	config_defaults(c);
 	if (path == NULL)
 		return 0;
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	rc = ini_parse(path, config_handler, &x);
-	if (rc < 0) {
-		log_warnx("%s: cannot read %s", __func__, path);
-		return -1;
+	if ((x.f = fopen(path, "r")) == NULL) {
+		config_error(e, c, NULL, NULL, "cannot read the configuration: %s",
+		    strerror(errno));
+		return 1;
 	}
-	if (rc > 0) {
-		log_warnx("%s:%d: %s", path, rc, x.why[0] ? x.why : "syntax error");
-		return -1;
+	rc = ini_parse_stream(config_read_line, &x, config_handler, &x);
+	if (ferror(x.f))
+		config_error(e, c, NULL, NULL, "read error: %s", strerror(errno));
+	else if (rc > 0 && e->n + e->more == n0) {
+		x.line = rc;	/* inih saw an error this reader did not */
+		config_error_at(&x, "syntax error");
 	}
-	return 0;
+	free(x.buf);
+	fclose(x.f);
+	return e->n + e->more - n0;
 }

@@ -1,10 +1,13 @@
 /*
  * config.h: migrationd.conf as the daemon sees it (config.c reads it once,
- * at start-up).
+ * at start-up; confcheck.c then checks what the values name). Every error
+ * is collected, with where its value came from, so that one run reports
+ * them all (`migrationd -n`, and the same at a normal start).
  */
 #ifndef MIG_CONFIG_H
 #define MIG_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
@@ -13,6 +16,8 @@
 #define MIG_PREPARE_TIMEOUT	600	/* default [daemon] prepare_timeout: 10m */
 
 #define MIG_CONFIG_IDS		32	/* identities per [control] role */
+#define MIG_CONFIG_KEYS		64	/* keys whose origin is remembered */
+#define MIG_CONFIG_ERRS		64	/* errors kept (more are counted) */
 
 /* Certificate identities (tls.h: a subject, CN, SAN or e-mail), one per
  * repetition of the key. */
@@ -63,10 +68,60 @@ struct config {
 	struct config_ids control_read;		/* [control] read = ID (repeats) */
 	int	 control_others;	/* [control] others: enum config_others */
 	int	 tls_insecure;		/* [tls] insecure: TLS off off loopback */
+	/* Where each key set came from: a line of the file or a flag. */
+	struct config_origin {
+		char	 section[16];
+		char	 key[32];
+		int	 line;		/* > 0: the file's line; 0: a flag */
+		char	 flag[4];	/* "-l", "-s" */
+	}	 origin[MIG_CONFIG_KEYS];
+	int	 norigin;
 };
 
-/* Defaults, then `path` (NULL: defaults only). 0, or -1 after logging
- * file:line and the bad key. */
-int config_load(struct config *c, const char *path);
+/* The errors one load and check found, each a line of its own. */
+struct config_errs {
+	int	 n;		/* kept in msg */
+	int	 more;		/* found but not kept */
+	char	 msg[MIG_CONFIG_ERRS][512];
+};
+
+/*
+ * Defaults, then `path` (NULL: defaults only). Every syntax error, unknown
+ * section or key and bad value is added to `e` as "FILE:LINE: [section]
+ * key: why"; a bad value leaves the key at its default. Returns the number
+ * of errors added.
+ */
+int config_load(struct config *c, const char *path, struct config_errs *e);
+/* A command-line flag (e.g. "-l") set [section] key: errors name the flag. */
+void config_set_by_flag(struct config *c, const char *section, const char *key,
+    const char *flag);
+/* Where [section] key came from, as errors begin: "FILE:LINE: [section]
+ * key", the flag ("-l"), or "FILE: [section] key" for a default. */
+const char *config_where(const struct config *c, const char *section,
+    const char *key, char *buf, size_t len);
+/* Adds "WHERE: why" to e (WHERE as config_where says). */
+void config_error(struct config_errs *e, const struct config *c,
+    const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* A listener's address: numeric IP:PORT, or empty for none. 0, or -1 with
+ * the reason in why. */
+int config_listen_why(const char *v, char *why, size_t len);
+
+/* Options of config_check that are not in the file. */
+#define CONFIG_CHECK_ACTIVATED	0x1	/* systemd passed the control socket */
+
+/*
+ * confcheck.c: what the values name and how they fit together, without
+ * starting anything: the TLS rule (peer TLS off only on loopback or with
+ * [tls] insecure = yes; a TCP control listener needs [control] ca), the
+ * certificate files (readable, parsed, key matching, chaining to the CA,
+ * valid now), [control] group, and the state and socket directories
+ * (exist or can be made, writable; nothing is left behind). Adds each
+ * problem to `e`; returns their number.
+ */
+int config_check(const struct config *c, int flags, struct config_errs *e);
+/* A listener nobody off this host reaches: none (""), 127.0.0.0/8 or ::1. */
+int config_is_loopback(const char *listen);
 
 #endif

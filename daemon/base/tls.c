@@ -5,9 +5,13 @@
  * benchmarks only) the same functions hand out plain socket bufferevents, so
  * callers never know which they have. Runs on the loop thread.
  */
+#include <sys/stat.h>
+
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -277,4 +281,217 @@ tls_ctx_new_h2(const struct config *c)
 		return NULL;
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_h2, NULL);
 	return ctx;
+}
+
+/*
+ * The configuration check (confcheck.c): the certificate files as the
+ * contexts above load them, judged before anything starts, each problem
+ * said in words (not OpenSSL's error queue).
+ */
+
+/* Opens a file the daemon must read; NULL with the reason in why. */
+static FILE *
+tls_open(const char *path, char *why, size_t len)
+{
+	struct stat st;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, len, "%s is not a regular file", path);
+		fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* Every PEM certificate in path; NULL with the reason in why. */
+static STACK_OF(X509) *
+tls_read_certs(const char *path, char *why, size_t len)
+{
+	STACK_OF(X509) *sk;
+	X509 *x;
+	FILE *f;
+
+	if ((f = tls_open(path, why, len)) == NULL)
+		return NULL;
+	if ((sk = sk_X509_new_null()) == NULL) {
+		fclose(f);
+		snprintf(why, len, "out of memory");
+		return NULL;
+	}
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(sk, x))
+			X509_free(x);
+	ERR_clear_error();	/* the end of the file reads as an error */
+	fclose(f);
+	if (sk_X509_num(sk) == 0) {
+		snprintf(why, len, "%s holds no PEM certificate", path);
+		sk_X509_free(sk);
+		return NULL;
+	}
+	return sk;
+}
+
+static const char *
+tls_time(const ASN1_TIME *t, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int n = 0;
+
+	buf[0] = '\0';
+	if (b != NULL && ASN1_TIME_print(b, t) == 1 && (n = BIO_read(b, buf, (int)len - 1)) > 0)
+		buf[n] = '\0';
+	BIO_free(b);
+	return buf;
+}
+
+/* "the certificate CN=x is valid from A to B, not now" */
+static void
+tls_why_time(X509 *x, const char *what, char *why, size_t len)
+{
+	char name[256], from[40], to[40];
+
+	snprintf(why, len, "the %s %s is valid from %s to %s, not now", what,
+	    tls_cert_identity(x, name, sizeof(name)),
+	    tls_time(X509_get0_notBefore(x), from, sizeof(from)),
+	    tls_time(X509_get0_notAfter(x), to, sizeof(to)));
+}
+
+int
+tls_check_ca(const char *path, char *why, size_t len)
+{
+	STACK_OF(X509) *sk;
+	int cas = 0, valid = 0;
+
+	if ((sk = tls_read_certs(path, why, len)) == NULL)
+		return -1;
+	for (int i = 0; i < sk_X509_num(sk); i++) {
+		X509 *x = sk_X509_value(sk, i);
+
+		if (X509_check_ca(x) < 1)
+			continue;
+		if (X509_cmp_current_time(X509_get0_notBefore(x)) < 0 &&
+		    X509_cmp_current_time(X509_get0_notAfter(x)) > 0)
+			valid++;
+		else if (cas - valid == 0)
+			tls_why_time(x, "CA certificate", why, len);
+		cas++;
+	}
+	if (cas == 0)
+		snprintf(why, len, "%s holds %d certificate%s but no CA certificate "
+		    "(basicConstraints CA:TRUE)", path, sk_X509_num(sk),
+		    sk_X509_num(sk) == 1 ? "" : "s");
+	sk_X509_pop_free(sk, X509_free);
+	return valid > 0 ? 0 : -1;
+}
+
+/* Never asks for a passphrase: the daemon starts unattended. */
+static int
+tls_no_pass(char *buf, int size, int rwflag, void *u)
+{
+	*(int *)u = 1;
+	return -1;
+}
+
+/* Verifies leaf (with the rest of its file as intermediates) against the CA
+ * files for one use, as a peer would; 0, or -1 with the reason in why. */
+static int
+tls_verify_use(X509 *leaf, STACK_OF(X509) *chain, const char *const *cas, int sys,
+    int purpose, char *why, size_t len)
+{
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	char name[256], files[600] = "";
+	int rc = -1, err;
+	X509 *bad;
+
+	if (st == NULL || ctx == NULL)
+		goto out;
+	for (int i = 0; cas != NULL && cas[i] != NULL; i++) {
+		if (X509_STORE_load_file(st, cas[i]) != 1) {
+			rc = 0;		/* the CA's own check says why */
+			goto out;
+		}
+		snprintf(files + strlen(files), sizeof(files) - strlen(files), "%s%s",
+		    i ? " or " : "", cas[i]);
+	}
+	if (sys && X509_STORE_set_default_paths(st) == 1)
+		snprintf(files + strlen(files), sizeof(files) - strlen(files), "%s",
+		    files[0] ? " or the system's CAs" : "the system's CAs");
+	if (X509_STORE_CTX_init(ctx, st, leaf, chain) != 1 ||
+	    X509_STORE_CTX_set_purpose(ctx, purpose) != 1)
+		goto out;
+	if (X509_verify_cert(ctx) == 1) {
+		rc = 0;
+		goto out;
+	}
+	err = X509_STORE_CTX_get_error(ctx);
+	if ((bad = X509_STORE_CTX_get_current_cert(ctx)) == NULL)
+		bad = leaf;
+	if (err == X509_V_ERR_CERT_HAS_EXPIRED || err == X509_V_ERR_CERT_NOT_YET_VALID)
+		tls_why_time(bad, "certificate", why, len);
+	else
+		snprintf(why, len, "the certificate %s does not verify against %s as a "
+		    "TLS %s: %s", tls_cert_identity(bad, name, sizeof(name)), files,
+		    purpose == X509_PURPOSE_SSL_SERVER ? "server" : "client",
+		    X509_verify_cert_error_string(err));
+out:
+	ERR_clear_error();
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	return rc;
+}
+
+int
+tls_check_pair(const char *cert, const char *key, const char *const *cas, int sys,
+    int uses, tls_check_fn *report, void *arg)
+{
+	STACK_OF(X509) *sk = NULL;
+	EVP_PKEY *pk = NULL;
+	char why[768];
+	int n = 0, asked = 0;
+	X509 *leaf;
+	FILE *f;
+
+	if ((f = tls_open(key, why, sizeof(why))) != NULL) {
+		if ((pk = PEM_read_PrivateKey(f, NULL, tls_no_pass, &asked)) == NULL) {
+			snprintf(why, sizeof(why), asked ? "%s is encrypted: the daemon "
+			    "needs a key without a passphrase" : "%s holds no PEM private "
+			    "key", key);
+			report(arg, TLS_FILE_KEY, why), n++;
+		}
+		fclose(f);
+	} else
+		report(arg, TLS_FILE_KEY, why), n++;
+	ERR_clear_error();
+	if ((sk = tls_read_certs(cert, why, sizeof(why))) == NULL) {
+		report(arg, TLS_FILE_CERT, why);
+		EVP_PKEY_free(pk);
+		return n + 1;
+	}
+	/* As SSL_CTX_use_certificate_chain_file: the first is ours, the rest
+	 * its chain. */
+	leaf = sk_X509_shift(sk);
+	if (pk != NULL && X509_check_private_key(leaf, pk) != 1) {
+		snprintf(why, sizeof(why), "%s is not the key of the certificate in %s",
+		    key, cert);
+		report(arg, TLS_FILE_KEY, why), n++;
+	}
+	for (int u = TLS_USE_SERVER; u <= TLS_USE_CLIENT; u <<= 1) {
+		if ((uses & u) && tls_verify_use(leaf, sk, cas, sys, u == TLS_USE_SERVER ?
+		    X509_PURPOSE_SSL_SERVER : X509_PURPOSE_SSL_CLIENT, why,
+		    sizeof(why)) < 0) {
+			report(arg, TLS_FILE_CERT, why), n++;
+			break;	/* the other use would say the same, mostly */
+		}
+	}
+	ERR_clear_error();
+	X509_free(leaf);
+	sk_X509_pop_free(sk, X509_free);
+	EVP_PKEY_free(pk);
+	return n;
 }

@@ -38,4 +38,21 @@ int tls_bev_matches(struct bufferevent *bev, const char *id);
 const char *tls_cert_identity(X509 *x, char *buf, size_t len);
 int tls_cert_matches(X509 *x, const char *id);
 
+/*
+ * The configuration check (confcheck.c). tls_check_ca: path holds at least
+ * one CA certificate valid now; 0, or -1 with the reason in why.
+ * tls_check_pair: the certificate chain file and key as the contexts load
+ * them: readable, parsed, the key the certificate's, and the certificate
+ * verifying (chain, purpose, validity) against the CA files `cas`
+ * (NULL-terminated; `sys`: the system's CAs too) for each of `uses`. Each
+ * problem goes to report(arg, TLS_FILE_*, why); returns their number.
+ */
+#define TLS_USE_SERVER	0x1
+#define TLS_USE_CLIENT	0x2
+enum { TLS_FILE_CERT, TLS_FILE_KEY };
+typedef void tls_check_fn(void *arg, int which, const char *why);
+int tls_check_ca(const char *path, char *why, size_t len);
+int tls_check_pair(const char *cert, const char *key, const char *const *cas, int sys,
+    int uses, tls_check_fn *report, void *arg);
+
 #endif

@@ -32,7 +32,7 @@ prepare_timeout = 2s"
 export MIG_SHIM_MEM=1
 printf '[daemon]\nkeep_records = 3\nrecord_max_age = 7w\n' >"$WORK/bad.conf"
 mig_assert_eq "a bad duration is refused, naming the key" "$("$MIGRATIOND" -n -c "$WORK/bad.conf" 2>&1 |
-  grep -c 'bad.conf:3: bad value for \[daemon\] record_max_age: "7w"')" 1
+  grep -c 'bad.conf:3: \[daemon\] record_max_age: "7w": not a duration')" 1
 
 finished() { # HOST: finished records the daemon lists
   ctl "$1" --json list | jq '[.migrations[] | select(.state == "COMPLETED" or
