@@ -132,7 +132,7 @@ cc_files(struct cc *x)
 	 * system's: the listener's certificate must chain to one of them. */
 	if (c->control_ca[0])
 		cas[n++] = c->control_ca;
-	if (c->tls)
+	if (c->tls && (n == 0 || strcmp(c->tls_ca, c->control_ca) != 0))
 		cas[n++] = c->tls_ca;
 	cas[n] = NULL;
 	x->cert_sec = c->control_cert[0] ? "control" : "tls";
@@ -156,10 +156,14 @@ cc_dir(struct cc *x, const char *section, const char *key, const char *dir,
 	int made = 0, fd;
 
 	if (stat(dir, &st) < 0) {
-		if (errno != ENOENT || mkdir(dir, 0750) < 0) {
-			config_error(x->e, x->c, section, key, "%s %s %s: %s", what, dir,
-			    errno == ENOENT ? "does not exist and cannot be made" :
-			    "cannot be used", strerror(errno));
+		if (errno != ENOENT) {
+			config_error(x->e, x->c, section, key, "%s %s cannot be used: %s",
+			    what, dir, strerror(errno));
+			return;
+		}
+		if (mkdir(dir, 0750) < 0) {
+			config_error(x->e, x->c, section, key, "%s %s does not exist and "
+			    "cannot be made: %s", what, dir, strerror(errno));
 			return;
 		}
 		made = 1;

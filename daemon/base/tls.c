@@ -450,14 +450,30 @@ int
 tls_check_pair(const char *cert, const char *key, const char *const *cas, int sys,
     int uses, tls_check_fn *report, void *arg)
 {
-	STACK_OF(X509) *sk = NULL;
+	STACK_OF(X509) *sk;
 	EVP_PKEY *pk = NULL;
+	X509 *leaf = NULL;
 	char why[768];
 	int n = 0, asked = 0;
-	X509 *leaf;
 	FILE *f;
 
-	if ((f = tls_open(key, why, sizeof(why))) != NULL) {
+	/* As SSL_CTX_use_certificate_chain_file: the first certificate is
+	 * ours, the rest its chain. */
+	if ((sk = tls_read_certs(cert, why, sizeof(why))) == NULL)
+		report(arg, TLS_FILE_CERT, why), n++;
+	else
+		leaf = sk_X509_shift(sk);
+	for (int u = TLS_USE_SERVER; leaf != NULL && u <= TLS_USE_CLIENT; u <<= 1) {
+		if ((uses & u) && tls_verify_use(leaf, sk, cas, sys, u == TLS_USE_SERVER ?
+		    X509_PURPOSE_SSL_SERVER : X509_PURPOSE_SSL_CLIENT, why,
+		    sizeof(why)) < 0) {
+			report(arg, TLS_FILE_CERT, why), n++;
+			break;	/* the other use would mostly say the same */
+		}
+	}
+	if ((f = tls_open(key, why, sizeof(why))) == NULL) {
+		report(arg, TLS_FILE_KEY, why), n++;
+	} else {
 		if ((pk = PEM_read_PrivateKey(f, NULL, tls_no_pass, &asked)) == NULL) {
 			snprintf(why, sizeof(why), asked ? "%s is encrypted: the daemon "
 			    "needs a key without a passphrase" : "%s holds no PEM private "
@@ -465,29 +481,11 @@ tls_check_pair(const char *cert, const char *key, const char *const *cas, int sy
 			report(arg, TLS_FILE_KEY, why), n++;
 		}
 		fclose(f);
-	} else
-		report(arg, TLS_FILE_KEY, why), n++;
-	ERR_clear_error();
-	if ((sk = tls_read_certs(cert, why, sizeof(why))) == NULL) {
-		report(arg, TLS_FILE_CERT, why);
-		EVP_PKEY_free(pk);
-		return n + 1;
 	}
-	/* As SSL_CTX_use_certificate_chain_file: the first is ours, the rest
-	 * its chain. */
-	leaf = sk_X509_shift(sk);
-	if (pk != NULL && X509_check_private_key(leaf, pk) != 1) {
+	if (pk != NULL && leaf != NULL && X509_check_private_key(leaf, pk) != 1) {
 		snprintf(why, sizeof(why), "%s is not the key of the certificate in %s",
 		    key, cert);
 		report(arg, TLS_FILE_KEY, why), n++;
-	}
-	for (int u = TLS_USE_SERVER; u <= TLS_USE_CLIENT; u <<= 1) {
-		if ((uses & u) && tls_verify_use(leaf, sk, cas, sys, u == TLS_USE_SERVER ?
-		    X509_PURPOSE_SSL_SERVER : X509_PURPOSE_SSL_CLIENT, why,
-		    sizeof(why)) < 0) {
-			report(arg, TLS_FILE_CERT, why), n++;
-			break;	/* the other use would say the same, mostly */
-		}
 	}
 	ERR_clear_error();
 	X509_free(leaf);
