@@ -107,7 +107,8 @@ main_config(const char *conf, const char *opt_sock, const char *opt_listen, int 
 	if ((D = calloc(1, sizeof(*D))) == NULL)
 		fatal("calloc");
 	c = &D->conf;
-	config_load(c, conf, e);
+	if (config_load(c, conf, e) < 0)
+		goto report;	/* nothing to check the defaults against */
 	if (opt_sock != NULL) {
 		config_set_by_flag(c, "daemon", "control_socket", "-s");
 		if (snprintf(c->control_socket, sizeof(c->control_socket), "%s",
@@ -128,6 +129,7 @@ main_config(const char *conf, const char *opt_sock, const char *opt_listen, int 
 	config_check(c, sd_listen_fds(0) > 0 ? CONFIG_CHECK_ACTIVATED : 0, e);
 	if (e->n == 0)
 		return;
+report:
 	for (i = 0; i < e->n; i++) {
 		if (check)
 			fprintf(stderr, "%s\n", e->msg[i]);

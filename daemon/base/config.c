@@ -529,7 +529,7 @@ config_load(struct config *c, const char *path, struct config_errs *e)
 	if ((x.f = fopen(path, "r")) == NULL) {
 		config_error(e, c, NULL, NULL, "cannot read the configuration: %s",
 		    strerror(errno));
-		return 1;
+		return -1;
 	}
 	rc = ini_parse_stream(config_read_line, &x, config_handler, &x);
 	if (ferror(x.f))

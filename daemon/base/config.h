@@ -89,7 +89,7 @@ struct config_errs {
  * Defaults, then `path` (NULL: defaults only). Every syntax error, unknown
  * section or key and bad value is added to `e` as "FILE:LINE: [section]
  * key: why"; a bad value leaves the key at its default. Returns the number
- * of errors added.
+ * of errors added, or -1 (one error added) if the file cannot be read.
  */
 int config_load(struct config *c, const char *path, struct config_errs *e);
 /* A command-line flag (e.g. "-l") set [section] key: errors name the flag. */

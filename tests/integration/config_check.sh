@@ -187,6 +187,12 @@ bad socket_flag "-s: the socket's directory $WORK/afile is not a directory" "" -
 bad group_missing "12: \[control\] group: no group mig-no-such-group-$$ on this host" "[control]
 group = mig-no-such-group-$$"
 
+# A file that is not there: that alone (no checks of the defaults).
+"${RUNAS[@]}" "$MIGRATIOND" -n -c "$C/absent.conf" 2>"$C/absent.err"
+mig_assert_eq "an absent file is refused, alone" "$?:$(cat "$C/absent.err")" \
+  "1:$C/absent.conf: cannot read the configuration: No such file or directory
+$C/absent.conf: 1 error: the daemon would not start"
+
 # One file, many errors: every one is reported, in one run.
 cat >"$C/many.conf" <<CONF
 [daemon]
