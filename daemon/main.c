@@ -130,6 +130,7 @@ main_config(const char *conf, const char *opt_sock, const char *opt_listen, int 
 	if (e->n == 0)
 		return;
 report:
+	config_errs_sort(e, c);
 	for (i = 0; i < e->n; i++) {
 		if (check)
 			fprintf(stderr, "%s\n", e->msg[i]);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,35 @@ config_error(struct config_errs *e, const struct config *c, const char *section,
 	va_start(ap, fmt);
 	config_verror(e, config_where(c, section, key, where, sizeof(where)), fmt, ap);
 	va_end(ap);
+}
+
+/* Where in the file a message points: its line; after the lines, a key
+ * the file does not set; last, a flag's value. */
+static int
+config_errs_rank(const struct config *c, const char *m)
+{
+	size_t len = strlen(c->path);
+
+	if (len > 0 && !strncmp(m, c->path, len) && m[len] == ':' &&
+	    m[len + 1] >= '0' && m[len + 1] <= '9')
+		return atoi(m + len + 1);
+	return m[0] == '-' ? INT_MAX : INT_MAX - 1;
+}
+
+void
+config_errs_sort(struct config_errs *e, const struct config *c)
+{
+	static char tmp[sizeof(e->msg[0])];
+
+	/* Insertion sort: stable, and there are at most a few dozen. */
+	for (int i = 1; i < e->n; i++) {
+		int j = i, r = config_errs_rank(c, e->msg[i]);
+
+		memcpy(tmp, e->msg[i], sizeof(tmp));
+		for (; j > 0 && config_errs_rank(c, e->msg[j - 1]) > r; j--)
+			memcpy(e->msg[j], e->msg[j - 1], sizeof(tmp));
+		memcpy(e->msg[j], tmp, sizeof(tmp));
+	}
 }
 
 int

@@ -104,6 +104,9 @@ void config_error(struct config_errs *e, const struct config *c,
     const char *section, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* Puts e in the file's order: by line, then keys the file does not set,
+ * then flags. */
+void config_errs_sort(struct config_errs *e, const struct config *c);
 /* A listener's address: numeric IP:PORT, or empty for none. 0, or -1 with
  * the reason in why. */
 int config_listen_why(const char *v, char *why, size_t len);

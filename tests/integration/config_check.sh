@@ -240,6 +240,8 @@ for want in "$F:4: \[daemon\] state_dir: .*Not a directory" \
 done
 mig_assert_eq "many.conf: the count" "$(grep -c "^$F: 13 errors: the daemon would not start" <<<"$OUT")" 1
 mig_assert_eq "many.conf: nothing else reported" "$(wc -l <<<"$OUT")" 14
+lines=$(sed -nE "s|^$F:([0-9]+): .*|\1|p" <<<"$OUT" | tr '\n' ' ')
+mig_assert_eq "many.conf: in the file's order" "$lines" "$(tr ' ' '\n' <<<"$lines" | sort -n | tr '\n' ' ' | sed 's/^ //')"
 
 # -n probed the directories and made the missing ones: nothing is left.
 mig_assert_eq "-n left nothing in the directories it probed" \
