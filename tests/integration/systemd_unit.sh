@@ -28,6 +28,12 @@ grep '✗' <<<"$out" | sed 's/  */ /g'
 mig_assert_eq "security exposure score is 4.0 or lower" \
   "$([[ -n $score ]] && echo "$score <= 4.0" | bc)" 1
 
+# The unit checks the configuration (-n) before it starts the daemon on it.
+unit=$BUILD/systemd/test/migrationd.service
+conf=$(sed -n 's/^ExecStart=.* -c \([^ ]*\)$/\1/p' "$unit")
+mig_assert_eq "ExecStartPre runs migrationd -n on the file ExecStart uses" \
+  "$(grep -c "^ExecStartPre=$MIGRATIOND -n -c $conf\$" "$unit")" 1
+
 # sd_notify: READY=1 reaches NOTIFY_SOCKET once the listeners are up.
 PY=/usr/bin/python3
 mkdir -p "$WORK/n"
