@@ -10,12 +10,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/bufferevent_ssl.h>
+#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "tls.h"
@@ -289,22 +291,25 @@ tls_ctx_new_h2(const struct config *c)
  * said in words (not OpenSSL's error queue).
  */
 
-/* Opens a file the daemon must read; NULL with the reason in why. */
+/* Opens a file the daemon must read (never waiting on a FIFO); NULL with
+ * the reason in why. */
 static FILE *
 tls_open(const char *path, char *why, size_t len)
 {
 	struct stat st;
-	FILE *f;
+	FILE *f = NULL;
+	int fd;
 
-	if ((f = fopen(path, "r")) == NULL) {
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		snprintf(why, len, "%s is not a regular file", path);
-		fclose(f);
-		return NULL;
-	}
+	else if ((f = fdopen(fd, "r")) == NULL)
+		snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
+	if (f == NULL)
+		close(fd);
 	return f;
 }
 

@@ -87,6 +87,7 @@ chmod 000 "$PKI/unreadable.key"
 openssl pkey -in "$PKI/hosta.key" -aes256 -passout pass:secret -out "$PKI/encrypted.key" ||
   mig_die "openssl pkey failed"
 : >"$WORK/afile"
+mkfifo "$WORK/fifo"
 mkdir -p "$WORK/readonly"
 chmod 555 "$WORK/readonly"
 long=$WORK/run/$(printf 's%.0s' {1..120}).sock
@@ -138,6 +139,8 @@ cert = $PKI/expired.pem
 key = $PKI/expired.key"
 bad ca_not_ca "12: \[tls\] ca: $PKI/hosta.pem holds 1 certificate but no CA certificate" "[tls]
 ca = $PKI/hosta.pem"
+bad ca_fifo "12: \[tls\] ca: $WORK/fifo is not a regular file" "[tls]
+ca = $WORK/fifo"
 bad ca_empty "12: \[tls\] ca: $WORK/afile holds no PEM certificate" "[tls]
 ca = $WORK/afile"
 bad bad_duration '12: \[daemon\] record_max_age: "7w": not a duration' "[daemon]
