@@ -4,7 +4,11 @@ BUILD   ?= build
 SAN     ?= build-san
 JOBS    ?= $(shell nproc)
 
-.PHONY: all deps build san demo check bench clean
+PREFIX  ?= /usr/local
+DESTDIR ?=
+DEBOUT  ?= $(CURDIR)/build-deb
+
+.PHONY: all deps build san demo check bench install deb clean
 
 all: build
 
@@ -29,5 +33,16 @@ check: build san
 bench: build
 	bench/run.sh $(BUILD)
 
+# make install [DESTDIR=/staging] [PREFIX=/usr]: daemon, CLI, shared
+# libraries, headers, pkg-config files, man pages, units, completion.
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
+
+# The Debian packages, built offline from a copy of the tree, in $(DEBOUT).
+deb: deps
+	scripts/build-deb.sh $(DEBOUT)
+
 clean:
-	rm -rf $(BUILD) $(SAN)
+	rm -rf $(BUILD) $(SAN) $(DEBOUT)
