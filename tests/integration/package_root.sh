@@ -34,7 +34,7 @@ in_root() { chroot "$C" "$@"; }
 mkdir -p "$C/debs"
 cp "${DEBS[@]}" "$C/debs/"
 
-in_root dpkg -i /debs/*.deb >"$WORK/dpkg-i.log" 2>&1
+in_root sh -c 'dpkg -i /debs/*.deb' >"$WORK/dpkg-i.log" 2>&1
 mig_assert_eq "dpkg -i of all the packages" "$?" 0
 cat "$WORK/dpkg-i.log"
 for f in "${DEBS[@]}"; do
@@ -76,7 +76,8 @@ CONF
 in_root /usr/sbin/migrationd -n -c "$t/migrationd.conf" >"$WORK/n.log" 2>&1
 mig_assert_eq "the packaged migrationd checks a configuration" "$?" 0
 mig_spawn A "$WORK/migrationd-pkg.log" chroot "$C" /usr/sbin/migrationd -f -v -c "$t/migrationd.conf"
-MIG_DAEMON_PIDS+=("$SPAWN_PID")
+dpid=$SPAWN_PID
+MIG_DAEMON_PIDS+=("$dpid")
 for _ in $(seq 100); do
   [[ -S $C$t/control.sock ]] && grep -q 'ready:' "$WORK/migrationd-pkg.log" && break
   sleep 0.1
@@ -111,8 +112,10 @@ mig_assert_eq "a client builds from libmigshim-dev and libmigctl-dev" "$?" 0
 cat "$WORK/cc.log"
 mig_assert_eq "it runs against the packaged libraries and daemon" \
   "$(in_root "$t/client" "$t/control.sock" >/dev/null 2>&1; echo $?)" 0
-mig_cleanup
-trap pkg_root_exit EXIT
+kill -TERM "$dpid"
+mig_wait_exit_fast "$dpid" 10
+mig_assert_eq "the packaged daemon stops cleanly on SIGTERM" "$?" 0
+MIG_DAEMON_PIDS=()
 
 # Purge: every file of every package gone, the state directory too.
 pkgs=()
