@@ -7,7 +7,8 @@ pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev openssl
       iproute2 jq systemd procps man-db bc clang libclang-rt-14-dev
       bpftool systemtap-sdt-dev bpftrace curl
       libnghttp2-dev libsystemd-dev python3-grpcio python3-grpc-tools python3-protobuf bash-completion
-      libxxhash-dev)
+      libxxhash-dev
+      debhelper dpkg-dev lintian fakeroot)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

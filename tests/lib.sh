@@ -263,8 +263,8 @@ mig_wait_exit() {
 # two, as minivmm's --mem takes it) in bytes
 mig_bytes() { numfmt --from=iec "${1%B}"; }
 
-# mig_assert_verified LOG SIZE [EXCLUDED]: the destination VMM (minivmm or
-# shimvm) wrote to LOG that it compared every byte of guest RAM with what the
+# mig_assert_verified LOG SIZE [EXCLUDED]: the destination VMM (minivmm,
+# shimvm or skeleton-vmm) wrote to LOG that it compared every byte of guest RAM with what the
 # source had: its "verified N pages, M bytes" line is there, without a
 # mismatch, and M is SIZE (bytes, or with a K/M/G suffix). EXCLUDED
 # (shimvm's poisoned pages, "5000,5001,12000") are the pages left out by
@@ -272,9 +272,9 @@ mig_bytes() { numfmt --from=iec "${1%B}"; }
 mig_assert_verified() {
   local f=$1 want line got
   want=$(mig_bytes "$2")
-  line=$(grep -E '^(minivmm|shimvm): verified [0-9]+ pages, [0-9]+ bytes' "$f" 2>/dev/null | tail -n 1)
+  line=$(grep -E '^(minivmm|shimvm|skeleton-vmm): verified [0-9]+ pages, [0-9]+ bytes' "$f" 2>/dev/null | tail -n 1)
   echo "${line:-(no verification line in $(basename "$f"))}"
-  got=$(sed -nE 's/^[a-z]+: verified [0-9]+ pages, ([0-9]+) bytes.*/\1/p' <<<"$line")
+  got=$(sed -nE 's/^[a-z-]+: verified [0-9]+ pages, ([0-9]+) bytes.*/\1/p' <<<"$line")
   mig_assert_eq "destination compared every byte of guest RAM with the source" "$got" "$want"
   mig_assert_eq "no page differed from the source" "$(grep -c 'MISMATCH' <<<"$line")" 0
   if [[ $line == shimvm:* ]]; then
