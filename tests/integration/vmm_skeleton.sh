@@ -58,6 +58,8 @@ ctl B --json status "$VM" >"$WORK/d.json"
 mig_assert_eq "destination completed" "$(jq -r .state "$WORK/d.json")" COMPLETED
 mig_assert_eq "the daemon saw the skeleton's fault path and install mode" \
   "$(jq -r '.fault_path + "/" + .install_mode' "$WORK/d.json")" "$MODE/$INSTALL"
+mig_assert_eq "the resumed vCPU's first touches were served on demand" \
+  "$(jq -r '.demand_faults > 0' "$WORK/d.json")" true
 pages=$(($(mig_bytes "$MEM") / 4096))
 mig_assert_eq "the guest's verdict reached the daemon" \
   "$(jq -r '.guest_verdict' "$WORK/d.json")" "skeleton-vmm: $pages of $pages pages as on the source"
