@@ -368,3 +368,25 @@ mig_wait_exit_fast() {
   done
   return 124
 }
+
+# mig_install_root: `cmake --install` of this build into $WORK/root (the
+# DESTDIR), with pkg-config pointed at it, for tests of the installed set.
+# Sets INST_ROOT, INST_PREFIX (the build's install prefix), INST_LIB (the
+# installed library directory, inside the DESTDIR) and INST_CFLAGS (the
+# build's sanitizer flags: a program linked to a sanitized library must be
+# sanitized too).
+mig_install_root() {
+  local libdir
+  INST_ROOT=$WORK/root
+  DESTDIR=$INST_ROOT cmake --install "$BUILD" >"$WORK/install.log" 2>&1 ||
+    { cat "$WORK/install.log"; mig_die "cmake --install failed"; }
+  INST_PREFIX=$(sed -n 's/^CMAKE_INSTALL_PREFIX:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+  libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+  INST_LIB=$INST_ROOT$INST_PREFIX/$libdir
+  INST_CFLAGS=
+  grep -q '^CMAKE_BUILD_TYPE:[A-Z]*=Sanitize$' "$BUILD/CMakeCache.txt" &&
+    INST_CFLAGS="-fsanitize=address,undefined"
+  export PKG_CONFIG_SYSROOT_DIR=$INST_ROOT
+  PKG_CONFIG_LIBDIR=$INST_LIB/pkgconfig:$(pkg-config --variable pc_path pkg-config)
+  export PKG_CONFIG_LIBDIR
+}

@@ -22,9 +22,8 @@ sysconf=$prefix/etc
 [[ $prefix == /usr ]] && sysconf=/etc
 ver=$(sed -nE 's/^project\(migrationd VERSION ([0-9.]+).*/\1/p' "$SRC/CMakeLists.txt")
 major=${ver%%.*}
-D=$WORK/root
-DESTDIR=$D cmake --install "$BUILD" >"$WORK/install.log" 2>&1 ||
-  { cat "$WORK/install.log"; mig_die "cmake --install failed"; }
+mig_install_root
+D=$INST_ROOT
 
 # The file list, exactly.
 expect=$(sort <<LIST
@@ -107,9 +106,7 @@ mig_assert_eq "service runs the installed daemon" \
 mig_assert_eq "completion is mig-ctl's" "$(grep -c 'complete .*mig-ctl' "$D$compdir/mig-ctl")" 1
 
 # pkg-config against the DESTDIR (its own .pc files, the host's for
-# protobuf-c and nghttp2).
-export PKG_CONFIG_SYSROOT_DIR=$D
-export PKG_CONFIG_LIBDIR=$L/pkgconfig:$(pkg-config --variable pc_path pkg-config)
+# protobuf-c and nghttp2; mig_install_root set it up).
 # (The sysroot applies to the host's .pc files too: their -I/-L point into
 # the DESTDIR, where nothing is, and the compiler's defaults find them.)
 for lib in migshim migctl; do
@@ -149,8 +146,8 @@ main(int argc, char **argv)
 	return 0;
 }
 C
-# shellcheck disable=SC2046
-cc -Wall -Werror -o "$WORK/health" "$WORK/health.c" $(pkg-config --cflags --libs migctl) \
+# shellcheck disable=SC2046,SC2086
+cc -Wall -Werror $INST_CFLAGS -o "$WORK/health" "$WORK/health.c" $(pkg-config --cflags --libs migctl) \
   2>"$WORK/cc.log"
 mig_assert_eq "a client builds against the installed libmigctl" "$?" 0
 cat "$WORK/cc.log"

@@ -13,16 +13,10 @@ source "$(dirname "$0")/../lib.sh"
 command -v pkg-config >/dev/null || mig_skip "pkg-config is not installed"
 VM=skel-$MODE-$INSTALL
 MEM=16M
-D=$WORK/root
-DESTDIR=$D cmake --install "$BUILD" >"$WORK/install.log" 2>&1 ||
-  { cat "$WORK/install.log"; mig_die "cmake --install failed"; }
-prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
-libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
-L=$D$prefix/$libdir
-export PKG_CONFIG_SYSROOT_DIR=$D
-export PKG_CONFIG_LIBDIR=$L/pkgconfig:$(pkg-config --variable pc_path pkg-config)
-# shellcheck disable=SC2046
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$WORK/skeleton-vmm" \
+mig_install_root
+L=$INST_LIB
+# shellcheck disable=SC2046,SC2086
+cc -std=gnu11 -O2 -Wall -Wextra -Werror $INST_CFLAGS -o "$WORK/skeleton-vmm" \
   "$SRC/vmm-shim/example/skeleton-vmm.c" $(pkg-config --cflags --libs migshim) -pthread \
   -Wl,-rpath,"$L" 2>"$WORK/cc.log"
 mig_assert_eq "the skeleton builds against the installed libmigshim" "$?" 0
