@@ -25,6 +25,8 @@ grep -qw overlay /proc/filesystems || modprobe overlay 2>/dev/null
 grep -qw overlay /proc/filesystems || mig_skip "no overlayfs in this kernel"
 ver=$(dpkg-parsechangelog -l "$SRC/debian/changelog" -S Version)
 ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+mig_assert_eq "debian/changelog's version is the project's (CMakeLists.txt)" "${ver%%-*}" \
+  "$(sed -nE 's/^project\(migrationd VERSION ([0-9.]+).*/\1/p' "$SRC/CMakeLists.txt")"
 
 # The checkout before (the build must not litter it).
 git_state() { git -C "$SRC" status --porcelain --untracked-files=all --ignored 2>/dev/null | sort; }
