@@ -83,18 +83,58 @@ lat_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 }
 
 /* Root, or CAP_BPF and CAP_PERFMON in the effective set. */
-static int
-lat_capable(void)
+/* Capability bits (linux/capability.h numbering; the 6.1 headers have all three). */
+#define LAT_CAP_SYS_ADMIN 21
+#define LAT_CAP_PERFMON 38
+#define LAT_CAP_BPF 39
+#define LAT_CAP_HAS(d, c) ((d)[(c) / 32].effective & (1u << ((c) % 32)))
+
+/*
+ * Which of the capabilities the programs need this process lacks ("" if
+ * none): CAP_BPF and CAP_PERFMON to load the tracing programs and attach
+ * them, and CAP_SYS_ADMIN for the uprobe of the USDT probe (this kernel's
+ * uprobe perf PMU asks for it; dropped once the probe is attached). Root
+ * without them (as in a unit with an empty bounding set) is tried anyway:
+ * the kernel's answer is then the reason given.
+ */
+static const char *
+lat_missing_caps(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	static char miss[64];
+
+	if (geteuid() == 0)
+		return "";
+	if (syscall(SYS_capget, &h, d) < 0)
+		return "CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN";
+	snprintf(miss, sizeof(miss), "%s%s%s", LAT_CAP_HAS(d, LAT_CAP_BPF) ? "" : " CAP_BPF",
+	    LAT_CAP_HAS(d, LAT_CAP_PERFMON) ? "" : " CAP_PERFMON",
+	    LAT_CAP_HAS(d, LAT_CAP_SYS_ADMIN) ? "" : " CAP_SYS_ADMIN");
+	return miss[0] == ' ' ? miss + 1 : miss;
+}
+
+/*
+ * After the uprobe is attached, CAP_SYS_ADMIN is dropped for good (from
+ * the effective, permitted, inheritable and so the ambient set): the rest
+ * of the daemon's life needs only CAP_BPF and CAP_PERFMON (sched_switch is
+ * attached and detached per migration). Root keeps what it has.
+ */
+static void
+lat_drop_sys_admin(void)
 {
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct d[2];
 
-	if (geteuid() == 0)
-		return 1;
-	if (syscall(SYS_capget, &h, d) < 0)
-		return 0;
-	/* CAP_PERFMON 38, CAP_BPF 39: bits 6 and 7 of the second word. */
-	return (d[1].effective & (1u << 6)) && (d[1].effective & (1u << 7));
+	if (geteuid() == 0 || syscall(SYS_capget, &h, d) < 0)
+		return;
+	d[0].effective &= ~(1u << LAT_CAP_SYS_ADMIN);
+	d[0].permitted &= ~(1u << LAT_CAP_SYS_ADMIN);
+	d[0].inheritable &= ~(1u << LAT_CAP_SYS_ADMIN);
+	if (syscall(SYS_capset, &h, d) < 0)
+		log_warn("fault latency: dropping CAP_SYS_ADMIN");
+	else
+		log_debug("fault latency: CAP_SYS_ADMIN dropped after attaching the probes");
 }
 
 /*
@@ -130,9 +170,10 @@ lat_start(int enabled)
 		    "([bpf] enabled = no)");
 		return 0;
 	}
-	if (!lat_capable()) {
-		snprintf(lat_why, sizeof(lat_why), "user-space timestamps: no CAP_BPF and "
-		    "CAP_PERFMON");
+	if (*lat_missing_caps() != '\0') {
+		snprintf(lat_why, sizeof(lat_why), "user-space timestamps: eBPF needs %s",
+		    lat_missing_caps());
+		log_info("fault latency: %s", lat_why);
 		return 0;
 	}
 	libbpf_set_print(lat_libbpf_print);
@@ -166,6 +207,7 @@ lat_start(int enabled)
 		goto fail;
 	bpf_link__destroy(skel->links.on_switch);
 	skel->links.on_switch = NULL;
+	lat_drop_sys_admin();
 	/* kvm may be absent (module not loaded): the rest still works. */
 	skel->links.on_kvm_exit = bpf_program__attach(skel->progs.on_kvm_exit);
 	lat_on = 1;
