@@ -90,51 +90,45 @@ lat_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 #define LAT_CAP_HAS(d, c) ((d)[(c) / 32].effective & (1u << ((c) % 32)))
 
 /*
- * Which of the capabilities the programs need this process lacks ("" if
- * none): CAP_BPF and CAP_PERFMON to load the tracing programs and attach
- * them, and CAP_SYS_ADMIN for the uprobe of the USDT probe (this kernel's
- * uprobe perf PMU asks for it; dropped once the probe is attached). Root
- * without them (as in a unit with an empty bounding set) is tried anyway:
- * the kernel's answer is then the reason given.
+ * What this process lacks for the programs ("" if nothing): CAP_SYS_ADMIN,
+ * which this kernel's uprobe perf PMU asks for to place the USDT probe's
+ * uprobe (and which covers loading and attaching the tracing programs), or
+ * at least CAP_BPF and CAP_PERFMON for a kernel whose uprobes accept those.
+ * Root without them (as in a unit with an empty bounding set) is tried
+ * anyway: the kernel's answer is then the reason given.
  */
 static const char *
 lat_missing_caps(void)
 {
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct d[2];
-	static char miss[64];
 
 	if (geteuid() == 0)
 		return "";
-	if (syscall(SYS_capget, &h, d) < 0)
-		return "CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN";
-	snprintf(miss, sizeof(miss), "%s%s%s", LAT_CAP_HAS(d, LAT_CAP_BPF) ? "" : " CAP_BPF",
-	    LAT_CAP_HAS(d, LAT_CAP_PERFMON) ? "" : " CAP_PERFMON",
-	    LAT_CAP_HAS(d, LAT_CAP_SYS_ADMIN) ? "" : " CAP_SYS_ADMIN");
-	return miss[0] == ' ' ? miss + 1 : miss;
+	if (syscall(SYS_capget, &h, d) == 0 && (LAT_CAP_HAS(d, LAT_CAP_SYS_ADMIN) ||
+	    (LAT_CAP_HAS(d, LAT_CAP_BPF) && LAT_CAP_HAS(d, LAT_CAP_PERFMON))))
+		return "";
+	return "CAP_SYS_ADMIN";
 }
 
 /*
- * After the uprobe is attached, CAP_SYS_ADMIN is dropped for good (from
- * the effective, permitted, inheritable and so the ambient set): the rest
- * of the daemon's life needs only CAP_BPF and CAP_PERFMON (sched_switch is
- * attached and detached per migration). Root keeps what it has.
+ * Once the probes are attached a daemon that is not root drops every
+ * capability for good (effective, permitted, inheritable and so ambient):
+ * sched_switch, attached and detached per migration, and the maps (mapped
+ * into this process) need none. Root keeps what it has.
  */
 static void
-lat_drop_sys_admin(void)
+lat_drop_caps(void)
 {
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
-	struct __user_cap_data_struct d[2];
+	struct __user_cap_data_struct d[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
 
-	if (geteuid() == 0 || syscall(SYS_capget, &h, d) < 0)
+	if (geteuid() == 0)
 		return;
-	d[0].effective &= ~(1u << LAT_CAP_SYS_ADMIN);
-	d[0].permitted &= ~(1u << LAT_CAP_SYS_ADMIN);
-	d[0].inheritable &= ~(1u << LAT_CAP_SYS_ADMIN);
 	if (syscall(SYS_capset, &h, d) < 0)
-		log_warn("fault latency: dropping CAP_SYS_ADMIN");
+		log_warn("fault latency: dropping capabilities");
 	else
-		log_debug("fault latency: CAP_SYS_ADMIN dropped after attaching the probes");
+		log_debug("fault latency: probes attached; capabilities dropped");
 }
 
 /*
@@ -197,8 +191,13 @@ lat_start(int enabled)
 	 * (by tgid in our PID namespace).
 	 */
 	if ((batch_link = bpf_program__attach_usdt(skel->progs.on_batch, -1,
-	    exe, "migrationd", "batch", NULL)) == NULL)
-		goto fail;
+	    exe, "migrationd", "batch", NULL)) == NULL) {
+		err = errno;
+		snprintf(lat_why, sizeof(lat_why), "user-space timestamps: eBPF probe not "
+		    "attached: %s%s", strerror(err), err == EACCES || err == EPERM ?
+		    " (its uprobe needs CAP_SYS_ADMIN)" : "");
+		goto fail_why;
+	}
 	nrecs = 0;
 	/* sched_switch runs on every context switch of the host: attached
 	 * only while a destination guest runs (lat_begin). Tried once here
@@ -207,7 +206,7 @@ lat_start(int enabled)
 		goto fail;
 	bpf_link__destroy(skel->links.on_switch);
 	skel->links.on_switch = NULL;
-	lat_drop_sys_admin();
+	lat_drop_caps();
 	/* kvm may be absent (module not loaded): the rest still works. */
 	skel->links.on_kvm_exit = bpf_program__attach(skel->progs.on_kvm_exit);
 	lat_on = 1;
@@ -220,6 +219,7 @@ fail:
 	err = errno;
 	snprintf(lat_why, sizeof(lat_why), "user-space timestamps: eBPF failed to load: %s",
 	    strerror(err));
+fail_why:
 	log_warnx("fault latency: %s", lat_why);
 	lat_stop();
 	return -1;
