@@ -117,7 +117,9 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
                   else [] end)
                 else [] end),
    isolation: (($iso[0] // {}).isolation // null),
-   e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}]}
+   e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}],
+   e2e_scheduling: [($e.scheduling // [])[] | {setting, how, runs, mean_demand_faults,
+                    mean_total_s, mean_guest_cpus}]}
   ' >"$RES/latest.json" || { echo "bench: cannot assemble latest.json" >&2; exit 1; }
 
 say "summary (bench/results/latest.json; details in bench/results/*.json)"

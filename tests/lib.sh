@@ -291,7 +291,8 @@ mig_migrate() {
   local vm=$1 mem=$2 workload=$3 token src_pid dst_pid ready
   # A test that migrates twice appends to the same log: wait for a new line.
   ready=$(grep -c 'guest ready' "$WORK/vmm-A.log" 2>/dev/null)
-  mig_vmm_start A "$vm" vmm-A --mem "$mem" --workload "$workload"
+  # shellcheck disable=SC2086 # MIG_VMM_ARGS: extra minivmm flags (bench), split
+  mig_vmm_start A "$vm" vmm-A --mem "$mem" --workload "$workload" ${MIG_VMM_ARGS:-}
   src_pid=$VMM_PID
   for _ in $(seq 1200); do
     (($(grep -c 'guest ready' "$WORK/vmm-A.log") > ${ready:-0})) && break
@@ -300,8 +301,9 @@ mig_migrate() {
   done
   (($(grep -c 'guest ready' "$WORK/vmm-A.log") > ${ready:-0})) ||
     mig_die "source guest did not become ready"
+  # shellcheck disable=SC2086
   mig_vmm_start B "$vm" vmm-B --mem "$mem" --incoming --install "${MIG_INSTALL:-copy}" \
-    --report "$WORK/report.json"
+    --report "$WORK/report.json" ${MIG_VMM_ARGS:-}
   dst_pid=$VMM_PID
   mig_wait_attached B "$vm" 5
   token=$(ctl B prepare "$vm" -q) || mig_die "prepare on host B failed"

@@ -83,18 +83,52 @@ lat_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 }
 
 /* Root, or CAP_BPF and CAP_PERFMON in the effective set. */
-static int
-lat_capable(void)
+/* Capability bits (linux/capability.h numbering; the 6.1 headers have all three). */
+#define LAT_CAP_SYS_ADMIN 21
+#define LAT_CAP_PERFMON 38
+#define LAT_CAP_BPF 39
+#define LAT_CAP_HAS(d, c) ((d)[(c) / 32].effective & (1u << ((c) % 32)))
+
+/*
+ * What this process lacks for the programs ("" if nothing): CAP_SYS_ADMIN,
+ * which this kernel's uprobe perf PMU asks for to place the USDT probe's
+ * uprobe (and which covers loading and attaching the tracing programs), or
+ * at least CAP_BPF and CAP_PERFMON for a kernel whose uprobes accept those.
+ * Root without them (as in a unit with an empty bounding set) is tried
+ * anyway: the kernel's answer is then the reason given.
+ */
+static const char *
+lat_missing_caps(void)
 {
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct d[2];
 
 	if (geteuid() == 0)
-		return 1;
-	if (syscall(SYS_capget, &h, d) < 0)
-		return 0;
-	/* CAP_PERFMON 38, CAP_BPF 39: bits 6 and 7 of the second word. */
-	return (d[1].effective & (1u << 6)) && (d[1].effective & (1u << 7));
+		return "";
+	if (syscall(SYS_capget, &h, d) == 0 && (LAT_CAP_HAS(d, LAT_CAP_SYS_ADMIN) ||
+	    (LAT_CAP_HAS(d, LAT_CAP_BPF) && LAT_CAP_HAS(d, LAT_CAP_PERFMON))))
+		return "";
+	return "CAP_SYS_ADMIN";
+}
+
+/*
+ * Once the probes are attached a daemon that is not root drops every
+ * capability for good (effective, permitted, inheritable and so ambient):
+ * sched_switch, attached and detached per migration, and the maps (mapped
+ * into this process) need none. Root keeps what it has.
+ */
+static void
+lat_drop_caps(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+
+	if (geteuid() == 0)
+		return;
+	if (syscall(SYS_capset, &h, d) < 0)
+		log_warn("fault latency: dropping capabilities");
+	else
+		log_debug("fault latency: probes attached; capabilities dropped");
 }
 
 /*
@@ -130,9 +164,10 @@ lat_start(int enabled)
 		    "([bpf] enabled = no)");
 		return 0;
 	}
-	if (!lat_capable()) {
-		snprintf(lat_why, sizeof(lat_why), "user-space timestamps: no CAP_BPF and "
-		    "CAP_PERFMON");
+	if (*lat_missing_caps() != '\0') {
+		snprintf(lat_why, sizeof(lat_why), "user-space timestamps: eBPF needs %s",
+		    lat_missing_caps());
+		log_info("fault latency: %s", lat_why);
 		return 0;
 	}
 	libbpf_set_print(lat_libbpf_print);
@@ -156,8 +191,13 @@ lat_start(int enabled)
 	 * (by tgid in our PID namespace).
 	 */
 	if ((batch_link = bpf_program__attach_usdt(skel->progs.on_batch, -1,
-	    exe, "migrationd", "batch", NULL)) == NULL)
-		goto fail;
+	    exe, "migrationd", "batch", NULL)) == NULL) {
+		err = errno;
+		snprintf(lat_why, sizeof(lat_why), "user-space timestamps: eBPF probe not "
+		    "attached: %s%s", strerror(err), err == EACCES || err == EPERM ?
+		    " (its uprobe needs CAP_SYS_ADMIN)" : "");
+		goto fail_why;
+	}
 	nrecs = 0;
 	/* sched_switch runs on every context switch of the host: attached
 	 * only while a destination guest runs (lat_begin). Tried once here
@@ -166,6 +206,7 @@ lat_start(int enabled)
 		goto fail;
 	bpf_link__destroy(skel->links.on_switch);
 	skel->links.on_switch = NULL;
+	lat_drop_caps();
 	/* kvm may be absent (module not loaded): the rest still works. */
 	skel->links.on_kvm_exit = bpf_program__attach(skel->progs.on_kvm_exit);
 	lat_on = 1;
@@ -178,6 +219,7 @@ fail:
 	err = errno;
 	snprintf(lat_why, sizeof(lat_why), "user-space timestamps: eBPF failed to load: %s",
 	    strerror(err));
+fail_why:
 	log_warnx("fault latency: %s", lat_why);
 	lat_stop();
 	return -1;

@@ -82,7 +82,7 @@ for ph in queue net install; do
   mig_assert_eq "phase $ph reported" "$?" 0
 done
 mig_assert_eq "per-thread histograms (THREAD_ID faults)" \
-  "$(grep -c "^migrationd_fault_phase_seconds_count{migration=\"$id\".*tid=" "$WORK/metrics.txt" | awk '{print ($1 > 0)}')" 1
+  "$(grep -c "^migrationd_thread_fault_seconds_count{migration=\"$id\".*tid=" "$WORK/metrics.txt" | awk '{print ($1 > 0)}')" 1
 grep -q '^migrationd_pages_total{migration="'"$id"'".*class="zero"}' "$WORK/metrics.txt"
 mig_assert_eq "page counters in the metrics" "$?" 0
 

@@ -34,6 +34,18 @@ conf=$(sed -n 's/^ExecStart=.* -c \([^ ]*\)$/\1/p' "$unit")
 mig_assert_eq "ExecStartPre runs migrationd -n on the file ExecStart uses" \
   "$(grep -c "^ExecStartPre=$MIGRATIOND -n -c $conf\$" "$unit")" 1
 
+# The eBPF programs' system calls (bpf, perf_event_open; capset for the
+# daemon's drop of its capabilities) are in an allow line after the last
+# deny line (systemd applies the lines in order), so the seccomp filter
+# lets them through; the capability they need is the one granted.
+last_deny=$(grep -n '^SystemCallFilter=~' "$unit" | tail -n1 | cut -d: -f1)
+allowed=$(awk -v d="$last_deny" -F= 'NR > d && $1 == "SystemCallFilter" && $2 !~ /^~/ {print $2}' "$unit" | tr ' ' '\n')
+for sc in bpf perf_event_open capset; do
+  mig_assert_eq "system call $sc allowed after the deny list" "$(grep -cx "$sc" <<<"$allowed")" 1
+done
+mig_assert_eq "the unit grants CAP_SYS_ADMIN alone, bounding and ambient" \
+  "$(sed -n 's/^CapabilityBoundingSet=//p; s/^AmbientCapabilities=//p' "$unit" | sort -u)" CAP_SYS_ADMIN
+
 # sd_notify: READY=1 reaches NOTIFY_SOCKET once the listeners are up.
 PY=/usr/bin/python3
 mkdir -p "$WORK/n"
