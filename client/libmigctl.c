@@ -408,9 +408,17 @@ migctl_call(struct migctl *c, const char *method, const ProtobufCMessage *req,
 int
 migctl_prepare(struct migctl *c, const char *vm, Migrationd__V1__PrepareIncomingResponse **out)
 {
+	return migctl_prepare_from(c, vm, NULL, out);
+}
+
+int
+migctl_prepare_from(struct migctl *c, const char *vm, const char *from,
+    Migrationd__V1__PrepareIncomingResponse **out)
+{
 	Migrationd__V1__PrepareIncomingRequest q = MIGRATIOND__V1__PREPARE_INCOMING_REQUEST__INIT;
 
 	q.vm = STR(vm);
+	q.source_identity = STR(from);
 	return CALL("PrepareIncoming", q, out);
 }
 

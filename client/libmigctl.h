@@ -70,7 +70,15 @@ int migctl_call(struct migctl *c, const char *method, const ProtobufCMessage *re
 /* Destination: expect VM; (*out)->token is the one-time token. */
 int migctl_prepare(struct migctl *c, const char *vm,
     Migrationd__V1__PrepareIncomingResponse **out);
-/* Source: migrate VM to `dest` (IP:PORT of the destination's peer listener). */
+/*
+ * The same, but only a source whose peer certificate carries identity
+ * `from` (its subject, CN, a DNS or URI subjectAltName, an e-mail address)
+ * may spend the token; NULL or "" is migctl_prepare. Needs peer TLS.
+ */
+int migctl_prepare_from(struct migctl *c, const char *vm, const char *from,
+    Migrationd__V1__PrepareIncomingResponse **out);
+/* Source: migrate VM to `dest`, the destination's peer listener: NAME:PORT,
+ * IPV4:PORT or [IPV6]:PORT. */
 int migctl_start(struct migctl *c, const char *vm, const char *dest, const char *token,
     Migrationd__V1__StartMigrationResponse **out);
 int migctl_get(struct migctl *c, const char *id_or_vm,

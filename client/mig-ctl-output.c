@@ -57,6 +57,10 @@ print_json(const Migrationd__V1__Migration *m)
 	    (unsigned long long)m->pages_poisoned);
 	json_str("fault_path", m->fault_path, 0);
 	json_str("install_mode", m->install_mode, 0);
+	json_str("peer_address", m->peer_address, 0);
+	json_str("source_identity", m->source_identity, 0);
+	json_str("destination_identity", m->destination_identity, 0);
+	json_str("expected_source", m->expected_source, 0);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -68,7 +72,18 @@ print_human(const Migrationd__V1__Migration *m)
 	    migctl_state_name(m->state));
 	if (m->reason[0])
 		printf("  reason:      %s\n", m->reason);
-	printf("  peer:        %s\n", m->peer[0] ? m->peer : "-");
+	printf("  peer:        %s", m->peer[0] ? m->peer : "-");
+	if (m->peer_address[0] && strcmp(m->peer_address, m->peer) != 0)
+		printf(" (at %s)", m->peer_address);
+	printf("\n");
+	/* Certificate identities: empty with peer TLS off. */
+	printf("  source:      %s%s\n", m->source_identity[0] ? m->source_identity : "-",
+	    m->role == MIGRATIOND__V1__ROLE__SOURCE && m->source_identity[0] ? " (this host)" : "");
+	printf("  destination: %s%s\n", m->destination_identity[0] ?
+	    m->destination_identity : "-", m->role == MIGRATIOND__V1__ROLE__DESTINATION &&
+	    m->destination_identity[0] ? " (this host)" : "");
+	if (m->expected_source[0])
+		printf("  only from:   %s (prepare --from)\n", m->expected_source);
 	printf("  RAM:         %llu MiB, %llu pages\n",
 	    (unsigned long long)(m->ram_bytes >> 20), (unsigned long long)m->pages_total);
 	printf("  pages:       %llu on demand, %llu background, %llu zero, %llu sent twice",

@@ -32,15 +32,15 @@ usage(FILE *f)
 	    "usage: mig-ctl [-s SOCKET] [--json] COMMAND [ARGS]\n"
 	    "\n"
 	    "commands:\n"
-	    "  prepare VM [-q]                      destination: expect VM, print a one-time token\n"
-	    "  migrate VM --to IP:PORT --token T [--wait] [--timeout SECS]\n"
+	    "  prepare VM [--from NAME] [-q]        destination: expect VM (only from NAME), print a one-time token\n"
+	    "  migrate VM --to HOST:PORT --token T [--wait] [--timeout SECS]\n"
 	    "                                       source: migrate VM to the destination daemon\n"
 	    "  status ID|VM                         one migration, with its figures\n"
 	    "  list [--state S] [--role R] [--vm VM]\n"
 	    "                                       VMs attached here and migrations (history too)\n"
 	    "  watch ID|VM [--interval MS]          live progress until the migration ends\n"
 	    "  pause ID|VM                          source: hold a post-copy migration\n"
-	    "  recover ID|VM [--to IP:PORT]         source: resume a paused migration now\n"
+	    "  recover ID|VM [--to HOST:PORT]       source: resume a paused migration now\n"
 	    "  cancel ID|VM                         cancel before the VM has left the source\n"
 	    "  latency ID|VM                        demand-fault latency histogram\n"
 	    "  health                               daemon version, uptime, listeners\n"
@@ -99,23 +99,27 @@ static int
 cmd_prepare(int argc, char **argv)
 {
 	Migrationd__V1__PrepareIncomingResponse *r;
-	const char *vm = NULL;
+	const char *vm = NULL, *from = NULL;
 	struct migctl *c;
 	int quiet = 0;
 
 	if (want_help(argc, argv)) {
-		printf("usage: mig-ctl prepare VM [-q]\n"
+		printf("usage: mig-ctl prepare VM [--from NAME] [-q]\n"
 		    "Destination side: expect an incoming migration of VM (its VMM must be\n"
 		    "attached with --incoming) and print the one-time token the source\n"
-		    "must present. -q prints the token alone.\n");
+		    "must present. --from NAME: only a source whose peer certificate\n"
+		    "carries NAME (subject, CN, DNS or URI subjectAltName, e-mail) may\n"
+		    "spend the token; needs peer TLS. -q prints the token alone.\n");
 		return EX_OK;
 	}
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-q"))
 			quiet = 1;
+		else if (!strcmp(argv[i], "--from") && i + 1 < argc && argv[i + 1][0] != '\0')
+			from = argv[++i];
 		else if (argv[i][0] == '-' || vm != NULL) {
-			fprintf(stderr, "mig-ctl prepare: unexpected '%s' (usage: prepare VM [-q])\n",
-			    argv[i]);
+			fprintf(stderr, "mig-ctl prepare: unexpected '%s' (usage: prepare VM "
+			    "[--from NAME] [-q])\n", argv[i]);
 			return EX_USAGE_;
 		} else
 			vm = argv[i];
@@ -125,7 +129,7 @@ cmd_prepare(int argc, char **argv)
 		return EX_USAGE_;
 	}
 	c = connect_or_die();
-	check(c, migctl_prepare(c, vm, &r));
+	check(c, migctl_prepare_from(c, vm, from, &r));
 	if (quiet)
 		printf("%s\n", r->token);
 	else if (json) {
@@ -243,10 +247,11 @@ cmd_migrate(int argc, char **argv)
 		case 'w': wait = 1; break;
 		case 'T': timeout = atof(optarg); break;
 		case 'h':
-			printf("usage: mig-ctl migrate VM --to IP:PORT --token TOKEN [--wait] "
+			printf("usage: mig-ctl migrate VM --to HOST:PORT --token TOKEN [--wait] "
 			    "[--timeout SECS]\n"
-			    "Source side: migrate VM to the migrationd at IP:PORT, which issued\n"
-			    "TOKEN with `mig-ctl prepare`. --wait shows a live progress bar (rate,\n"
+			    "Source side: migrate VM to the migrationd at HOST:PORT (a name, an\n"
+			    "IPv4 address or a bracketed IPv6 one: [::1]:7480), which issued\n"
+			    "TOKEN with `mig-ctl prepare`; its certificate must carry the name. --wait shows a live progress bar (rate,\n"
 			    "ETA) until the migration ends, and exits 5 unless it completed (also\n"
 			    "when it pauses or --timeout passes).\n");
 			return EX_OK;
@@ -255,7 +260,7 @@ cmd_migrate(int argc, char **argv)
 		}
 	}
 	if (optind >= argc || to == NULL || token == NULL) {
-		fprintf(stderr, "mig-ctl migrate: need VM, --to IP:PORT and --token\n");
+		fprintf(stderr, "mig-ctl migrate: need VM, --to HOST:PORT and --token\n");
 		return EX_USAGE_;
 	}
 	vm = argv[optind];
@@ -653,9 +658,9 @@ main(int argc, char **argv)
 		    "migration in post-copy (the destination's vCPUs wait for\nmissing pages) "
 		    "until `mig-ctl recover`.\n");
 	if (!strcmp(argv[0], "recover"))
-		return cmd_one(argc, argv, "usage: mig-ctl recover ID|VM [--to IP:PORT]\n"
+		return cmd_one(argc, argv, "usage: mig-ctl recover ID|VM [--to HOST:PORT]\n"
 		    "Source side: reconnect a PAUSED migration now instead of waiting for\n"
-		    "the back-off, optionally to a new destination address.\n");
+		    "the back-off, optionally to a new destination (a name, IPv4 or [IPv6]).\n");
 	if (!strcmp(argv[0], "cancel"))
 		return cmd_one(argc, argv, "usage: mig-ctl cancel ID|VM\nCancel a migration "
 		    "whose VM has not left the source (the VM resumes there;\na destination "

@@ -367,11 +367,20 @@ ctl_prepare(struct h2stream *s, const void *q)
 		h2_finish(s, GRPC_INVALID_ARGUMENT, "vm is required");
 		return;
 	}
+	if (p->source_identity[0] != '\0' && !D->conf.tls) {
+		h2_finish(s, GRPC_FAILED_PRECONDITION, "source_identity (--from) needs peer "
+		    "TLS: with [tls] enabled = off no source shows a certificate");
+		return;
+	}
+	if (strlen(p->source_identity) >= sizeof(((struct migration *)0)->from)) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, "source_identity is too long");
+		return;
+	}
 	if ((v = vm_find(p->vm)) == NULL) {
 		h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
 		return;
 	}
-	if (dst_prepare(v, &m, err, sizeof(err)) < 0) {
+	if (dst_prepare(v, p->source_identity, &m, err, sizeof(err)) < 0) {
 		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		return;
 	}
@@ -383,15 +392,19 @@ ctl_prepare(struct h2stream *s, const void *q)
 	h2_finish(s, GRPC_OK, NULL);
 }
 
-/* A destination for StartMigration or RecoverMigration: IP:PORT. */
+/* A destination for StartMigration or RecoverMigration: NAME:PORT,
+ * IPV4:PORT or [IPV6]:PORT (the name is resolved when the daemon dials). */
 static int
 ctl_destination_ok(struct h2stream *s, const char *dest)
 {
-	struct sockaddr_storage ss;
-	int sslen;
+	char host[256], why[100], msg[200];
+	unsigned port;
 
-	if (parse_hostport(dest, &ss, &sslen) < 0) {
-		h2_finish(s, GRPC_INVALID_ARGUMENT, "destination must be IP:PORT");
+	if (strlen(dest) >= sizeof(((struct migration *)0)->peer) ||
+	    split_hostport(dest, host, sizeof(host), &port, why, sizeof(why)) < 0) {
+		snprintf(msg, sizeof(msg), "destination %.60s: %s", dest,
+		    strlen(dest) >= sizeof(((struct migration *)0)->peer) ? "too long" : why);
+		h2_finish(s, GRPC_INVALID_ARGUMENT, msg);
 		return 0;
 	}
 	return 1;

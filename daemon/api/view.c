@@ -81,6 +81,10 @@ view_fill(const struct migration *m, Migrationd__V1__Migration *o)
 	o->guest_ok = m->verdict_ok;
 	o->fault_path = (char *)(uintptr_t)m->fault_path;
 	o->install_mode = (char *)(uintptr_t)m->install_mode;
+	o->source_identity = (char *)(uintptr_t)m->src_ident;
+	o->destination_identity = (char *)(uintptr_t)m->dst_ident;
+	o->peer_address = (char *)(uintptr_t)m->peer_addr;
+	o->expected_source = (char *)(uintptr_t)m->from;
 }
 
 void
@@ -93,6 +97,10 @@ view_restore(struct migration *m, const Migrationd__V1__Migration *i)
 	snprintf(m->verdict, sizeof(m->verdict), "%s", i->guest_verdict);
 	snprintf(m->fault_path, sizeof(m->fault_path), "%s", i->fault_path);
 	snprintf(m->install_mode, sizeof(m->install_mode), "%s", i->install_mode);
+	snprintf(m->src_ident, sizeof(m->src_ident), "%s", i->source_identity);
+	snprintf(m->dst_ident, sizeof(m->dst_ident), "%s", i->destination_identity);
+	snprintf(m->peer_addr, sizeof(m->peer_addr), "%s", i->peer_address);
+	snprintf(m->from, sizeof(m->from), "%s", i->expected_source);
 	m->verdict_ok = i->guest_ok;
 	m->state = view_state_from(i->state);
 #define X(f) st->f = i->f;

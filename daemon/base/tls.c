@@ -126,17 +126,59 @@ tls_bev_connect(SSL_CTX *ctx, const char *host)
 	return bev;
 }
 
+/*
+ * Why a TLS channel failed, in words: the certificate check's result (a
+ * name or address the certificate does not carry, an unknown CA, ...) or
+ * OpenSSL's reason text, without its error codes; "" when OpenSSL saw no
+ * error of its own (the socket failed: the caller says how).
+ */
 const char *
 tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
 {
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	X509_VERIFY_PARAM *vp;
+	const char *r;
 	unsigned long e;
+	char *ip;
+	long rc;
 
 	buf[0] = '\0';
-	if (bufferevent_openssl_get_ssl(bev) == NULL)
+	if (ssl == NULL)
 		return buf;
-	while ((e = bufferevent_get_openssl_error(bev)) != 0)
-		ERR_error_string_n(e, buf, len);
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		/* lib 0 / SYS: the socket's errno, which the caller reports. */
+		if (buf[0] != '\0' || ERR_GET_LIB(e) == 0 || ERR_GET_LIB(e) == ERR_LIB_SYS)
+			continue;
+		r = ERR_reason_error_string(e);
+		snprintf(buf, len, "%s", r != NULL ? r : "TLS error");
+	}
+	vp = SSL_get0_param(ssl);
+	switch ((rc = SSL_get_verify_result(ssl))) {
+	case X509_V_OK:
+		break;
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		snprintf(buf, len, "certificate does not match the name %s",
+		    X509_VERIFY_PARAM_get0_host(vp, 0) ? X509_VERIFY_PARAM_get0_host(vp, 0) : "?");
+		break;
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		ip = X509_VERIFY_PARAM_get1_ip_asc(vp);
+		snprintf(buf, len, "certificate does not match the address %s", ip ? ip : "?");
+		OPENSSL_free(ip);
+		break;
+	default:
+		snprintf(buf, len, "certificate verification failed: %s",
+		    X509_verify_cert_error_string(rc));
+	}
 	return buf;
+}
+
+const char *
+tls_bev_own_identity(struct bufferevent *bev, char *buf, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	buf[0] = '\0';
+	return ssl != NULL ? tls_cert_identity(SSL_get_certificate(ssl), buf, len) : buf;
 }
 
 const char *

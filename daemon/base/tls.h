@@ -18,7 +18,9 @@ SSL_CTX *tls_ctx_new(const struct config *c, int server);
 SSL_CTX *tls_ctx_new_h2(const struct config *c);
 struct bufferevent *tls_bev_accept(SSL_CTX *ctx, int fd);
 struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
-/* OpenSSL's reason for a failed bufferevent ("" if none). */
+/* Why a TLS bufferevent failed, in words without OpenSSL's codes: the
+ * certificate check ("certificate does not match the name hostb") or the
+ * handshake's reason; "" if OpenSSL saw none (the socket's errno tells). */
 const char *tls_bev_error(struct bufferevent *bev, char *buf, size_t len);
 /* Why the peer's certificate failed verification; NULL if it did not. */
 const char *tls_bev_verify_error(struct bufferevent *bev);
@@ -35,6 +37,8 @@ int tls_random(void *buf, size_t len);
  */
 const char *tls_bev_identity(struct bufferevent *bev, char *buf, size_t len);
 int tls_bev_matches(struct bufferevent *bev, const char *id);
+/* This end's own certificate subject on the channel ("" without TLS). */
+const char *tls_bev_own_identity(struct bufferevent *bev, char *buf, size_t len);
 const char *tls_cert_identity(X509 *x, char *buf, size_t len);
 int tls_cert_matches(X509 *x, const char *id);
 

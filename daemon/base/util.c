@@ -3,6 +3,7 @@
  * layer of the daemon. Loop thread only.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,66 @@ now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+split_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
+    char *why, size_t whylen)
+{
+	const char *colon, *h = s;
+	size_t n;
+	char *end;
+	long p;
+
+	if (s == NULL || (colon = strrchr(s, ':')) == NULL) {
+		snprintf(why, whylen, "no port (want HOST:PORT, [IPV6]:PORT)");
+		return -1;
+	}
+	n = (size_t)(colon - s);
+	if (s[0] == '[') {
+		/* [IPV6]:PORT: the bracket closes right before the colon. */
+		if (n < 2 || s[n - 1] != ']') {
+			snprintf(why, whylen, "an IPv6 address goes in brackets: [ADDR]:PORT");
+			return -1;
+		}
+		h = s + 1;
+		n -= 2;
+	} else if (memchr(s, ':', n) != NULL) {
+		snprintf(why, whylen, "an IPv6 address goes in brackets: [ADDR]:PORT");
+		return -1;
+	}
+	if (n == 0) {
+		snprintf(why, whylen, "empty host");
+		return -1;
+	}
+	if (n >= hostlen || n > 253) {
+		snprintf(why, whylen, "host name too long");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)h[i]) && strchr(".-_:%", h[i]) == NULL) {
+			snprintf(why, whylen, "bad character in host");
+			return -1;
+		}
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || !isdigit((unsigned char)colon[1]) ||
+	    p < 1 || p > 65535) {
+		snprintf(why, whylen, "port must be 1-65535");
+		return -1;
+	}
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (s[0] == '[') {
+		struct in6_addr a6;
+
+		if (inet_pton(AF_INET6, host, &a6) != 1) {
+			snprintf(why, whylen, "[%s] is not an IPv6 address", host);
+			return -1;
+		}
+	}
+	*port = (unsigned)p;
+	return 0;
 }
 
 int

@@ -36,5 +36,12 @@ int64_t now_ms(void);	/* CLOCK_REALTIME, for records and the API */
 int64_t now_ns(void);	/* CLOCK_MONOTONIC, the clock BPF uses */
 /* "1.2.3.4:80", "[::1]:80" -> sockaddr. Numeric only: never blocks. */
 int parse_hostport(const char *s, struct sockaddr_storage *ss, int *sslen);
+/*
+ * A peer's address as the operator gives it: NAME:PORT, IPV4:PORT or
+ * [IPV6]:PORT. Writes the host (brackets removed) and port; -1 with the
+ * reason in why for bad syntax (no port, port out of range, empty host).
+ */
+int split_hostport(const char *s, char *host, size_t hostlen, unsigned *port,
+    char *why, size_t whylen);
 
 #endif

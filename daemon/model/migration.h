@@ -111,7 +111,13 @@ struct migration {
 	enum mig_role		 role;
 	enum mig_state		 state;
 	const struct mig_ops	*ops;
-	char			 peer[128];
+	char			 peer[128];	/* source: as given (a name or
+						   literal); destination: IP:PORT */
+	char			 peer_addr[64];	/* source: the address dialled last */
+	char			 src_ident[256]; /* certificate subjects (RFC 2253), */
+	char			 dst_ident[256]; /* "" with TLS off */
+	char			 from[256];	/* destination: the only source
+						   identity allowed ("": any) */
 	char			 token[65];	/* destination: its one-time token
 						   (hex); empty once presented */
 	char			 reason[256];

@@ -110,7 +110,8 @@ dst_unused_arm(struct migration *m)
 }
 
 int
-dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
+dst_prepare(struct vm *v, const char *from, struct migration **out, char *err,
+    size_t errlen)
 {
 	struct migration *m;
 	uint8_t rnd[32];
@@ -145,6 +146,7 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 		return dst_prepare_failed(m, err, errlen, "out of memory");
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(m->from, sizeof(m->from), "%s", from != NULL ? from : "");
 	dst_paths(m, v);
 	if (v->minor && inst_journal_new(m) < 0) {
 		snprintf(why, sizeof(why), "cannot create the install journal under %s: %s",
@@ -152,8 +154,8 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 		return dst_prepare_failed(m, err, errlen, why);
 	}
 	m->state = MIG_PREPARED;
-	log_info("migration %s: vm %s prepared for incoming migration (%s)", m->id,
-	    v->name, v->minor ? "minor mode: page cache + UFFDIO_CONTINUE" :
+	log_info("migration %s: vm %s prepared for incoming migration%s%s (%s)", m->id,
+	    v->name, m->from[0] ? " from " : "", m->from, v->minor ? "minor mode: page cache + UFFDIO_CONTINUE" :
 	    "copy mode: UFFDIO_COPY");
 	*out = m;
 	return 0;
@@ -210,6 +212,38 @@ dst_send_welcome(struct pconn *c, struct migration *m)
 	peer_send_msg(c, &msg);
 }
 
+/*
+ * A migration prepared --from NAME takes only a source whose certificate
+ * carries NAME (tls_bev_matches). Another is refused, the refusal logged;
+ * the token is not spent, so the right source can still use it, and no
+ * number of wrong attempts invalidates it (that would let any holder of a
+ * fleet certificate who saw the token cancel the migration); it still
+ * expires after [peer] token_ttl. 1 if `c` may go on.
+ */
+static int
+dst_source_ok(struct pconn *c, struct migration *m, const char *what)
+{
+	char who[256], why[700];
+
+	if (m->from[0] == '\0' || tls_bev_matches(c->bev, m->from))
+		return 1;
+	tls_bev_identity(c->bev, who, sizeof(who));
+	snprintf(why, sizeof(why), "this migration may only come from %s; you are %s",
+	    m->from, who[0] ? who : "without a certificate");
+	log_warnx("migration %s: %s from %s refused: source %s is not %s", m->id, what,
+	    c->addr, who[0] ? who : "(no certificate)", m->from);
+	peer_refuse(c, why);
+	return 0;
+}
+
+/* The channel's two certificate subjects, recorded with the migration. */
+static void
+dst_identities(struct pconn *c, struct migration *m)
+{
+	tls_bev_identity(c->bev, m->src_ident, sizeof(m->src_ident));
+	tls_bev_own_identity(c->bev, m->dst_ident, sizeof(m->dst_ident));
+}
+
 /* Why the source's Hello does not fit prepared migration `m` ("" if it does). */
 static void
 dst_mismatch(const struct migration *m, const Migrationd__Peer__V1__Hello *h,
@@ -248,6 +282,9 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 		return dst_resume(c, h);
 	if (h->token == NULL || (m = dst_by_token(h->token)) == NULL)
 		return peer_refuse(c, "unknown or already used token");
+	/* Bound to one source: another's attempt leaves the token as it was. */
+	if (!dst_source_ok(c, m, "token"))
+		return -1;
 	/* One use, whatever follows. */
 	memset(m->token, 0, sizeof(m->token));
 	if (!mig_active(m)) {
@@ -270,10 +307,12 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 		return peer_refuse(c, "no entropy");
 	peer_bind(c, m, h->channel);
 	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
+	dst_identities(c, m);
 	dst_send_welcome(c, m);
 	mig_set_state(m, MIG_CONNECTING, NULL);
-	log_info("migration %s: source %s (its migration %s) authenticated", m->id,
-	    c->addr, h->source_migration_id);
+	log_info("migration %s: source %s [%s] (its migration %s) authenticated", m->id,
+	    c->addr, m->src_ident[0] ? m->src_ident : "no certificate: TLS off",
+	    h->source_migration_id);
 	peer_heartbeat(m);
 	return 0;
 }
@@ -316,6 +355,8 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 
 	if ((m = dst_by_key(&h->session_key, 1)) == NULL)
 		return dst_refuse_resume(c, &h->session_key);
+	if (!dst_source_ok(c, m, "resume"))
+		return -1;
 	if (m->vm == NULL || m->dst->installed == NULL)
 		return peer_refuse(c, "the VM's VMM has not re-attached yet");
 	/* The source saw the link die before we did: its word is enough. */
@@ -329,6 +370,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 		peer_close(m->bg, 0);
 	peer_bind(c, m, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
 	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
+	dst_identities(c, m);
 	dst_send_welcome(c, m);
 	/* The bitmap is little-endian words on x86: bytes in page order. */
 	rs.installed.data = (uint8_t *)m->dst->installed;

@@ -67,7 +67,9 @@ struct mig_dst {
  * (or [peer] token_ttl, if shorter) ends FAILED. -1 with err when refused
  * (a record that failed on the way says why).
  */
-int dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen);
+/* `from`: the only source identity that may spend the token ("" or NULL: any). */
+int dst_prepare(struct vm *v, const char *from, struct migration **out, char *err,
+    size_t errlen);
 int dst_cancel(struct migration *m, char *err, size_t errlen);
 /* The first frame of an accepted peer connection (peer_listen's handler). */
 int dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h);

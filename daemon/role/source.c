@@ -25,6 +25,7 @@
 #include "probes.h"
 #include "session.h"
 #include "source.h"
+#include "tls.h"
 #include "util.h"
 #include "vm.h"
 
@@ -114,7 +115,8 @@ src_start(struct vm *v, const char *dest, const char *token,
 	}
 	if ((m->src->sent = bitmap_new(m->npages)) == NULL ||
 	    (m->urgent = peer_connect(m, dest, MIGRATIOND__PEER__V1__CHANNEL__URGENT)) == NULL) {
-		snprintf(err, errlen, "cannot connect to %s", dest);
+		snprintf(err, errlen, "%s", m->src->sent == NULL ? "out of memory" :
+		    peer_connect_error());
 		src_fail(m, err);
 		return 0;
 	}
@@ -162,6 +164,13 @@ src_connected(struct pconn *c)
 	}
 	log_debug("migration %s: %s channel connected", m->id,
 	    c == m->bg ? "background" : "urgent");
+	if (c == m->urgent) {
+		/* Who is at the other end, as its certificate says. */
+		tls_bev_identity(c->bev, m->dst_ident, sizeof(m->dst_ident));
+		tls_bev_own_identity(c->bev, m->src_ident, sizeof(m->src_ident));
+		log_info("migration %s: destination %s at %s [%s]", m->id, m->peer,
+		    m->peer_addr, m->dst_ident[0] ? m->dst_ident : "no certificate: TLS off");
+	}
 	if (src_send_hello(c, m) < 0) {
 		src_fail(m, "cannot send hello");
 		return;
@@ -382,7 +391,9 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		memcpy(m->session_key, msg->welcome->session_key.data, sizeof(m->session_key));
 		peer_live(c);
 		peer_heartbeat(m);
-		m->bg = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
+		/* The daemon the urgent channel reached, not another address. */
+		m->bg = peer_connect_at(m, m->peer, m->peer_addr,
+		    MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
 		if (m->bg == NULL) {
 			src_fail(m, "cannot open the background channel");
 			return -1;
@@ -560,7 +571,8 @@ src_resync(struct migration *m, const uint8_t *installed)
 	m->src->resuming = 0;
 	m->src->retry_ms = 0;
 	m->st.reconnects++;
-	m->bg = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
+	m->bg = peer_connect_at(m, m->peer, m->peer_addr,
+	    MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
 	m->reason[0] = '\0';
 	mig_set_state(m, MIG_POSTCOPY, NULL);
 	log_info("migration %s: resumed: destination has %llu of %llu pages", m->id,

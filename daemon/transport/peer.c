@@ -144,6 +144,7 @@ static void
 peer_free(struct pconn *c)
 {
 	TAILQ_REMOVE(&conns, c, entry);
+	dial_free(c);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
 	free(c);
@@ -159,6 +160,7 @@ peer_close_all(void)
 		c->mig = NULL;
 		peer_free(c);
 	}
+	dial_shutdown();
 }
 
 void
@@ -284,6 +286,14 @@ peer_heartbeat_stop(struct migration *m)
 	if (m->ev_ping != NULL)
 		event_free(m->ev_ping);
 	m->ev_ping = NULL;
+}
+
+static void peer_lost(struct pconn *c, const char *why);
+
+void
+peer_dial_lost(struct pconn *c, const char *why)
+{
+	peer_lost(c, why);
 }
 
 /* Connection failed or ended: tell its migration, then drop it. */
@@ -509,6 +519,7 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
+		dial_connected(c);
 		if (c->mig != NULL && c->mig->ops->connected != NULL)
 			c->mig->ops->connected(c);
 		return;
@@ -517,15 +528,21 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 		peer_free(c);
 		return;
 	}
+	/* Not up yet: the next address, or the reason of the last. */
+	if (c->dial != NULL) {
+		dial_failed(c, what);
+		return;
+	}
 	tls_bev_error(bev, tlserr, sizeof(tlserr));
 	if (what & BEV_EVENT_TIMEOUT)
 		snprintf(why, sizeof(why), "time-out");
 	else if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "connection closed by peer");
+	else if (tlserr[0] != '\0')
+		snprintf(why, sizeof(why), "TLS: %s", tlserr);
 	else
-		snprintf(why, sizeof(why), "%s%s%s",
-		    EVUTIL_SOCKET_ERROR() ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "error",
-		    tlserr[0] ? ": TLS: " : "", tlserr);
+		snprintf(why, sizeof(why), "%s", EVUTIL_SOCKET_ERROR() ?
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "connection error");
 	peer_lost(c, why);
 }
 
@@ -611,24 +628,48 @@ peer_listen_stop(void)
 	listener = NULL;
 }
 
+SSL_CTX *
+peer_tls_client(void)
+{
+	return tls_client;
+}
+
+void
+peer_set_bev(struct pconn *c, struct bufferevent *bev)
+{
+	struct timeval tv = { D->conf.handshake_timeout, 0 };
+
+	if (c->bev != NULL && c->bev != bev)
+		bufferevent_free(c->bev);
+	c->bev = bev;
+	bufferevent_setcb(bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
+	bufferevent_set_timeouts(bev, &tv, NULL);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+const char *
+peer_connect_error(void)
+{
+	return dial_last_error();
+}
+
 struct pconn *
 peer_connect(struct migration *m, const char *hostport, int channel)
 {
-	struct timeval tv = { D->conf.handshake_timeout, 0 };
-	struct sockaddr_storage ss;
-	char host[128], *colon;
+	return peer_connect_at(m, hostport, NULL, channel);
+}
+
+struct pconn *
+peer_connect_at(struct migration *m, const char *hostport, const char *at, int channel)
+{
+	char host[128], why[100];
 	struct bufferevent *bev;
 	struct pconn *c;
-	int sslen;
+	unsigned port;
 
-	if (parse_hostport(hostport, &ss, &sslen) < 0)
-		return NULL;
-	snprintf(host, sizeof(host), "%s", hostport);
-	if ((colon = strrchr(host, ':')) != NULL)
-		*colon = '\0';
-	if (host[0] == '[') {
-		memmove(host, host + 1, strlen(host));
-		host[strcspn(host, "]")] = '\0';
+	if (split_hostport(hostport, host, sizeof(host), &port, why, sizeof(why)) < 0) {
+		/* dial_start says why */
+		host[0] = '\0';
 	}
 	if ((bev = tls_bev_connect(tls_client, host)) == NULL)
 		return NULL;
@@ -637,10 +678,8 @@ peer_connect(struct migration *m, const char *hostport, int channel)
 		return NULL;
 	}
 	peer_bind(c, m, channel);
-	bufferevent_set_timeouts(bev, &tv, NULL);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(bev, (struct sockaddr *)&ss, sslen) < 0) {
-		log_warn("%s: %s", __func__, hostport);
+	peer_set_bev(c, bev);
+	if (dial_start(c, hostport, at) < 0) {
 		peer_close(c, 0);
 		return NULL;
 	}

@@ -55,8 +55,9 @@ struct pconn {
 	int			 throttled; /* not reading: our output to it is full */
 	struct event		*ev_more; /* bulk: go on after the loop looked
 					     for faults (peer_yield) */
-	char			 addr[64];
+	char			 addr[64];	/* IP:PORT of the other end */
 	struct frame_limits	 lim;
+	struct dial		*dial;	/* dialled, until connected (dial.c) */
 };
 
 /*
@@ -70,7 +71,17 @@ typedef int (*peer_hello_fn)(struct pconn *c, const Migrationd__Peer__V1__Hello 
 void peer_init(SSL_CTX *server, SSL_CTX *client);
 int peer_listen(const char *hostport, peer_hello_fn hello);
 void peer_listen_stop(void);
+/*
+ * Dials `hostport` (NAME:PORT, IPV4:PORT or [IPV6]:PORT: dial.c) for
+ * `channel` of `m`. NULL if it failed at once (peer_connect_error says
+ * why); a later failure reaches m->ops->conn_lost with the reason in words.
+ */
 struct pconn *peer_connect(struct migration *m, const char *hostport, int channel);
+/* The same, at address `at` (IP:PORT, [IPV6]:PORT) without resolving; the
+ * certificate is still checked against hostport's name. */
+struct pconn *peer_connect_at(struct migration *m, const char *hostport, const char *at,
+    int channel);
+const char *peer_connect_error(void);
 /* `c` carries `channel` of `m` from now on (frame limits of m's VM). */
 void peer_bind(struct pconn *c, struct migration *m, int channel);
 /* `c` no longer belongs to its migration. */
@@ -95,5 +106,17 @@ int peer_bulk_turn_over(struct migration *m, int64_t t0, int64_t *t_check);
 void peer_live(struct pconn *c);
 void peer_heartbeat(struct migration *m);
 void peer_heartbeat_stop(struct migration *m);
+
+/* For dial.c: the dialling context, a new bufferevent for c's next try
+ * (the old one freed), and giving up on c. */
+SSL_CTX *peer_tls_client(void);
+void peer_set_bev(struct pconn *c, struct bufferevent *bev);
+void peer_dial_lost(struct pconn *c, const char *why);
+int dial_start(struct pconn *c, const char *hostport, const char *at);
+int dial_failed(struct pconn *c, short what);
+void dial_connected(struct pconn *c);
+void dial_free(struct pconn *c);
+const char *dial_last_error(void);
+void dial_shutdown(void);
 
 #endif
