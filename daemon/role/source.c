@@ -525,8 +525,12 @@ src_retry_cb(evutil_socket_t fd, short what, void *arg)
 	m->src->resuming = 1;
 	log_info("migration %s: reconnecting to %s", m->id, m->peer);
 	m->urgent = peer_connect(m, m->peer, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
-	if (m->urgent == NULL)
+	if (m->urgent == NULL) {
+		snprintf(m->reason, sizeof(m->reason), "link to %s down: %s; reconnecting",
+		    m->peer, peer_connect_error());
+		mig_save(m);
 		src_schedule_retry(m);
+	}
 }
 
 /* Reconnect after a back-off that doubles up to MIG_RETRY_MAX_MS. */
@@ -663,6 +667,15 @@ static const struct session_policy src_policy = {
 static void
 src_conn_lost(struct pconn *c, const char *why)
 {
+	struct migration *m = c->mig;
+
+	/* The first dial failed: its reason (peer.c's words) is the story. */
+	if (m != NULL && c == m->urgent && !c->hello_sent && !m->state_sent &&
+	    m->state == MIG_CONNECTING) {
+		peer_detach(c);	/* the caller frees c */
+		src_fail(m, why);
+		return;
+	}
 	session_lost(c, why, &src_policy);
 }
 

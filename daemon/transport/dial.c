@@ -86,7 +86,9 @@ dial_give_up(struct pconn *c, const char *why)
 {
 	snprintf(last_error, sizeof(last_error), "%s", why);
 	c->dial->gave_up = 1;
-	log_warnx("peer %s: %s", c->dial->name, why);
+	/* dial_failed logged each address; the name service is said here. */
+	if (c->dial->tries == 0)
+		log_info("peer %s: %s", c->dial->name, why);
 	if (c->dial->sync)
 		return;		/* dial_start's caller closes c */
 	peer_dial_lost(c, why);

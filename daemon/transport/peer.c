@@ -555,12 +555,17 @@ peer_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa
 	struct bufferevent *bev;
 	struct pconn *c;
 	int one = 1;
+	const struct in6_addr *a6 = &((struct sockaddr_in6 *)sa)->sin6_addr;
+	int v6 = sa->sa_family == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(a6);
 
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
-	snprintf(addr, sizeof(addr), "%s:%u", host,
+	else if (v6)
+		inet_ntop(AF_INET6, a6, host, sizeof(host));
+	else if (sa->sa_family == AF_INET6)	/* IPv4 on a [::] listener */
+		inet_ntop(AF_INET, &a6->s6_addr[12], host, sizeof(host));
+	/* IPv6 in brackets, as HOST:PORT is written everywhere else. */
+	snprintf(addr, sizeof(addr), v6 ? "[%s]:%u" : "%s:%u", host,
 	    ntohs(((struct sockaddr_in *)sa)->sin_port));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if ((bev = tls_bev_accept(tls_server, fd)) == NULL) {
@@ -643,7 +648,9 @@ peer_set_bev(struct pconn *c, struct bufferevent *bev)
 		bufferevent_free(c->bev);
 	c->bev = bev;
 	bufferevent_setcb(bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
-	bufferevent_set_timeouts(bev, &tv, NULL);
+	/* Connect and handshake within handshake_timeout (peer_live then
+	 * takes over); an address that never answers is given up on. */
+	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
