@@ -142,6 +142,10 @@ mig_assert_eq "status (human) shows the source's identity" "$?" 0
 grep -q "source 192.0.2.1:[0-9]* \[CN=hosta\]" "$WORK/migrationd-B.log"
 mig_assert_eq "destination logged the source's identity" "$?" 0
 
+out=$(ctl A recover "$VM" --to hostb: 2>&1)
+mig_assert_eq "recover --to is checked the same way (INVALID_ARGUMENT)" \
+  "$([[ $out == *INVALID_ARGUMENT*"port must be 1-65535"* ]] && echo yes || echo "$out")" yes
+
 # A source with another certificate cannot spend a token prepared --from hosta.
 VM=t-ident
 mig_spawn A "$WORK/vmm-C.log" "$MINIVMM" --name "$VM" --vmm-socket "$WORK/C/vmm.sock" \
