@@ -41,8 +41,10 @@ HOSTS
 # no query leaves the test's own namespaces.
 echo "nameserver 127.0.0.1" >"$ETCNS/resolv.conf"
 # IPv6 on the veth pair (no duplicate address detection: usable at once).
-ip -n "$NSA" addr add 2001:db8::1/64 dev "va$$" nodad &&
-  ip -n "$NSB" addr add 2001:db8::2/64 dev "vb$$" nodad || mig_die "cannot add IPv6 addresses"
+if ! { ip -n "$NSA" addr add 2001:db8::1/64 dev "va$$" nodad &&
+  ip -n "$NSB" addr add 2001:db8::2/64 dev "vb$$" nodad; }; then
+  mig_die "cannot add IPv6 addresses"
+fi
 
 "$SRC/scripts/gen-certs.sh" "$WORK/pki" hosta=192.0.2.1 hostb=192.0.2.2,2001:db8::2 \
   hostc=192.0.2.1 || mig_die "certificate generation failed"
