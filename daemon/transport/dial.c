@@ -8,7 +8,10 @@
  * literal: against the address). Failures are said in words: "cannot
  * connect to hostb:7480 (192.0.2.2:7480): Connection refused", "TLS
  * handshake with hostb:7480 (192.0.2.2:7480) failed: certificate does not
- * match the name hostb", "name hostx does not resolve". Loop thread only.
+ * match the name hostb", "name hostx does not resolve". It knows nothing of
+ * peer connections: its owner (peer.c) hands it the first bufferevent and
+ * gets each new one, and the final failure, through struct dial_ops. Loop
+ * thread only.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,12 +22,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dial.h"
 #include "log.h"
-#include "peer.h"
 #include "tls.h"
 #include "util.h"
 
 struct dial {
+	const struct dial_ops	*ops;
+	void			*arg;
+	SSL_CTX			*tls;
+	struct bufferevent	*bev;		/* the current try's */
+	char			 addr[64];	/* the current try's IP:PORT */
 	char			 name[128];	/* as given: hostb:7480, [::1]:7480 */
 	char			 host[128];	/* without port and brackets */
 	char			 port[8];
@@ -82,16 +90,16 @@ dial_note(struct dial *d, const char *why)
 
 /* Every address failed (or none was found): the connection is lost. */
 static void
-dial_give_up(struct pconn *c, const char *why)
+dial_give_up(struct dial *d, const char *why)
 {
 	snprintf(last_error, sizeof(last_error), "%s", why);
-	c->dial->gave_up = 1;
+	d->gave_up = 1;
 	/* dial_failed logged each address; the name service is said here. */
-	if (c->dial->tries == 0)
-		log_info("peer %s: %s", c->dial->name, why);
-	if (c->dial->sync)
-		return;		/* dial_start's caller closes c */
-	peer_dial_lost(c, why);
+	if (d->tries == 0)
+		log_info("peer %s: %s", d->name, why);
+	if (d->sync)
+		return;		/* dial_start fails */
+	d->ops->lost(d->arg, why);	/* the owner frees d */
 }
 
 static void
@@ -115,9 +123,8 @@ dial_addr_str(const struct evutil_addrinfo *a, char *buf, size_t len)
 /* The next address, on a new bufferevent after the first. 0, or -1 once
  * no address is left (given up). */
 static int
-dial_next(struct pconn *c)
+dial_next(struct dial *d)
 {
-	struct dial *d = c->dial;
 	struct bufferevent *bev;
 	char why[320];
 
@@ -125,23 +132,24 @@ dial_next(struct pconn *c)
 		d->cur = d->cur == NULL ? d->ai : d->cur->ai_next;
 		if (d->cur == NULL) {
 			/* Each address's failure already names the destination. */
-			dial_give_up(c, d->fails[0] ? d->fails : "no address to try");
+			dial_give_up(d, d->fails[0] ? d->fails : "no address to try");
 			return -1;
 		}
 		if (d->tries++ > 0) {
-			if ((bev = tls_bev_connect(peer_tls_client(), d->host)) == NULL) {
+			if ((bev = tls_bev_connect(d->tls, d->host)) == NULL) {
 				dial_note(d, "out of memory");
 				continue;
 			}
-			peer_set_bev(c, bev);
+			d->bev = bev;
 		}
-		dial_addr_str(d->cur, c->addr, sizeof(c->addr));
-		if (bufferevent_socket_connect(c->bev, d->cur->ai_addr,
+		dial_addr_str(d->cur, d->addr, sizeof(d->addr));
+		d->ops->attempt(d->arg, d->bev, d->addr);
+		if (bufferevent_socket_connect(d->bev, d->cur->ai_addr,
 		    (int)d->cur->ai_addrlen) == 0) {
-			log_debug("peer %s: connecting to %s", d->name, c->addr);
+			log_debug("peer %s: connecting to %s", d->name, d->addr);
 			return 0;
 		}
-		snprintf(why, sizeof(why), "cannot connect to %s (%s): %s", d->name, c->addr,
+		snprintf(why, sizeof(why), "cannot connect to %s (%s): %s", d->name, d->addr,
 		    strerror(errno));
 		dial_note(d, why);
 	}
@@ -150,30 +158,31 @@ dial_next(struct pconn *c)
 static void
 dial_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
-	struct pconn *c = arg;
+	struct dial *d = arg;
 	char why[300];
 
-	if (result == EVUTIL_EAI_CANCEL) {	/* c is being freed */
+	if (result == EVUTIL_EAI_CANCEL) {	/* d is being freed */
 		if (res != NULL)
 			evutil_freeaddrinfo(res);
 		return;
 	}
-	c->dial->req = NULL;
+	d->req = NULL;
 	if (result != 0 || res == NULL) {
 		if (result == EVUTIL_EAI_NONAME || result == 0)
-			snprintf(why, sizeof(why), "name %s does not resolve", c->dial->host);
+			snprintf(why, sizeof(why), "name %s does not resolve", d->host);
 		else
-			snprintf(why, sizeof(why), "name %s does not resolve: %s", c->dial->host,
+			snprintf(why, sizeof(why), "name %s does not resolve: %s", d->host,
 			    evutil_gai_strerror(result));
-		dial_give_up(c, why);
+		dial_give_up(d, why);
 		return;
 	}
-	c->dial->ai = res;
-	dial_next(c);
+	d->ai = res;
+	dial_next(d);
 }
 
-int
-dial_start(struct pconn *c, const char *hostport, const char *at)
+struct dial *
+dial_start(const char *hostport, const char *at, SSL_CTX *tls, struct bufferevent *bev,
+    const struct dial_ops *ops, void *arg)
 {
 	struct evutil_addrinfo hints;
 	struct in6_addr a6;
@@ -184,13 +193,17 @@ dial_start(struct pconn *c, const char *hostport, const char *at)
 
 	if ((d = calloc(1, sizeof(*d))) == NULL) {
 		snprintf(last_error, sizeof(last_error), "out of memory");
-		return -1;
+		return NULL;
 	}
-	c->dial = d;
+	d->ops = ops;
+	d->arg = arg;
+	d->tls = tls;
+	d->bev = bev;
 	snprintf(d->name, sizeof(d->name), "%s", hostport);
 	if (split_hostport(hostport, d->host, sizeof(d->host), &port, why, sizeof(why)) < 0) {
 		snprintf(last_error, sizeof(last_error), "destination %s: %s", hostport, why);
-		return -1;
+		dial_free(d);
+		return NULL;
 	}
 	snprintf(d->port, sizeof(d->port), "%u", port);
 	memset(&hints, 0, sizeof(hints));
@@ -210,7 +223,7 @@ dial_start(struct pconn *c, const char *hostport, const char *at)
 			snprintf(last_error, sizeof(last_error), "bad address %s", lit);
 			rc = -1;
 		} else
-			rc = dial_next(c);
+			rc = dial_next(d);
 	} else if (dial_dns() == NULL) {
 		snprintf(last_error, sizeof(last_error), "cannot set up name resolution");
 		rc = -1;
@@ -220,62 +233,49 @@ dial_start(struct pconn *c, const char *hostport, const char *at)
 		evdns_base_clear_host_addresses(dns);
 		evdns_base_load_hosts(dns, "/etc/hosts");
 		/* Answered at once from /etc/hosts (the callback has run) or later. */
-		d->req = evdns_getaddrinfo(dns, d->host, d->port, &hints, dial_resolved_cb, c);
+		d->req = evdns_getaddrinfo(dns, d->host, d->port, &hints, dial_resolved_cb, d);
 		if (d->ai == NULL && d->req == NULL && !d->gave_up) {
 			snprintf(last_error, sizeof(last_error), "cannot resolve %s", d->host);
 			rc = -1;
 		}
 	}
 	d->sync = 0;
-	return d->gave_up ? -1 : rc;
+	if (d->gave_up || rc < 0) {
+		dial_free(d);
+		return NULL;
+	}
+	return d;
 }
 
-/*
- * A dialled connection failed before it was up (`what`: the bufferevent's
- * event). Notes why and tries the next address: 1 if one is being tried,
- * 0 if c is given up (dial_give_up has called peer_dial_lost).
- */
 int
-dial_failed(struct pconn *c, short what)
+dial_failed(struct dial *d, short what)
 {
-	struct dial *d = c->dial;
 	char tls[200], why[480];
 	int err = EVUTIL_SOCKET_ERROR();
 
-	tls_bev_error(c->bev, tls, sizeof(tls));
+	tls_bev_error(d->bev, tls, sizeof(tls));
 	if (tls[0] != '\0')
 		snprintf(why, sizeof(why), "TLS handshake with %s (%s) failed: %s", d->name,
-		    c->addr, tls);
+		    d->addr, tls);
 	else if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "TLS handshake with %s (%s) failed: connection "
-		    "closed by the peer (does it accept our certificate?)", d->name, c->addr);
+		    "closed by the peer (does it accept our certificate?)", d->name, d->addr);
 	else if (what & BEV_EVENT_TIMEOUT)
 		snprintf(why, sizeof(why), "cannot connect to %s (%s): no answer in %d s",
-		    d->name, c->addr, D->conf.handshake_timeout);
+		    d->name, d->addr, D->conf.handshake_timeout);
 	else
-		snprintf(why, sizeof(why), "cannot connect to %s (%s): %s", d->name, c->addr,
+		snprintf(why, sizeof(why), "cannot connect to %s (%s): %s", d->name, d->addr,
 		    err ? evutil_socket_error_to_string(err) : "connection failed");
 	log_info("peer %s: %s", d->name, why);
 	dial_note(d, why);
-	return dial_next(c) == 0;
+	return dial_next(d) == 0;
 }
 
 void
-dial_connected(struct pconn *c)
+dial_free(struct dial *d)
 {
-	if (c->mig != NULL && c->mig->urgent == c)
-		snprintf(c->mig->peer_addr, sizeof(c->mig->peer_addr), "%s", c->addr);
-	dial_free(c);
-}
-
-void
-dial_free(struct pconn *c)
-{
-	struct dial *d = c->dial;
-
 	if (d == NULL)
 		return;
-	c->dial = NULL;
 	if (d->req != NULL)
 		evdns_getaddrinfo_cancel(d->req);
 	if (d->ai != NULL)

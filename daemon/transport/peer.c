@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ctlmsg.h"
+#include "dial.h"
 #include "log.h"
 #include "peer.h"
 #include "tls.h"
@@ -144,7 +145,7 @@ static void
 peer_free(struct pconn *c)
 {
 	TAILQ_REMOVE(&conns, c, entry);
-	dial_free(c);
+	dial_free(c->dial);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
 	free(c);
@@ -286,14 +287,6 @@ peer_heartbeat_stop(struct migration *m)
 	if (m->ev_ping != NULL)
 		event_free(m->ev_ping);
 	m->ev_ping = NULL;
-}
-
-static void peer_lost(struct pconn *c, const char *why);
-
-void
-peer_dial_lost(struct pconn *c, const char *why)
-{
-	peer_lost(c, why);
 }
 
 /* Connection failed or ended: tell its migration, then drop it. */
@@ -519,7 +512,10 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 
 		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
-		dial_connected(c);
+		if (c->dial != NULL && c->mig != NULL && c->mig->urgent == c)
+			snprintf(c->mig->peer_addr, sizeof(c->mig->peer_addr), "%s", c->addr);
+		dial_free(c->dial);
+		c->dial = NULL;
 		if (c->mig != NULL && c->mig->ops->connected != NULL)
 			c->mig->ops->connected(c);
 		return;
@@ -530,7 +526,7 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	/* Not up yet: the next address, or the reason of the last. */
 	if (c->dial != NULL) {
-		dial_failed(c, what);
+		dial_failed(c->dial, what);
 		return;
 	}
 	tls_bev_error(bev, tlserr, sizeof(tlserr));
@@ -633,17 +629,14 @@ peer_listen_stop(void)
 	listener = NULL;
 }
 
-SSL_CTX *
-peer_tls_client(void)
+/* dial.c begins a try on bev (the first, or a new one per address). */
+static void
+peer_dial_attempt(void *arg, struct bufferevent *bev, const char *addr)
 {
-	return tls_client;
-}
-
-void
-peer_set_bev(struct pconn *c, struct bufferevent *bev)
-{
+	struct pconn *c = arg;
 	struct timeval tv = { D->conf.handshake_timeout, 0 };
 
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	if (c->bev != NULL && c->bev != bev)
 		bufferevent_free(c->bev);
 	c->bev = bev;
@@ -653,6 +646,18 @@ peer_set_bev(struct pconn *c, struct bufferevent *bev)
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
+
+/* Every address failed: the connection is lost (peer_free frees the dial). */
+static void
+peer_dial_lost(void *arg, const char *why)
+{
+	peer_lost(arg, why);
+}
+
+static const struct dial_ops peer_dial_ops = {
+	.attempt = peer_dial_attempt,
+	.lost = peer_dial_lost,
+};
 
 const char *
 peer_connect_error(void)
@@ -685,8 +690,7 @@ peer_connect_at(struct migration *m, const char *hostport, const char *at, int c
 		return NULL;
 	}
 	peer_bind(c, m, channel);
-	peer_set_bev(c, bev);
-	if (dial_start(c, hostport, at) < 0) {
+	if ((c->dial = dial_start(hostport, at, tls_client, bev, &peer_dial_ops, c)) == NULL) {
 		peer_close(c, 0);
 		return NULL;
 	}

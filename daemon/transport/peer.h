@@ -107,16 +107,5 @@ void peer_live(struct pconn *c);
 void peer_heartbeat(struct migration *m);
 void peer_heartbeat_stop(struct migration *m);
 
-/* For dial.c: the dialling context, a new bufferevent for c's next try
- * (the old one freed), and giving up on c. */
-SSL_CTX *peer_tls_client(void);
-void peer_set_bev(struct pconn *c, struct bufferevent *bev);
-void peer_dial_lost(struct pconn *c, const char *why);
-int dial_start(struct pconn *c, const char *hostport, const char *at);
-int dial_failed(struct pconn *c, short what);
-void dial_connected(struct pconn *c);
-void dial_free(struct pconn *c);
-const char *dial_last_error(void);
-void dial_shutdown(void);
 
 #endif
