@@ -418,12 +418,30 @@ int
 migctl_start(struct migctl *c, const char *vm, const char *dest, const char *token,
     Migrationd__V1__StartMigrationResponse **out)
 {
+	return migctl_start_precopy(c, vm, dest, token, NULL, out);
+}
+
+int
+migctl_start_precopy(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, Migrationd__V1__StartMigrationResponse **out)
+{
 	Migrationd__V1__StartMigrationRequest q = MIGRATIOND__V1__START_MIGRATION_REQUEST__INIT;
 
 	q.vm = STR(vm);
 	q.destination = STR(dest);
 	q.token = STR(token);
+	q.precopy = STR(precopy);
 	return CALL("StartMigration", q, out);
+}
+
+int
+migctl_postcopy(struct migctl *c, const char *id_or_vm,
+    Migrationd__V1__StartPostcopyResponse **out)
+{
+	Migrationd__V1__StartPostcopyRequest q = MIGRATIOND__V1__START_POSTCOPY_REQUEST__INIT;
+
+	q.id_or_vm = STR(id_or_vm);
+	return CALL("StartPostcopy", q, out);
 }
 
 int

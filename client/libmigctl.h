@@ -73,6 +73,13 @@ int migctl_prepare(struct migctl *c, const char *vm,
 /* Source: migrate VM to `dest` (IP:PORT of the destination's peer listener). */
 int migctl_start(struct migctl *c, const char *vm, const char *dest, const char *token,
     Migrationd__V1__StartMigrationResponse **out);
+/* The same with a pre-copy policy ("off", "auto", "3", "30s"; NULL or "":
+ * the source daemon's default, [peer] precopy). */
+int migctl_start_precopy(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, Migrationd__V1__StartMigrationResponse **out);
+/* Source in PRECOPY: switch over to post-copy now. */
+int migctl_postcopy(struct migctl *c, const char *id_or_vm,
+    Migrationd__V1__StartPostcopyResponse **out);
 int migctl_get(struct migctl *c, const char *id_or_vm,
     Migrationd__V1__GetMigrationResponse **out);
 /* Filters: state 0 (any), role 0 (any), vm NULL or "" (any). */

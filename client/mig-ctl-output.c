@@ -57,6 +57,14 @@ print_json(const Migrationd__V1__Migration *m)
 	    (unsigned long long)m->pages_poisoned);
 	json_str("fault_path", m->fault_path, 0);
 	json_str("install_mode", m->install_mode, 0);
+	json_str("precopy", m->precopy, 0);
+	json_str("dirty_tracking", m->dirty_tracking, 0);
+	printf("\"precopy_rounds\":%u,\"dirty_pages_per_s\":%.1f,"
+	    "\"precopy_remaining_bytes\":%llu,\"projected_postcopy_bytes\":%llu,"
+	    "\"pages_precopy\":%llu,\"pages_invalidated\":%llu,", m->precopy_rounds,
+	    m->dirty_pages_per_s, (unsigned long long)m->precopy_remaining_bytes,
+	    (unsigned long long)m->projected_postcopy_bytes,
+	    (unsigned long long)m->pages_precopy, (unsigned long long)m->pages_invalidated);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -96,6 +104,16 @@ print_human(const Migrationd__V1__Migration *m)
 		    (unsigned long long)m->prefetch_hits, m->demand_faults ?
 		    100.0 * (double)m->prefetch_hits / (double)m->demand_faults : 0.0);
 	}
+	if (m->precopy_rounds || m->pages_precopy || (m->precopy[0] &&
+	    strcmp(m->precopy, "off") != 0))
+		printf("  pre-copy:    %s%s%s, %u rounds, %llu pages sent, %llu stale at the "
+		    "switch-over, %.0f pages/s written, %llu bytes left in this round, "
+		    "post-copy projected %llu bytes\n", m->precopy[0] ? m->precopy : "-",
+		    m->dirty_tracking[0] ? "; tracking: " : "", m->dirty_tracking,
+		    m->precopy_rounds, (unsigned long long)m->pages_precopy,
+		    (unsigned long long)m->pages_invalidated, m->dirty_pages_per_s,
+		    (unsigned long long)m->precopy_remaining_bytes,
+		    (unsigned long long)m->projected_postcopy_bytes);
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);
@@ -155,6 +173,17 @@ progress_line(const Migrationd__V1__MigrationEvent *ev, int tty)
 	else if (terminal_state(m->state))
 		snprintf(eta, sizeof(eta), "0s");
 	human_bytes(ev->bytes_per_s, rate, sizeof(rate));
+	if (m->state == MIGRATIOND__V1__MIGRATION_STATE__PRECOPY) {
+		char left[32];
+
+		human_bytes((double)m->precopy_remaining_bytes, left, sizeof(left));
+		fprintf(stderr, "%sPRECOPY    round %u  %s left  %.0f pages/s dirtied  %s/s  "
+		    "post-copy projected %llu pages%s", tty ? "\r" : "", m->precopy_rounds,
+		    left, m->dirty_pages_per_s, rate, (unsigned long long)
+		    (m->projected_postcopy_bytes / (m->ram_bytes / (m->pages_total ?
+		    m->pages_total : 1))), tty ? "   " : "\n");
+		return;
+	}
 	fprintf(stderr, "%s%-10s [%.*s%*s] %5.1f%%  %llu/%llu pages  %s/s  %.0f faults/s  "
 	    "p99 %.0f us  ETA %s%s", tty ? "\r" : "", migctl_state_name(m->state), fill,
 	    "##############################", w - fill, "", ev->progress * 100, done,

@@ -33,8 +33,9 @@ usage(FILE *f)
 	    "\n"
 	    "commands:\n"
 	    "  prepare VM [-q]                      destination: expect VM, print a one-time token\n"
-	    "  migrate VM --to IP:PORT --token T [--wait] [--timeout SECS]\n"
-	    "                                       source: migrate VM to the destination daemon\n"
+	    "  migrate VM --to IP:PORT --token T [--precopy off|auto|ROUNDS|DURATION]\n"
+	    "          [--wait] [--timeout SECS]    source: migrate VM to the destination daemon\n"
+	    "  postcopy ID|VM                       source in PRECOPY: switch over now\n"
 	    "  status ID|VM                         one migration, with its figures\n"
 	    "  list [--state S] [--role R] [--vm VM]\n"
 	    "                                       VMs attached here and migrations (history too)\n"
@@ -226,29 +227,36 @@ cmd_migrate(int argc, char **argv)
 		{ "token", required_argument, NULL, 'k' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "precopy", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	Migrationd__V1__StartMigrationResponse *r;
-	const char *to = NULL, *token = NULL, *vm;
+	const char *to = NULL, *token = NULL, *vm, *precopy = NULL;
 	double timeout = 3600;
 	int ch, wait = 0, rc = EX_OK;
 	struct migctl *c;
 
 	optind = 0;	/* full reset of glibc getopt after main() parsed */
-	while ((ch = getopt_long(argc, argv, "t:k:wT:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:k:wT:p:h", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'p': precopy = optarg; break;
 		case 't': to = optarg; break;
 		case 'k': token = optarg; break;
 		case 'w': wait = 1; break;
 		case 'T': timeout = atof(optarg); break;
 		case 'h':
-			printf("usage: mig-ctl migrate VM --to IP:PORT --token TOKEN [--wait] "
-			    "[--timeout SECS]\n"
+			printf("usage: mig-ctl migrate VM --to IP:PORT --token TOKEN [--precopy P] "
+			    "[--wait] [--timeout SECS]\n"
 			    "Source side: migrate VM to the migrationd at IP:PORT, which issued\n"
 			    "TOKEN with `mig-ctl prepare`. --wait shows a live progress bar (rate,\n"
 			    "ETA) until the migration ends, and exits 5 unless it completed (also\n"
-			    "when it pauses or --timeout passes).\n");
+			    "when it pauses or --timeout passes).\n"
+			    "--precopy: stream RAM while the VM still runs here before the\n"
+			    "switch-over: off (post-copy only), auto (until the dirty set stops\n"
+			    "shrinking or is small), ROUNDS (e.g. 3) or DURATION (e.g. 500ms, 30s);\n"
+			    "default: the daemon's [peer] precopy (off). `mig-ctl postcopy` switches\n"
+			    "over at once.\n");
 			return EX_OK;
 		default:
 			return EX_USAGE_;
@@ -260,7 +268,7 @@ cmd_migrate(int argc, char **argv)
 	}
 	vm = argv[optind];
 	c = connect_or_die();
-	check(c, migctl_start(c, vm, to, token, &r));
+	check(c, migctl_start_precopy(c, vm, to, token, precopy, &r));
 	if (wait) {
 		char id[64];
 
@@ -340,6 +348,8 @@ cmd_one(int argc, char **argv, const char *help)
 		rc = migctl_pause(c, argv[1], (Migrationd__V1__PauseMigrationResponse **)&r);
 	else if (!strcmp(argv[0], "cancel"))
 		rc = migctl_cancel(c, argv[1], (Migrationd__V1__CancelMigrationResponse **)&r);
+	else if (!strcmp(argv[0], "postcopy"))
+		rc = migctl_postcopy(c, argv[1], (Migrationd__V1__StartPostcopyResponse **)&r);
 	else
 		rc = migctl_recover(c, argv[1], to, (Migrationd__V1__RecoverMigrationResponse **)&r);
 	check(c, rc);
@@ -652,6 +662,10 @@ main(int argc, char **argv)
 		return cmd_one(argc, argv, "usage: mig-ctl pause ID|VM\nSource side: hold a "
 		    "migration in post-copy (the destination's vCPUs wait for\nmissing pages) "
 		    "until `mig-ctl recover`.\n");
+	if (!strcmp(argv[0], "postcopy"))
+		return cmd_one(argc, argv, "usage: mig-ctl postcopy ID|VM\nSource side: end "
+		    "the pre-copy of a migration in PRECOPY now: the VM pauses\nand switches "
+		    "over; post-copy fetches the pages written since they were sent.\n");
 	if (!strcmp(argv[0], "recover"))
 		return cmd_one(argc, argv, "usage: mig-ctl recover ID|VM [--to IP:PORT]\n"
 		    "Source side: reconnect a PAUSED migration now instead of waiting for\n"

@@ -38,6 +38,9 @@ static const char *go_file;
 static int interleave;
 static uint64_t poison[8];
 static int npoison;
+static uint64_t hot_pages;		/* source -W: pages the writer keeps writing */
+static volatile int writer_stop;
+static uint64_t writer_passes;
 
 static int
 is_poison(uint64_t i)
@@ -252,6 +255,51 @@ wait_event(struct migshim_event *ev, int secs)
 	return rc == 0 ? 0 : -1;
 }
 
+/*
+ * Source -W N: while the VM "runs" (until PAUSE), a thread keeps writing a
+ * wrong value into qwords 0, 100 and 511 of N pages spread over RAM (every
+ * 7th page), so that whatever pre-copy sends of them is stale. When paused,
+ * those pages get their rule content back (a device writing at the
+ * switch-over): the destination must end with the rule, never a stale copy.
+ */
+static uint64_t
+hot_page(uint64_t k)
+{
+	return (k * 7) % npages;
+}
+
+static void *
+writer(void *arg)
+{
+	volatile uint64_t *ram = arg;
+
+	while (!writer_stop) {
+		for (uint64_t k = 0; k < hot_pages && !writer_stop; k++) {
+			uint64_t i = hot_page(k);
+
+			ram[i * 512] = ~page_qword(i, 0) ^ writer_passes;
+			ram[i * 512 + 100] = ~page_qword(i, 100);
+			ram[i * 512 + 511] = ~page_qword(i, 511);
+		}
+		writer_passes++;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void
+writer_finish(pthread_t th, uint64_t *ram)
+{
+	writer_stop = 1;
+	pthread_join(th, NULL);
+	for (uint64_t k = 0; k < hot_pages; k++)
+		for (unsigned q = 0; q < 512; q++)
+			ram[hot_page(k) * 512 + q] = page_qword(hot_page(k), q);
+	printf("shimvm: writer made %llu passes over %llu pages before the pause\n",
+	    (unsigned long long)writer_passes, (unsigned long long)hot_pages);
+	fflush(stdout);
+}
+
 /* `source`: fill RAM, attach, hand over the state blob when paused. */
 static int
 run_source(const char *name, uint64_t mem, const char *sock, int huge)
@@ -259,6 +307,8 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 	struct migshim_opts so = { .hugepages = huge };
 	struct migshim_event ev;
 	uint64_t *ram;
+	pthread_t wth;
+	int writing = 0;
 
 	if ((S = migshim_create_opts(name, mem, MIGSHIM_SOURCE, &so)) == NULL)
 		return 2;
@@ -270,13 +320,19 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 	attach_vcpus = 0;
 	if (migshim_attach(S, sock, 0) < 0)
 		return 2;
+	if (hot_pages > 0)
+		writing = pthread_create(&wth, NULL, writer, ram) == 0;
 	printf("shimvm: source ready\n");
 	fflush(stdout);
 	for (;;) {
 		if (wait_event(&ev, 600) < 0)
 			return 2;
-		if (ev.type == MIGSHIM_EV_PAUSE)
+		if (ev.type == MIGSHIM_EV_PAUSE) {
+			if (writing)
+				writer_finish(wth, ram);
+			writing = 0;
 			migshim_send_state(S, STATE_BLOB, sizeof(STATE_BLOB));
+		}
 		else if (ev.type == MIGSHIM_EV_COMPLETED) {
 			printf("shimvm: migrated away\n");
 			return 0;
@@ -415,7 +471,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:i")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -428,6 +484,7 @@ main(int argc, char **argv)
 		case 'H': huge = 1; break;
 		case 'w': go_file = optarg; break;
 		case 'i': interleave = 1; break;
+		case 'W': hot_pages = strtoull(optarg, NULL, 0); break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
 				poison[npoison++] = strtoull(t, NULL, 0);
@@ -446,6 +503,7 @@ main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
 	    "[-M uffd|ring] [-I copy|minor] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"
-	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n");
+	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n"
+	    "  -W N  source: keep writing N pages until paused (pre-copy tests)\n");
 	return 2;
 }

@@ -397,6 +397,7 @@ static void
 ctl_start(struct h2stream *s, const void *q)
 {
 	const Migrationd__V1__StartMigrationRequest *p = q;
+	struct precopy_policy pc = D->conf.precopy;
 	struct migration *m;
 	struct vm *v;
 	char err[300];
@@ -405,13 +406,17 @@ ctl_start(struct h2stream *s, const void *q)
 		h2_finish(s, GRPC_INVALID_ARGUMENT, "vm, destination and token are required");
 		return;
 	}
+	if (p->precopy[0] != '\0' && precopy_parse(p->precopy, &pc, err, sizeof(err)) < 0) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, err);
+		return;
+	}
 	if (!ctl_destination_ok(s, p->destination))
 		return;
 	if ((v = vm_find(p->vm)) == NULL) {
 		h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
 		return;
 	}
-	if (src_start(v, p->destination, p->token, &m, err, sizeof(err)) < 0) {
+	if (src_start(v, p->destination, p->token, &pc, &m, err, sizeof(err)) < 0) {
 		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		return;
 	}
@@ -457,6 +462,16 @@ ctl_pause(struct h2stream *s, const void *q)
 
 	if ((m = ctl_find(s, ((const Migrationd__V1__PauseMigrationRequest *)q)->id_or_vm)))
 		ctl_act(s, m, src_pause(m, err, sizeof(err)), err);
+}
+
+static void
+ctl_postcopy(struct h2stream *s, const void *q)
+{
+	struct migration *m;
+	char err[300];
+
+	if ((m = ctl_find(s, ((const Migrationd__V1__StartPostcopyRequest *)q)->id_or_vm)))
+		ctl_act(s, m, pc_postcopy(m, err, sizeof(err)), err);
 }
 
 static void
@@ -511,6 +526,7 @@ static void (*const ctl_calls[])(struct h2stream *, const void *) = {
 	[GM_CANCEL_MIGRATION] = ctl_cancel,
 	[GM_GET_FAULT_LATENCY] = ctl_latency_call,
 	[GM_GET_HEALTH] = ctl_health_call,
+	[GM_START_POSTCOPY] = ctl_postcopy,
 };
 
 static void

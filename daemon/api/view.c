@@ -13,7 +13,9 @@
 	X(pages_demand) X(pages_background) X(pages_zero) X(pages_installed) \
 	X(install_eexist) X(install_errors) X(pages_duplicate) X(demand_faults) \
 	X(bytes_sent) X(bytes_received) X(prefetch_pages) X(prefetch_hits) \
-	X(ring_faults) X(ring_errors) X(reconnects) X(pages_poisoned) X(blackout_ms)
+	X(ring_faults) X(ring_errors) X(reconnects) X(pages_poisoned) X(blackout_ms) \
+	X(precopy_rounds) X(dirty_pages_per_s) X(precopy_remaining_bytes) \
+	X(projected_postcopy_bytes) X(pages_precopy) X(pages_invalidated)
 
 static const struct {
 	enum mig_state			 st;
@@ -27,6 +29,7 @@ static const struct {
 	{ MIG_PAUSED, MIGRATIOND__V1__MIGRATION_STATE__PAUSED },
 	{ MIG_FAILED, MIGRATIOND__V1__MIGRATION_STATE__FAILED },
 	{ MIG_CANCELLED, MIGRATIOND__V1__MIGRATION_STATE__CANCELLED },
+	{ MIG_PRECOPY, MIGRATIOND__V1__MIGRATION_STATE__PRECOPY },
 };
 
 Migrationd__V1__MigrationState
@@ -81,6 +84,8 @@ view_fill(const struct migration *m, Migrationd__V1__Migration *o)
 	o->guest_ok = m->verdict_ok;
 	o->fault_path = (char *)(uintptr_t)m->fault_path;
 	o->install_mode = (char *)(uintptr_t)m->install_mode;
+	o->precopy = (char *)(uintptr_t)m->precopy;
+	o->dirty_tracking = (char *)(uintptr_t)m->dirty_tracking;
 }
 
 void
@@ -93,6 +98,8 @@ view_restore(struct migration *m, const Migrationd__V1__Migration *i)
 	snprintf(m->verdict, sizeof(m->verdict), "%s", i->guest_verdict);
 	snprintf(m->fault_path, sizeof(m->fault_path), "%s", i->fault_path);
 	snprintf(m->install_mode, sizeof(m->install_mode), "%s", i->install_mode);
+	snprintf(m->precopy, sizeof(m->precopy), "%s", i->precopy);
+	snprintf(m->dirty_tracking, sizeof(m->dirty_tracking), "%s", i->dirty_tracking);
 	m->verdict_ok = i->guest_ok;
 	m->state = view_state_from(i->state);
 #define X(f) st->f = i->f;

@@ -32,6 +32,8 @@ config_defaults(struct config *c)
 	c->tls = 1;
 	c->bpf = 1;
 	c->token_ttl = 600;
+	c->precopy_switch_ms = 300;
+	c->precopy_max_rounds = 30;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
 	c->keep_records = MIG_KEEP_RECORDS;
 	c->record_max_age = MIG_RECORD_MAX_AGE;
@@ -233,6 +235,12 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_duration(&c->prepare_timeout, value, 1, 86400);
 	else if (S("peer", "listen"))
 		rc = config_str(c->peer_listen, sizeof(c->peer_listen), value);
+	else if (S("peer", "precopy"))	/* pre-copy defaults (policy.h) */
+		rc = precopy_parse(value, &c->precopy, x->why, sizeof(x->why));
+	else if (S("peer", "precopy_switch_ms"))
+		rc = config_int(&c->precopy_switch_ms, value, 1, 60000);
+	else if (S("peer", "precopy_max_rounds"))
+		rc = config_int(&c->precopy_max_rounds, value, 1, PRECOPY_MAX_ROUNDS);
 	else if (S("peer", "token_ttl"))
 		rc = config_int(&c->token_ttl, value, 1, 86400);
 	else if (S("peer", "handshake_timeout"))

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "policy.h"
+
 #define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
 #define MIG_KEEP_RECORDS	100	/* default [daemon] keep_records */
 #define MIG_RECORD_MAX_AGE	(7 * 86400)	/* default [daemon] record_max_age: 7d */
@@ -42,6 +44,9 @@ struct config {
 	char	 tls_cert[256];
 	char	 tls_key[256];
 	int	 token_ttl;		/* seconds a prepared token stays valid */
+	struct precopy_policy precopy;	/* [peer] precopy: when a migrate names none */
+	int	 precopy_switch_ms;	/* auto: switch once the dirty set takes this long */
+	int	 precopy_max_rounds;	/* auto: at most this many rounds */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
 	int	 bpf;			/* [bpf] enabled */
 	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */

@@ -33,6 +33,7 @@ static void dst_send_abort(struct migration *m, const char *why, int vm_lost);
 static int dst_check_complete(struct migration *m);
 static void dst_vm_lost(struct migration *m, const char *why);
 static void dst_conn_lost(struct pconn *c, const char *why);
+static void dst_fail(struct migration *m, const char *why);
 
 /* How this VM's faults arrive and its pages go in, for status and records. */
 static void
@@ -146,6 +147,10 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
 	dst_paths(m, v);
+	/* Pages an earlier attempt left (a pre-copy that never switched over)
+	 * must not pass for this migration's: the guest never ran here. */
+	if (inst_clear(m) < 0)
+		return dst_prepare_failed(m, err, errlen, "cannot empty the VM's RAM");
 	if (v->minor && inst_journal_new(m) < 0) {
 		snprintf(why, sizeof(why), "cannot create the install journal under %s: %s",
 		    D->conf.state_dir, strerror(errno));
@@ -412,7 +417,9 @@ dst_send_abort(struct migration *m, const char *why, int vm_lost)
 static int
 dst_check_complete(struct migration *m)
 {
-	if (m->dst->ninstalled < m->npages)
+	/* Not before the VM runs here: pre-copy may bring every page first. */
+	if (m->dst->ninstalled < m->npages || m->state == MIG_PRECOPY ||
+	    m->state == MIG_CONNECTING || m->state == MIG_BLACKOUT)
 		return 0;
 	if (inst_missing(m) > 0) {
 		fault_refetch_missing(m);
@@ -432,7 +439,8 @@ dst_vm_lost(struct migration *m, const char *why)
 {
 	char buf[sizeof(m->reason) + 20];
 
-	int lost = m->state != MIG_PREPARED && m->state != MIG_CONNECTING;
+	int lost = m->state != MIG_PREPARED && m->state != MIG_CONNECTING &&
+	    m->state != MIG_PRECOPY;
 
 	/* why may be m->reason */
 	snprintf(buf, sizeof(buf), "%s%s", why, lost && !strstr(why, "the VM is lost") ?
@@ -496,9 +504,36 @@ dst_complete(struct migration *m)
 }
 
 /* The VM state arrived: the VMM starts the guest, faults come from now on. */
+/*
+ * After pre-copy: every page the source wrote since it sent it is made
+ * missing again before the guest may run here. 0, or -1 (failed).
+ */
+static int
+dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
+{
+	uint64_t n = 0, r;
+
+	for (size_t i = 0; i + 1 < vs->n_stale; i += 2) {
+		if ((r = inst_invalidate(m, vs->stale[i], vs->stale[i + 1])) == UINT64_MAX) {
+			dst_send_abort(m, "destination cannot drop stale pre-copied pages", 0);
+			dst_fail(m, "cannot drop stale pre-copied pages from guest RAM");
+			return -1;
+		}
+		n += r;
+	}
+	m->st.pages_invalidated = n;
+	log_info("migration %s: pre-copy over: %llu pages received, %llu stale ones made "
+	    "missing again, %llu of %llu pages present", m->id,
+	    (unsigned long long)m->st.pages_precopy, (unsigned long long)n,
+	    (unsigned long long)m->dst->ninstalled, (unsigned long long)m->npages);
+	return 0;
+}
+
 static int
 dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 {
+	if (vs->precopy && dst_invalidate(m, vs) < 0)
+		return -1;
 	m->dst->state_rx_ns = now_ns();
 	if (m->vm == NULL || vm_send_start(m->vm, vs->blob.data, vs->blob.len) < 0) {
 		dst_send_abort(m, "destination VMM is not reachable", 0);
@@ -522,8 +557,16 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 	switch (msg->msg_case) {
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING:
 		return 0;	/* its arrival reset the liveness timer */
-	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY:
 		if (c != m->urgent || m->state != MIG_CONNECTING)
+			break;
+		mig_set_state(m, MIG_PRECOPY, NULL);
+		return 0;
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
+		/* After pre-copy it comes behind the pre-copied pages, on the
+		 * background channel, and maybe before the Precopy message. */
+		if (msg->vm_state->precopy != (c == m->bg) ||
+		    (m->state != MIG_CONNECTING && m->state != MIG_PRECOPY))
 			break;
 		return dst_vm_state(c, m, msg->vm_state);
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
@@ -553,18 +596,25 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 
 	switch (h->type) {
 	case FRAME_MSG:
-		if (c != m->urgent) {
+		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
+			break;
+		/* The background channel carries one message: the state after
+		 * pre-copy. */
+		if (c != m->urgent && (msg->msg_case != MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE ||
+		    !msg->vm_state->precopy)) {
+			migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 			why = "control message on the background channel";
 			break;
 		}
-		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
-			break;
 		rc = dst_msg(c, m, msg);
 		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 		return rc;
 	case FRAME_PAGES:
 		/* Background pages may overtake the VM state (two connections);
-		 * installing them early is fine: the guest is not running yet. */
+		 * installing them early is fine: the guest is not running yet.
+		 * Pre-copied pages too: the state lists those gone stale. */
+		if (m->state == MIG_PRECOPY || m->state == MIG_CONNECTING)
+			m->st.pages_precopy += h->count;
 		if (fault_deliver(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))
 				dst_vm_lost(m, m->reason);
@@ -580,7 +630,7 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 static int
 dst_early(const struct migration *m)
 {
-	return m->state == MIG_CONNECTING;
+	return m->state == MIG_CONNECTING || m->state == MIG_PRECOPY;
 }
 
 static void
@@ -629,6 +679,8 @@ dst_vm_running(struct migration *m)
 	if (m->urgent != NULL)
 		peer_send_msg(m->urgent, &msg);
 	mig_set_state(m, MIG_POSTCOPY, NULL);
+	/* Pre-copy may have brought every page already. */
+	dst_check_complete(m);
 }
 
 /*
@@ -638,7 +690,8 @@ dst_vm_running(struct migration *m)
 int
 dst_cancel(struct migration *m, char *err, size_t errlen)
 {
-	if (m->role != MIG_DEST || (m->state != MIG_PREPARED && m->state != MIG_CONNECTING)) {
+	if (m->role != MIG_DEST || (m->state != MIG_PREPARED && m->state != MIG_CONNECTING &&
+	    m->state != MIG_PRECOPY)) {
 		snprintf(err, errlen, "migration %s is %s: only a destination migration that "
 		    "has not received the VM state can be cancelled", m->id,
 		    mig_state_name(m->state));
@@ -659,10 +712,12 @@ dst_vm_gone(struct migration *m, const char *why)
 {
 	char buf[300];
 
-	snprintf(buf, sizeof(buf), "destination VMM %s (%s)%s", m->state == MIG_PREPARED ||
-	    m->state == MIG_CONNECTING ? "went away before the VM state arrived" :
-	    "went away during post-copy", why, m->state == MIG_PREPARED ||
-	    m->state == MIG_CONNECTING ? "" : ": the VM is lost");
+	int early = m->state == MIG_PREPARED || m->state == MIG_CONNECTING ||
+	    m->state == MIG_PRECOPY;
+
+	snprintf(buf, sizeof(buf), "destination VMM %s (%s)%s", early ?
+	    "went away before the VM state arrived" : "went away during post-copy", why,
+	    early ? "" : ": the VM is lost");
 	log_warnx("migration %s: %s", m->id, buf);
 	dst_vm_lost(m, buf);
 }

@@ -39,6 +39,7 @@ src_fail(struct migration *m, const char *why)
 {
 	int paused = m->state == MIG_BLACKOUT;
 
+	pc_stop(m);	/* pre-copy: the VM never stopped; tracking does */
 	mig_set_state(m, MIG_FAILED, "%s", why);
 	/* The destination never got the state: the VM runs on here. */
 	if (paused && m->vm != NULL)
@@ -68,6 +69,7 @@ src_release(struct migration *m)
 		event_free(s->ev_retry);
 	if (s->memfd >= 0)
 		close(s->memfd);
+	pc_release(m);
 	free(s->sent);
 	free(s);
 	m->src = NULL;
@@ -75,7 +77,7 @@ src_release(struct migration *m)
 
 int
 src_start(struct vm *v, const char *dest, const char *token,
-    struct migration **out, char *err, size_t errlen)
+    const struct precopy_policy *pc, struct migration **out, char *err, size_t errlen)
 {
 	struct migration *m;
 
@@ -105,6 +107,8 @@ src_start(struct vm *v, const char *dest, const char *token,
 	vm_bind(v, m);
 	snprintf(m->peer, sizeof(m->peer), "%s", dest);
 	snprintf(m->src->token, sizeof(m->src->token), "%s", token);
+	m->src->pc.policy = pc != NULL ? *pc : D->conf.precopy;
+	precopy_name(&m->src->pc.policy, m->precopy, sizeof(m->precopy));
 	m->state = MIG_CONNECTING;
 	*out = m;
 	if ((m->src->memfd = fcntl(v->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
@@ -271,6 +275,14 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			 * overtook the background copy is answered again and
 			 * counted as a duplicate. */
 			for (uint64_t k = chunk + a; k < chunk + b; k++) {
+				if (m->state == MIG_PRECOPY && !demand) {
+					/* counted by round, not by class */
+					if (!bitmap_test(m->src->sent, k))
+						m->src->nsent++;
+					bitmap_set(m->src->sent, k);
+					pc_sent(m, k);
+					continue;
+				}
 				if (bitmap_test(m->src->sent, k)) {
 					m->st.pages_duplicate++;
 					continue;
@@ -306,7 +318,7 @@ src_bg_writable(struct pconn *c)
 	 * blackout the link carries nothing but the state, and the guest's
 	 * first touches are served on demand rather than queued behind bulk.
 	 */
-	if (m == NULL || m->state != MIG_POSTCOPY ||
+	if (m == NULL || (m->state != MIG_POSTCOPY && !pc_streaming(m)) ||
 	    m->src->sent == NULL || !c->hello_sent)
 		return;
 	while (m->src->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
@@ -334,21 +346,43 @@ src_bg_writable(struct pconn *c)
 			return;
 		}
 	}
+	if (m->state == MIG_PRECOPY) {
+		if (m->src->nsent >= m->npages)
+			pc_round_end(m);
+		return;
+	}
 	if (m->src->nsent >= m->npages && m->src->bg_cursor != UINT64_MAX) {
 		m->src->bg_cursor = UINT64_MAX;	/* log once */
 		log_debug("migration %s: every page sent", m->id);
 	}
 }
 
+void
+src_bg_kick(struct migration *m)
+{
+	if (m->bg != NULL)
+		src_bg_writable(m->bg);
+}
+
 static void
-src_vm_state(struct migration *m, const void *blob, size_t len)
+src_vm_state(struct migration *m, const void *blob, size_t len,
+    const struct mig_dirty *final)
 {
 	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
 	Migrationd__Peer__V1__VmState st = MIGRATIOND__PEER__V1__VM_STATE__INIT;
+	int rc;
 
 	if (m->state != MIG_BLACKOUT || m->state_sent || m->urgent == NULL) {
 		log_warnx("vm %s: state blob arrived with no migration waiting for it",
 		    m->vm_name);
+		return;
+	}
+	if ((rc = pc_vm_state(m, blob, len, final)) != 0) {
+		if (rc < 0) {
+			src_fail(m, "cannot send the VM state after pre-copy");
+			return;
+		}
+		m->state_sent = 1;
 		return;
 	}
 	st.blob.data = (uint8_t *)(uintptr_t)blob;
@@ -361,6 +395,19 @@ src_vm_state(struct migration *m, const void *blob, size_t len)
 	}
 	m->state_sent = 1;
 	log_info("migration %s: VM paused, %zu bytes of state sent", m->id, len);
+}
+
+/* The switch-over: the VMM pauses the VM and hands over its state. */
+int
+src_pause_vm(struct migration *m)
+{
+	if (m->vm == NULL || vm_send_pause(m->vm) < 0) {
+		src_fail(m, "cannot ask the VMM to pause");
+		return -1;
+	}
+	m->src->pause_ns = now_ns();
+	mig_set_state(m, MIG_BLACKOUT, NULL);
+	return 0;
 }
 
 static int
@@ -387,13 +434,9 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			src_fail(m, "cannot open the background channel");
 			return -1;
 		}
-		if (m->vm == NULL || vm_send_pause(m->vm) < 0) {
-			src_fail(m, "cannot ask the VMM to pause");
-			return -1;
-		}
-		m->src->pause_ns = now_ns();
-		mig_set_state(m, MIG_BLACKOUT, NULL);
-		return 0;
+		if (pc_begin(m))
+			return 0;	/* the switch-over comes after pre-copy */
+		return src_pause_vm(m);
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_RESYNC:
 		if (c != m->urgent || !m->src->resuming ||
 		    msg->resync->installed.len != (m->npages + 7) / 8)
@@ -696,6 +739,7 @@ src_cancel(struct migration *m, char *err, size_t errlen)
 		    "(the VM may run on the destination; pause or recover instead)" : "");
 		return -1;
 	}
+	pc_stop(m);
 	mig_set_state(m, MIG_CANCELLED, "cancelled by the operator");
 	if (paused && m->vm != NULL)
 		vm_send_resume_local(m->vm, "migration cancelled");
@@ -751,6 +795,7 @@ const struct mig_ops src_ops = {
 	.connected = src_connected,
 	.bulk = src_bg_writable,
 	.vm_state = src_vm_state,
+	.dirty = pc_dirty,
 	.reattach = src_reattach,
 	.vm_gone = src_vm_gone,
 	.release = src_release,
