@@ -273,7 +273,8 @@ mig_assert_verified() {
 }
 
 # mig_migrate VM MEM WORKLOAD: one whole migration A -> B (the destination
-# installs as $MIG_INSTALL says: copy, the default, or minor). Leaves
+# installs as $MIG_INSTALL says: copy, the default, or minor; with
+# $MIG_PRECOPY set, after a pre-copy of that policy). Leaves
 # $WORK/src.json, $WORK/dst.json, $WORK/report.json, $WORK/list-a.json and
 # sets MIG_RC (mig-ctl's exit code), SRC_RC / DST_RC (the VMMs').
 mig_migrate() {
@@ -299,7 +300,8 @@ mig_migrate() {
   done
   token=$(ctl B prepare "$vm" -q) || mig_die "prepare on host B failed"
   log "migrating $vm ($mem, $workload guest) from host A to host B ($ADDR_B)"
-  ctl A migrate "$vm" --to "$ADDR_B" --token "$token" --wait --timeout 300
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$token" ${MIG_PRECOPY:+--precopy "$MIG_PRECOPY"} \
+    --wait --timeout 300
   MIG_RC=$?
   mig_wait_exit "$dst_pid" 120; DST_RC=$?
   mig_wait_exit "$src_pid" 30; SRC_RC=$?

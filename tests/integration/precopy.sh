@@ -20,7 +20,7 @@ HOT=300
 hflag=()
 if [[ $HUGE == huge ]]; then
   # 2 MiB pages: each hot page dirties a whole one; fewer of them.
-  HOT=5
+  HOT=2000
   need=$((MEM + 8))
   [[ -w /proc/sys/vm/nr_hugepages ]] || mig_skip "cannot reserve huge pages (no /proc/sys/vm/nr_hugepages write access)"
   old=$(cat /proc/sys/vm/nr_hugepages)
