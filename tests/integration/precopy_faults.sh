@@ -88,6 +88,8 @@ prepare
 log "migrating again"
 ctl A migrate "$VM" --to "$ADDR_B" --token "$token" --precopy 2 --wait --timeout 300 >/dev/null
 mig_assert_eq "the second migration completed" "$?" 0
+mig_assert_eq "nothing of the first attempt was left in guest RAM (no install met a page)" \
+  "$(st B .install_eexist)" 0
 mig_wait_exit "$dst" 60
 mig_assert_eq "destination VMM: every value checked out" "$?" 0
 mig_assert_verified "$WORK/$( [[ -s $WORK/dst2.log ]] && echo dst2.log || echo dst1.log)" ${MEM}M
