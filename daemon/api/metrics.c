@@ -109,7 +109,17 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	    "# HELP migrationd_fault_latency_seconds Demand fault, request to installed "
 	    "(user-space timestamps).\n# TYPE migrationd_fault_latency_seconds histogram\n"
 	    "# HELP migrationd_fault_phase_seconds Demand fault phases measured by eBPF.\n"
-	    "# TYPE migrationd_fault_phase_seconds histogram\n");
+	    "# TYPE migrationd_fault_phase_seconds histogram\n"
+	    "# HELP migrationd_precopy_rounds Pre-copy rounds started.\n"
+	    "# TYPE migrationd_precopy_rounds gauge\n"
+	    "# HELP migrationd_precopy_dirty_pages_per_second Pages written per second "
+	    "in the last pre-copy round.\n"
+	    "# TYPE migrationd_precopy_dirty_pages_per_second gauge\n"
+	    "# HELP migrationd_precopy_remaining_bytes What the current pre-copy round "
+	    "still has to send.\n# TYPE migrationd_precopy_remaining_bytes gauge\n"
+	    "# HELP migrationd_precopy_projected_postcopy_bytes What post-copy would fetch "
+	    "after a switch at the end of this round.\n"
+	    "# TYPE migrationd_precopy_projected_postcopy_bytes gauge\n");
 	TAILQ_FOREACH(m, &mig_all, entry) {
 		metrics_labels(lab, sizeof(lab), m);
 		evbuffer_add_printf(o, "migrationd_migration_info{%s,state=\"%s\"} 1\n", lab,
@@ -120,6 +130,8 @@ metrics_cb(struct evhttp_request *req, void *arg)
 		    "migrationd_pages_total{%s,class=\"zero\"} %llu\n"
 		    "migrationd_pages_total{%s,class=\"poisoned\"} %llu\n"
 		    "migrationd_pages_total{%s,class=\"duplicate\"} %llu\n"
+		    "migrationd_pages_total{%s,class=\"precopy\"} %llu\n"
+		    "migrationd_pages_total{%s,class=\"invalidated\"} %llu\n"
 		    "migrationd_demand_faults_total{%s} %llu\n"
 		    "migrationd_reconnects_total{%s} %u\n"
 		    "migrationd_errors_total{%s,kind=\"install\"} %llu\n"
@@ -130,10 +142,20 @@ metrics_cb(struct evhttp_request *req, void *arg)
 		    (unsigned long long)m->st.pages_zero, lab,
 		    (unsigned long long)m->st.pages_poisoned, lab,
 		    (unsigned long long)m->st.pages_duplicate, lab,
+		    (unsigned long long)m->st.pages_precopy, lab,
+		    (unsigned long long)m->st.pages_invalidated, lab,
 		    (unsigned long long)m->st.demand_faults, lab, m->st.reconnects, lab,
 		    (unsigned long long)m->st.install_errors, lab,
 		    (unsigned long long)m->st.install_eexist, lab,
 		    (unsigned long long)m->st.ring_errors);
+		if (m->role == MIG_SOURCE && m->precopy[0] != '\0' && strcmp(m->precopy, "off"))
+			evbuffer_add_printf(o, "migrationd_precopy_rounds{%s} %u\n"
+			    "migrationd_precopy_dirty_pages_per_second{%s} %.1f\n"
+			    "migrationd_precopy_remaining_bytes{%s} %llu\n"
+			    "migrationd_precopy_projected_postcopy_bytes{%s} %llu\n", lab,
+			    m->st.precopy_rounds, lab, m->st.dirty_pages_per_s, lab,
+			    (unsigned long long)m->st.precopy_remaining_bytes, lab,
+			    (unsigned long long)m->st.projected_postcopy_bytes);
 		if (m->role != MIG_DEST)
 			continue;
 		metrics_user_hist(o, m, lab);

@@ -19,8 +19,11 @@ if [[ $WHAT == cut-link ]]; then
   A_NS=migA-$$ B_NS=migB-$$ VA=va$$ VB=vb$$
 fi
 mig_certs
-mig_daemon_start A
+mig_daemon_start A "[metrics]
+listen = 127.0.0.1:9481"
 mig_daemon_start B
+on_a() { ip netns exec "migA-$$" "$@"; }
+((MIG_USE_NETNS)) || on_a() { "$@"; }
 
 start_dest() { # LOG
   mig_spawn B "$WORK/$1" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$VM" -m $MEM -t 2 -k 16
@@ -47,6 +50,13 @@ wait_for A '.state == "PRECOPY" and .precopy_rounds >= 2' 30
 mig_assert_eq "source in PRECOPY, round 2 or later" "$?" 0
 wait_for B '.state == "PRECOPY" and .pages_precopy > 0' 30
 mig_assert_eq "destination in PRECOPY, pages arriving" "$?" 0
+ctl A status "$VM" | grep 'pre-copy:'
+on_a curl -sf http://127.0.0.1:9481/metrics >"$WORK/metrics.txt" || mig_fail "no metrics"
+grep '^migrationd_precopy_' "$WORK/metrics.txt"
+mig_assert_eq "/metrics: PRECOPY with its rounds and rates" "$(grep -c -e 'state="PRECOPY"' \
+  -e '^migrationd_precopy_rounds{.*} [1-9]' -e '^migrationd_precopy_dirty_pages_per_second{' \
+  -e '^migrationd_precopy_remaining_bytes{' -e '^migrationd_precopy_projected_postcopy_bytes{' \
+  "$WORK/metrics.txt")" 5
 case $WHAT in
 kill-dest)
   log "killing the destination daemon during pre-copy"
