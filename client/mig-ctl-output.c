@@ -61,10 +61,12 @@ print_json(const Migrationd__V1__Migration *m)
 	json_str("dirty_tracking", m->dirty_tracking, 0);
 	printf("\"precopy_rounds\":%u,\"dirty_pages_per_s\":%.1f,"
 	    "\"precopy_remaining_bytes\":%llu,\"projected_postcopy_bytes\":%llu,"
-	    "\"pages_precopy\":%llu,\"pages_invalidated\":%llu,", m->precopy_rounds,
+	    "\"pages_precopy\":%llu,\"pages_invalidated\":%llu,"
+	    "\"max_bandwidth_bits_per_s\":%llu,\"background_bits_per_s\":%.0f,", m->precopy_rounds,
 	    m->dirty_pages_per_s, (unsigned long long)m->precopy_remaining_bytes,
 	    (unsigned long long)m->projected_postcopy_bytes,
-	    (unsigned long long)m->pages_precopy, (unsigned long long)m->pages_invalidated);
+	    (unsigned long long)m->pages_precopy, (unsigned long long)m->pages_invalidated,
+	    (unsigned long long)m->max_bandwidth_bits_per_s, m->background_bits_per_s);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -114,6 +116,11 @@ print_human(const Migrationd__V1__Migration *m)
 		    (unsigned long long)m->pages_invalidated, m->dirty_pages_per_s,
 		    (unsigned long long)m->precopy_remaining_bytes,
 		    (unsigned long long)m->projected_postcopy_bytes);
+	if (m->role == MIGRATIOND__V1__ROLE__SOURCE)
+		printf("  bandwidth:   background stream %.1f Mbit/s, cap %s%.1f%s\n",
+		    m->background_bits_per_s / 1e6, m->max_bandwidth_bits_per_s ? "" : "none",
+		    m->max_bandwidth_bits_per_s ? (double)m->max_bandwidth_bits_per_s / 1e6 : 0.0,
+		    m->max_bandwidth_bits_per_s ? " Mbit/s" : "");
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);

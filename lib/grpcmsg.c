@@ -31,6 +31,8 @@ static const struct grpc_method methods[GM_COUNT] = {
 	M(GM_GET_HEALTH, "GetHealth", get_health_request, get_health_response, 0),
 	M(GM_START_POSTCOPY, "StartPostcopy", start_postcopy_request,
 	    start_postcopy_response, 0),
+	M(GM_SET_MIGRATION, "SetMigration", set_migration_request,
+	    set_migration_response, 0),
 };
 #undef M
 

@@ -33,6 +33,7 @@
 #include "latency.h"
 #include "log.h"
 #include "migration.h"
+#include "rate.h"
 #include "source.h"
 #include "tls.h"
 #include "util.h"
@@ -416,7 +417,12 @@ ctl_start(struct h2stream *s, const void *q)
 		h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
 		return;
 	}
-	if (src_start(v, p->destination, p->token, &pc, &m, err, sizeof(err)) < 0) {
+	if (p->max_bandwidth_bits_per_s != 0 && p->max_bandwidth_bits_per_s < RATE_MIN_BPS) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, "max_bandwidth_bits_per_s below 100000");
+		return;
+	}
+	if (src_start(v, p->destination, p->token, &pc, p->max_bandwidth_bits_per_s, &m, err,
+	    sizeof(err)) < 0) {
 		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		return;
 	}
@@ -475,6 +481,18 @@ ctl_postcopy(struct h2stream *s, const void *q)
 }
 
 static void
+ctl_set(struct h2stream *s, const void *q)
+{
+	const Migrationd__V1__SetMigrationRequest *p = q;
+	struct migration *m;
+	char err[300];
+
+	if ((m = ctl_find(s, p->id_or_vm)))
+		ctl_act(s, m, src_set_bandwidth(m, p->max_bandwidth_bits_per_s, err,
+		    sizeof(err)), err);
+}
+
+static void
 ctl_recover(struct h2stream *s, const void *q)
 {
 	const Migrationd__V1__RecoverMigrationRequest *p = q;
@@ -527,6 +545,7 @@ static void (*const ctl_calls[])(struct h2stream *, const void *) = {
 	[GM_GET_FAULT_LATENCY] = ctl_latency_call,
 	[GM_GET_HEALTH] = ctl_health_call,
 	[GM_START_POSTCOPY] = ctl_postcopy,
+	[GM_SET_MIGRATION] = ctl_set,
 };
 
 static void

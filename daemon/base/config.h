@@ -47,6 +47,8 @@ struct config {
 	struct precopy_policy precopy;	/* [peer] precopy: when a migrate names none */
 	int	 precopy_switch_ms;	/* auto: switch once the dirty set takes this long */
 	int	 precopy_max_rounds;	/* auto: at most this many rounds */
+	uint64_t max_bandwidth;		/* [peer] max_bandwidth: bits/s shared by the
+					   background channels we send on; 0: none */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
 	int	 bpf;			/* [bpf] enabled */
 	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */

@@ -57,6 +57,8 @@ struct mig_stats {
 	double		 dirty_pages_per_s;	/* last round */
 	uint64_t	 precopy_remaining_bytes, projected_postcopy_bytes;
 	uint64_t	 pages_precopy, pages_invalidated;
+	uint64_t	 max_bandwidth_bits_per_s;	/* source: this migration's cap */
+	double		 background_bits_per_s;		/* source: measured */
 	struct hist	 lat;			/* demand faults, request to installed */
 };
 

@@ -23,6 +23,8 @@
 #include "log.h"
 #include "peer.h"
 #include "probes.h"
+#include "rate.h"
+#include "ratelimit.h"
 #include "session.h"
 #include "source.h"
 #include "util.h"
@@ -77,7 +79,8 @@ src_release(struct migration *m)
 
 int
 src_start(struct vm *v, const char *dest, const char *token,
-    const struct precopy_policy *pc, struct migration **out, char *err, size_t errlen)
+    const struct precopy_policy *pc, uint64_t bps, struct migration **out, char *err,
+    size_t errlen)
 {
 	struct migration *m;
 
@@ -108,6 +111,7 @@ src_start(struct vm *v, const char *dest, const char *token,
 	snprintf(m->peer, sizeof(m->peer), "%s", dest);
 	snprintf(m->src->token, sizeof(m->src->token), "%s", token);
 	m->src->pc.policy = pc != NULL ? *pc : D->conf.precopy;
+	m->st.max_bandwidth_bits_per_s = bps;
 	precopy_name(&m->src->pc.policy, m->precopy, sizeof(m->precopy));
 	m->state = MIG_CONNECTING;
 	*out = m;
@@ -163,6 +167,10 @@ src_connected(struct pconn *c)
 	if (c == m->bg) {
 		peer_live(c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, MIG_BG_HIWAT / 2, 0);
+		m->src->bg_queued = 0;
+		m->src->rate_t0 = 0;
+		if (rl_apply(c, m->st.max_bandwidth_bits_per_s) < 0)
+			log_warnx("migration %s: cannot cap the background channel", m->id);
 	}
 	log_debug("migration %s: %s channel connected", m->id,
 	    c == m->bg ? "background" : "urgent");
@@ -270,6 +278,8 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			h.len = cls[a] == PG_RAW ? h.count * m->page_size : 0;
 			if (peer_send_frame(c, &h, buf + a * m->page_size) < 0)
 				return -1;
+			if (c == m->bg)
+				m->src->bg_queued += FRAME_HDR_LEN + h.len;
 			PROBE_SERVED(m->num, h.index, h.count, demand);
 			/* Classes count distinct pages; a demand request that
 			 * overtook the background copy is answered again and
@@ -306,12 +316,56 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 	return 0;
 }
 
+/* The background stream's rate, measured over windows of a second or more. */
+static void
+src_bg_rate(struct migration *m, struct evbuffer *out, int64_t now)
+{
+	struct mig_src *s = m->src;
+	uint64_t gone = s->bg_queued - evbuffer_get_length(out);
+
+	if (s->rate_t0 == 0 || gone < s->rate_b0) {
+		s->rate_t0 = now;
+		s->rate_b0 = gone;
+	} else if (now - s->rate_t0 >= 1000000000) {
+		m->st.background_bits_per_s = (double)(gone - s->rate_b0) * 8e9 /
+		    (double)(now - s->rate_t0);
+		s->rate_t0 = now;
+		s->rate_b0 = gone;
+	}
+}
+
+int
+src_set_bandwidth(struct migration *m, uint64_t bps, char *err, size_t errlen)
+{
+	if (m->role != MIG_SOURCE || !mig_active(m) || m->src == NULL) {
+		snprintf(err, errlen, "migration %s is %s: only an active source-side "
+		    "migration has a bandwidth cap", m->id, mig_state_name(m->state));
+		return -1;
+	}
+	if (bps != 0 && bps < RATE_MIN_BPS) {
+		snprintf(err, errlen, "a cap below %llu bits/s", (unsigned long long)RATE_MIN_BPS);
+		return -1;
+	}
+	m->st.max_bandwidth_bits_per_s = bps;
+	if (m->bg != NULL && rl_apply(m->bg, bps) < 0) {
+		snprintf(err, errlen, "cannot set the cap: out of memory");
+		return -1;
+	}
+	log_info("migration %s: background bandwidth cap %s%.1f Mbit/s", m->id,
+	    bps ? "" : "off, was ", (double)bps / 1e6);
+	mig_save(m);
+	return 0;
+}
+
 static void
 src_bg_writable(struct pconn *c)
 {
 	struct migration *m = c->mig;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	int64_t t0 = now_ns(), t_check = t0;
+
+	if (m != NULL && m->src != NULL)
+		src_bg_rate(m, out, t0);
 
 	/*
 	 * The background stream starts once the destination runs: during the

@@ -146,6 +146,8 @@ peer_free(struct pconn *c)
 	TAILQ_REMOVE(&conns, c, entry);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
+	if (c->rl_cfg != NULL)	/* after the bufferevent that used it */
+		ev_token_bucket_cfg_free(c->rl_cfg);
 	free(c);
 }
 

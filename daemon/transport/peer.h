@@ -57,6 +57,8 @@ struct pconn {
 					     for faults (peer_yield) */
 	char			 addr[64];
 	struct frame_limits	 lim;
+	struct ev_token_bucket_cfg *rl_cfg; /* its bandwidth cap (ratelimit.c) */
+	int			 rl_grouped; /* in the daemon's rate limit group */
 };
 
 /*
