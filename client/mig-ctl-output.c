@@ -62,11 +62,13 @@ print_json(const Migrationd__V1__Migration *m)
 	printf("\"precopy_rounds\":%u,\"dirty_pages_per_s\":%.1f,"
 	    "\"precopy_remaining_bytes\":%llu,\"projected_postcopy_bytes\":%llu,"
 	    "\"pages_precopy\":%llu,\"pages_invalidated\":%llu,"
-	    "\"max_bandwidth_bits_per_s\":%llu,\"background_bits_per_s\":%.0f,", m->precopy_rounds,
+	    "\"max_bandwidth_bits_per_s\":%llu,\"background_bits_per_s\":%.0f,"
+	    "\"pages_hot_first\":%llu,", m->precopy_rounds,
 	    m->dirty_pages_per_s, (unsigned long long)m->precopy_remaining_bytes,
 	    (unsigned long long)m->projected_postcopy_bytes,
 	    (unsigned long long)m->pages_precopy, (unsigned long long)m->pages_invalidated,
-	    (unsigned long long)m->max_bandwidth_bits_per_s, m->background_bits_per_s);
+	    (unsigned long long)m->max_bandwidth_bits_per_s, m->background_bits_per_s,
+	    (unsigned long long)m->pages_hot_first);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -116,6 +118,9 @@ print_human(const Migrationd__V1__Migration *m)
 		    (unsigned long long)m->pages_invalidated, m->dirty_pages_per_s,
 		    (unsigned long long)m->precopy_remaining_bytes,
 		    (unsigned long long)m->projected_postcopy_bytes);
+	if (m->pages_hot_first)
+		printf("  hot first:   %llu recently written pages led the post-copy stream\n",
+		    (unsigned long long)m->pages_hot_first);
 	if (m->role == MIGRATIOND__V1__ROLE__SOURCE)
 		printf("  bandwidth:   background stream %.1f Mbit/s, cap %s%.1f%s\n",
 		    m->background_bits_per_s / 1e6, m->max_bandwidth_bits_per_s ? "" : "none",

@@ -16,7 +16,7 @@
 	X(ring_faults) X(ring_errors) X(reconnects) X(pages_poisoned) X(blackout_ms) \
 	X(precopy_rounds) X(dirty_pages_per_s) X(precopy_remaining_bytes) \
 	X(projected_postcopy_bytes) X(pages_precopy) X(pages_invalidated) \
-	X(max_bandwidth_bits_per_s) X(background_bits_per_s)
+	X(max_bandwidth_bits_per_s) X(background_bits_per_s) X(pages_hot_first)
 
 static const struct {
 	enum mig_state			 st;

@@ -242,6 +242,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_int(&c->precopy_switch_ms, value, 1, 60000);
 	else if (S("peer", "precopy_max_rounds"))
 		rc = config_int(&c->precopy_max_rounds, value, 1, PRECOPY_MAX_ROUNDS);
+	else if (S("peer", "hotset_window_ms"))
+		rc = config_int(&c->hotset_window_ms, value, 0, 10000);
 	else if (S("peer", "max_bandwidth"))
 		rc = rate_parse(value, &c->max_bandwidth, x->why, sizeof(x->why));
 	else if (S("peer", "token_ttl"))

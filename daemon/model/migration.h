@@ -59,6 +59,7 @@ struct mig_stats {
 	uint64_t	 pages_precopy, pages_invalidated;
 	uint64_t	 max_bandwidth_bits_per_s;	/* source: this migration's cap */
 	double		 background_bits_per_s;		/* source: measured */
+	uint64_t	 pages_hot_first;	/* source: post-copy sent these first */
 	struct hist	 lat;			/* demand faults, request to installed */
 };
 

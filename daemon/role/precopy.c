@@ -38,6 +38,7 @@
 #define PC_MIN_ROUND_NS	20000000	/* scan at most every 20 ms */
 
 static void pc_switch(struct migration *m, const char *why);
+static void pc_hot_build(struct migration *m);
 
 static void
 pc_time_cb(evutil_socket_t fd, short what, void *arg)
@@ -46,8 +47,8 @@ pc_time_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (m->state == MIG_PRECOPY)
-		pc_switch(m, "its time is up");
+	if (m->state == MIG_PRECOPY || m->src->pc.window)
+		pc_switch(m, m->src->pc.window ? "the hot-set window is over" : "its time is up");
 }
 
 static void
@@ -63,15 +64,26 @@ pc_begin(struct migration *m)
 	struct src_pc *pc = &m->src->pc;
 
 	precopy_name(&pc->policy, m->precopy, sizeof(m->precopy));
-	if (pc->policy.mode == PRECOPY_OFF)
+	pc->window = pc->policy.mode == PRECOPY_OFF && D->conf.hotset_window_ms > 0;
+	if (pc->policy.mode == PRECOPY_OFF && !pc->window)
 		return 0;
-	if ((pc->precopied = bitmap_new(m->npages)) == NULL || m->vm == NULL ||
+	if ((pc->precopied = bitmap_new(m->npages)) == NULL ||
+	    (pc->heat = calloc(m->npages, sizeof(*pc->heat))) == NULL || m->vm == NULL ||
 	    vm_send_track(m->vm, VM_TRACK_START) < 0) {
-		log_warnx("migration %s: cannot start pre-copy; post-copy only", m->id);
+		log_warnx("migration %s: cannot start dirty tracking; post-copy in address "
+		    "order", m->id);
+		pc->window = 0;
 		return 0;
 	}
 	pc->tracking = PC_TRACK_STARTING;
 	pc->start_ns = now_ns();
+	if (pc->window) {
+		/* Nothing is sent: the VM runs on while the shim learns its hot
+		 * set, for the order of the post-copy stream alone. */
+		log_info("migration %s: learning the hot set for %d ms before the "
+		    "switch-over", m->id, D->conf.hotset_window_ms);
+		return 1;
+	}
 	mig_set_state(m, MIG_PRECOPY, NULL);
 	log_info("migration %s: pre-copy (%s): asking the VMM to track writes", m->id,
 	    m->precopy);
@@ -130,9 +142,10 @@ pc_round_end(struct migration *m)
 		evtimer_add(pc->ev_scan, &tv);
 }
 
-/* Marks the pages of `d` unsent (they go again). Pages made unsent. */
+/* Marks the pages of `d` unsent (they go again) and, but for "every page",
+ * written in round `round` (their heat). Pages made unsent. */
 static uint64_t
-pc_apply(struct migration *m, const struct mig_dirty *d)
+pc_apply(struct migration *m, const struct mig_dirty *d, unsigned round)
 {
 	struct mig_src *s = m->src;
 	uint64_t n = 0;
@@ -146,12 +159,15 @@ pc_apply(struct migration *m, const struct mig_dirty *d)
 			continue;
 		if (cnt > m->npages - first)
 			cnt = m->npages - first;
-		for (uint64_t k = first; k < first + cnt; k++)
+		for (uint64_t k = first; k < first + cnt; k++) {
+			if (s->pc.heat != NULL && !d->all)
+				s->pc.heat[k] = (uint16_t)(round < UINT16_MAX ? round : UINT16_MAX);
 			if (bitmap_test(s->sent, k)) {
 				bitmap_clear(s->sent, k);
 				s->nsent--;
 				n++;
 			}
+		}
 	}
 	return n;
 }
@@ -234,6 +250,18 @@ pc_dirty(struct migration *m, const struct mig_dirty *d)
 	if (m->src == NULL)
 		return;	/* over: a late answer */
 	if (pc->tracking == PC_TRACK_STARTING) {
+		if (d->ok && !pc->switching && pc->window) {
+			struct timeval tv = { D->conf.hotset_window_ms / 1000,
+			    (D->conf.hotset_window_ms % 1000) * 1000 };
+
+			snprintf(m->dirty_tracking, sizeof(m->dirty_tracking), "%s", d->method);
+			pc->tracking = PC_TRACK_ON;
+			if ((pc->ev_time = evtimer_new(D->base, pc_time_cb, m)) == NULL)
+				pc_switch(m, "out of memory");
+			else
+				evtimer_add(pc->ev_time, &tv);
+			return;
+		}
 		if (d->ok && !pc->switching) {
 			pc_started(m, d);
 			return;
@@ -256,11 +284,11 @@ pc_dirty(struct migration *m, const struct mig_dirty *d)
 
 		log_warnx("migration %s: dirty scan failed (%s): switching over with every "
 		    "pre-copied page treated as stale", m->id, d->error);
-		pc_apply(m, &all);
+		pc_apply(m, &all, 0);
 		pc_switch(m, "the dirty scan failed");
 		return;
 	}
-	n = pc_apply(m, d);
+	n = pc_apply(m, d, m->st.precopy_rounds);
 	pc->prev_dirty = pc->last_dirty;
 	pc->last_dirty = n;
 	m->st.dirty_pages_per_s = round > 0 ? (double)n * 1e9 / (double)round : 0;
@@ -280,7 +308,8 @@ pc_switch(struct migration *m, const char *why)
 {
 	struct src_pc *pc = &m->src->pc;
 
-	if (pc->switching || m->state != MIG_PRECOPY)
+	if (pc->switching || (m->state != MIG_PRECOPY && !(pc->window &&
+	    m->state == MIG_CONNECTING)))
 		return;
 	pc->switching = 1;
 	if (pc->ev_time != NULL)
@@ -341,6 +370,60 @@ pc_stale(struct migration *m, size_t *nvals)
 	return v != NULL ? v : calloc(1, sizeof(*v));
 }
 
+/*
+ * The post-copy stream's first pages: those not sent, by the last round
+ * they were written in, the latest first (a counting sort over rounds).
+ */
+static void
+pc_hot_build(struct migration *m)
+{
+	struct src_pc *pc = &m->src->pc;
+	unsigned top = m->st.precopy_rounds + 1;
+	uint64_t *count, at = 0;
+
+	if (pc->heat == NULL || (count = calloc(top + 2, sizeof(*count))) == NULL)
+		return;
+	for (uint64_t k = 0; k < m->npages; k++)
+		if (pc->heat[k] != 0 && !bitmap_test(m->src->sent, k))
+			count[pc->heat[k] > top ? top : pc->heat[k]]++;
+	for (unsigned r = top + 1; r-- > 1;) {	/* start of each round's share */
+		uint64_t c = count[r];
+
+		count[r] = at;
+		at += c;
+	}
+	if (at > 0 && (pc->hot = malloc(at * sizeof(*pc->hot))) != NULL) {
+		for (uint64_t k = 0; k < m->npages; k++)
+			if (pc->heat[k] != 0 && !bitmap_test(m->src->sent, k))
+				pc->hot[count[pc->heat[k] > top ? top : pc->heat[k]]++] = k;
+		pc->nhot = at;
+		log_info("migration %s: post-copy sends %llu recently written pages first",
+		    m->id, (unsigned long long)at);
+	}
+	free(count);
+}
+
+int
+pc_hot_next(struct migration *m, uint32_t max, uint64_t *idx, uint32_t *n)
+{
+	struct src_pc *pc = &m->src->pc;
+
+	while (pc->hot_pos < pc->nhot && bitmap_test(m->src->sent, pc->hot[pc->hot_pos]))
+		pc->hot_pos++;
+	if (pc->hot_pos >= pc->nhot)
+		return 0;
+	*idx = pc->hot[pc->hot_pos++];
+	*n = 1;
+	/* A run of neighbours written in the same round goes in one frame. */
+	while (*n < max && pc->hot_pos < pc->nhot && pc->hot[pc->hot_pos] == *idx + *n &&
+	    !bitmap_test(m->src->sent, *idx + *n)) {
+		pc->hot_pos++;
+		(*n)++;
+	}
+	m->st.pages_hot_first += *n;
+	return 1;
+}
+
 int
 pc_vm_state(struct migration *m, const void *blob, size_t len,
     const struct mig_dirty *final)
@@ -351,10 +434,13 @@ pc_vm_state(struct migration *m, const void *blob, size_t len,
 	struct mig_dirty all = { .ok = 1, .all = 1 };
 	int rc;
 
+	/* No final word from the VMM: every pre-copied page is stale. */
+	if (pc->tracking != PC_TRACK_NONE || pc->used)
+		pc_apply(m, final != NULL && final->ok ? final : &all, m->st.precopy_rounds + 1);
+	pc->tracking = PC_TRACK_NONE;	/* the shim stopped with the final scan */
+	pc_hot_build(m);
 	if (!pc->used)
 		return 0;
-	/* No final word from the VMM: every pre-copied page is stale. */
-	pc_apply(m, final != NULL && final->ok ? final : &all);
 	if (m->bg == NULL || (st.stale = pc_stale(m, &st.n_stale)) == NULL)
 		return -1;
 	st.blob.data = (uint8_t *)(uintptr_t)blob;
@@ -397,5 +483,7 @@ pc_release(struct migration *m)
 	if (pc->ev_scan != NULL)
 		event_free(pc->ev_scan);
 	free(pc->precopied);
+	free(pc->heat);
+	free(pc->hot);
 	memset(pc, 0, sizeof(*pc));
 }

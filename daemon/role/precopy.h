@@ -29,6 +29,10 @@ struct src_pc {
 	uint64_t	 last_dirty, prev_dirty;	/* pages dirty in the last two rounds */
 	struct event	*ev_time;	/* PRECOPY_TIME: switch when it fires */
 	struct event	*ev_scan;	/* a round too short: scan a little later */
+	int		 window;	/* no pre-copy: tracking only, to learn the hot set */
+	uint16_t	*heat;		/* per page: the last round it was written in */
+	uint64_t	*hot;		/* post-copy: pages to send first, hottest first */
+	uint64_t	 nhot, hot_pos;
 };
 
 /* After the Welcome: start pre-copy (1), or 0 if the policy is off. */
@@ -46,6 +50,9 @@ void pc_dirty(struct migration *m, const struct mig_dirty *d);
  * failure (the migration failed). */
 int pc_vm_state(struct migration *m, const void *blob, size_t len,
     const struct mig_dirty *final);
+/* Post-copy: the next run of hot pages to send first ([*idx, *idx + *n),
+ * none sent yet, at most `max`). 0 once the hot list is done. */
+int pc_hot_next(struct migration *m, uint32_t max, uint64_t *idx, uint32_t *n);
 /* Operator: switch over now (StartPostcopy). -1 with err if not in PRECOPY. */
 int pc_postcopy(struct migration *m, char *err, size_t errlen);
 /* The migration ended or failed: tracking stops, state freed. */

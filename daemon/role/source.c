@@ -377,6 +377,7 @@ src_bg_writable(struct pconn *c)
 		return;
 	while (m->src->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
 		uint64_t i = m->src->bg_cursor, j;
+		uint32_t hn;
 
 		/* A demand request may wait on this thread: go on after it. */
 		if (peer_bulk_turn_over(m, t0, &t_check)) {
@@ -384,6 +385,14 @@ src_bg_writable(struct pconn *c)
 			return;
 		}
 
+		/* Post-copy: the pages written last go first. */
+		if (m->state == MIG_POSTCOPY && pc_hot_next(m, mig_frame_pages(m), &j, &hn)) {
+			if (src_send_pages(m, c, j, hn, 0) < 0) {
+				src_conn_lost(c, "cannot queue background pages");
+				return;
+			}
+			continue;
+		}
 		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
 		while (i < m->npages && bitmap_test(m->src->sent, i))
 			i++;

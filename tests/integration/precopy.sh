@@ -8,6 +8,9 @@
 # the source's rule at the end, and one stale page is a MISMATCH. Also: the
 # shim says how it tracks writes, rounds and stale pages are counted on both
 # sides, and bad --precopy values are refused with a clear error.
+# POLICY off: no pre-copy, but a 300 ms hot-set window ([peer]
+# hotset_window_ms) learns the writer's pages, which then lead the
+# post-copy stream. With pre-copy too, the stale pages go first.
 # usage: precopy.sh BUILD_DIR copy|minor [POLICY] [huge]
 BUILD=$1
 INSTALL=${2:-copy}
@@ -32,7 +35,12 @@ if [[ $HUGE == huge ]]; then
 fi
 mig_hosts_up
 mig_certs
-mig_daemon_start A
+if [[ $POLICY == off ]]; then
+  mig_daemon_start A "[peer]
+hotset_window_ms = 300"
+else
+  mig_daemon_start A
+fi
 mig_daemon_start B
 VM=pre-$INSTALL-${POLICY//[^a-z0-9]/}$HUGE
 
@@ -78,6 +86,17 @@ mig_assert_eq "the shim said how it tracks writes" \
   "$(grep -c 'libmigshim: dirty tracking of .*: userfaultfd async write-protect + PAGEMAP_SCAN' "$WORK/src.log")" 1
 mig_assert_eq "status shows the tracking method" "$(jq -r .dirty_tracking <<<"$s")" \
   "userfaultfd async write-protect + PAGEMAP_SCAN"
+mig_assert_eq "post-copy sent recently written pages first" \
+  "$(jq -r '.pages_hot_first > 0' <<<"$s")" true
+if [[ $POLICY == off ]]; then
+  mig_assert_eq "no pre-copy: nothing sent before the switch-over" \
+    "$(jq -c '[.precopy_rounds, .pages_precopy]' <<<"$s")" "[0,0]"
+  mig_assert_eq "the hot set is the writer's pages (at most $HOT, most of them)" \
+    "$(jq -r ".pages_hot_first <= $HOT and .pages_hot_first >= $HOT / 2" <<<"$s")" true
+  grep -h 'hot set\|first' "$WORK/migrationd-A.log" | cut -c1-200
+  mig_cleanup
+  mig_finish
+fi
 if [[ $POLICY =~ ^[0-9]+$ ]]; then
   mig_assert_eq "rounds as asked" "$(jq -r .precopy_rounds <<<"$s")" "$POLICY"
 else
