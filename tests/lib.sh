@@ -346,6 +346,17 @@ mig_shim_migrate() {
   rm -f "$WORK/src-$vm.log" "$WORK/dst-$vm.log"
 }
 
+# mig_prepare HOST VM: a token for VM from HOST's prepare, once its VMM has
+# attached (10 s at most); dies otherwise. Sets TOKEN.
+mig_prepare() {
+  TOKEN=
+  for _ in $(seq 100); do
+    TOKEN=$(ctl "$1" prepare "$2" -q 2>/dev/null) && return 0
+    sleep 0.1
+  done
+  mig_die "prepare of $2 on host $1 failed"
+}
+
 # mig_wait_exit_fast PID SECS: mig_wait_exit in 10 ms steps. A PID that
 # exited is dropped from cleanup's list: once reaped, it may be reused by a
 # process that is not ours.

@@ -41,6 +41,8 @@ static int npoison;
 static uint64_t hot_pages;		/* source -W: pages the writer keeps writing */
 static volatile int writer_stop;
 static uint64_t writer_passes;
+static const char *once_file;		/* source -O: when it exists, fix the "once" pages */
+#define ONCE_PAGES 100
 
 static int
 is_poison(uint64_t i)
@@ -268,12 +270,40 @@ hot_page(uint64_t k)
 	return (k * 7) % npages;
 }
 
+/*
+ * Source -O FILE: 100 "once" pages (7k + 3) start with a wrong value in
+ * qword 0; when FILE appears (the test makes it between pre-copy rounds),
+ * the writer gives them their rule content, once, and never writes them
+ * again. What round 1 sent of them is stale; a later round sends them right,
+ * and the destination must keep that copy, not the first.
+ */
+static uint64_t
+once_page(uint64_t k)
+{
+	return (k * 7 + 3) % npages;
+}
+
+static void
+once_set(volatile uint64_t *ram, int right)
+{
+	for (uint64_t k = 0; k < ONCE_PAGES; k++)
+		ram[once_page(k) * 512] = right ? page_qword(once_page(k), 0) :
+		    ~page_qword(once_page(k), 0);
+}
+
 static void *
 writer(void *arg)
 {
 	volatile uint64_t *ram = arg;
+	int once_done = once_file == NULL;
 
 	while (!writer_stop) {
+		if (!once_done && access(once_file, F_OK) == 0) {
+			once_set(ram, 1);
+			once_done = 1;
+			printf("shimvm: once pages written\n");
+			fflush(stdout);
+		}
 		for (uint64_t k = 0; k < hot_pages && !writer_stop; k++) {
 			uint64_t i = hot_page(k);
 
@@ -320,7 +350,9 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 	attach_vcpus = 0;
 	if (migshim_attach(S, sock, 0) < 0)
 		return 2;
-	if (hot_pages > 0)
+	if (once_file != NULL)
+		once_set(ram, 0);
+	if (hot_pages > 0 || once_file != NULL)
 		writing = pthread_create(&wth, NULL, writer, ram) == 0;
 	printf("shimvm: source ready\n");
 	fflush(stdout);
@@ -471,7 +503,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:O:")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -485,6 +517,7 @@ main(int argc, char **argv)
 		case 'w': go_file = optarg; break;
 		case 'i': interleave = 1; break;
 		case 'W': hot_pages = strtoull(optarg, NULL, 0); break;
+		case 'O': once_file = optarg; break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
 				poison[npoison++] = strtoull(t, NULL, 0);
@@ -504,6 +537,7 @@ usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
 	    "[-M uffd|ring] [-I copy|minor] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"
 	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n"
-	    "  -W N  source: keep writing N pages until paused (pre-copy tests)\n");
+	    "  -W N  source: keep writing N pages until paused (pre-copy tests)\n"
+	    "  -O FILE  source: 100 pages hold a wrong value until FILE exists\n");
 	return 2;
 }

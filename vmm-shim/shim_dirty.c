@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mig_compat.h"
@@ -36,15 +35,6 @@
 #define DIRTY_METHOD	"userfaultfd async write-protect + PAGEMAP_SCAN"
 #define DIRTY_VEC	1024		/* regions per PAGEMAP_SCAN call */
 #define DIRTY_MAX_RANGES (128u << 10)	/* beyond this, "every page" */
-
-static uint64_t
-dirty_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void
 shim_dirty_stop(struct migshim *s)
@@ -151,7 +141,7 @@ shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, char *why, si
 {
 	struct page_region vec[DIRTY_VEC];
 	uint64_t base = (uintptr_t)s->ram, end = base + s->ram_size, at = base;
-	uint64_t t0 = dirty_now_ns();
+	uint64_t t0 = shim_now_ns();
 	size_t cap = 0;
 
 	while (at < end) {
@@ -178,7 +168,7 @@ shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, char *why, si
 			break;
 		at = pa.walk_end;
 	}
-	d->scan_ns = dirty_now_ns() - t0;
+	d->scan_ns = shim_now_ns() - t0;
 	return 0;
 }
 

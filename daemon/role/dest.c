@@ -613,8 +613,15 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		/* Background pages may overtake the VM state (two connections);
 		 * installing them early is fine: the guest is not running yet.
 		 * Pre-copied pages too: the state lists those gone stale. */
-		if (m->state == MIG_PRECOPY || m->state == MIG_CONNECTING)
+		if (m->state == MIG_PRECOPY || m->state == MIG_CONNECTING) {
+			/* A later round's copy replaces the earlier one. */
+			if (inst_invalidate(m, h->index, h->count) == UINT64_MAX) {
+				dst_send_abort(m, "destination cannot drop a re-sent page", 0);
+				dst_fail(m, "cannot drop a pre-copied page sent again");
+				return -1;
+			}
 			m->st.pages_precopy += h->count;
+		}
 		if (fault_deliver(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))
 				dst_vm_lost(m, m->reason);

@@ -36,11 +36,7 @@ src=$SPAWN_PID
 mig_wait_line "$WORK/src.log" 'source ready' 30 "$src" || mig_die "source not ready"
 mig_spawn B "$WORK/dst.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$VM" -m $MEM -t 2 -k 32
 dst=$SPAWN_PID
-for _ in $(seq 100); do
-  token=$(ctl B prepare "$VM" -q 2>/dev/null) && break
-  sleep 0.1
-done
-[[ -n ${token:-} ]] || mig_die "prepare failed"
+mig_prepare B "$VM"; token=$TOKEN
 cap=()
 [[ $WHAT == migration ]] && cap=(--max-bandwidth 40M)
 ctl A migrate "$VM" --to "$ADDR_B" --token "$token" "${cap[@]}" >/dev/null ||

@@ -8,6 +8,11 @@
 # the source's rule at the end, and one stale page is a MISMATCH. Also: the
 # shim says how it tracks writes, rounds and stale pages are counted on both
 # sides, and bad --precopy values are refused with a clear error.
+# A duration POLICY (e.g. 3s) adds the targeted check: 100 more pages hold
+# a wrong value until the test, once round 2 has begun, tells the writer to
+# write them right, once (shimvm -O): round 1 sent them wrong, a later round
+# right, nothing writes them again, so only a destination that keeps the
+# later copy ends with the rule.
 # POLICY off: no pre-copy, but a 300 ms hot-set window ([peer]
 # hotset_window_ms) learns the writer's pages, which then lead the
 # post-copy stream. With pre-copy too, the stale pages go first.
@@ -55,20 +60,28 @@ for bad in sometimes 0 -1 3x 5h 1001; do
 done
 echo "refused: $out"
 
+once=()
+[[ $POLICY =~ ^[0-9]+(ms|s|m)$ ]] && once=(-O "$WORK/once")
 mig_spawn A "$WORK/src.log" "$SHIMVM" source "${hflag[@]}" -s "$WORK/A/vmm.sock" -n "$VM" \
-  -m $MEM -W $HOT
+  -m $MEM -W $HOT "${once[@]}"
 src=$SPAWN_PID
 mig_wait_line "$WORK/src.log" 'source ready' 30 "$src" || mig_die "source not ready"
 mig_spawn B "$WORK/dst.log" "$SHIMVM" dest "${hflag[@]}" -s "$WORK/B/vmm.sock" -n "$VM" \
   -m $MEM -I "$INSTALL" -t 2 -k 16
 dst=$SPAWN_PID
-for _ in $(seq 100); do
-  token=$(ctl B prepare "$VM" -q 2>/dev/null) && break
-  sleep 0.1
-done
-[[ -n ${token:-} ]] || mig_die "prepare failed"
+mig_prepare B "$VM"; token=$TOKEN
 ctl A migrate "$VM" --to "$ADDR_B" --token "$token" --precopy "$POLICY" --wait --timeout 300 \
-  >/dev/null
+  >/dev/null &
+mpid=$!
+if ((${#once[@]})); then
+  wait_for A '.state == "PRECOPY" and .precopy_rounds >= 2' 30
+  mig_assert_eq "in pre-copy round 2 before the once pages are written" "$?" 0
+  touch "$WORK/once"
+  mig_wait_line "$WORK/src.log" 'once pages written' 10 "$src"
+  mig_assert_eq "the once pages were written during pre-copy" \
+    "$(st A .state)" PRECOPY
+fi
+wait "$mpid"
 mig_assert_eq "pre-copy migration completed" "$?" 0
 mig_wait_exit "$dst" 60
 mig_assert_eq "destination VMM: every value checked out" "$?" 0

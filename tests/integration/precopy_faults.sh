@@ -29,14 +29,7 @@ start_dest() { # LOG
   mig_spawn B "$WORK/$1" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$VM" -m $MEM -t 2 -k 16
   dst=$SPAWN_PID
 }
-prepare() {
-  token=
-  for _ in $(seq 100); do
-    token=$(ctl B prepare "$VM" -q 2>/dev/null) && break
-    sleep 0.1
-  done
-  [[ -n $token ]] || mig_die "prepare failed"
-}
+prepare() { mig_prepare B "$VM"; token=$TOKEN; }
 
 mig_spawn A "$WORK/src.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$VM" -m $MEM -W 300
 src=$SPAWN_PID
