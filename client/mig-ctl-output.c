@@ -121,11 +121,12 @@ print_human(const Migrationd__V1__Migration *m)
 	if (m->pages_hot_first)
 		printf("  hot first:   %llu recently written pages led the post-copy stream\n",
 		    (unsigned long long)m->pages_hot_first);
-	if (m->role == MIGRATIOND__V1__ROLE__SOURCE)
-		printf("  bandwidth:   background stream %.1f Mbit/s, cap %s%.1f%s\n",
-		    m->background_bits_per_s / 1e6, m->max_bandwidth_bits_per_s ? "" : "none",
-		    m->max_bandwidth_bits_per_s ? (double)m->max_bandwidth_bits_per_s / 1e6 : 0.0,
-		    m->max_bandwidth_bits_per_s ? " Mbit/s" : "");
+	if (m->role == MIGRATIOND__V1__ROLE__SOURCE && m->max_bandwidth_bits_per_s)
+		printf("  bandwidth:   background stream %.1f Mbit/s, cap %.1f Mbit/s\n",
+		    m->background_bits_per_s / 1e6, (double)m->max_bandwidth_bits_per_s / 1e6);
+	else if (m->role == MIGRATIOND__V1__ROLE__SOURCE)
+		printf("  bandwidth:   background stream %.1f Mbit/s, no cap of its own\n",
+		    m->background_bits_per_s / 1e6);
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);

@@ -105,6 +105,8 @@ page_qword(uint64_t i, unsigned k)
 	return i % 4 == 3 ? 0 : (0x5348494d00000000ull | i) ^ ((uint64_t)k << 40);
 }
 
+static uint64_t hot_page(uint64_t k);
+
 static void *
 toucher(void *arg)
 {
@@ -121,6 +123,10 @@ toucher(void *arg)
 	for (int k = 0; k < touches; k++) {
 		uint64_t i = interleave ? npages / 2 + (uint64_t)k * (uint64_t)nthreads + (uint64_t)t :
 		    first + (span / (uint64_t)touches) * (uint64_t)k, t0, v;
+
+		/* dest -W N: the source's hot set, shared out between threads. */
+		if (hot_pages > 0)
+			i = hot_page(((uint64_t)k * (uint64_t)nthreads + (uint64_t)t) % hot_pages);
 
 		if (is_poison(i))
 			continue;
@@ -388,7 +394,7 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 	struct migshim_opts o = { .vcpus = 1, .thread_slots = (unsigned)nthreads,
 	    .hugepages = huge };
 	pthread_t th[32];
-	uint64_t n, errors = 0, t0;
+	uint64_t n, errors = 0, t0, stall_ns = 0;
 	volatile uint64_t *ram;
 	struct sigaction sa = { .sa_sigaction = probe_sigbus, .sa_flags = SA_SIGINFO };
 	int poison_early = -2, poison_ok = 0;
@@ -479,10 +485,13 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 	errors = verify_all((const uint64_t *)ram);
 	n = (uint64_t)nthreads * (uint64_t)touches;
 	qsort(lat_ns, n, sizeof(*lat_ns), cmp_u64);
-	printf("{\"mode\":\"%s\",\"threads\":%d,\"touches\":%llu,\"bad_touch_values\":%d,"
+	for (uint64_t k = 0; k < n; k++)
+		stall_ns += lat_ns[k];
+	printf("{\"mode\":\"%s\",\"threads\":%d,\"stall_ms\":%.3f,\"touches\":%llu,\"bad_touch_values\":%d,"
 	    "\"pages_checked\":%llu,\"page_errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
 	    "\"max_us\":%.1f,\"touch_phase_ms\":%.1f,\"poisoned\":%d,"
 	    "\"poison_machine_checks\":%d,\"poison_touched_early\":%d}\n", mode, nthreads,
+	    stall_ns / 1e6,
 	    (unsigned long long)n, bad_values, (unsigned long long)npages,
 	    (unsigned long long)errors, lat_ns[n / 2] / 1e3, lat_ns[n * 99 / 100] / 1e3,
 	    lat_ns[n - 1] / 1e3, t0 / 1e6, npoison, poison_ok, poison_early);
@@ -537,7 +546,8 @@ usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
 	    "[-M uffd|ring] [-I copy|minor] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"
 	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n"
-	    "  -W N  source: keep writing N pages until paused (pre-copy tests)\n"
+	    "  -W N  source: keep writing N pages until paused (pre-copy tests);\n"
+	    "        dest: the threads touch those N pages (-k touches in all per thread)\n"
 	    "  -O FILE  source: 100 pages hold a wrong value until FILE exists\n");
 	return 2;
 }
