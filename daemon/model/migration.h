@@ -157,6 +157,7 @@ struct migration {
 	struct event		*ev_ping;	/* heartbeat while connected */
 	int			 state_sent;	/* VmState is on the wire (source) */
 	int			 resume_on_attach; /* source VMM paused, nothing sent */
+	int			 never_ran;	/* destination: its VM state never arrived */
 	struct mig_vmm		 vmm;		/* whose VM it is */
 
 	int64_t			 started_ms, ended_ms;

@@ -157,6 +157,7 @@ dst_prepare(struct vm *v, struct migration **out, char *err, size_t errlen)
 		return dst_prepare_failed(m, err, errlen, why);
 	}
 	m->state = MIG_PREPARED;
+	m->never_ran = 1;	/* until its VM state arrives */
 	log_info("migration %s: vm %s prepared for incoming migration (%s)", m->id,
 	    v->name, v->minor ? "minor mode: page cache + UFFDIO_CONTINUE" :
 	    "copy mode: UFFDIO_COPY");
@@ -299,6 +300,12 @@ dst_refuse_resume(struct pconn *c, const ProtobufCBinaryData *key)
 		    key->len != sizeof(m->session_key) ||
 		    CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) != 0)
 			continue;
+		if (m->never_ran) {
+			snprintf(why, sizeof(why), "migration %s ended here before its VM "
+			    "state arrived (%s: %s): the VM never ran here", m->id,
+			    mig_state_name(m->state), m->reason);
+			return peer_refuse_never_ran(c, why);
+		}
 		snprintf(why, sizeof(why), "migration %s ended here (%s: %s)%s", m->id,
 		    mig_state_name(m->state), m->reason,
 		    strstr(m->reason, "the VM is lost") ? "" : ": the VM is lost");
@@ -534,6 +541,10 @@ dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__V
 {
 	if (vs->precopy && dst_invalidate(m, vs) < 0)
 		return -1;
+	/* Kept before the VMM may run it: a resume after a failure from here
+	 * on is told the VM is lost, never that it did not run. */
+	m->never_ran = 0;
+	mig_save(m);
 	m->dst->state_rx_ns = now_ns();
 	if (m->vm == NULL || vm_send_start(m->vm, vs->blob.data, vs->blob.len) < 0) {
 		dst_send_abort(m, "destination VMM is not reachable", 0);

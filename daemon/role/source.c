@@ -487,6 +487,14 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		char why[300];
 
 		snprintf(why, sizeof(why), "destination refused: %s", msg->refuse->reason);
+		if (m->state_sent && msg->refuse->never_ran && !msg->refuse->vm_lost) {
+			/* Its state never arrived there: the VM runs on here. */
+			mig_set_state(m, MIG_FAILED, "%s; the VM resumes on the source", why);
+			if (m->vm != NULL)
+				vm_send_resume_local(m->vm, why);
+			session_finish(m);
+			return -1;
+		}
 		if (m->state_sent && msg->refuse->vm_lost) {
 			/* It ran there and is gone: this copy is stale. */
 			mig_set_state(m, MIG_FAILED, "%s", why);

@@ -6,7 +6,12 @@
 # later migration (a new prepare empties the VM's RAM). Then a second
 # migration of the same VM, with pre-copy, completes and the destination
 # compares every byte with the source's rule.
-# usage: precopy_faults.sh BUILD_DIR kill-dest|kill-source|cut-link
+# cut-switch: the link goes at the switch-over, after the source sent the
+# VM state but before the destination got it (held behind a 100 kbit/s
+# cap on the background channel): the destination ends its migration, the
+# source waits PAUSED; once the link is back the destination says the VM
+# never ran there, and the source resumes it (it must never be lost).
+# usage: precopy_faults.sh BUILD_DIR kill-dest|kill-source|cut-link|cut-switch
 BUILD=$1
 WHAT=$2
 source "$(dirname "$0")/../lib.sh"
@@ -14,7 +19,7 @@ SHIMVM=$BUILD/tests/shimvm
 MEM=32
 VM=prefault-$WHAT
 mig_hosts_up
-if [[ $WHAT == cut-link ]]; then
+if [[ $WHAT == cut-* ]]; then
   ((MIG_USE_NETNS)) || mig_skip "needs network namespaces to cut a link"
   A_NS=migA-$$ B_NS=migB-$$ VA=va$$ VB=vb$$
 fi
@@ -39,6 +44,35 @@ prepare
 # A pre-copy that lasts (10 minutes, rounds over and over) until the fault.
 ctl A migrate "$VM" --to "$ADDR_B" --token "$token" --precopy 10m >/dev/null ||
   mig_die "migrate refused"
+if [[ $WHAT == cut-switch ]]; then
+  wait_for B '.state == "PRECOPY" and .pages_precopy > 0' 30 || mig_die "no pre-copy"
+  ctl A set "$VM" --max-bandwidth 100k >/dev/null
+  sleep 1
+  ctl A postcopy "$VM" >/dev/null
+  mig_assert_eq "mig-ctl postcopy switched over at once" "$?" 0
+  mig_wait_line "$WORK/migrationd-A.log" 'VM paused after pre-copy' 10 "$PID_DA"
+  mig_assert_eq "the source sent the VM state (behind the capped stream)" "$?" 0
+  mig_assert_eq "the destination has not got it yet" "$(st B .state)" PRECOPY
+  log "cutting the link at the switch-over"
+  ip -n "$A_NS" link set "$VA" down
+  ip -n "$B_NS" link set "$VB" down
+  wait_for B '.state == "FAILED"' 20
+  mig_assert_eq "destination FAILED: its VM never ran" "$?" 0
+  wait_for A '.state == "PAUSED"' 20
+  mig_assert_eq "source PAUSED: it cannot know yet" "$?" 0
+  ip -n "$A_NS" link set "$VA" up
+  ip -n "$B_NS" link set "$VB" up
+  wait_for A '.state == "FAILED"' 30
+  mig_assert_eq "source FAILED once the destination said the VM never ran there" "$?" 0
+  ctl A --json status "$VM" | jq -c '{state, reason}'
+  mig_assert_eq "the source resumes the VM" \
+    "$(st A '.reason | test("never ran here.*the VM resumes on the source")')" true
+  mig_wait_exit "$src" 10
+  grep -q 'shimvm: source: destination refused: .*never ran here' "$WORK/src.log"
+  mig_assert_eq "the source VMM was told to resume its VM" "$?" 0
+  mig_cleanup
+  mig_finish
+fi
 wait_for A '.state == "PRECOPY" and .precopy_rounds >= 2' 30
 mig_assert_eq "source in PRECOPY, round 2 or later" "$?" 0
 wait_for B '.state == "PRECOPY" and .pages_precopy > 0' 30
