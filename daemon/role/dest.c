@@ -569,15 +569,17 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING:
 		return 0;	/* its arrival reset the liveness timer */
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY:
-		if (c != m->urgent || m->state != MIG_CONNECTING)
+		/* Ahead of the first pre-copied page, on the background channel. */
+		if (c != m->bg || m->state != MIG_CONNECTING)
 			break;
 		mig_set_state(m, MIG_PRECOPY, NULL);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
 		/* After pre-copy it comes behind the pre-copied pages, on the
-		 * background channel, and maybe before the Precopy message. */
+		 * background channel. */
 		if (msg->vm_state->precopy != (c == m->bg) ||
-		    (m->state != MIG_CONNECTING && m->state != MIG_PRECOPY))
+		    (m->state != MIG_CONNECTING && m->state != MIG_PRECOPY) ||
+		    (msg->vm_state->precopy && m->state != MIG_PRECOPY))
 			break;
 		return dst_vm_state(c, m, msg->vm_state);
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
@@ -609,9 +611,10 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 	case FRAME_MSG:
 		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
 			break;
-		/* The background channel carries one message: the state after
-		 * pre-copy. */
-		if (c != m->urgent && (msg->msg_case != MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE ||
+		/* The background channel carries two messages: Precopy ahead of
+		 * the first pre-copied page, and the state after pre-copy. */
+		if (c != m->urgent && msg->msg_case != MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY &&
+		    (msg->msg_case != MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE ||
 		    !msg->vm_state->precopy)) {
 			migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 			why = "control message on the background channel";
@@ -624,7 +627,7 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		/* Background pages may overtake the VM state (two connections);
 		 * installing them early is fine: the guest is not running yet.
 		 * Pre-copied pages too: the state lists those gone stale. */
-		if (m->state == MIG_PRECOPY || m->state == MIG_CONNECTING) {
+		if (m->state == MIG_PRECOPY && c == m->bg) {
 			/* A later round's copy replaces the earlier one. */
 			if (inst_invalidate(m, h->index, h->count) == UINT64_MAX) {
 				dst_send_abort(m, "destination cannot drop a re-sent page", 0);

@@ -99,6 +99,20 @@ pc_streaming(const struct migration *m)
 	    !pc->switching;
 }
 
+int
+pc_announce(struct migration *m, struct pconn *c)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Precopy p = MIGRATIOND__PEER__V1__PRECOPY__INIT;
+
+	if (m->src->pc.announced)
+		return 0;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY;
+	msg.precopy = &p;
+	m->src->pc.announced = 1;
+	return peer_send_msg(c, &msg);
+}
+
 void
 pc_sent(struct migration *m, uint64_t idx)
 {
@@ -217,18 +231,12 @@ pc_new_round(struct migration *m)
 static void
 pc_started(struct migration *m, const struct mig_dirty *d)
 {
-	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
-	Migrationd__Peer__V1__Precopy p = MIGRATIOND__PEER__V1__PRECOPY__INIT;
 	struct src_pc *pc = &m->src->pc;
 	struct timeval tv = { pc->policy.ms / 1000, (pc->policy.ms % 1000) * 1000 };
 
 	snprintf(m->dirty_tracking, sizeof(m->dirty_tracking), "%s", d->method);
 	pc->tracking = PC_TRACK_ON;
 	log_info("migration %s: pre-copy: the VMM tracks writes (%s)", m->id, d->method);
-	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY;
-	msg.precopy = &p;
-	if (m->urgent != NULL)
-		peer_send_msg(m->urgent, &msg);
 	if (pc->policy.mode == PRECOPY_TIME) {
 		if ((pc->ev_time = evtimer_new(D->base, pc_time_cb, m)) == NULL) {
 			pc_switch(m, "out of memory");

@@ -30,6 +30,7 @@ struct src_pc {
 	struct event	*ev_time;	/* PRECOPY_TIME: switch when it fires */
 	struct event	*ev_scan;	/* a round too short: scan a little later */
 	int		 window;	/* no pre-copy: tracking only, to learn the hot set */
+	int		 announced;	/* Precopy went ahead of the first page */
 	uint16_t	*heat;		/* per page: the last round it was written in */
 	uint64_t	*hot;		/* post-copy: pages to send first, hottest first */
 	uint64_t	 nhot, hot_pos;
@@ -39,6 +40,11 @@ struct src_pc {
 int pc_begin(struct migration *m);
 /* The background writer may send pre-copy pages now. */
 int pc_streaming(const struct migration *m);
+/* Before the first pre-copied page, on the background channel `c`: the
+ * Precopy message, so that the destination knows every page behind it may
+ * be sent again. 0 or -1. */
+struct pconn;
+int pc_announce(struct migration *m, struct pconn *c);
 /* A page goes in pre-copy (counted, remembered). */
 void pc_sent(struct migration *m, uint64_t idx);
 /* The background writer sent every page of this round. */

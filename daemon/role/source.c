@@ -352,6 +352,10 @@ src_bg_writable(struct pconn *c)
 	if (m == NULL || (m->state != MIG_POSTCOPY && !pc_streaming(m)) ||
 	    m->src->sent == NULL || !c->hello_sent)
 		return;
+	if (m->state == MIG_PRECOPY && pc_announce(m, c) < 0) {
+		src_conn_lost(c, "cannot announce pre-copy");
+		return;
+	}
 	while (m->src->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
 		uint64_t i = m->src->bg_cursor, j;
 		uint32_t hn;
