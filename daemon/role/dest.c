@@ -519,6 +519,7 @@ static int
 dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 {
 	uint64_t n = 0, r;
+	int64_t t0 = now_ns();
 
 	for (size_t i = 0; i + 1 < vs->n_stale; i += 2) {
 		if ((r = inst_invalidate(m, vs->stale[i], vs->stale[i + 1])) == UINT64_MAX) {
@@ -530,9 +531,10 @@ dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 	}
 	m->st.pages_invalidated = n;
 	log_info("migration %s: pre-copy over: %llu pages received, %llu stale ones made "
-	    "missing again, %llu of %llu pages present", m->id,
+	    "missing again in %.1f ms, %llu of %llu pages present", m->id,
 	    (unsigned long long)m->st.pages_precopy, (unsigned long long)n,
-	    (unsigned long long)m->dst->ninstalled, (unsigned long long)m->npages);
+	    (double)(now_ns() - t0) / 1e6, (unsigned long long)m->dst->ninstalled,
+	    (unsigned long long)m->npages);
 	return 0;
 }
 
