@@ -518,10 +518,19 @@ dst_complete(struct migration *m)
 static int
 dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 {
-	uint64_t n = 0, r;
+	uint64_t n = 0, r, next = 0;
 	int64_t t0 = now_ns();
 
 	for (size_t i = 0; i + 1 < vs->n_stale; i += 2) {
+		/* Ascending and disjoint, as the source makes them: the work
+		 * stays within one pass over RAM whatever a peer sends. */
+		if (vs->stale[i] < next || vs->stale[i] >= m->npages ||
+		    vs->stale[i + 1] > m->npages - vs->stale[i]) {
+			dst_send_abort(m, "malformed stale page list", 0);
+			dst_fail(m, "the source sent a malformed stale page list");
+			return -1;
+		}
+		next = vs->stale[i] + vs->stale[i + 1];
 		if ((r = inst_invalidate(m, vs->stale[i], vs->stale[i + 1])) == UINT64_MAX) {
 			dst_send_abort(m, "destination cannot drop stale pre-copied pages", 0);
 			dst_fail(m, "cannot drop stale pre-copied pages from guest RAM");

@@ -162,7 +162,8 @@ static uint64_t
 pc_apply(struct migration *m, const struct mig_dirty *d, unsigned round)
 {
 	struct mig_src *s = m->src;
-	uint64_t n = 0;
+	struct mig_dirty all = { .ok = 1, .all = 1 };
+	uint64_t n = 0, work = 0;
 
 	for (size_t r = 0; r < (d->all ? 1 : d->nranges); r++) {
 		/* Untrusted: the VMM's ranges are clipped to its RAM. */
@@ -173,6 +174,10 @@ pc_apply(struct migration *m, const struct mig_dirty *d, unsigned round)
 			continue;
 		if (cnt > m->npages - first)
 			cnt = m->npages - first;
+		/* The shim's ranges never overlap: more than RAM's worth of them
+		 * is a VMM wasting the loop's time; take it as every page. */
+		if ((work += cnt) > m->npages && !d->all)
+			return n + pc_apply(m, &all, round);
 		for (uint64_t k = first; k < first + cnt; k++) {
 			if (s->pc.heat != NULL && !d->all)
 				s->pc.heat[k] = (uint16_t)(round < UINT16_MAX ? round : UINT16_MAX);
