@@ -199,8 +199,8 @@ pc_decide(struct migration *m, uint64_t dirty, int64_t round_ns)
 	double secs = (double)round_ns / 1e9;
 	double rate = secs > 0 ? (double)(m->st.bytes_sent - pc->round_bytes) / secs : 0;
 
-	if (dirty == 0)
-		return "nothing was written during the round";
+	/* The operator's rounds or time are kept even when a round saw no
+	 * write (a guest idle for 20 ms is no promise it stays idle). */
 	switch (pc->policy.mode) {
 	case PRECOPY_ROUNDS:
 		return m->st.precopy_rounds >= pc->policy.rounds ? "its rounds are done" : NULL;
@@ -209,6 +209,8 @@ pc_decide(struct migration *m, uint64_t dirty, int64_t round_ns)
 	default:
 		break;
 	}
+	if (dirty == 0)
+		return "nothing was written during the round";
 	if ((double)(dirty * m->page_size) <= rate * D->conf.precopy_switch_ms / 1e3)
 		return "the dirty set fits what the link delivers in precopy_switch_ms";
 	if (m->st.precopy_rounds >= 2 && dirty >= pc->prev_dirty)
