@@ -15,7 +15,6 @@
 #define RL_TICK_MS	10
 
 static struct bufferevent_rate_limit_group *group;
-static struct ev_token_bucket_cfg *group_cfg;
 
 static struct ev_token_bucket_cfg *
 rl_cfg(uint64_t bps)
@@ -39,13 +38,20 @@ rl_cfg(uint64_t bps)
 static int
 rl_group(uint64_t daemon_bps)
 {
+	struct ev_token_bucket_cfg *cfg;
+
 	if (daemon_bps == 0 || group != NULL)
 		return 0;
-	if ((group_cfg = rl_cfg(daemon_bps)) == NULL ||
-	    (group = bufferevent_rate_limit_group_new(D->base, group_cfg)) == NULL) {
+	/* The group keeps a copy of its configuration (a bufferevent's own
+	 * limit does not: see rl_apply). */
+	if ((cfg = rl_cfg(daemon_bps)) == NULL ||
+	    (group = bufferevent_rate_limit_group_new(D->base, cfg)) == NULL) {
+		if (cfg != NULL)
+			ev_token_bucket_cfg_free(cfg);
 		log_warnx("cannot set up the daemon's bandwidth cap");
 		return -1;
 	}
+	ev_token_bucket_cfg_free(cfg);
 	log_info("background channels share %.1f Mbit/s ([peer] max_bandwidth)",
 	    (double)daemon_bps / 1e6);
 	return 0;
