@@ -6,6 +6,7 @@
 #   3. faultlat     migrationd's demand-fault latency (faultlat.sh drives it)
 #   4. isolation    a neighbour's faults beside a flooding VMM (isolation.sh)
 #   5. e2e          whole minivmm migrations (e2e.sh)
+#   6. hybrid       pre-copy, hot pages first, bandwidth caps (hybrid.sh)
 # Writes bench/results/latest.json (the summary), one JSON file per
 # benchmark beside it with every detail, and bench/results/faultlat.png.
 # A failed benchmark leaves its part empty, the others still run, and the
@@ -57,28 +58,28 @@ jq -n --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
     openssl: $openssl, commit: $commit, date: $date, placement: $placement}' >"$TMP/host.json"
 
 # --- 1. floor of one fault ----------------------------------------------------
-say "1/5 floor_fault: the physical floor of one demand fault"
+say "1/6 floor_fault: the physical floor of one demand fault"
 rm -f "$RES/floor_fault.json"
 "$BUILD/bench/floor_fault" --pages 2000 --rounds 5 "${FF_PIN[@]}" --json "$RES/floor_fault.json" ||
   fail floor_fault
 
 # --- 2. throughput floor -------------------------------------------------------
-say "2/5 tls_stream: the throughput floor"
+say "2/6 tls_stream: the throughput floor"
 rm -f "$RES/tls_stream.json"
 "$BUILD/bench/tls_stream" --seconds 1.5 "${TS_PIN[@]}" --json "$RES/tls_stream.json" || fail tls_stream
 
 # --- 3. daemon fault latency ------------------------------------------------------
-say "3/5 faultlat: migrationd's demand-fault latency (one migration per line)"
+say "3/6 faultlat: migrationd's demand-fault latency (one migration per line)"
 rm -f "$RES/faultlat.json"
 "$BENCH/faultlat.sh" "$BUILD" "$RES/faultlat.json" "$RES/floor_fault.json" || fail faultlat
 
 # --- 4. isolation -------------------------------------------------------------
-say "4/5 isolation: a neighbour's demand faults beside a VMM flooding its doorbell or ring"
+say "4/6 isolation: a neighbour's demand faults beside a VMM flooding its doorbell or ring"
 rm -f "$RES/isolation.json"
 "$BENCH/isolation.sh" "$BUILD" "$RES/isolation.json" "$RES/floor_fault.json" || fail isolation
 
 # --- 5. end to end ----------------------------------------------------------------
-say "5/5 e2e: whole migrations of minivmm writer guests"
+say "5/6 e2e: whole migrations of minivmm writer guests"
 rm -f "$RES/e2e.json"
 "$BENCH/e2e.sh" "$BUILD" "$RES/e2e.json"
 rc=$?
@@ -88,6 +89,11 @@ elif ((rc != 0)); then
   fail e2e
 fi
 
+# --- 6. pre-copy, hot pages first, bandwidth caps --------------------------------
+say "6/6 hybrid: post-copy, hot pages first and pre-copy side by side; bandwidth caps"
+rm -f "$RES/hybrid.json"
+"$BENCH/hybrid.sh" "$BUILD" "$RES/hybrid.json" || fail hybrid
+
 # --- summary ------------------------------------------------------------------------
 orempty() { [[ -s $1 ]] && cat "$1" || echo "${2:-null}"; }
 orempty "$RES/floor_fault.json" >"$TMP/ff.json"
@@ -95,8 +101,10 @@ orempty "$RES/tls_stream.json" >"$TMP/ts.json"
 orempty "$RES/faultlat.json" >"$TMP/fl.json"
 orempty "$RES/e2e.json" >"$TMP/e2e.json"
 orempty "$RES/isolation.json" >"$TMP/iso.json"
+orempty "$RES/hybrid.json" >"$TMP/hy.json"
 jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" \
-  --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" --slurpfile iso "$TMP/iso.json" '
+  --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" --slurpfile iso "$TMP/iso.json" \
+  --slurpfile hy "$TMP/hy.json" '
   ($ff[0] // {}) as $ff | ($ts[0] // {}) as $ts | ($fl[0] // {}) as $fl | ($e2e[0] // {}) as $e |
   (($ff.results // []) | map(select(.strategy == "block")) | .[0]) as $blk |
   (($ts.results // []) | map(select(.record_bytes == 16384 and .streams == 1 and
@@ -119,7 +127,11 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
    isolation: (($iso[0] // {}).isolation // null),
    e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}],
    e2e_scheduling: [($e.scheduling // [])[] | {setting, how, runs, mean_demand_faults,
-                    mean_total_s, mean_guest_cpus}]}
+                    mean_total_s, mean_guest_cpus}],
+   hybrid: [(($hy[0] // {}).hybrid // [])[] | {workload, mode, demand_faults, stall_ms, total_s,
+            wire_bytes, blackout_ms, precopy_rounds}],
+   bandwidth: [(($hy[0] // {}).bandwidth // [])[] | {cap_mbit, measured_mbit, fault_p50_us,
+            fault_p50_uncapped_us}]}
   ' >"$RES/latest.json" || { echo "bench: cannot assemble latest.json" >&2; exit 1; }
 
 say "summary (bench/results/latest.json; details in bench/results/*.json)"

@@ -426,12 +426,43 @@ int
 migctl_start(struct migctl *c, const char *vm, const char *dest, const char *token,
     Migrationd__V1__StartMigrationResponse **out)
 {
+	return migctl_start_opts(c, vm, dest, token, NULL, 0, out);
+}
+
+int
+migctl_start_opts(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, uint64_t max_bps,
+    Migrationd__V1__StartMigrationResponse **out)
+{
 	Migrationd__V1__StartMigrationRequest q = MIGRATIOND__V1__START_MIGRATION_REQUEST__INIT;
 
 	q.vm = STR(vm);
 	q.destination = STR(dest);
 	q.token = STR(token);
+	q.precopy = STR(precopy);
+	q.max_bandwidth_bits_per_s = max_bps;
 	return CALL("StartMigration", q, out);
+}
+
+int
+migctl_set_bandwidth(struct migctl *c, const char *id_or_vm, uint64_t max_bps,
+    Migrationd__V1__SetMigrationResponse **out)
+{
+	Migrationd__V1__SetMigrationRequest q = MIGRATIOND__V1__SET_MIGRATION_REQUEST__INIT;
+
+	q.id_or_vm = STR(id_or_vm);
+	q.max_bandwidth_bits_per_s = max_bps;
+	return CALL("SetMigration", q, out);
+}
+
+int
+migctl_postcopy(struct migctl *c, const char *id_or_vm,
+    Migrationd__V1__StartPostcopyResponse **out)
+{
+	Migrationd__V1__StartPostcopyRequest q = MIGRATIOND__V1__START_POSTCOPY_REQUEST__INIT;
+
+	q.id_or_vm = STR(id_or_vm);
+	return CALL("StartPostcopy", q, out);
 }
 
 int

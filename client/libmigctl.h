@@ -81,6 +81,18 @@ int migctl_prepare_from(struct migctl *c, const char *vm, const char *from,
  * IPV4:PORT or [IPV6]:PORT. */
 int migctl_start(struct migctl *c, const char *vm, const char *dest, const char *token,
     Migrationd__V1__StartMigrationResponse **out);
+/* The same with a pre-copy policy ("off", "auto", "3", "30s"; NULL or "":
+ * the source daemon's default, [peer] precopy) and a cap on the background
+ * stream in bits/s (0: none). */
+int migctl_start_opts(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, uint64_t max_bps,
+    Migrationd__V1__StartMigrationResponse **out);
+/* Source: a new cap on a running migration's background stream (0: none). */
+int migctl_set_bandwidth(struct migctl *c, const char *id_or_vm, uint64_t max_bps,
+    Migrationd__V1__SetMigrationResponse **out);
+/* Source in PRECOPY: switch over to post-copy now. */
+int migctl_postcopy(struct migctl *c, const char *id_or_vm,
+    Migrationd__V1__StartPostcopyResponse **out);
 int migctl_get(struct migctl *c, const char *id_or_vm,
     Migrationd__V1__GetMigrationResponse **out);
 /* Filters: state 0 (any), role 0 (any), vm NULL or "" (any). */

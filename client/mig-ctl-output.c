@@ -61,6 +61,18 @@ print_json(const Migrationd__V1__Migration *m)
 	json_str("source_identity", m->source_identity, 0);
 	json_str("destination_identity", m->destination_identity, 0);
 	json_str("expected_source", m->expected_source, 0);
+	json_str("precopy", m->precopy, 0);
+	json_str("dirty_tracking", m->dirty_tracking, 0);
+	printf("\"precopy_rounds\":%u,\"dirty_pages_per_s\":%.1f,"
+	    "\"precopy_remaining_bytes\":%llu,\"projected_postcopy_bytes\":%llu,"
+	    "\"pages_precopy\":%llu,\"pages_invalidated\":%llu,"
+	    "\"max_bandwidth_bits_per_s\":%llu,\"background_bits_per_s\":%.0f,"
+	    "\"pages_hot_first\":%llu,", m->precopy_rounds,
+	    m->dirty_pages_per_s, (unsigned long long)m->precopy_remaining_bytes,
+	    (unsigned long long)m->projected_postcopy_bytes,
+	    (unsigned long long)m->pages_precopy, (unsigned long long)m->pages_invalidated,
+	    (unsigned long long)m->max_bandwidth_bits_per_s, m->background_bits_per_s,
+	    (unsigned long long)m->pages_hot_first);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -111,6 +123,25 @@ print_human(const Migrationd__V1__Migration *m)
 		    (unsigned long long)m->prefetch_hits, m->demand_faults ?
 		    100.0 * (double)m->prefetch_hits / (double)m->demand_faults : 0.0);
 	}
+	if (m->precopy_rounds || m->pages_precopy || (m->precopy[0] &&
+	    strcmp(m->precopy, "off") != 0))
+		printf("  pre-copy:    %s%s%s, %u rounds, %llu pages sent, %llu stale at the "
+		    "switch-over, %.0f pages/s written, %llu bytes left in this round, "
+		    "post-copy projected %llu bytes\n", m->precopy[0] ? m->precopy : "-",
+		    m->dirty_tracking[0] ? "; tracking: " : "", m->dirty_tracking,
+		    m->precopy_rounds, (unsigned long long)m->pages_precopy,
+		    (unsigned long long)m->pages_invalidated, m->dirty_pages_per_s,
+		    (unsigned long long)m->precopy_remaining_bytes,
+		    (unsigned long long)m->projected_postcopy_bytes);
+	if (m->pages_hot_first)
+		printf("  hot first:   %llu recently written pages led the post-copy stream\n",
+		    (unsigned long long)m->pages_hot_first);
+	if (m->role == MIGRATIOND__V1__ROLE__SOURCE && m->max_bandwidth_bits_per_s)
+		printf("  bandwidth:   background stream %.1f Mbit/s, cap %.1f Mbit/s\n",
+		    m->background_bits_per_s / 1e6, (double)m->max_bandwidth_bits_per_s / 1e6);
+	else if (m->role == MIGRATIOND__V1__ROLE__SOURCE)
+		printf("  bandwidth:   background stream %.1f Mbit/s, no cap of its own\n",
+		    m->background_bits_per_s / 1e6);
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);
@@ -170,6 +201,17 @@ progress_line(const Migrationd__V1__MigrationEvent *ev, int tty)
 	else if (terminal_state(m->state))
 		snprintf(eta, sizeof(eta), "0s");
 	human_bytes(ev->bytes_per_s, rate, sizeof(rate));
+	if (m->state == MIGRATIOND__V1__MIGRATION_STATE__PRECOPY) {
+		char left[32];
+
+		human_bytes((double)m->precopy_remaining_bytes, left, sizeof(left));
+		fprintf(stderr, "%sPRECOPY    round %u  %s left  %.0f pages/s dirtied  %s/s  "
+		    "post-copy projected %llu pages%s", tty ? "\r" : "", m->precopy_rounds,
+		    left, m->dirty_pages_per_s, rate, (unsigned long long)
+		    (m->projected_postcopy_bytes / (m->ram_bytes / (m->pages_total ?
+		    m->pages_total : 1))), tty ? "   " : "\n");
+		return;
+	}
 	fprintf(stderr, "%s%-10s [%.*s%*s] %5.1f%%  %llu/%llu pages  %s/s  %.0f faults/s  "
 	    "p99 %.0f us  ETA %s%s", tty ? "\r" : "", migctl_state_name(m->state), fill,
 	    "##############################", w - fill, "", ev->progress * 100, done,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "libmigctl.h"
+#include "rate.h"
 #include "mig-ctl.h"
 
 enum { EX_OK = 0, EX_USAGE_ = 2, EX_UNREACH = 3, EX_REFUSED = 4, EX_MIGFAIL = 5 };
@@ -33,8 +34,10 @@ usage(FILE *f)
 	    "\n"
 	    "commands:\n"
 	    "  prepare VM [--from NAME] [-q]        destination: expect VM (only from NAME), print a one-time token\n"
-	    "  migrate VM --to HOST:PORT --token T [--wait] [--timeout SECS]\n"
-	    "                                       source: migrate VM to the destination daemon\n"
+	    "  migrate VM --to HOST:PORT --token T [--precopy off|auto|ROUNDS|DURATION]\n"
+	    "          [--wait] [--timeout SECS]    source: migrate VM to the destination daemon\n"
+	    "  postcopy ID|VM                       source in PRECOPY: switch over now\n"
+	    "  set ID|VM --max-bandwidth RATE       source: a new cap on the background stream\n"
 	    "  status ID|VM                         one migration, with its figures\n"
 	    "  list [--state S] [--role R] [--vm VM]\n"
 	    "                                       VMs attached here and migrations (history too)\n"
@@ -230,30 +233,48 @@ cmd_migrate(int argc, char **argv)
 		{ "token", required_argument, NULL, 'k' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "precopy", required_argument, NULL, 'p' },
+		{ "max-bandwidth", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	Migrationd__V1__StartMigrationResponse *r;
-	const char *to = NULL, *token = NULL, *vm;
+	const char *to = NULL, *token = NULL, *vm, *precopy = NULL;
+	uint64_t bps = 0;
+	char why[200];
 	double timeout = 3600;
 	int ch, wait = 0, rc = EX_OK;
 	struct migctl *c;
 
 	optind = 0;	/* full reset of glibc getopt after main() parsed */
-	while ((ch = getopt_long(argc, argv, "t:k:wT:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:k:wT:p:b:h", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'p': precopy = optarg; break;
+		case 'b':
+			if (rate_parse(optarg, &bps, why, sizeof(why)) < 0) {
+				fprintf(stderr, "mig-ctl migrate: --max-bandwidth: %s\n", why);
+				return EX_USAGE_;
+			}
+			break;
 		case 't': to = optarg; break;
 		case 'k': token = optarg; break;
 		case 'w': wait = 1; break;
 		case 'T': timeout = atof(optarg); break;
 		case 'h':
-			printf("usage: mig-ctl migrate VM --to HOST:PORT --token TOKEN [--wait] "
-			    "[--timeout SECS]\n"
+			printf("usage: mig-ctl migrate VM --to HOST:PORT --token TOKEN [--precopy P] "
+			    "[--wait] [--timeout SECS]\n"
 			    "Source side: migrate VM to the migrationd at HOST:PORT (a name, an\n"
 			    "IPv4 address or a bracketed IPv6 one: [::1]:7480), which issued\n"
 			    "TOKEN with `mig-ctl prepare`; its certificate must carry the name. --wait shows a live progress bar (rate,\n"
 			    "ETA) until the migration ends, and exits 5 unless it completed (also\n"
-			    "when it pauses or --timeout passes).\n");
+			    "when it pauses or --timeout passes).\n"
+			    "--precopy: stream RAM while the VM still runs here before the\n"
+			    "switch-over: off (post-copy only), auto (until the dirty set stops\n"
+			    "shrinking or is small), ROUNDS (e.g. 3) or DURATION (e.g. 500ms, 30s);\n"
+			    "default: the daemon's [peer] precopy (off). `mig-ctl postcopy` switches\n"
+			    "over at once.\n"
+			    "--max-bandwidth RATE: cap the background and pre-copy stream (bits/s:\n"
+			    "200M, 1G; off); demand pages are never capped. `mig-ctl set` changes it.\n");
 			return EX_OK;
 		default:
 			return EX_USAGE_;
@@ -265,7 +286,7 @@ cmd_migrate(int argc, char **argv)
 	}
 	vm = argv[optind];
 	c = connect_or_die();
-	check(c, migctl_start(c, vm, to, token, &r));
+	check(c, migctl_start_opts(c, vm, to, token, precopy, bps, &r));
 	if (wait) {
 		char id[64];
 
@@ -326,13 +347,25 @@ cmd_one(int argc, char **argv, const char *help)
 	struct migctl *c;
 	void *r = NULL;
 	const Migrationd__V1__Migration *m;
-	int rc, recover = !strcmp(argv[0], "recover");
+	int rc, recover = !strcmp(argv[0], "recover"), set = !strcmp(argv[0], "set");
+	uint64_t bps = 0;
+	char why[200];
 
 	if (want_help(argc, argv)) {
 		printf("%s", help);
 		return EX_OK;
 	}
-	if (recover && argc == 4 && !strcmp(argv[2], "--to"))
+	if (set && (argc != 4 || strcmp(argv[2], "--max-bandwidth") != 0)) {
+		fprintf(stderr, "mig-ctl %s: %s", argv[0], help);
+		return EX_USAGE_;
+	}
+	if (set && rate_parse(argv[3], &bps, why, sizeof(why)) < 0) {
+		fprintf(stderr, "mig-ctl set: --max-bandwidth: %s\n", why);
+		return EX_USAGE_;
+	}
+	if (set)
+		;
+	else if (recover && argc == 4 && !strcmp(argv[2], "--to"))
 		to = argv[3];
 	else if (argc != 2 || argv[1][0] == '-') {
 		fprintf(stderr, "mig-ctl %s: %s", argv[0], help);
@@ -345,6 +378,10 @@ cmd_one(int argc, char **argv, const char *help)
 		rc = migctl_pause(c, argv[1], (Migrationd__V1__PauseMigrationResponse **)&r);
 	else if (!strcmp(argv[0], "cancel"))
 		rc = migctl_cancel(c, argv[1], (Migrationd__V1__CancelMigrationResponse **)&r);
+	else if (set)
+		rc = migctl_set_bandwidth(c, argv[1], bps, (Migrationd__V1__SetMigrationResponse **)&r);
+	else if (!strcmp(argv[0], "postcopy"))
+		rc = migctl_postcopy(c, argv[1], (Migrationd__V1__StartPostcopyResponse **)&r);
 	else
 		rc = migctl_recover(c, argv[1], to, (Migrationd__V1__RecoverMigrationResponse **)&r);
 	check(c, rc);
@@ -657,6 +694,15 @@ main(int argc, char **argv)
 		return cmd_one(argc, argv, "usage: mig-ctl pause ID|VM\nSource side: hold a "
 		    "migration in post-copy (the destination's vCPUs wait for\nmissing pages) "
 		    "until `mig-ctl recover`.\n");
+	if (!strcmp(argv[0], "set"))
+		return cmd_one(argc, argv, "usage: mig-ctl set ID|VM --max-bandwidth RATE\n"
+		    "Source side: cap a running migration's background and pre-copy stream\n"
+		    "at RATE bits/s (200M, 1G; off for none), at once. Demand pages are\n"
+		    "never capped; [peer] max_bandwidth still applies.\n");
+	if (!strcmp(argv[0], "postcopy"))
+		return cmd_one(argc, argv, "usage: mig-ctl postcopy ID|VM\nSource side: end "
+		    "the pre-copy of a migration in PRECOPY now: the VM pauses\nand switches "
+		    "over; post-copy fetches the pages written since they were sent.\n");
 	if (!strcmp(argv[0], "recover"))
 		return cmd_one(argc, argv, "usage: mig-ctl recover ID|VM [--to HOST:PORT]\n"
 		    "Source side: reconnect a PAUSED migration now instead of waiting for\n"

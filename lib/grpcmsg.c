@@ -40,6 +40,10 @@ static const struct grpc_method methods[GM_COUNT] = {
 	HEALTH(GM_HEALTH_WATCH, "Watch", 1),
 	REFLECTION(GM_REFLECTION_V1, "v1"),
 	REFLECTION(GM_REFLECTION_V1ALPHA, "v1alpha"),
+	M(GM_START_POSTCOPY, "StartPostcopy", start_postcopy_request,
+	    start_postcopy_response, 0),
+	M(GM_SET_MIGRATION, "SetMigration", set_migration_request,
+	    set_migration_response, 0),
 };
 #undef M
 #undef HEALTH

@@ -284,7 +284,8 @@ mig_assert_verified() {
 }
 
 # mig_migrate VM MEM WORKLOAD: one whole migration A -> B (the destination
-# installs as $MIG_INSTALL says: copy, the default, or minor). Leaves
+# installs as $MIG_INSTALL says: copy, the default, or minor; with
+# $MIG_PRECOPY set, after a pre-copy of that policy). Leaves
 # $WORK/src.json, $WORK/dst.json, $WORK/report.json, $WORK/list-a.json and
 # sets MIG_RC (mig-ctl's exit code), SRC_RC / DST_RC (the VMMs').
 mig_migrate() {
@@ -308,7 +309,8 @@ mig_migrate() {
   mig_wait_attached B "$vm" 5
   token=$(ctl B prepare "$vm" -q) || mig_die "prepare on host B failed"
   log "migrating $vm ($mem, $workload guest) from host A to host B ($ADDR_B)"
-  ctl A migrate "$vm" --to "$ADDR_B" --token "$token" --wait --timeout 300
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$token" ${MIG_PRECOPY:+--precopy "$MIG_PRECOPY"} \
+    --wait --timeout 300
   MIG_RC=$?
   mig_wait_exit "$dst_pid" 120; DST_RC=$?
   mig_wait_exit "$src_pid" 30; SRC_RC=$?
@@ -351,6 +353,17 @@ mig_shim_migrate() {
   grep -q "^shimvm: verified [0-9]* pages, $((mem << 20)) bytes .*excluded by name: none)\$" \
     "$WORK/dst-$vm.log" || { log "$vm: the destination did not compare every byte"; return 1; }
   rm -f "$WORK/src-$vm.log" "$WORK/dst-$vm.log"
+}
+
+# mig_prepare HOST VM: a token for VM from HOST's prepare, once its VMM has
+# attached (10 s at most); dies otherwise. Sets TOKEN.
+mig_prepare() {
+  TOKEN=
+  for _ in $(seq 100); do
+    TOKEN=$(ctl "$1" prepare "$2" -q 2>/dev/null) && return 0
+    sleep 0.1
+  done
+  mig_die "prepare of $2 on host $1 failed"
 }
 
 # mig_wait_exit_fast PID SECS: mig_wait_exit in 10 ms steps. A PID that

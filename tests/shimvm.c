@@ -38,6 +38,11 @@ static const char *go_file;
 static int interleave;
 static uint64_t poison[8];
 static int npoison;
+static uint64_t hot_pages;		/* source -W: pages the writer keeps writing */
+static volatile int writer_stop;
+static uint64_t writer_passes;
+static const char *once_file;		/* source -O: when it exists, fix the "once" pages */
+#define ONCE_PAGES 100
 
 static int
 is_poison(uint64_t i)
@@ -100,6 +105,8 @@ page_qword(uint64_t i, unsigned k)
 	return i % 4 == 3 ? 0 : (0x5348494d00000000ull | i) ^ ((uint64_t)k << 40);
 }
 
+static uint64_t hot_page(uint64_t k);
+
 static void *
 toucher(void *arg)
 {
@@ -116,6 +123,10 @@ toucher(void *arg)
 	for (int k = 0; k < touches; k++) {
 		uint64_t i = interleave ? npages / 2 + (uint64_t)k * (uint64_t)nthreads + (uint64_t)t :
 		    first + (span / (uint64_t)touches) * (uint64_t)k, t0, v;
+
+		/* dest -W N: the source's hot set, shared out between threads. */
+		if (hot_pages > 0)
+			i = hot_page(((uint64_t)k * (uint64_t)nthreads + (uint64_t)t) % hot_pages);
 
 		if (is_poison(i))
 			continue;
@@ -252,6 +263,79 @@ wait_event(struct migshim_event *ev, int secs)
 	return rc == 0 ? 0 : -1;
 }
 
+/*
+ * Source -W N: while the VM "runs" (until PAUSE), a thread keeps writing a
+ * wrong value into qwords 0, 100 and 511 of N pages spread over RAM (every
+ * 7th page), so that whatever pre-copy sends of them is stale. When paused,
+ * those pages get their rule content back (a device writing at the
+ * switch-over): the destination must end with the rule, never a stale copy.
+ */
+static uint64_t
+hot_page(uint64_t k)
+{
+	return (k * 7) % npages;
+}
+
+/*
+ * Source -O FILE: 100 "once" pages (7k + 3) start with a wrong value in
+ * qword 0; when FILE appears (the test makes it between pre-copy rounds),
+ * the writer gives them their rule content, once, and never writes them
+ * again. What round 1 sent of them is stale; a later round sends them right,
+ * and the destination must keep that copy, not the first.
+ */
+static uint64_t
+once_page(uint64_t k)
+{
+	return (k * 7 + 3) % npages;
+}
+
+static void
+once_set(volatile uint64_t *ram, int right)
+{
+	for (uint64_t k = 0; k < ONCE_PAGES; k++)
+		ram[once_page(k) * 512] = right ? page_qword(once_page(k), 0) :
+		    ~page_qword(once_page(k), 0);
+}
+
+static void *
+writer(void *arg)
+{
+	volatile uint64_t *ram = arg;
+	int once_done = once_file == NULL;
+
+	while (!writer_stop) {
+		if (!once_done && access(once_file, F_OK) == 0) {
+			once_set(ram, 1);
+			once_done = 1;
+			printf("shimvm: once pages written\n");
+			fflush(stdout);
+		}
+		for (uint64_t k = 0; k < hot_pages && !writer_stop; k++) {
+			uint64_t i = hot_page(k);
+
+			ram[i * 512] = ~page_qword(i, 0) ^ writer_passes;
+			ram[i * 512 + 100] = ~page_qword(i, 100);
+			ram[i * 512 + 511] = ~page_qword(i, 511);
+		}
+		writer_passes++;
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void
+writer_finish(pthread_t th, uint64_t *ram)
+{
+	writer_stop = 1;
+	pthread_join(th, NULL);
+	for (uint64_t k = 0; k < hot_pages; k++)
+		for (unsigned q = 0; q < 512; q++)
+			ram[hot_page(k) * 512 + q] = page_qword(hot_page(k), q);
+	printf("shimvm: writer made %llu passes over %llu pages before the pause\n",
+	    (unsigned long long)writer_passes, (unsigned long long)hot_pages);
+	fflush(stdout);
+}
+
 /* `source`: fill RAM, attach, hand over the state blob when paused. */
 static int
 run_source(const char *name, uint64_t mem, const char *sock, int huge)
@@ -259,6 +343,8 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 	struct migshim_opts so = { .hugepages = huge };
 	struct migshim_event ev;
 	uint64_t *ram;
+	pthread_t wth;
+	int writing = 0;
 
 	if ((S = migshim_create_opts(name, mem, MIGSHIM_SOURCE, &so)) == NULL)
 		return 2;
@@ -270,13 +356,21 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 	attach_vcpus = 0;
 	if (migshim_attach(S, sock, 0) < 0)
 		return 2;
+	if (once_file != NULL)
+		once_set(ram, 0);
+	if (hot_pages > 0 || once_file != NULL)
+		writing = pthread_create(&wth, NULL, writer, ram) == 0;
 	printf("shimvm: source ready\n");
 	fflush(stdout);
 	for (;;) {
 		if (wait_event(&ev, 600) < 0)
 			return 2;
-		if (ev.type == MIGSHIM_EV_PAUSE)
+		if (ev.type == MIGSHIM_EV_PAUSE) {
+			if (writing)
+				writer_finish(wth, ram);
+			writing = 0;
 			migshim_send_state(S, STATE_BLOB, sizeof(STATE_BLOB));
+		}
 		else if (ev.type == MIGSHIM_EV_COMPLETED) {
 			printf("shimvm: migrated away\n");
 			return 0;
@@ -300,7 +394,7 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 	struct migshim_opts o = { .vcpus = 1, .thread_slots = (unsigned)nthreads,
 	    .hugepages = huge };
 	pthread_t th[32];
-	uint64_t n, errors = 0, t0;
+	uint64_t n, errors = 0, t0, stall_ns = 0;
 	volatile uint64_t *ram;
 	struct sigaction sa = { .sa_sigaction = probe_sigbus, .sa_flags = SA_SIGINFO };
 	int poison_early = -2, poison_ok = 0;
@@ -391,10 +485,13 @@ run_dest(const char *name, uint64_t mem, const char *sock, const char *mode,
 	errors = verify_all((const uint64_t *)ram);
 	n = (uint64_t)nthreads * (uint64_t)touches;
 	qsort(lat_ns, n, sizeof(*lat_ns), cmp_u64);
-	printf("{\"mode\":\"%s\",\"threads\":%d,\"touches\":%llu,\"bad_touch_values\":%d,"
+	for (uint64_t k = 0; k < n; k++)
+		stall_ns += lat_ns[k];
+	printf("{\"mode\":\"%s\",\"threads\":%d,\"stall_ms\":%.3f,\"touches\":%llu,\"bad_touch_values\":%d,"
 	    "\"pages_checked\":%llu,\"page_errors\":%llu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
 	    "\"max_us\":%.1f,\"touch_phase_ms\":%.1f,\"poisoned\":%d,"
 	    "\"poison_machine_checks\":%d,\"poison_touched_early\":%d}\n", mode, nthreads,
+	    stall_ns / 1e6,
 	    (unsigned long long)n, bad_values, (unsigned long long)npages,
 	    (unsigned long long)errors, lat_ns[n / 2] / 1e3, lat_ns[n * 99 / 100] / 1e3,
 	    lat_ns[n - 1] / 1e3, t0 / 1e6, npoison, poison_ok, poison_early);
@@ -415,7 +512,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:i")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:O:")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -428,6 +525,8 @@ main(int argc, char **argv)
 		case 'H': huge = 1; break;
 		case 'w': go_file = optarg; break;
 		case 'i': interleave = 1; break;
+		case 'W': hot_pages = strtoull(optarg, NULL, 0); break;
+		case 'O': once_file = optarg; break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
 				poison[npoison++] = strtoull(t, NULL, 0);
@@ -446,6 +545,9 @@ main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: shimvm source|dest -s VMM_SOCKET [-n NAME] [-m MIB] "
 	    "[-M uffd|ring] [-I copy|minor] [-t THREADS] [-k TOUCHES] [-b BADFILE] [-P POISONED_PAGES] [-H]\n"
-	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n");
+	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n"
+	    "  -W N  source: keep writing N pages until paused (pre-copy tests);\n"
+	    "        dest: the threads touch those N pages (-k touches in all per thread)\n"
+	    "  -O FILE  source: 100 pages hold a wrong value until FILE exists\n");
 	return 2;
 }

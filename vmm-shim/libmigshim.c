@@ -194,6 +194,7 @@ migshim_create_opts(const char *name, uint64_t ram_size, enum migshim_role role,
 	s->ram_size = ram_size;
 	s->ram = MAP_FAILED;
 	s->memfd = s->uffd = s->sock = s->ringfd = s->doorbell = -1;
+	s->wpfd = s->pagemap = -1;
 	s->page_size = (uint64_t)pg;
 	if (opts != NULL && role == MIGSHIM_INCOMING) {
 		s->mode = opts->mode;
@@ -379,9 +380,18 @@ migshim_next_event(struct migshim *s, struct migshim_event *ev)
 		    rc == 0 ? "daemon closed the connection" : strerror(errno));
 		close(s->sock);
 		s->sock = -1;
+		shim_dirty_stop(s);	/* a pre-copy cannot outlive its daemon */
 		return 0;
 	}
+	/* Pre-copy's dirty tracking is the shim's business, not the VMM's;
+	 * once the migration ends, one way or the other, it stops. */
+	if (m->msg_case != MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_TRACK &&
+	    m->msg_case != MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_PAUSE)
+		shim_dirty_stop(s);
 	switch (m->msg_case) {
+	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_TRACK:
+		shim_dirty_request(s, m->track);
+		break;
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_PAUSE:
 		ev->type = MIGSHIM_EV_PAUSE;
 		break;
@@ -439,11 +449,25 @@ migshim_send_state(struct migshim *s, const void *blob, size_t len)
 	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
 	Migrationd__Shim__V1__State st = MIGRATIOND__SHIM__V1__STATE__INIT;
 
+	Migrationd__Shim__V1__Dirty d = MIGRATIOND__SHIM__V1__DIRTY__INIT;
+	char why[256] = "";
+	int rc;
+
 	st.blob.data = (uint8_t *)(uintptr_t)blob;
 	st.blob.len = len;
+	/* Pre-copy: the VM is paused now, so this scan is the last word on
+	 * which pages were written since the daemon read them. */
+	if (s->wpfd >= 0) {
+		d.ok = shim_dirty_scan(s, &d, why, sizeof(why)) == 0;
+		d.error = why;
+		st.dirty = &d;
+		shim_dirty_stop(s);
+	}
 	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_STATE;
 	m.state = &st;
-	return shim_send(s, &m, __func__);
+	rc = shim_send(s, &m, __func__);
+	free(d.ranges);
+	return rc;
 }
 
 int
@@ -477,6 +501,7 @@ migshim_destroy(struct migshim *s)
 		return;
 	if (s->last != NULL)
 		migrationd__shim__v1__shim_msg__free_unpacked(s->last, NULL);
+	shim_dirty_stop(s);
 	if (s->sock >= 0)
 		close(s->sock);
 	if (s->ram != MAP_FAILED)

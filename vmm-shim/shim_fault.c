@@ -29,15 +29,6 @@
 
 /* ---- the fault ring: posting side ---------------------------------------- */
 
-static uint64_t
-shim_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Async-signal-safe: called from the SIGBUS handler too. */
 int
 migshim_fault(struct migshim *s, unsigned slot, uint64_t offset, uint64_t size,

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "libmigshim.h"
 #include "shimwire.h"
@@ -37,7 +38,25 @@ struct migshim {
 	enum migshim_install	 install;
 	uint8_t			 secret[32];	/* the daemon's, from the first attach */
 	size_t			 secret_len;	/* 0 until then */
+	int			 wpfd;		/* dirty tracking (shim_dirty.c), -1 off */
+	int			 pagemap;	/* /proc/self/pagemap while tracking */
 };
+
+/* shim_dirty.c: dirty tracking for pre-copy. */
+void shim_dirty_request(struct migshim *s, const Migrationd__Shim__V1__Track *t);
+int shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, char *why,
+    size_t len);
+void shim_dirty_stop(struct migshim *s);
+
+/* CLOCK_MONOTONIC in ns. Async-signal-safe. */
+static inline uint64_t
+shim_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static inline void
 shim_warn(const char *fn, const char *what)

@@ -35,6 +35,7 @@
 #include "latency.h"
 #include "log.h"
 #include "migration.h"
+#include "rate.h"
 #include "source.h"
 #include "tls.h"
 #include "util.h"
@@ -414,6 +415,7 @@ static void
 ctl_start(struct h2stream *s, const void *q)
 {
 	const Migrationd__V1__StartMigrationRequest *p = q;
+	struct precopy_policy pc = D->conf.precopy;
 	struct migration *m;
 	struct vm *v;
 	char err[300];
@@ -422,13 +424,22 @@ ctl_start(struct h2stream *s, const void *q)
 		h2_finish(s, GRPC_INVALID_ARGUMENT, "vm, destination and token are required");
 		return;
 	}
+	if (p->precopy[0] != '\0' && precopy_parse(p->precopy, &pc, err, sizeof(err)) < 0) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, err);
+		return;
+	}
 	if (!ctl_destination_ok(s, p->destination))
 		return;
 	if ((v = vm_find(p->vm)) == NULL) {
 		h2_finish(s, GRPC_NOT_FOUND, "no VM of that name is attached here");
 		return;
 	}
-	if (src_start(v, p->destination, p->token, &m, err, sizeof(err)) < 0) {
+	if (p->max_bandwidth_bits_per_s != 0 && p->max_bandwidth_bits_per_s < RATE_MIN_BPS) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, "max_bandwidth_bits_per_s below 100000");
+		return;
+	}
+	if (src_start(v, p->destination, p->token, &pc, p->max_bandwidth_bits_per_s, &m, err,
+	    sizeof(err)) < 0) {
 		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		return;
 	}
@@ -474,6 +485,28 @@ ctl_pause(struct h2stream *s, const void *q)
 
 	if ((m = ctl_find(s, ((const Migrationd__V1__PauseMigrationRequest *)q)->id_or_vm)))
 		ctl_act(s, m, src_pause(m, err, sizeof(err)), err);
+}
+
+static void
+ctl_postcopy(struct h2stream *s, const void *q)
+{
+	struct migration *m;
+	char err[300];
+
+	if ((m = ctl_find(s, ((const Migrationd__V1__StartPostcopyRequest *)q)->id_or_vm)))
+		ctl_act(s, m, pc_postcopy(m, err, sizeof(err)), err);
+}
+
+static void
+ctl_set(struct h2stream *s, const void *q)
+{
+	const Migrationd__V1__SetMigrationRequest *p = q;
+	struct migration *m;
+	char err[300];
+
+	if ((m = ctl_find(s, p->id_or_vm)))
+		ctl_act(s, m, src_set_bandwidth(m, p->max_bandwidth_bits_per_s, err,
+		    sizeof(err)), err);
 }
 
 static void
@@ -530,6 +563,8 @@ static void (*const ctl_calls[])(struct h2stream *, const void *) = {
 	[GM_GET_HEALTH] = ctl_health_call,
 	[GM_HEALTH_CHECK] = std_health_check,
 	[GM_HEALTH_WATCH] = std_health_watch,
+	[GM_START_POSTCOPY] = ctl_postcopy,
+	[GM_SET_MIGRATION] = ctl_set,
 };
 
 static void

@@ -90,8 +90,8 @@ metrics_bpf_hist(struct evbuffer *o, const char *name, const struct fl_hist *h,
 static void
 metrics_daemon(struct evbuffer *o)
 {
-	static const enum mig_state states[] = { MIG_PREPARED, MIG_CONNECTING, MIG_BLACKOUT,
-	    MIG_POSTCOPY, MIG_COMPLETED, MIG_PAUSED, MIG_FAILED, MIG_CANCELLED };
+	static const enum mig_state states[] = { MIG_PREPARED, MIG_CONNECTING, MIG_PRECOPY,
+	    MIG_BLACKOUT, MIG_POSTCOPY, MIG_COMPLETED, MIG_PAUSED, MIG_FAILED, MIG_CANCELLED };
 	struct migration *m;
 
 	metrics_family(o, "migrationd_info", "gauge", "The daemon: its version and fault "
@@ -143,12 +143,16 @@ metrics_daemon(struct evbuffer *o)
 	"migrationd_pages_total{%s,class=\"background\"} %llu\n"		\
 	"migrationd_pages_total{%s,class=\"zero\"} %llu\n"			\
 	"migrationd_pages_total{%s,class=\"poisoned\"} %llu\n"		\
-	"migrationd_pages_total{%s,class=\"duplicate\"} %llu\n",		\
+	"migrationd_pages_total{%s,class=\"duplicate\"} %llu\n"		\
+	"migrationd_pages_total{%s,class=\"precopy\"} %llu\n"		\
+	"migrationd_pages_total{%s,class=\"invalidated\"} %llu\n",	\
 	l, (unsigned long long)(m)->st.pages_demand,			\
 	l, (unsigned long long)(m)->st.pages_background,		\
 	l, (unsigned long long)(m)->st.pages_zero,			\
 	l, (unsigned long long)(m)->st.pages_poisoned,			\
-	l, (unsigned long long)(m)->st.pages_duplicate)
+	l, (unsigned long long)(m)->st.pages_duplicate,			\
+	l, (unsigned long long)(m)->st.pages_precopy,			\
+	l, (unsigned long long)(m)->st.pages_invalidated)
 #define P_FAULTS(o, m, l) evbuffer_add_printf(o, "migrationd_demand_faults_total{%s} %llu\n", \
 	l, (unsigned long long)(m)->st.demand_faults)
 #define P_BYTES(o, m, l) evbuffer_add_printf(o,				\
@@ -166,6 +170,20 @@ metrics_daemon(struct evbuffer *o)
 	l, (unsigned long long)(m)->st.ring_errors)
 #define P_BLACKOUT(o, m, l) evbuffer_add_printf(o, "migrationd_blackout_seconds{%s} %.6f\n", \
 	l, (m)->st.blackout_ms / 1e3)
+/* Pre-copy gauges: source migrations that pre-copy. */
+#define PRECOPY_ON(m) ((m)->role == MIG_SOURCE && (m)->precopy[0] != '\0' && \
+	strcmp((m)->precopy, "off") != 0)
+#define P_ROUNDS(o, m, l) do { if (PRECOPY_ON(m)) evbuffer_add_printf(o,	\
+	"migrationd_precopy_rounds{%s} %u\n", l, (m)->st.precopy_rounds); } while (0)
+#define P_DIRTY(o, m, l) do { if (PRECOPY_ON(m)) evbuffer_add_printf(o,	\
+	"migrationd_precopy_dirty_pages_per_second{%s} %.1f\n", l,		\
+	(m)->st.dirty_pages_per_s); } while (0)
+#define P_REMAIN(o, m, l) do { if (PRECOPY_ON(m)) evbuffer_add_printf(o,	\
+	"migrationd_precopy_remaining_bytes{%s} %llu\n", l,			\
+	(unsigned long long)(m)->st.precopy_remaining_bytes); } while (0)
+#define P_PROJ(o, m, l) do { if (PRECOPY_ON(m)) evbuffer_add_printf(o,	\
+	"migrationd_precopy_projected_postcopy_bytes{%s} %llu\n", l,		\
+	(unsigned long long)(m)->st.projected_postcopy_bytes); } while (0)
 #define P_USER_HIST(o, m, l) do { if ((m)->role == MIG_DEST) metrics_user_hist(o, m, l); } while (0)
 
 /* eBPF's per-phase histograms of the destination migrations. */
@@ -233,6 +251,15 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	    "Peer links lost and resumed.", P_RECONN);
 	METRICS_EACH(o, "migrationd_errors_total", "counter",
 	    "Install errors, EEXIST answers, refused ring entries.", P_ERRORS);
+	METRICS_EACH(o, "migrationd_precopy_rounds", "gauge",
+	    "Pre-copy rounds started (source).", P_ROUNDS);
+	METRICS_EACH(o, "migrationd_precopy_dirty_pages_per_second", "gauge",
+	    "Pages written per second in the last pre-copy round (source).", P_DIRTY);
+	METRICS_EACH(o, "migrationd_precopy_remaining_bytes", "gauge",
+	    "What the current pre-copy round still has to send (source).", P_REMAIN);
+	METRICS_EACH(o, "migrationd_precopy_projected_postcopy_bytes", "gauge",
+	    "What post-copy would fetch after a switch at the end of this round "
+	    "(source).", P_PROJ);
 	METRICS_EACH(o, "migrationd_blackout_seconds", "gauge",
 	    "Time the VM ran nowhere (paused at the source until it ran at the "
 	    "destination).", P_BLACKOUT);

@@ -73,6 +73,7 @@ rec_save(const struct migration *m)
 	r.session_key.data = (uint8_t *)(uintptr_t)m->session_key;
 	r.session_key.len = sizeof(m->session_key);
 	r.state_sent = m->state_sent;
+	r.never_ran = m->never_ran;
 	r.page_size = m->page_size;
 	if (m->vmm.known) {
 		r.vmm_secret.data = (uint8_t *)(uintptr_t)m->vmm.secret;
@@ -175,6 +176,7 @@ rec_load_one(const char *path)
 			m->vmm.gid = r->vmm_gid;
 			m->vmm.pid = r->vmm_pid;
 		}
+		m->never_ran = r->never_ran;
 		mig_insert(m);
 		if (mig_active(m))
 			rec_revive(m, r->state_sent);

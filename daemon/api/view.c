@@ -13,7 +13,10 @@
 	X(pages_demand) X(pages_background) X(pages_zero) X(pages_installed) \
 	X(install_eexist) X(install_errors) X(pages_duplicate) X(demand_faults) \
 	X(bytes_sent) X(bytes_received) X(prefetch_pages) X(prefetch_hits) \
-	X(ring_faults) X(ring_errors) X(reconnects) X(pages_poisoned) X(blackout_ms)
+	X(ring_faults) X(ring_errors) X(reconnects) X(pages_poisoned) X(blackout_ms) \
+	X(precopy_rounds) X(dirty_pages_per_s) X(precopy_remaining_bytes) \
+	X(projected_postcopy_bytes) X(pages_precopy) X(pages_invalidated) \
+	X(max_bandwidth_bits_per_s) X(background_bits_per_s) X(pages_hot_first)
 
 static const struct {
 	enum mig_state			 st;
@@ -27,6 +30,7 @@ static const struct {
 	{ MIG_PAUSED, MIGRATIOND__V1__MIGRATION_STATE__PAUSED },
 	{ MIG_FAILED, MIGRATIOND__V1__MIGRATION_STATE__FAILED },
 	{ MIG_CANCELLED, MIGRATIOND__V1__MIGRATION_STATE__CANCELLED },
+	{ MIG_PRECOPY, MIGRATIOND__V1__MIGRATION_STATE__PRECOPY },
 };
 
 Migrationd__V1__MigrationState
@@ -85,6 +89,8 @@ view_fill(const struct migration *m, Migrationd__V1__Migration *o)
 	o->destination_identity = (char *)(uintptr_t)m->dst_ident;
 	o->peer_address = (char *)(uintptr_t)m->peer_addr;
 	o->expected_source = (char *)(uintptr_t)m->from;
+	o->precopy = (char *)(uintptr_t)m->precopy;
+	o->dirty_tracking = (char *)(uintptr_t)m->dirty_tracking;
 }
 
 void
@@ -101,6 +107,8 @@ view_restore(struct migration *m, const Migrationd__V1__Migration *i)
 	snprintf(m->dst_ident, sizeof(m->dst_ident), "%s", i->destination_identity);
 	snprintf(m->peer_addr, sizeof(m->peer_addr), "%s", i->peer_address);
 	snprintf(m->from, sizeof(m->from), "%s", i->expected_source);
+	snprintf(m->precopy, sizeof(m->precopy), "%s", i->precopy);
+	snprintf(m->dirty_tracking, sizeof(m->dirty_tracking), "%s", i->dirty_tracking);
 	m->verdict_ok = i->guest_ok;
 	m->state = view_state_from(i->state);
 #define X(f) st->f = i->f;

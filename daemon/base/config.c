@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "journal.h"
+#include "rate.h"
 #include "log.h"
 #include "util.h"
 
@@ -55,6 +56,8 @@ config_defaults(struct config *c)
 	c->tls = 1;
 	c->bpf = 1;
 	c->token_ttl = 600;
+	c->precopy_switch_ms = 300;
+	c->precopy_max_rounds = 30;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
 	c->keep_records = MIG_KEEP_RECORDS;
 	c->record_max_age = MIG_RECORD_MAX_AGE;
@@ -432,6 +435,16 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_duration(&c->prepare_timeout, value, 1, 86400);
 	else if (S("peer", "listen"))
 		rc = config_hostport(c->peer_listen, sizeof(c->peer_listen), value);
+	else if (S("peer", "precopy"))	/* pre-copy defaults (policy.h) */
+		rc = precopy_parse(value, &c->precopy, x->why, sizeof(x->why));
+	else if (S("peer", "precopy_switch_ms"))
+		rc = config_int(&c->precopy_switch_ms, value, 1, 60000);
+	else if (S("peer", "precopy_max_rounds"))
+		rc = config_int(&c->precopy_max_rounds, value, 1, PRECOPY_MAX_ROUNDS);
+	else if (S("peer", "hotset_window_ms"))
+		rc = config_int(&c->hotset_window_ms, value, 0, 10000);
+	else if (S("peer", "max_bandwidth"))
+		rc = rate_parse(value, &c->max_bandwidth, x->why, sizeof(x->why));
 	else if (S("peer", "token_ttl"))
 		rc = config_int(&c->token_ttl, value, 1, 86400);
 	else if (S("peer", "handshake_timeout"))

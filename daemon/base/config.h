@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy.h"
+
 #define MIG_HANDSHAKE_SECS	10	/* default [peer] handshake_timeout */
 #define MIG_KEEP_RECORDS	100	/* default [daemon] keep_records */
 #define MIG_RECORD_MAX_AGE	(7 * 86400)	/* default [daemon] record_max_age: 7d */
@@ -47,6 +49,12 @@ struct config {
 	char	 tls_cert[256];
 	char	 tls_key[256];
 	int	 token_ttl;		/* seconds a prepared token stays valid */
+	struct precopy_policy precopy;	/* [peer] precopy: when a migrate names none */
+	int	 precopy_switch_ms;	/* auto: switch once the dirty set takes this long */
+	int	 precopy_max_rounds;	/* auto: at most this many rounds */
+	int	 hotset_window_ms;	/* no pre-copy: track writes this long first */
+	uint64_t max_bandwidth;		/* [peer] max_bandwidth: bits/s shared by the
+					   background channels we send on; 0: none */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
 	int	 bpf;			/* [bpf] enabled */
 	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */

@@ -31,6 +31,7 @@ static const char *const state_names[] = {
 	[MIG_BLACKOUT] = "BLACKOUT", [MIG_POSTCOPY] = "POSTCOPY",
 	[MIG_COMPLETED] = "COMPLETED", [MIG_PAUSED] = "PAUSED",
 	[MIG_FAILED] = "FAILED", [MIG_CANCELLED] = "CANCELLED",
+	[MIG_PRECOPY] = "PRECOPY",
 };
 
 const char *

@@ -39,6 +39,7 @@ enum mig_state {
 	MIG_PAUSED,		/* post-copy interrupted; both sides keep their state */
 	MIG_FAILED,		/* ended before the destination ran: VM runs at the source */
 	MIG_CANCELLED,
+	MIG_PRECOPY,		/* source VM runs; its RAM streams in rounds (pre-copy) */
 };
 
 /* The figures of one migration: what the API reports and records keep. */
@@ -51,12 +52,33 @@ struct mig_stats {
 	uint64_t	 ring_faults, ring_errors;
 	uint32_t	 reconnects;		/* resumed after a lost link */
 	double		 blackout_ms;
+	/* pre-copy (role/precopy.c; the destination counts the last two) */
+	uint32_t	 precopy_rounds;
+	double		 dirty_pages_per_s;	/* last round */
+	uint64_t	 precopy_remaining_bytes, projected_postcopy_bytes;
+	uint64_t	 pages_precopy, pages_invalidated;
+	uint64_t	 max_bandwidth_bits_per_s;	/* source: this migration's cap */
+	double		 background_bits_per_s;		/* source: measured */
+	uint64_t	 pages_hot_first;	/* source: post-copy sent these first */
 	struct hist	 lat;			/* demand faults, request to installed */
 };
 
 struct migration;
 struct pconn;
 struct vm;
+
+/*
+ * A dirty set from the source VMM's shim (proto/shim.proto Dirty): pages
+ * written since the last scan, as (first, count) pairs, or `all`. `ok` 0:
+ * tracking failed or is not available, `error` says why.
+ */
+struct mig_dirty {
+	int		 ok, all;
+	const char	*error, *method;
+	const uint64_t	*ranges;	/* 2 * nranges values */
+	size_t		 nranges;
+	uint64_t	 scan_ns;
+};
 
 /*
  * What a role does when its transports have news. The peer transport calls
@@ -76,7 +98,11 @@ struct mig_ops {
 	void	(*bulk)(struct pconn *c);
 	/* Fault-path fds besides the urgent channel (for bulk turn-over). */
 	int	(*fault_fds)(struct migration *m, struct pollfd *p, int max);
-	void	(*vm_state)(struct migration *m, const void *blob, size_t len);
+	/* The paused VM's state, and (pre-copy) the final dirty set. */
+	void	(*vm_state)(struct migration *m, const void *blob, size_t len,
+	    const struct mig_dirty *final);
+	/* The VMM's answer to a dirty-tracking request (vm_send_track). */
+	void	(*dirty)(struct migration *m, const struct mig_dirty *d);
 	void	(*vm_running)(struct migration *m);
 	/* Its VMM attached again after a daemon restart (m->vm is set). */
 	void	(*reattach)(struct migration *m);
@@ -126,6 +152,8 @@ struct migration {
 	uint32_t		 page_size;
 	char			 fault_path[8];	/* "uffd" / "ring", from the VMM */
 	char			 install_mode[8]; /* "copy" / "minor", from the VMM */
+	char			 precopy[24];	/* source: the pre-copy policy as given */
+	char			 dirty_tracking[160]; /* source: the VMM's method, or why none */
 	char			 verdict[256];	/* the guest's own report */
 	int			 verdict_ok;
 
@@ -135,6 +163,7 @@ struct migration {
 	struct event		*ev_ping;	/* heartbeat while connected */
 	int			 state_sent;	/* VmState is on the wire (source) */
 	int			 resume_on_attach; /* source VMM paused, nothing sent */
+	int			 never_ran;	/* destination: its VM state never arrived */
 	struct mig_vmm		 vmm;		/* whose VM it is */
 
 	int64_t			 started_ms, ended_ms;

@@ -33,6 +33,7 @@ static void dst_send_abort(struct migration *m, const char *why, int vm_lost);
 static int dst_check_complete(struct migration *m);
 static void dst_vm_lost(struct migration *m, const char *why);
 static void dst_conn_lost(struct pconn *c, const char *why);
+static void dst_fail(struct migration *m, const char *why);
 
 /* How this VM's faults arrive and its pages go in, for status and records. */
 static void
@@ -148,12 +149,17 @@ dst_prepare(struct vm *v, const char *from, struct migration **out, char *err,
 		snprintf(m->token + 2 * i, 3, "%02x", rnd[i]);
 	snprintf(m->from, sizeof(m->from), "%s", from != NULL ? from : "");
 	dst_paths(m, v);
+	/* Pages an earlier attempt left (a pre-copy that never switched over)
+	 * must not pass for this migration's: the guest never ran here. */
+	if (inst_clear(m) < 0)
+		return dst_prepare_failed(m, err, errlen, "cannot empty the VM's RAM");
 	if (v->minor && inst_journal_new(m) < 0) {
 		snprintf(why, sizeof(why), "cannot create the install journal under %s: %s",
 		    D->conf.state_dir, strerror(errno));
 		return dst_prepare_failed(m, err, errlen, why);
 	}
 	m->state = MIG_PREPARED;
+	m->never_ran = 1;	/* until its VM state arrives */
 	log_info("migration %s: vm %s prepared for incoming migration%s%s (%s)", m->id,
 	    v->name, m->from[0] ? " from " : "", m->from, v->minor ? "minor mode: page cache + UFFDIO_CONTINUE" :
 	    "copy mode: UFFDIO_COPY");
@@ -333,6 +339,12 @@ dst_refuse_resume(struct pconn *c, const ProtobufCBinaryData *key)
 		    key->len != sizeof(m->session_key) ||
 		    CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) != 0)
 			continue;
+		if (m->never_ran) {
+			snprintf(why, sizeof(why), "migration %s ended here before its VM "
+			    "state arrived (%s: %s): the VM never ran here", m->id,
+			    mig_state_name(m->state), m->reason);
+			return peer_refuse_never_ran(c, why);
+		}
 		snprintf(why, sizeof(why), "migration %s ended here (%s: %s)%s", m->id,
 		    mig_state_name(m->state), m->reason,
 		    strstr(m->reason, "the VM is lost") ? "" : ": the VM is lost");
@@ -454,7 +466,9 @@ dst_send_abort(struct migration *m, const char *why, int vm_lost)
 static int
 dst_check_complete(struct migration *m)
 {
-	if (m->dst->ninstalled < m->npages)
+	/* Not before the VM runs here: pre-copy may bring every page first. */
+	if (m->dst->ninstalled < m->npages || m->state == MIG_PRECOPY ||
+	    m->state == MIG_CONNECTING || m->state == MIG_BLACKOUT)
 		return 0;
 	if (inst_missing(m) > 0) {
 		fault_refetch_missing(m);
@@ -474,7 +488,8 @@ dst_vm_lost(struct migration *m, const char *why)
 {
 	char buf[sizeof(m->reason) + 20];
 
-	int lost = m->state != MIG_PREPARED && m->state != MIG_CONNECTING;
+	int lost = m->state != MIG_PREPARED && m->state != MIG_CONNECTING &&
+	    m->state != MIG_PRECOPY;
 
 	/* why may be m->reason */
 	snprintf(buf, sizeof(buf), "%s%s", why, lost && !strstr(why, "the VM is lost") ?
@@ -538,9 +553,51 @@ dst_complete(struct migration *m)
 }
 
 /* The VM state arrived: the VMM starts the guest, faults come from now on. */
+/*
+ * After pre-copy: every page the source wrote since it sent it is made
+ * missing again before the guest may run here. 0, or -1 (failed).
+ */
+static int
+dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
+{
+	uint64_t n = 0, r, next = 0;
+	int64_t t0 = now_ns();
+
+	for (size_t i = 0; i + 1 < vs->n_stale; i += 2) {
+		/* Ascending and disjoint, as the source makes them: the work
+		 * stays within one pass over RAM whatever a peer sends. */
+		if (vs->stale[i] < next || vs->stale[i] >= m->npages ||
+		    vs->stale[i + 1] > m->npages - vs->stale[i]) {
+			dst_send_abort(m, "malformed stale page list", 0);
+			dst_fail(m, "the source sent a malformed stale page list");
+			return -1;
+		}
+		next = vs->stale[i] + vs->stale[i + 1];
+		if ((r = inst_invalidate(m, vs->stale[i], vs->stale[i + 1])) == UINT64_MAX) {
+			dst_send_abort(m, "destination cannot drop stale pre-copied pages", 0);
+			dst_fail(m, "cannot drop stale pre-copied pages from guest RAM");
+			return -1;
+		}
+		n += r;
+	}
+	m->st.pages_invalidated = n;
+	log_info("migration %s: pre-copy over: %llu pages received, %llu stale ones made "
+	    "missing again in %.1f ms, %llu of %llu pages present", m->id,
+	    (unsigned long long)m->st.pages_precopy, (unsigned long long)n,
+	    (double)(now_ns() - t0) / 1e6, (unsigned long long)m->dst->ninstalled,
+	    (unsigned long long)m->npages);
+	return 0;
+}
+
 static int
 dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 {
+	if (vs->precopy && dst_invalidate(m, vs) < 0)
+		return -1;
+	/* Kept before the VMM may run it: a resume after a failure from here
+	 * on is told the VM is lost, never that it did not run. */
+	m->never_ran = 0;
+	mig_save(m);
 	m->dst->state_rx_ns = now_ns();
 	if (m->vm == NULL || vm_send_start(m->vm, vs->blob.data, vs->blob.len) < 0) {
 		dst_send_abort(m, "destination VMM is not reachable", 0);
@@ -564,8 +621,18 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 	switch (msg->msg_case) {
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING:
 		return 0;	/* its arrival reset the liveness timer */
+	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY:
+		/* Ahead of the first pre-copied page, on the background channel. */
+		if (c != m->bg || m->state != MIG_CONNECTING)
+			break;
+		mig_set_state(m, MIG_PRECOPY, NULL);
+		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
-		if (c != m->urgent || m->state != MIG_CONNECTING)
+		/* After pre-copy it comes behind the pre-copied pages, on the
+		 * background channel. */
+		if (msg->vm_state->precopy != (c == m->bg) ||
+		    (m->state != MIG_CONNECTING && m->state != MIG_PRECOPY) ||
+		    (msg->vm_state->precopy && m->state != MIG_PRECOPY))
 			break;
 		return dst_vm_state(c, m, msg->vm_state);
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
@@ -595,18 +662,33 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 
 	switch (h->type) {
 	case FRAME_MSG:
-		if (c != m->urgent) {
+		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
+			break;
+		/* The background channel carries two messages: Precopy ahead of
+		 * the first pre-copied page, and the state after pre-copy. */
+		if (c != m->urgent && msg->msg_case != MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY &&
+		    (msg->msg_case != MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE ||
+		    !msg->vm_state->precopy)) {
+			migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 			why = "control message on the background channel";
 			break;
 		}
-		if ((msg = ctlmsg_decode_peer(payload, h->len, &why)) == NULL)
-			break;
 		rc = dst_msg(c, m, msg);
 		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 		return rc;
 	case FRAME_PAGES:
 		/* Background pages may overtake the VM state (two connections);
-		 * installing them early is fine: the guest is not running yet. */
+		 * installing them early is fine: the guest is not running yet.
+		 * Pre-copied pages too: the state lists those gone stale. */
+		if (m->state == MIG_PRECOPY && c == m->bg) {
+			/* A later round's copy replaces the earlier one. */
+			if (inst_invalidate(m, h->index, h->count) == UINT64_MAX) {
+				dst_send_abort(m, "destination cannot drop a re-sent page", 0);
+				dst_fail(m, "cannot drop a pre-copied page sent again");
+				return -1;
+			}
+			m->st.pages_precopy += h->count;
+		}
 		if (fault_deliver(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))
 				dst_vm_lost(m, m->reason);
@@ -622,7 +704,7 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 static int
 dst_early(const struct migration *m)
 {
-	return m->state == MIG_CONNECTING;
+	return m->state == MIG_CONNECTING || m->state == MIG_PRECOPY;
 }
 
 static void
@@ -671,6 +753,8 @@ dst_vm_running(struct migration *m)
 	if (m->urgent != NULL)
 		peer_send_msg(m->urgent, &msg);
 	mig_set_state(m, MIG_POSTCOPY, NULL);
+	/* Pre-copy may have brought every page already. */
+	dst_check_complete(m);
 }
 
 /*
@@ -680,7 +764,8 @@ dst_vm_running(struct migration *m)
 int
 dst_cancel(struct migration *m, char *err, size_t errlen)
 {
-	if (m->role != MIG_DEST || (m->state != MIG_PREPARED && m->state != MIG_CONNECTING)) {
+	if (m->role != MIG_DEST || (m->state != MIG_PREPARED && m->state != MIG_CONNECTING &&
+	    m->state != MIG_PRECOPY)) {
 		snprintf(err, errlen, "migration %s is %s: only a destination migration that "
 		    "has not received the VM state can be cancelled", m->id,
 		    mig_state_name(m->state));
@@ -701,10 +786,12 @@ dst_vm_gone(struct migration *m, const char *why)
 {
 	char buf[300];
 
-	snprintf(buf, sizeof(buf), "destination VMM %s (%s)%s", m->state == MIG_PREPARED ||
-	    m->state == MIG_CONNECTING ? "went away before the VM state arrived" :
-	    "went away during post-copy", why, m->state == MIG_PREPARED ||
-	    m->state == MIG_CONNECTING ? "" : ": the VM is lost");
+	int early = m->state == MIG_PREPARED || m->state == MIG_CONNECTING ||
+	    m->state == MIG_PRECOPY;
+
+	snprintf(buf, sizeof(buf), "destination VMM %s (%s)%s", early ?
+	    "went away before the VM state arrived" : "went away during post-copy", why,
+	    early ? "" : ": the VM is lost");
 	log_warnx("migration %s: %s", m->id, buf);
 	dst_vm_lost(m, buf);
 }

@@ -573,6 +573,46 @@ inst_missing(struct migration *m)
 	return found;
 }
 
+uint64_t
+inst_invalidate(struct migration *m, uint64_t first, uint64_t n)
+{
+	struct mig_dst *d = m->dst;
+	uint64_t done = 0;
+
+	if (first >= m->npages || m->vm == NULL)
+		return 0;
+	if (n > m->npages - first)
+		n = m->npages - first;
+	for (uint64_t k = first; k < first + n;) {
+		uint64_t j = k;
+
+		/* Poison is a marker, not data: it stays (it reads as poison again). */
+		while (j < first + n && bitmap_test(d->installed, j) &&
+		    !bitmap_test(d->poisoned, j))
+			j++;
+		if (j == k) {
+			k++;
+			continue;
+		}
+		/* Dropped from the page cache (and every mapping) first, then
+		 * unmarked: a crash in between leaves a page marked and absent,
+		 * which only a migration that never ran here can meet. */
+		if (inst_punch(m, k, j - k) < 0)
+			return UINT64_MAX;
+		for (uint64_t i = k; i < j; i++)
+			inst_unmark(m, i);
+		done += j - k;
+		k = j;
+	}
+	return done;
+}
+
+int
+inst_clear(struct migration *m)
+{
+	return m->vm == NULL ? 0 : inst_punch(m, 0, m->npages);
+}
+
 void
 inst_release(struct migration *m)
 {

@@ -34,6 +34,15 @@ int64_t inst_rebuild(struct migration *m);
 /* Before completion: installed pages the page cache does not hold, unmarked
  * (to be fetched again); how many. */
 uint64_t inst_missing(struct migration *m);
+/*
+ * Pre-copy's switch-over: installed pages of [first, first+n) (not poison)
+ * are dropped from guest RAM and unmarked, so that the next access faults
+ * and fetches them again. How many, or UINT64_MAX if a drop failed.
+ */
+uint64_t inst_invalidate(struct migration *m, uint64_t first, uint64_t n);
+/* A new incoming migration: guest RAM holds nothing (left from an earlier
+ * attempt that never ran here). 0 or -1. */
+int inst_clear(struct migration *m);
 void inst_release(struct migration *m);
 
 #endif

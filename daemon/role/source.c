@@ -23,6 +23,8 @@
 #include "log.h"
 #include "peer.h"
 #include "probes.h"
+#include "rate.h"
+#include "ratelimit.h"
 #include "session.h"
 #include "source.h"
 #include "tls.h"
@@ -40,6 +42,7 @@ src_fail(struct migration *m, const char *why)
 {
 	int paused = m->state == MIG_BLACKOUT;
 
+	pc_stop(m);	/* pre-copy: the VM never stopped; tracking does */
 	mig_set_state(m, MIG_FAILED, "%s", why);
 	/* The destination never got the state: the VM runs on here. */
 	if (paused && m->vm != NULL)
@@ -69,6 +72,7 @@ src_release(struct migration *m)
 		event_free(s->ev_retry);
 	if (s->memfd >= 0)
 		close(s->memfd);
+	pc_release(m);
 	free(s->sent);
 	free(s);
 	m->src = NULL;
@@ -76,7 +80,8 @@ src_release(struct migration *m)
 
 int
 src_start(struct vm *v, const char *dest, const char *token,
-    struct migration **out, char *err, size_t errlen)
+    const struct precopy_policy *pc, uint64_t bps, struct migration **out, char *err,
+    size_t errlen)
 {
 	struct migration *m;
 
@@ -106,6 +111,9 @@ src_start(struct vm *v, const char *dest, const char *token,
 	vm_bind(v, m);
 	snprintf(m->peer, sizeof(m->peer), "%s", dest);
 	snprintf(m->src->token, sizeof(m->src->token), "%s", token);
+	m->src->pc.policy = pc != NULL ? *pc : D->conf.precopy;
+	m->st.max_bandwidth_bits_per_s = bps;
+	precopy_name(&m->src->pc.policy, m->precopy, sizeof(m->precopy));
 	m->state = MIG_CONNECTING;
 	*out = m;
 	if ((m->src->memfd = fcntl(v->memfd, F_DUPFD_CLOEXEC, 0)) < 0) {
@@ -161,6 +169,10 @@ src_connected(struct pconn *c)
 	if (c == m->bg) {
 		peer_live(c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, MIG_BG_HIWAT / 2, 0);
+		m->src->bg_queued = 0;
+		m->src->rate_t0 = 0;
+		if (rl_apply(c, m->st.max_bandwidth_bits_per_s) < 0)
+			log_warnx("migration %s: cannot cap the background channel", m->id);
 	}
 	log_debug("migration %s: %s channel connected", m->id,
 	    c == m->bg ? "background" : "urgent");
@@ -275,11 +287,21 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			h.len = cls[a] == PG_RAW ? h.count * m->page_size : 0;
 			if (peer_send_frame(c, &h, buf + a * m->page_size) < 0)
 				return -1;
+			if (c == m->bg)
+				m->src->bg_queued += FRAME_HDR_LEN + h.len;
 			PROBE_SERVED(m->num, h.index, h.count, demand);
 			/* Classes count distinct pages; a demand request that
 			 * overtook the background copy is answered again and
 			 * counted as a duplicate. */
 			for (uint64_t k = chunk + a; k < chunk + b; k++) {
+				if (m->state == MIG_PRECOPY && !demand) {
+					/* counted by round, not by class */
+					if (!bitmap_test(m->src->sent, k))
+						m->src->nsent++;
+					bitmap_set(m->src->sent, k);
+					pc_sent(m, k);
+					continue;
+				}
 				if (bitmap_test(m->src->sent, k)) {
 					m->st.pages_duplicate++;
 					continue;
@@ -303,6 +325,24 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 	return 0;
 }
 
+/* The background stream's rate, measured over windows of a second or more. */
+static void
+src_bg_rate(struct migration *m, struct evbuffer *out, int64_t now)
+{
+	struct mig_src *s = m->src;
+	uint64_t gone = s->bg_queued - evbuffer_get_length(out);
+
+	if (s->rate_t0 == 0 || gone < s->rate_b0) {
+		s->rate_t0 = now;
+		s->rate_b0 = gone;
+	} else if (now - s->rate_t0 >= 1000000000) {
+		m->st.background_bits_per_s = (double)(gone - s->rate_b0) * 8e9 /
+		    (double)(now - s->rate_t0);
+		s->rate_t0 = now;
+		s->rate_b0 = gone;
+	}
+}
+
 static void
 src_bg_writable(struct pconn *c)
 {
@@ -310,16 +350,24 @@ src_bg_writable(struct pconn *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	int64_t t0 = now_ns(), t_check = t0;
 
+	if (m != NULL && m->src != NULL)
+		src_bg_rate(m, out, t0);
+
 	/*
 	 * The background stream starts once the destination runs: during the
 	 * blackout the link carries nothing but the state, and the guest's
 	 * first touches are served on demand rather than queued behind bulk.
 	 */
-	if (m == NULL || m->state != MIG_POSTCOPY ||
+	if (m == NULL || (m->state != MIG_POSTCOPY && !pc_streaming(m)) ||
 	    m->src->sent == NULL || !c->hello_sent)
 		return;
+	if (m->state == MIG_PRECOPY && pc_announce(m, c) < 0) {
+		src_conn_lost(c, "cannot announce pre-copy");
+		return;
+	}
 	while (m->src->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
 		uint64_t i = m->src->bg_cursor, j;
+		uint32_t hn;
 
 		/* A demand request may wait on this thread: go on after it. */
 		if (peer_bulk_turn_over(m, t0, &t_check)) {
@@ -327,6 +375,14 @@ src_bg_writable(struct pconn *c)
 			return;
 		}
 
+		/* Post-copy: the pages written last go first. */
+		if (m->state == MIG_POSTCOPY && pc_hot_next(m, mig_frame_pages(m), &j, &hn)) {
+			if (src_send_pages(m, c, j, hn, 0) < 0) {
+				src_conn_lost(c, "cannot queue background pages");
+				return;
+			}
+			continue;
+		}
 		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
 		while (i < m->npages && bitmap_test(m->src->sent, i))
 			i++;
@@ -343,21 +399,43 @@ src_bg_writable(struct pconn *c)
 			return;
 		}
 	}
+	if (m->state == MIG_PRECOPY) {
+		if (m->src->nsent >= m->npages)
+			pc_round_end(m);
+		return;
+	}
 	if (m->src->nsent >= m->npages && m->src->bg_cursor != UINT64_MAX) {
 		m->src->bg_cursor = UINT64_MAX;	/* log once */
 		log_debug("migration %s: every page sent", m->id);
 	}
 }
 
+void
+src_bg_kick(struct migration *m)
+{
+	if (m->bg != NULL)
+		src_bg_writable(m->bg);
+}
+
 static void
-src_vm_state(struct migration *m, const void *blob, size_t len)
+src_vm_state(struct migration *m, const void *blob, size_t len,
+    const struct mig_dirty *final)
 {
 	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
 	Migrationd__Peer__V1__VmState st = MIGRATIOND__PEER__V1__VM_STATE__INIT;
+	int rc;
 
 	if (m->state != MIG_BLACKOUT || m->state_sent || m->urgent == NULL) {
 		log_warnx("vm %s: state blob arrived with no migration waiting for it",
 		    m->vm_name);
+		return;
+	}
+	if ((rc = pc_vm_state(m, blob, len, final)) != 0) {
+		if (rc < 0) {
+			src_fail(m, "cannot send the VM state after pre-copy");
+			return;
+		}
+		m->state_sent = 1;
 		return;
 	}
 	st.blob.data = (uint8_t *)(uintptr_t)blob;
@@ -370,6 +448,19 @@ src_vm_state(struct migration *m, const void *blob, size_t len)
 	}
 	m->state_sent = 1;
 	log_info("migration %s: VM paused, %zu bytes of state sent", m->id, len);
+}
+
+/* The switch-over: the VMM pauses the VM and hands over its state. */
+int
+src_pause_vm(struct migration *m)
+{
+	if (m->vm == NULL || vm_send_pause(m->vm) < 0) {
+		src_fail(m, "cannot ask the VMM to pause");
+		return -1;
+	}
+	m->src->pause_ns = now_ns();
+	mig_set_state(m, MIG_BLACKOUT, NULL);
+	return 0;
 }
 
 static int
@@ -398,13 +489,9 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			src_fail(m, "cannot open the background channel");
 			return -1;
 		}
-		if (m->vm == NULL || vm_send_pause(m->vm) < 0) {
-			src_fail(m, "cannot ask the VMM to pause");
-			return -1;
-		}
-		m->src->pause_ns = now_ns();
-		mig_set_state(m, MIG_BLACKOUT, NULL);
-		return 0;
+		if (pc_begin(m))
+			return 0;	/* the switch-over comes after pre-copy */
+		return src_pause_vm(m);
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_RESYNC:
 		if (c != m->urgent || !m->src->resuming ||
 		    msg->resync->installed.len != (m->npages + 7) / 8)
@@ -415,6 +502,14 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		char why[300];
 
 		snprintf(why, sizeof(why), "destination refused: %s", msg->refuse->reason);
+		if (m->state_sent && msg->refuse->never_ran && !msg->refuse->vm_lost) {
+			/* Its state never arrived there: the VM runs on here. */
+			mig_set_state(m, MIG_FAILED, "%s; the VM resumes on the source", why);
+			if (m->vm != NULL)
+				vm_send_resume_local(m->vm, why);
+			session_finish(m);
+			return -1;
+		}
 		if (m->state_sent && msg->refuse->vm_lost) {
 			/* It ran there and is gone: this copy is stale. */
 			mig_set_state(m, MIG_FAILED, "%s", why);
@@ -680,55 +775,6 @@ src_conn_lost(struct pconn *c, const char *why)
 }
 
 /*
- * Operator pause of a running post-copy migration: both channels close, the
- * destination's vCPUs wait for missing pages, nothing reconnects until
- * src_recover(). Before the VM state left, there is nothing to pause.
- */
-int
-src_pause(struct migration *m, char *err, size_t errlen)
-{
-	if (m->role != MIG_SOURCE || !mig_active(m) || !m->state_sent) {
-		snprintf(err, errlen, "migration %s is %s: only a source-side migration in "
-		    "post-copy can be paused", m->id, mig_state_name(m->state));
-		return -1;
-	}
-	m->src->held = 1;
-	if (m->src->ev_retry != NULL)
-		evtimer_del(m->src->ev_retry);
-	if (m->bg != NULL)
-		peer_close(m->bg, 0);
-	if (m->urgent != NULL)
-		peer_close(m->urgent, 0);
-	m->src->resuming = 0;
-	mig_set_state(m, MIG_PAUSED, "paused by the operator; "
-	    "`mig-ctl recover` resumes it");
-	return 0;
-}
-
-/*
- * Cancel: possible only while the VM has not left (its state was not sent):
- * the VM resumes here. Afterwards it may run on the destination, and
- * cancelling would lose it.
- */
-int
-src_cancel(struct migration *m, char *err, size_t errlen)
-{
-	int paused = m->state == MIG_BLACKOUT;
-
-	if (m->role != MIG_SOURCE || !mig_active(m) || m->state_sent) {
-		snprintf(err, errlen, "migration %s is %s%s: it cannot be cancelled", m->id,
-		    mig_state_name(m->state), m->state_sent ? " and its VM state has left "
-		    "(the VM may run on the destination; pause or recover instead)" : "");
-		return -1;
-	}
-	mig_set_state(m, MIG_CANCELLED, "cancelled by the operator");
-	if (paused && m->vm != NULL)
-		vm_send_resume_local(m->vm, "migration cancelled");
-	session_finish(m);
-	return 0;
-}
-
-/*
  * The source VMM's connection closed. Before the VM state left, the
  * migration cannot go on: it fails and the destination is told. After, the
  * daemon has the RAM it serves (its own fd): nothing changes.
@@ -776,6 +822,7 @@ const struct mig_ops src_ops = {
 	.connected = src_connected,
 	.bulk = src_bg_writable,
 	.vm_state = src_vm_state,
+	.dirty = pc_dirty,
 	.reattach = src_reattach,
 	.vm_gone = src_vm_gone,
 	.release = src_release,

@@ -148,6 +148,8 @@ peer_free(struct pconn *c)
 	dial_free(c->dial);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
+	if (c->rl_cfg != NULL)	/* after the bufferevent that used it */
+		ev_token_bucket_cfg_free(c->rl_cfg);
 	free(c);
 }
 
@@ -351,7 +353,7 @@ peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg)
 }
 
 static int
-peer_refuse_msg(struct pconn *c, const char *reason, int vm_lost)
+peer_refuse_msg(struct pconn *c, const char *reason, int vm_lost, int never_ran)
 {
 	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
 	Migrationd__Peer__V1__Refuse r = MIGRATIOND__PEER__V1__REFUSE__INIT;
@@ -359,6 +361,7 @@ peer_refuse_msg(struct pconn *c, const char *reason, int vm_lost)
 	log_warnx("peer %s: refused: %s", c->addr, reason);
 	r.reason = (char *)(uintptr_t)reason;
 	r.vm_lost = vm_lost;
+	r.never_ran = never_ran;
 	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE;
 	m.refuse = &r;
 	peer_send_msg(c, &m);
@@ -369,13 +372,19 @@ peer_refuse_msg(struct pconn *c, const char *reason, int vm_lost)
 int
 peer_refuse(struct pconn *c, const char *reason)
 {
-	return peer_refuse_msg(c, reason, 0);
+	return peer_refuse_msg(c, reason, 0, 0);
+}
+
+int
+peer_refuse_never_ran(struct pconn *c, const char *reason)
+{
+	return peer_refuse_msg(c, reason, 0, 1);
 }
 
 int
 peer_refuse_lost(struct pconn *c, const char *reason)
 {
-	return peer_refuse_msg(c, reason, 1);
+	return peer_refuse_msg(c, reason, 1, 0);
 }
 
 /* First frame of an accepted connection. Returns -1 if `c` is gone. */

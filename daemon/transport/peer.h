@@ -58,6 +58,8 @@ struct pconn {
 	char			 addr[64];	/* IP:PORT of the other end */
 	struct frame_limits	 lim;
 	struct dial		*dial;	/* dialled, until connected (dial.c) */
+	struct ev_token_bucket_cfg *rl_cfg; /* its bandwidth cap (ratelimit.c) */
+	int			 rl_grouped; /* in the daemon's rate limit group */
 };
 
 /*
@@ -92,6 +94,9 @@ void peer_close_all(void);
 /* Sends a Refuse, logs it, closes `c` after flushing. Returns -1. */
 int peer_refuse(struct pconn *c, const char *reason);
 /* The same, saying the migration is over here and its VM lost. */
+/* Refuse a resume: that migration ended here before its VM state arrived;
+ * the VM never ran here (the source resumes it). -1. */
+int peer_refuse_never_ran(struct pconn *c, const char *reason);
 int peer_refuse_lost(struct pconn *c, const char *reason);
 int peer_send_msg(struct pconn *c, const Migrationd__Peer__V1__PeerMsg *msg);
 int peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload);

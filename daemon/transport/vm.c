@@ -130,6 +130,36 @@ vm_send_pause(struct vm *v)
 }
 
 int
+vm_send_track(struct vm *v, int op)
+{
+	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
+	Migrationd__Shim__V1__Track t = MIGRATIOND__SHIM__V1__TRACK__INIT;
+
+	_Static_assert((int)VM_TRACK_SCAN == (int)MIGRATIOND__SHIM__V1__TRACK_OP__TRACK_SCAN &&
+	    (int)VM_TRACK_STOP == (int)MIGRATIOND__SHIM__V1__TRACK_OP__TRACK_STOP, "TrackOp");
+	t.op = (Migrationd__Shim__V1__TrackOp)op;
+	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_TRACK;
+	m.track = &t;
+	return vm_send(v, &m);
+}
+
+/* A Dirty message as the model sees it (pointers into `d`). */
+static const struct mig_dirty *
+vm_dirty(const Migrationd__Shim__V1__Dirty *d, struct mig_dirty *out)
+{
+	if (d == NULL)
+		return NULL;
+	out->ok = d->ok;
+	out->all = d->all;
+	out->error = d->error;
+	out->method = d->method;
+	out->ranges = d->ranges;
+	out->nranges = d->n_ranges / 2;
+	out->scan_ns = d->scan_ns;
+	return out;
+}
+
+int
 vm_send_resume_local(struct vm *v, const char *reason)
 {
 	Migrationd__Shim__V1__ShimMsg m = MIGRATIOND__SHIM__V1__SHIM_MSG__INIT;
@@ -194,8 +224,16 @@ static void
 vm_dispatch(struct vm *v, Migrationd__Shim__V1__ShimMsg *m)
 {
 	const struct mig_ops *ops = v->mig != NULL ? v->mig->ops : NULL;
+	struct mig_dirty d;
 
 	switch (m->msg_case) {
+	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_DIRTY:
+		if (v->dest || ops == NULL || ops->dirty == NULL) {
+			log_warnx("vm %s: dirty set with no pre-copy asking for it", v->name);
+			break;
+		}
+		ops->dirty(v->mig, vm_dirty(m->dirty, &d));
+		break;
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_STATE:
 		if (v->dest) {
 			log_warnx("vm %s: state blob from an incoming VMM, ignored", v->name);
@@ -206,7 +244,8 @@ vm_dispatch(struct vm *v, Migrationd__Shim__V1__ShimMsg *m)
 			    v->name);
 			break;
 		}
-		ops->vm_state(v->mig, m->state->blob.data, m->state->blob.len);
+		ops->vm_state(v->mig, m->state->blob.data, m->state->blob.len,
+		    vm_dirty(m->state->dirty, &d));
 		break;
 	case MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_RUNNING:
 		if (!v->dest) {

@@ -49,6 +49,10 @@ struct vm *vm_find(const char *name);
 /* m is v's migration from now on (and m's record keeps v's VMM identity). */
 void vm_bind(struct vm *v, struct migration *m);
 int vm_send_pause(struct vm *v);
+/* Pre-copy: a dirty-tracking request to the source VMM's shim (TrackOp of
+ * proto/shim.proto); the answer reaches m->ops->dirty. */
+enum { VM_TRACK_START = 0, VM_TRACK_SCAN = 1, VM_TRACK_STOP = 2 };
+int vm_send_track(struct vm *v, int op);
 int vm_send_resume_local(struct vm *v, const char *reason);
 int vm_send_start(struct vm *v, const void *blob, size_t len);
 int vm_send_completed(struct vm *v);

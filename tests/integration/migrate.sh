@@ -5,12 +5,16 @@
 # hosts cleaned up afterwards.
 # With INSTALL minor the destination installs through the page cache and
 # UFFDIO_CONTINUE instead of UFFDIO_COPY.
-# usage: migrate.sh BUILD_DIR quiet|writer [MEM] [copy|minor]
+# With PRECOPY (a --precopy policy) the guest keeps running on the source
+# while its RAM streams in rounds; the pages it wrote since they were sent
+# are made missing again on the destination at the switch-over.
+# usage: migrate.sh BUILD_DIR quiet|writer [MEM] [copy|minor] [PRECOPY]
 BUILD=$1
 WORKLOAD=$2
 MEM=${3:-32M}
 export MIG_INSTALL=${4:-copy}
-VM=t-$WORKLOAD-$MIG_INSTALL
+export MIG_PRECOPY=${5:-}
+VM=t-$WORKLOAD-$MIG_INSTALL${MIG_PRECOPY:+-pre}
 source "$(dirname "$0")/../lib.sh"
 
 mig_require_kvm
@@ -34,10 +38,21 @@ mig_assert_eq "install EEXIST" "$(j dst.json .install_eexist)" 0
 mig_assert_eq "install errors" "$(j dst.json .install_errors)" 0
 mig_assert_eq "destination installed in the mode the VMM asked for" \
   "$(j dst.json .install_mode)" "$MIG_INSTALL"
-mig_assert_eq "demand + background + zero == total" \
-  "$(j dst.json '.pages_demand + .pages_background + .pages_zero')" "$total"
+if [[ -z $MIG_PRECOPY ]]; then
+  mig_assert_eq "demand + background + zero == total" \
+    "$(j dst.json '.pages_demand + .pages_background + .pages_zero')" "$total"
+else
+  mig_assert_eq "pre-copy ran on the source (rounds, tracking)" \
+    "$(j src.json '.precopy_rounds >= 1 and (.dirty_tracking | test("PAGEMAP_SCAN"))')" true
+  mig_assert_eq "pre-copy sent every page before the switch-over" \
+    "$(j dst.json '.pages_precopy >= .pages_total')" true
+  mig_assert_eq "pages the guest wrote since were made missing at the switch-over" \
+    "$(j dst.json '.pages_invalidated > 0 and .pages_invalidated == '"$(j src.json .pages_invalidated)")" true
+  j src.json '{precopy, precopy_rounds, pages_precopy, pages_invalidated, dirty_pages_per_s, blackout_ms}' | jq -c .
+  j dst.json '{pages_precopy, pages_invalidated, demand_faults, pages_demand, pages_background}' | jq -c .
+fi
 mig_assert_eq "source sent every page" \
-  "$(j src.json '[.pages_demand + .pages_background + .pages_zero >= .pages_total] | .[0]')" true
+  "$(j src.json '[.pages_demand + .pages_background + .pages_zero + .pages_precopy >= .pages_total] | .[0]')" true
 mig_assert_eq "guest verdict reached the destination daemon" "$(j dst.json .guest_ok)" true
 mig_assert_eq "blackout measured" "$(j src.json '.blackout_ms > 0')" true
 mig_assert_eq "destination VMM exit code" "$DST_RC" 0
@@ -45,7 +60,7 @@ mig_assert_verified "$WORK/vmm-B.log" "$MEM"
 mig_assert_eq "source VMM exited after the VM left" "$SRC_RC" 0
 mig_assert_eq "source VM gone from host A" \
   "$(jq --arg vm "$VM" '[.vms[] | select(.name == $vm)] | length' "$WORK/list-a.json")" 0
-if [[ $WORKLOAD == writer ]]; then
+if [[ $WORKLOAD == writer && -z $MIG_PRECOPY ]]; then
   # A quiet guest halts until told the migration is over; a writer touches
   # every page at once and must be served on demand.
   mig_assert_eq "destination guest faulted pages in on demand" \
