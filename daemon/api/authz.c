@@ -43,6 +43,8 @@ static const struct {
 	{ GM_PAUSE_MIGRATION, AUTHZ_OPERATE },
 	{ GM_RECOVER_MIGRATION, AUTHZ_OPERATE },
 	{ GM_CANCEL_MIGRATION, AUTHZ_OPERATE },
+	{ GM_START_POSTCOPY, AUTHZ_OPERATE },
+	{ GM_SET_MIGRATION, AUTHZ_OPERATE },
 };
 
 /* One audited call: the line is written when h2 ends the stream. */
