@@ -80,7 +80,7 @@ mig_assert_eq "destination in PRECOPY, pages arriving" "$?" 0
 ctl A status "$VM" | grep 'pre-copy:'
 on_a curl -sf http://127.0.0.1:9481/metrics >"$WORK/metrics.txt" || mig_fail "no metrics"
 grep '^migrationd_precopy_' "$WORK/metrics.txt"
-mig_assert_eq "/metrics: PRECOPY with its rounds and rates" "$(grep -c -e 'state="PRECOPY"' \
+mig_assert_eq "/metrics: PRECOPY with its rounds and rates" "$(grep -c -e '^migrationd_migration_info{.*state="PRECOPY"' \
   -e '^migrationd_precopy_rounds{.*} [1-9]' -e '^migrationd_precopy_dirty_pages_per_second{' \
   -e '^migrationd_precopy_remaining_bytes{' -e '^migrationd_precopy_projected_postcopy_bytes{' \
   "$WORK/metrics.txt")" 5
