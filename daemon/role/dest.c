@@ -242,14 +242,6 @@ dst_source_ok(struct pconn *c, struct migration *m, const char *what)
 	return 0;
 }
 
-/* The channel's two certificate subjects, recorded with the migration. */
-static void
-dst_identities(struct pconn *c, struct migration *m)
-{
-	tls_bev_identity(c->bev, m->src_ident, sizeof(m->src_ident));
-	tls_bev_own_identity(c->bev, m->dst_ident, sizeof(m->dst_ident));
-}
-
 /* Why the source's Hello does not fit prepared migration `m` ("" if it does). */
 static void
 dst_mismatch(const struct migration *m, const Migrationd__Peer__V1__Hello *h,
@@ -313,7 +305,7 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 		return peer_refuse(c, "no entropy");
 	peer_bind(c, m, h->channel);
 	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
-	dst_identities(c, m);
+	session_identities(c, m);
 	dst_send_welcome(c, m);
 	mig_set_state(m, MIG_CONNECTING, NULL);
 	log_info("migration %s: source %s [%s] (its migration %s) authenticated", m->id,
@@ -382,7 +374,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 		peer_close(m->bg, 0);
 	peer_bind(c, m, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
 	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
-	dst_identities(c, m);
+	session_identities(c, m);
 	dst_send_welcome(c, m);
 	/* The bitmap is little-endian words on x86: bytes in page order. */
 	rs.installed.data = (uint8_t *)m->dst->installed;
@@ -552,7 +544,6 @@ dst_complete(struct migration *m)
 	session_finish(m);
 }
 
-/* The VM state arrived: the VMM starts the guest, faults come from now on. */
 /*
  * After pre-copy: every page the source wrote since it sent it is made
  * missing again before the guest may run here. 0, or -1 (failed).
@@ -560,25 +551,14 @@ dst_complete(struct migration *m)
 static int
 dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 {
-	uint64_t n = 0, r, next = 0;
 	int64_t t0 = now_ns();
+	const char *why;
+	uint64_t n;
 
-	for (size_t i = 0; i + 1 < vs->n_stale; i += 2) {
-		/* Ascending and disjoint, as the source makes them: the work
-		 * stays within one pass over RAM whatever a peer sends. */
-		if (vs->stale[i] < next || vs->stale[i] >= m->npages ||
-		    vs->stale[i + 1] > m->npages - vs->stale[i]) {
-			dst_send_abort(m, "malformed stale page list", 0);
-			dst_fail(m, "the source sent a malformed stale page list");
-			return -1;
-		}
-		next = vs->stale[i] + vs->stale[i + 1];
-		if ((r = inst_invalidate(m, vs->stale[i], vs->stale[i + 1])) == UINT64_MAX) {
-			dst_send_abort(m, "destination cannot drop stale pre-copied pages", 0);
-			dst_fail(m, "cannot drop stale pre-copied pages from guest RAM");
-			return -1;
-		}
-		n += r;
+	if (inst_invalidate_list(m, vs->stale, vs->n_stale, &n, &why) < 0) {
+		dst_send_abort(m, why, 0);
+		dst_fail(m, why);
+		return -1;
 	}
 	m->st.pages_invalidated = n;
 	log_info("migration %s: pre-copy over: %llu pages received, %llu stale ones made "
@@ -589,6 +569,7 @@ dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 	return 0;
 }
 
+/* The VM state arrived: the VMM starts the guest, faults come from now on. */
 static int
 dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 {

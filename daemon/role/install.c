@@ -608,6 +608,30 @@ inst_invalidate(struct migration *m, uint64_t first, uint64_t n)
 }
 
 int
+inst_invalidate_list(struct migration *m, const uint64_t *runs, size_t nruns,
+    uint64_t *dropped, const char **why)
+{
+	uint64_t r, next = 0;
+
+	*dropped = 0;
+	for (size_t i = 0; i + 1 < nruns; i += 2) {
+		/* Ascending and disjoint, as the source makes them: the work
+		 * stays within one pass over RAM whatever a peer sends. */
+		if (runs[i] < next || runs[i] >= m->npages || runs[i + 1] > m->npages - runs[i]) {
+			*why = "malformed stale page list";
+			return -1;
+		}
+		next = runs[i] + runs[i + 1];
+		if ((r = inst_invalidate(m, runs[i], runs[i + 1])) == UINT64_MAX) {
+			*why = "cannot drop stale pre-copied pages from guest RAM";
+			return -1;
+		}
+		*dropped += r;
+	}
+	return 0;
+}
+
+int
 inst_clear(struct migration *m)
 {
 	return m->vm == NULL ? 0 : inst_punch(m, 0, m->npages);

@@ -40,6 +40,11 @@ uint64_t inst_missing(struct migration *m);
  * and fetches them again. How many, or UINT64_MAX if a drop failed.
  */
 uint64_t inst_invalidate(struct migration *m, uint64_t first, uint64_t n);
+/* The same for a list of (first, count) runs from the source, ascending and
+ * disjoint: 0 with *dropped, or -1 with why (a malformed list, or a failed
+ * drop). */
+int inst_invalidate_list(struct migration *m, const uint64_t *runs, size_t nruns,
+    uint64_t *dropped, const char **why);
 /* A new incoming migration: guest RAM holds nothing (left from an earlier
  * attempt that never ran here). 0 or -1. */
 int inst_clear(struct migration *m);

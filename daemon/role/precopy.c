@@ -31,7 +31,7 @@
 #include "log.h"
 #include "peer.h"
 #include "precopy.h"
-#include "source.h"
+#include "source_state.h"
 #include "util.h"
 #include "vm.h"
 
@@ -231,7 +231,7 @@ pc_new_round(struct migration *m)
 	m->src->bg_cursor = 0;
 	pc_progress(m);
 	mig_save(m);
-	src_bg_kick(m);
+	m->src->bg_kick(m);
 }
 
 /* Tracking is on: pre-copy round 1. */
@@ -334,7 +334,7 @@ pc_switch(struct migration *m, const char *why)
 	pc_progress(m);
 	log_info("migration %s: switching over after %u pre-copy round%s: %s", m->id,
 	    m->st.precopy_rounds, m->st.precopy_rounds == 1 ? "" : "s", why);
-	src_pause_vm(m);
+	m->src->pause_vm(m);
 }
 
 int

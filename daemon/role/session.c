@@ -10,6 +10,7 @@
 #include "latency.h"
 #include "log.h"
 #include "session.h"
+#include "tls.h"
 #include "vm.h"
 
 void
@@ -88,4 +89,14 @@ session_finish(struct migration *m)
 		m->vm = NULL;
 		vm_release(v);
 	}
+}
+
+void
+session_identities(struct pconn *c, struct migration *m)
+{
+	char *peer = m->role == MIG_SOURCE ? m->dst_ident : m->src_ident;
+	char *own = m->role == MIG_SOURCE ? m->src_ident : m->dst_ident;
+
+	tls_bev_identity(c->bev, peer, sizeof(m->src_ident));
+	tls_bev_own_identity(c->bev, own, sizeof(m->src_ident));
 }

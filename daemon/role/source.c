@@ -27,6 +27,7 @@
 #include "ratelimit.h"
 #include "session.h"
 #include "source.h"
+#include "source_ram.h"
 #include "tls.h"
 #include "util.h"
 #include "vm.h"
@@ -50,6 +51,9 @@ src_fail(struct migration *m, const char *why)
 	session_finish(m);
 }
 
+static void src_bg_kick(struct migration *m);
+static int src_pause_vm(struct migration *m);
+
 /* The role's state of a new or revived source migration. -1: no memory. */
 static int
 src_state_new(struct migration *m)
@@ -57,6 +61,8 @@ src_state_new(struct migration *m)
 	if ((m->src = calloc(1, sizeof(*m->src))) == NULL)
 		return -1;
 	m->src->memfd = -1;
+	m->src->bg_kick = src_bg_kick;
+	m->src->pause_vm = src_pause_vm;
 	m->ops = &src_ops;
 	return 0;
 }
@@ -178,8 +184,7 @@ src_connected(struct pconn *c)
 	    c == m->bg ? "background" : "urgent");
 	if (c == m->urgent) {
 		/* Who is at the other end, as its certificate says. */
-		tls_bev_identity(c->bev, m->dst_ident, sizeof(m->dst_ident));
-		tls_bev_own_identity(c->bev, m->src_ident, sizeof(m->src_ident));
+		session_identities(c, m);
 		log_info("migration %s: destination %s at %s [%s]", m->id, m->peer,
 		    m->peer_addr, m->dst_ident[0] ? m->dst_ident : "no certificate: TLS off");
 	}
@@ -190,67 +195,6 @@ src_connected(struct pconn *c)
 	c->hello_sent = 1;
 	if (c == m->bg)
 		src_bg_writable(c);
-}
-
-static int
-page_is_zero(const uint8_t *p, size_t len)
-{
-	const uint64_t *w = (const uint64_t *)(const void *)p;
-
-	for (size_t i = 0; i < len / sizeof(*w); i++)
-		if (w[i] != 0)
-			return 0;
-	return 1;
-}
-
-enum { PG_RAW, PG_ZERO, PG_POISON };
-
-static int
-src_injected(const struct migration *m, uint64_t idx)
-{
-	for (int k = 0; k < D->conf.ninject_poison; k++)
-		if (D->conf.inject_poison[k] == idx)
-			return 1;
-	return 0;
-}
-
-/*
- * Reads pages [idx, idx+n) of guest RAM into buf and classifies each. Guest
- * RAM is read with pread, never through a mapping: a hardware-poisoned page
- * then fails the read with EIO instead of killing the daemon with SIGBUS,
- * and travels as a poison marker. (The [debug] inject_poison key makes
- * chosen pages read as poisoned, for tests on hosts without memory-failure
- * injection.)
- */
-static int
-src_read(struct migration *m, uint64_t idx, uint32_t n, uint8_t *buf, uint8_t *cls)
-{
-	size_t ps = m->page_size;
-	int bulk_ok = 1;
-	ssize_t r;
-
-	for (uint32_t k = 0; k < n && bulk_ok; k++)
-		bulk_ok = !src_injected(m, idx + k);
-	if (bulk_ok) {
-		r = pread(m->src->memfd, buf, n * ps, (off_t)(idx * ps));
-		bulk_ok = r == (ssize_t)(n * ps);
-		if (r < 0 && errno != EIO && errno != EHWPOISON)
-			return -1;
-	}
-	for (uint32_t k = 0; k < n; k++) {
-		uint8_t *p = buf + k * ps;
-
-		if (!bulk_ok && (src_injected(m, idx + k) ||
-		    pread(m->src->memfd, p, ps, (off_t)((idx + k) * ps)) != (ssize_t)ps)) {
-			if (!src_injected(m, idx + k) && errno != EIO && errno != EHWPOISON)
-				return -1;
-			memset(p, 0, ps);
-			cls[k] = PG_POISON;
-			continue;
-		}
-		cls[k] = page_is_zero(p, ps) ? PG_ZERO : PG_RAW;
-	}
-	return 0;
 }
 
 /*
@@ -269,7 +213,7 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 	for (uint64_t chunk = start; chunk < end; chunk += fp) {
 		uint32_t cn = (uint32_t)(end - chunk < fp ? end - chunk : fp);
 
-		if (src_read(m, chunk, cn, buf, cls) < 0) {
+		if (ram_read(m->src->memfd, m->page_size, chunk, cn, buf, cls) < 0) {
 			log_warn("migration %s: read guest RAM at page %llu", m->id,
 			    (unsigned long long)chunk);
 			return -1;
@@ -410,7 +354,8 @@ src_bg_writable(struct pconn *c)
 	}
 }
 
-void
+/* Kick the background writer (pre-copy: a new round). */
+static void
 src_bg_kick(struct migration *m)
 {
 	if (m->bg != NULL)
@@ -450,8 +395,9 @@ src_vm_state(struct migration *m, const void *blob, size_t len,
 	log_info("migration %s: VM paused, %zu bytes of state sent", m->id, len);
 }
 
-/* The switch-over: the VMM pauses the VM and hands over its state. */
-int
+/* The switch-over: the VMM pauses the VM and hands over its state
+ * (BLACKOUT). */
+static int
 src_pause_vm(struct migration *m)
 {
 	if (m->vm == NULL || vm_send_pause(m->vm) < 0) {
