@@ -668,7 +668,10 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 				dst_fail(m, "cannot drop a pre-copied page sent again");
 				return -1;
 			}
-			m->st.pages_precopy += h->count;
+			/* Counted as fault_deliver takes them: within RAM. */
+			if (h->index < m->npages)
+				m->st.pages_precopy += h->count < m->npages - h->index ?
+				    h->count : m->npages - h->index;
 		}
 		if (fault_deliver(m, h, payload, c == m->urgent) < 0) {
 			if (mig_active(m))

@@ -614,6 +614,10 @@ inst_invalidate_list(struct migration *m, const uint64_t *runs, size_t nruns,
 	uint64_t r, next = 0;
 
 	*dropped = 0;
+	if (nruns % 2 != 0) {	/* a first page without its count */
+		*why = "malformed stale page list";
+		return -1;
+	}
 	for (size_t i = 0; i + 1 < nruns; i += 2) {
 		/* Ascending and disjoint, as the source makes them: the work
 		 * stays within one pass over RAM whatever a peer sends. */

@@ -149,7 +149,9 @@ vm_dirty(const Migrationd__Shim__V1__Dirty *d, struct mig_dirty *out)
 {
 	if (d == NULL)
 		return NULL;
-	out->ok = d->ok;
+	/* Ranges are (first, count) pairs: an odd list is malformed, and a
+	 * set the daemon cannot read is "every page". */
+	out->ok = d->ok && d->n_ranges % 2 == 0;
 	out->all = d->all;
 	out->error = d->error;
 	out->method = d->method;
