@@ -163,28 +163,35 @@ mig_certs() {
     mig_die "certificate generation failed"
 }
 
+# mig_conf DIR LISTEN [TEXT]: a daemon's configuration, DIR/migrationd.conf:
+# its sockets and state under DIR, the peer listener LISTEN, then TEXT (the
+# [tls] section and whatever else the test needs)
+mig_conf() {
+  mkdir -p "$1"
+  cat >"$1/migrationd.conf" <<CONF
+[daemon]
+control_socket = $1/control.sock
+vmm_socket = $1/vmm.sock
+state_dir = $1/state
+
+[peer]
+listen = $2
+
+${3:-}
+CONF
+}
+
 # mig_daemon_start HOST(A|B) [extra config text, appended]
 mig_daemon_start() {
   local h=$1 extra=${2:-} lc dir addr pid
   lc=$(tr 'AB' 'ab' <<<"$h")
   dir=$WORK/$h
-  mkdir -p "$dir"
   addr=ADDR_$h
-  cat >"$dir/migrationd.conf" <<CONF
-[daemon]
-control_socket = $dir/control.sock
-vmm_socket = $dir/vmm.sock
-state_dir = $dir/state
-
-[peer]
-listen = ${!addr}
-
-[tls]
+  mig_conf "$dir" "${!addr}" "[tls]
 ca = $WORK/pki/ca.pem
 cert = $WORK/pki/host$lc.pem
 key = $WORK/pki/host$lc.key
-$extra
-CONF
+$extra"
   local readies
   readies=$(grep -c 'ready:' "$WORK/migrationd-$h.log" 2>/dev/null)
   mig_spawn "$h" "$WORK/migrationd-$h.log" "$MIGRATIOND" -f -v -c "$dir/migrationd.conf"

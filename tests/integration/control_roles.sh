@@ -152,21 +152,12 @@ mig_assert_eq "B: the hostile process name stays one quoted value" "$(aud B 'met
 mig_assert_eq "B: the operator's PrepareIncoming" "$(aud B "method=PrepareIncoming ${T}operate\" addr=[0-9.:]+ role=operate vm=$VM id=m-[0-9a-f]{12} outcome=OK\$" | wc -l)" 1
 
 # 6. [control] listen without [control] ca does not start.
-mkdir -p "$WORK/C"
-cat >"$WORK/C/migrationd.conf" <<CONF
-[daemon]
-control_socket = $WORK/C/control.sock
-vmm_socket = $WORK/C/vmm.sock
-state_dir = $WORK/C/state
-[peer]
-listen = 127.0.0.1:$((${ADDR_A##*:} + 20))
-[tls]
+mig_conf "$WORK/C" "127.0.0.1:$((${ADDR_A##*:} + 20))" "[tls]
 ca = $P/ca.pem
 cert = $P/hosta.pem
 key = $P/hosta.key
 [control]
-listen = 127.0.0.1:$((${ADDR_A##*:} + 21))
-CONF
+listen = 127.0.0.1:$((${ADDR_A##*:} + 21))"
 out=$(timeout 20 "$MIGRATIOND" -f -c "$WORK/C/migrationd.conf" 2>&1)
 rc=$?
 echo "$out" | grep -i 'control' | head -2

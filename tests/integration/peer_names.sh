@@ -53,21 +53,10 @@ mig_daemon_start A
 ADDR_B='[::]:7480' mig_daemon_start B
 
 # A third daemon on host A with hostc's certificate: a source that is not hosta.
-mkdir -p "$WORK/C"
-cat >"$WORK/C/migrationd.conf" <<CONF
-[daemon]
-control_socket = $WORK/C/control.sock
-vmm_socket = $WORK/C/vmm.sock
-state_dir = $WORK/C/state
-
-[peer]
-listen = 192.0.2.1:7481
-
-[tls]
+mig_conf "$WORK/C" 192.0.2.1:7481 "[tls]
 ca = $WORK/pki/ca.pem
 cert = $WORK/pki/hostc.pem
-key = $WORK/pki/hostc.key
-CONF
+key = $WORK/pki/hostc.key"
 mig_spawn A "$WORK/migrationd-C.log" "$MIGRATIOND" -f -v -c "$WORK/C/migrationd.conf"
 MIG_DAEMON_PIDS+=("$SPAWN_PID")
 mig_wait_line "$WORK/migrationd-C.log" 'ready:' 10 "$SPAWN_PID" || mig_die "daemon C did not start"
@@ -187,19 +176,8 @@ mig_assert_eq "after a restart: the source's identity" "$(st B .source_identity)
 mig_assert_eq "after a restart: only from" "$(st B .expected_source)" hosta
 
 # --from needs peer TLS.
-mkdir -p "$WORK/D"
-cat >"$WORK/D/migrationd.conf" <<CONF
-[daemon]
-control_socket = $WORK/D/control.sock
-vmm_socket = $WORK/D/vmm.sock
-state_dir = $WORK/D/state
-
-[peer]
-listen = 127.0.0.1:7482
-
-[tls]
-enabled = off
-CONF
+mig_conf "$WORK/D" 127.0.0.1:7482 "[tls]
+enabled = off"
 mig_spawn B "$WORK/migrationd-D.log" "$MIGRATIOND" -f -v -c "$WORK/D/migrationd.conf"
 MIG_DAEMON_PIDS+=("$SPAWN_PID")
 mig_wait_line "$WORK/migrationd-D.log" 'ready:' 10 "$SPAWN_PID" || mig_die "daemon D did not start"
