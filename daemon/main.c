@@ -33,8 +33,11 @@ static SSL_CTX *tls_server, *tls_client;
 static void
 sig_cb(evutil_socket_t sig, short what, void *arg)
 {
+	/* Long enough to send health watchers NOT_SERVING; a second signal ends at once. */
+	struct timeval flush = { 0, 100 * 1000 };
+
 	log_info("signal %d: shutting down", (int)sig);
-	event_base_loopexit(D->base, NULL);
+	event_base_loopexit(D->base, ctl_stopping() > 0 ? &flush : NULL);
 }
 
 static void

@@ -723,6 +723,12 @@ ctl_listen(const char *path, int fd)
 	return 0;
 }
 
+int
+ctl_stopping(void)
+{
+	return std_health_stopping();
+}
+
 void
 ctl_shutdown(void)
 {

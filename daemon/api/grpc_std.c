@@ -3,8 +3,9 @@
  *
  * Health: "" and "migrationd.v1.Migrationd" are SERVING while the daemon
  * runs (it answers only while its loop serves); Check on another name is
- * NOT_FOUND, Watch on one sends SERVICE_UNKNOWN; a Watch stays open until
- * the client or the daemon goes (there is no other change to send).
+ * NOT_FOUND, Watch on one sends SERVICE_UNKNOWN. When the daemon begins
+ * to stop, every Watch gets NOT_SERVING and ends (OK), and Check answers
+ * NOT_SERVING for the moment the loop still runs (std_health_stopping).
  *
  * Reflection: the build embeds the FileDescriptorSet of the served files
  * (proto/CMakeLists.txt). std_init cuts it into each file's serialized
@@ -41,8 +42,10 @@ static size_t nfiles;
 struct std_stream {
 	LIST_ENTRY(std_stream)	 entry;
 	struct h2stream		*s;
+	int			 health; /* a health Watch (else reflection) */
 };
 static LIST_HEAD(, std_stream) streams = LIST_HEAD_INITIALIZER(streams);
+static int stopping;
 
 /* A base-128 varint at *p (< end); -1 if it runs off or is too long. */
 static int
@@ -158,7 +161,9 @@ std_health_check(struct h2stream *s, const void *q)
 		h2_finish(s, GRPC_NOT_FOUND, "unknown service");
 		return;
 	}
-	a.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	a.status = stopping ?
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING :
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
 	if (h2_send(s, &a.base) < 0)
 		h2_finish(s, GRPC_INTERNAL, "cannot send the status");
 	else
@@ -172,11 +177,39 @@ std_health_watch(struct h2stream *s, const void *q)
 	Grpc__Health__V1__HealthCheckResponse a = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 	struct std_stream *x;
 
-	a.status = std_health_known(r->service) ?
-	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING :
-	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
-	if ((x = std_stream_add(s)) != NULL && h2_send(s, &a.base) < 0)
+	a.status = !std_health_known(r->service) ?
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN :
+	    stopping ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING :
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	if ((x = std_stream_add(s)) == NULL)
+		return;
+	x->health = 1;
+	if (h2_send(s, &a.base) < 0)
 		std_stream_end(x, GRPC_INTERNAL, "cannot send the status");
+	else if (stopping)
+		std_stream_end(x, GRPC_OK, NULL);
+}
+
+int
+std_health_stopping(void)
+{
+	Grpc__Health__V1__HealthCheckResponse a = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	struct std_stream *x, *next;
+	int n = 0;
+
+	stopping = 1;
+	a.status = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	for (x = LIST_FIRST(&streams); x != NULL; x = next) {
+		next = LIST_NEXT(x, entry);
+		if (!x->health)
+			continue;
+		n++;
+		if (h2_send(x->s, &a.base) < 0)
+			std_stream_end(x, GRPC_UNAVAILABLE, "the daemon is stopping");
+		else
+			std_stream_end(x, GRPC_OK, NULL);
+	}
+	return n;
 }
 
 /* ---- reflection ---- */

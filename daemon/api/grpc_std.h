@@ -20,6 +20,12 @@ void std_shutdown(void);
 /* q: the decoded grpc.health.v1.HealthCheckRequest. */
 void std_health_check(struct h2stream *s, const void *q);
 void std_health_watch(struct h2stream *s, const void *q);
+/*
+ * The daemon begins to stop: every health Watch gets NOT_SERVING and ends,
+ * Check answers NOT_SERVING from now on. Returns the Watches ended (their
+ * last frames still need the loop to run a moment).
+ */
+int std_health_stopping(void);
 
 /* A reflection stream already authorised (it has had a request). */
 int std_reflection_started(const struct h2stream *s);

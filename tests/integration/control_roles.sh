@@ -151,7 +151,18 @@ mig_assert_eq "B: uid 65534's PrepareIncoming" "$(aud B "method=PrepareIncoming 
 mig_assert_eq "B: the hostile process name stays one quoted value" "$(aud B 'method=StartMigration transport=unix uid=65534 pid=[0-9]+ comm="e\\" role=operate" role=no destination=' | wc -l)" 1
 mig_assert_eq "B: the operator's PrepareIncoming" "$(aud B "method=PrepareIncoming ${T}operate\" addr=[0-9.:]+ role=operate vm=$VM id=m-[0-9a-f]{12} outcome=OK\$" | wc -l)" 1
 
-# 6. [control] listen without [control] ca does not start.
+# 6. A health Watch open while A stops hears NOT_SERVING, then ends OK.
+py unix:"$WORK/A/control.sock" - watch-stop >"$WORK/watch-stop" 2>&1 &
+wpid=$!
+mig_wait_line "$WORK/watch-stop" '^watching' 30 "$wpid" || mig_die "the Watch did not start"
+kill -TERM "$PID_DA"
+mig_forget "$PID_DA"
+wait "$wpid"
+wrc=$?
+cat "$WORK/watch-stop"
+mig_assert_eq "the Watch across A's stop: every check passed" "$wrc" 0
+
+# 7. [control] listen without [control] ca does not start.
 mig_conf "$WORK/C" "127.0.0.1:$((${ADDR_A##*:} + 20))" "[tls]
 ca = $P/ca.pem
 cert = $P/hosta.pem

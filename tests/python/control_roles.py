@@ -19,6 +19,8 @@ commands:
   invalid             StartMigration without a VM, CancelMigration of none
   forger COMM VM      as a process named COMM (prctl), StartMigration (refused)
   reflect             server reflection, v1 and v1alpha, on one stream each
+  watch-stop          a health Watch kept open while the daemon stops: SERVING,
+                      then NOT_SERVING, then the stream ends OK
 """
 import queue
 import sys
@@ -232,6 +234,23 @@ def reflect_one(ch, version):
           rest == [] and call.code() == grpc.StatusCode.OK, str(call.code()))
 
 
+def watch_stop(ch):
+    h = hrpc.HealthStub(ch)
+    S = hpb.HealthCheckResponse
+    w = h.Watch(hpb.HealthCheckRequest(service="migrationd.v1.Migrationd"), timeout=60)
+    first = next(w)
+    check("health Watch sends SERVING first", first.status == S.SERVING, str(first))
+    print("watching", flush=True)
+    try:
+        rest = [r.status for r in w]
+        code = w.code()
+    except grpc.RpcError as e:
+        rest, code = [], e.code()
+    check("when the daemon stops, the Watch hears NOT_SERVING once",
+          rest == [S.NOT_SERVING], str(rest))
+    check("and the stream then ends OK", code == grpc.StatusCode.OK, str(code))
+
+
 def main():
     ch = channel(sys.argv[2], sys.argv[3])
     cmd, args = sys.argv[4], sys.argv[5:]
@@ -241,7 +260,7 @@ def main():
     else:
         {"health": health, "read": read, "none": none, "handshake": handshake,
          "prepare": prepare, "start": start, "invalid": invalid,
-         "forger": forger}[cmd](ch, *args)
+         "forger": forger, "watch-stop": watch_stop}[cmd](ch, *args)
     sys.exit(1 if FAILS else 0)
 
 
