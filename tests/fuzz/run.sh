@@ -13,12 +13,12 @@ skip() {
 }
 command -v clang >/dev/null || skip "clang is not installed (apt-get install clang libclang-rt-14-dev)"
 out=$BUILD/fuzz; mkdir -p "$out"
+# Every generated protobuf-c file of the build, as proto/CMakeLists.txt lists them.
 bin=$out/fuzz_$T
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -D_GNU_SOURCE -I"$SRC/lib" -I"$BUILD/proto" \
   "$SRC/tests/fuzz/fuzz_$T.c" "$SRC/lib/frame.c" "$SRC/lib/ctlmsg.c" "$SRC/lib/grpcmsg.c" "$SRC/lib/ring.c" \
-  "$BUILD/proto/peer.pb-c.c" "$BUILD/proto/control.pb-c.c" \
-  "$BUILD/proto/grpc/health/v1/health.pb-c.c" "$BUILD/proto/grpc/reflection/v1/reflection.pb-c.c" \
+  $(find "$BUILD/proto" -name '*.pb-c.c' | sort) \
   $(pkg-config --cflags --libs libprotobuf-c) -o "$bin" 2>"$out/build-$T.log" ||
   { cat "$out/build-$T.log" >&2; skip "clang cannot build libFuzzer targets here (see above)"; }
 work=$(mktemp -d /tmp/mig-fuzz.XXXXXX)
