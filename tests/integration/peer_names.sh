@@ -16,6 +16,10 @@
 #   - with prepare --from hosta, a source with another certificate (hostc)
 #     is refused with a clear reason and does not spend the token; the right
 #     source then migrates with it, to an IPv6 literal [2001:db8::2]:7480;
+#   - a link lost during a migration to hostb:7480: the source redials the
+#     name (the refused first address again, then host B, the certificate
+#     checked against hostb) and the migration completes, every byte
+#     verified;
 #   - --from with peer TLS off is refused at prepare.
 # usage: peer_names.sh BUILD_DIR
 BUILD=$1
@@ -174,6 +178,39 @@ kill -TERM "$PID_DB"; mig_wait_exit "$PID_DB" 20; mig_forget "$PID_DB"
 ADDR_B='[::]:7480' mig_daemon_start B
 mig_assert_eq "after a restart: the source's identity" "$(st B .source_identity)" CN=hosta
 mig_assert_eq "after a restart: only from" "$(st B .expected_source)" hosta
+
+# The link goes while a migration to hostb:7480 runs: the source redials
+# the name, not the address it had reached.
+VM=t-relink
+refused() { grep -c 'cannot connect to hostb:7480 (127.0.0.1:7480): Connection refused' \
+  "$WORK/migrationd-A.log"; }
+tc -n "$NSA" qdisc add dev "va$$" root tbf rate 30mbit burst 64kb latency 500ms ||
+  mig_die "cannot shape the link"
+mig_vmm_start A "$VM" vmm-A3 --mem 32M --workload writer
+src_pid=$VMM_PID
+mig_wait_line "$WORK/vmm-A3.log" 'guest ready' 60 "$src_pid" || mig_die "source guest 3 not ready"
+mig_vmm_start B "$VM" vmm-B3 --mem 32M --incoming
+dst_pid=$VMM_PID
+mig_wait_attached B "$VM" 10 || mig_die "third destination VMM did not attach"
+token=$(ctl B prepare "$VM" --from hosta -q) || mig_die "third prepare failed"
+ctl A migrate "$VM" --to hostb:7480 --token "$token" >/dev/null || mig_die "third migrate failed"
+wait_for B '.state == "POSTCOPY" and .pages_installed > 500' 60 ||
+  mig_die "post-copy to hostb did not get going"
+n0=$(refused)
+ip -n "$NSA" link set "va$$" down
+wait_for A '.state == "PAUSED"' 15
+mig_assert_eq "link down: the source PAUSED" "$?" 0
+ip -n "$NSA" link set "va$$" up
+wait_for B '.state == "COMPLETED"' 120
+mig_assert_eq "after the link came back: the migration by name completed" "$?" 0
+mig_wait_exit "$dst_pid" 60; mig_assert_eq "third destination VMM exit code" "$?" 0
+mig_assert_verified "$WORK/vmm-B3.log" 32M
+mig_wait_exit "$src_pid" 30
+mig_assert_eq "the redial went by name: 127.0.0.1 refused again" "$(($(refused) > n0))" 1
+mig_assert_eq "redialled: the peer is still the name" "$(st A .peer)" hostb:7480
+mig_assert_eq "redialled: the address used" "$(st A .peer_address)" 192.0.2.2:7480
+mig_assert_eq "redialled: the destination's identity" "$(st A .destination_identity)" CN=hostb
+tc -n "$NSA" qdisc del dev "va$$" root
 
 # --from needs peer TLS.
 mig_conf "$WORK/D" 127.0.0.1:7482 "[tls]
