@@ -31,21 +31,13 @@ import grpc  # noqa: E402
 from google.protobuf import descriptor_pb2  # noqa: E402
 import control_pb2 as pb  # noqa: E402
 import control_pb2_grpc as rpc  # noqa: E402
+import checks  # noqa: E402
+from checks import check, expect_code  # noqa: E402
 import health_pb2 as hpb  # noqa: E402
 import health_pb2_grpc as hrpc  # noqa: E402
 import reflection_pb2 as rpb  # noqa: E402
 
-FAILS = 0
 PD = grpc.StatusCode.PERMISSION_DENIED
-
-
-def check(what, cond, detail=""):
-    global FAILS
-    if cond:
-        print(f"ok: {what}")
-    else:
-        print(f"FAIL: {what} {detail}", file=sys.stderr)
-        FAILS += 1
 
 
 def channel(target, creds):
@@ -53,21 +45,6 @@ def channel(target, creds):
         return grpc.insecure_channel(target)
     ca, cert, key = (open(p, "rb").read() for p in creds.split(","))
     return grpc.secure_channel(target, grpc.ssl_channel_credentials(ca, key, cert))
-
-
-def expect_code(what, code, fn, req, needle=None):
-    try:
-        fn(req, timeout=15)
-    except grpc.RpcError as e:
-        print(f"status: {e.code().name}: {e.details()}")
-        check(f"{what} -> {code.name}", e.code() == code,
-              f"(got {e.code().name}: {e.details()})")
-        if needle is not None:
-            check(f"{what}: the message says '{needle}'", needle in (e.details() or ""),
-                  f"({e.details()})")
-        return e
-    check(f"{what} -> {code.name}", False, "(call succeeded)")
-    return None
 
 
 def health(ch):
@@ -261,7 +238,7 @@ def main():
         {"health": health, "read": read, "none": none, "handshake": handshake,
          "prepare": prepare, "start": start, "invalid": invalid,
          "forger": forger, "watch-stop": watch_stop}[cmd](ch, *args)
-    sys.exit(1 if FAILS else 0)
+    sys.exit(1 if checks.failures else 0)
 
 
 main()

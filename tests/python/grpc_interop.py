@@ -18,33 +18,14 @@ sys.path.insert(0, sys.argv[1])
 import grpc  # noqa: E402
 import control_pb2 as pb  # noqa: E402
 import control_pb2_grpc as rpc  # noqa: E402
+import checks  # noqa: E402
+from checks import check, expect_code  # noqa: E402
 
 S = pb.MigrationState
-FAILS = 0
-
-
-def check(what, cond, detail=""):
-    global FAILS
-    if cond:
-        print(f"ok: {what}")
-    else:
-        print(f"FAIL: {what} {detail}", file=sys.stderr)
-        FAILS += 1
 
 
 def stub(sock):
     return rpc.MigrationdStub(grpc.insecure_channel(f"unix:{sock}"))
-
-
-def expect_code(what, code, fn, *args):
-    try:
-        fn(*args, timeout=10)
-    except grpc.RpcError as e:
-        check(f"{what} -> {code.name}", e.code() == code,
-              f"(got {e.code().name}: {e.details()})")
-        return e
-    check(f"{what} -> {code.name}", False, "(call succeeded)")
-    return None
 
 
 def denied(sock):
@@ -272,8 +253,8 @@ def main():
         tls(*sys.argv[3:7])
     else:
         migrate(*sys.argv[3:8])
-    if FAILS:
-        print(f"{FAILS} check(s) failed", file=sys.stderr)
+    if checks.failures:
+        print(f"{checks.failures} check(s) failed", file=sys.stderr)
         sys.exit(1)
     print("all checks passed")
 
