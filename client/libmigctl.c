@@ -434,8 +434,17 @@ migctl_start_opts(struct migctl *c, const char *vm, const char *dest,
     const char *token, const char *precopy, uint64_t max_bps,
     Migrationd__V1__StartMigrationResponse **out)
 {
+	return migctl_start_compress(c, vm, dest, token, precopy, max_bps, NULL, out);
+}
+
+int
+migctl_start_compress(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, uint64_t max_bps, const char *compression,
+    Migrationd__V1__StartMigrationResponse **out)
+{
 	Migrationd__V1__StartMigrationRequest q = MIGRATIOND__V1__START_MIGRATION_REQUEST__INIT;
 
+	q.compression = STR(compression);
 	q.vm = STR(vm);
 	q.destination = STR(dest);
 	q.token = STR(token);

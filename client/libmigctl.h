@@ -87,6 +87,11 @@ int migctl_start(struct migctl *c, const char *vm, const char *dest, const char 
 int migctl_start_opts(struct migctl *c, const char *vm, const char *dest,
     const char *token, const char *precopy, uint64_t max_bps,
     Migrationd__V1__StartMigrationResponse **out);
+/* The same with compression of background pages: "auto", "on", "off"
+ * (NULL or "": the source daemon's [peer] compression). */
+int migctl_start_compress(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, uint64_t max_bps, const char *compression,
+    Migrationd__V1__StartMigrationResponse **out);
 /* Source: a new cap on a running migration's background stream (0: none). */
 int migctl_set_bandwidth(struct migctl *c, const char *id_or_vm, uint64_t max_bps,
     Migrationd__V1__SetMigrationResponse **out);

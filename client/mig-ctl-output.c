@@ -73,6 +73,11 @@ print_json(const Migrationd__V1__Migration *m)
 	    (unsigned long long)m->pages_precopy, (unsigned long long)m->pages_invalidated,
 	    (unsigned long long)m->max_bandwidth_bits_per_s, m->background_bits_per_s,
 	    (unsigned long long)m->pages_hot_first);
+	json_str("compression", m->compression, 0);
+	printf("\"compressing\":%s,\"compress_bytes_before\":%llu,"
+	    "\"compress_bytes_after\":%llu,", m->compressing ? "true" : "false",
+	    (unsigned long long)m->compress_bytes_before,
+	    (unsigned long long)m->compress_bytes_after);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -142,6 +147,13 @@ print_human(const Migrationd__V1__Migration *m)
 	else if (m->role == MIGRATIOND__V1__ROLE__SOURCE)
 		printf("  bandwidth:   background stream %.1f Mbit/s, no cap of its own\n",
 		    m->background_bits_per_s / 1e6);
+	if (m->role == MIGRATIOND__V1__ROLE__SOURCE && m->compression[0])
+		printf("  compression: %s, %s now; %llu bytes -> %llu (ratio %.3f)\n",
+		    m->compression, m->compressing ? "compressing" : "raw",
+		    (unsigned long long)m->compress_bytes_before,
+		    (unsigned long long)m->compress_bytes_after,
+		    m->compress_bytes_before ? (double)m->compress_bytes_after /
+		    (double)m->compress_bytes_before : 1.0);
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);

@@ -35,6 +35,7 @@ usage(FILE *f)
 	    "commands:\n"
 	    "  prepare VM [--from NAME] [-q]        destination: expect VM (only from NAME), print a one-time token\n"
 	    "  migrate VM --to HOST:PORT --token T [--precopy off|auto|ROUNDS|DURATION]\n"
+	    "          [--compression auto|on|off]\n"
 	    "          [--wait] [--timeout SECS]    source: migrate VM to the destination daemon\n"
 	    "  postcopy ID|VM                       source in PRECOPY: switch over now\n"
 	    "  set ID|VM --max-bandwidth RATE       source: a new cap on the background stream\n"
@@ -235,11 +236,12 @@ cmd_migrate(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "precopy", required_argument, NULL, 'p' },
 		{ "max-bandwidth", required_argument, NULL, 'b' },
+		{ "compression", required_argument, NULL, 'z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	Migrationd__V1__StartMigrationResponse *r;
-	const char *to = NULL, *token = NULL, *vm, *precopy = NULL;
+	const char *to = NULL, *token = NULL, *vm, *precopy = NULL, *cz = NULL;
 	uint64_t bps = 0;
 	char why[200];
 	double timeout = 3600;
@@ -247,9 +249,17 @@ cmd_migrate(int argc, char **argv)
 	struct migctl *c;
 
 	optind = 0;	/* full reset of glibc getopt after main() parsed */
-	while ((ch = getopt_long(argc, argv, "t:k:wT:p:b:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:k:wT:p:b:z:h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'p': precopy = optarg; break;
+		case 'z':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				fprintf(stderr, "mig-ctl migrate: --compression: \"%s\": must be "
+				    "auto, on or off\n", optarg);
+				return EX_USAGE_;
+			}
+			cz = optarg;
+			break;
 		case 'b':
 			if (rate_parse(optarg, &bps, why, sizeof(why)) < 0) {
 				fprintf(stderr, "mig-ctl migrate: --max-bandwidth: %s\n", why);
@@ -274,7 +284,10 @@ cmd_migrate(int argc, char **argv)
 			    "default: the daemon's [peer] precopy (off). `mig-ctl postcopy` switches\n"
 			    "over at once.\n"
 			    "--max-bandwidth RATE: cap the background and pre-copy stream (bits/s:\n"
-			    "200M, 1G; off); demand pages are never capped. `mig-ctl set` changes it.\n");
+			    "200M, 1G; off); demand pages are never capped. `mig-ctl set` changes it.\n"
+			    "--compression auto|on|off: zstd for background and pre-copy pages\n"
+			    "where the destination decodes it; auto (the daemon's [peer] compression,\n"
+			    "auto by default) compresses while that beats raw on the measured link.\n");
 			return EX_OK;
 		default:
 			return EX_USAGE_;
@@ -286,7 +299,7 @@ cmd_migrate(int argc, char **argv)
 	}
 	vm = argv[optind];
 	c = connect_or_die();
-	check(c, migctl_start_opts(c, vm, to, token, precopy, bps, &r));
+	check(c, migctl_start_compress(c, vm, to, token, precopy, bps, cz, &r));
 	if (wait) {
 		char id[64];
 

@@ -112,6 +112,11 @@ frame_decode(const uint8_t *buf, size_t avail, const struct frame_limits *lim,
 	case FRAME_ENC_ZERO:
 	case FRAME_ENC_POISON:
 		return h->len != 0 ? FRAME_E_LEN : 1;
+	case FRAME_ENC_ZSTD:
+		/* Never more than the pages raw: what would not shrink goes raw. */
+		if (h->len == 0 || (uint64_t)h->len > (uint64_t)h->count * lim->page_size)
+			return FRAME_E_LEN;
+		return 1;
 	default:
 		return FRAME_E_ENC;
 	}
@@ -137,6 +142,10 @@ frame_strerror(int err)
 		return "bad page count";
 	case FRAME_E_RESERVED:
 		return "reserved field set";
+	case FRAME_E_ZSIZE:
+		return "compressed frame's content size is not its pages' size";
+	case FRAME_E_ZDATA:
+		return "corrupt compressed frame";
 	default:
 		return "unknown frame error";
 	}

@@ -6,14 +6,17 @@
  *   off size field
  *     0  2   magic 0x4d47 ("MG")
  *     2  1   type   FRAME_MSG | FRAME_REQ | FRAME_PAGES
- *     3  1   enc    PAGES: FRAME_ENC_RAW | _ZERO | _POISON; otherwise 0
- *     4  4   len    payload bytes (MSG: protobuf PeerMsg; PAGES raw: count*page)
+ *     3  1   enc    PAGES: FRAME_ENC_RAW | _ZERO | _POISON | _ZSTD; otherwise 0
+ *     4  4   len    payload bytes (MSG: protobuf PeerMsg; PAGES raw: count*page;
+ *                   PAGES zstd: the compressed size, 1..count*page)
  *     8  8   index  first page index (REQ, PAGES); 0 for MSG
  *    16  4   count  pages (REQ, PAGES); 0 for MSG
  *    20  4   reserved, 0
  *
- * Pages travel as raw payload, never re-encoded; zero and poisoned pages as a
- * header alone. Pure code with no daemon dependencies (unit-tested alone).
+ * Pages travel as raw payload; zero and poisoned pages as a header alone; a
+ * run of background pages, where the destination said it can decompress,
+ * may travel as FRAME_ENC_ZSTD: one zstd frame that decompresses to exactly
+ * count*page bytes (framez.h decodes it). Pure code with no daemon dependencies (unit-tested alone).
  */
 #ifndef MIG_FRAME_H
 #define MIG_FRAME_H
@@ -34,6 +37,7 @@ enum frame_enc {
 	FRAME_ENC_RAW = 0,
 	FRAME_ENC_ZERO = 1,
 	FRAME_ENC_POISON = 2,
+	FRAME_ENC_ZSTD = 3,	/* one zstd frame of count*page bytes (framez.h) */
 };
 
 struct frame_hdr {
@@ -61,6 +65,8 @@ enum frame_err {
 	FRAME_E_RANGE = -5,
 	FRAME_E_COUNT = -6,
 	FRAME_E_RESERVED = -7,
+	FRAME_E_ZSIZE = -8,	/* zstd: content size is not count*page */
+	FRAME_E_ZDATA = -9,	/* zstd: corrupt or not exactly one frame */
 };
 
 void frame_encode(const struct frame_hdr *h, uint8_t out[FRAME_HDR_LEN]);

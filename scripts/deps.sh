@@ -3,7 +3,7 @@
 # Skips apt entirely when everything is already there.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev openssl
-      libprotobuf-c-dev protobuf-c-compiler libinih-dev libbpf-dev
+      libprotobuf-c-dev protobuf-c-compiler libinih-dev libbpf-dev libzstd-dev
       iproute2 jq systemd procps man-db bc clang libclang-rt-14-dev
       bpftool systemtap-sdt-dev bpftrace curl
       libnghttp2-dev libsystemd-dev python3-grpcio python3-grpc-tools python3-protobuf bash-completion

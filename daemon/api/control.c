@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "authz.h"
+#include "compress.h"
 #include "control.h"
 #include "dest.h"
 #include "grpc_std.h"
@@ -416,6 +417,7 @@ ctl_start(struct h2stream *s, const void *q)
 {
 	const Migrationd__V1__StartMigrationRequest *p = q;
 	struct precopy_policy pc = D->conf.precopy;
+	int cz = D->conf.compression;
 	struct migration *m;
 	struct vm *v;
 	char err[300];
@@ -438,11 +440,17 @@ ctl_start(struct h2stream *s, const void *q)
 		h2_finish(s, GRPC_INVALID_ARGUMENT, "max_bandwidth_bits_per_s below 100000");
 		return;
 	}
+	if (p->compression[0] != '\0' && compress_parse(p->compression, &cz, err,
+	    sizeof(err)) < 0) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, err);
+		return;
+	}
 	if (src_start(v, p->destination, p->token, &pc, p->max_bandwidth_bits_per_s, &m, err,
 	    sizeof(err)) < 0) {
 		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		return;
 	}
+	cz_start(m, cz);	/* before its first page: the channels are dialling */
 	ctl_reply_migration(s, m);
 }
 

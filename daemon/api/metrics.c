@@ -184,6 +184,14 @@ metrics_daemon(struct evbuffer *o)
 #define P_PROJ(o, m, l) do { if (PRECOPY_ON(m)) evbuffer_add_printf(o,	\
 	"migrationd_precopy_projected_postcopy_bytes{%s} %llu\n", l,		\
 	(unsigned long long)(m)->st.projected_postcopy_bytes); } while (0)
+/* Compression: source migrations. */
+#define P_CZ(o, m, l) do { if ((m)->role == MIG_SOURCE) evbuffer_add_printf(o,	\
+	"migrationd_compress_bytes_total{%s,stage=\"before\"} %llu\n"		\
+	"migrationd_compress_bytes_total{%s,stage=\"after\"} %llu\n", l,	\
+	(unsigned long long)(m)->st.compress_bytes_before, l,			\
+	(unsigned long long)(m)->st.compress_bytes_after); } while (0)
+#define P_CZ_ON(o, m, l) do { if ((m)->role == MIG_SOURCE) evbuffer_add_printf(o, \
+	"migrationd_compressing{%s} %u\n", l, (m)->st.compressing); } while (0)
 #define P_USER_HIST(o, m, l) do { if ((m)->role == MIG_DEST) metrics_user_hist(o, m, l); } while (0)
 
 /* eBPF's per-phase histograms of the destination migrations. */
@@ -260,6 +268,11 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	METRICS_EACH(o, "migrationd_precopy_projected_postcopy_bytes", "gauge",
 	    "What post-copy would fetch after a switch at the end of this round "
 	    "(source).", P_PROJ);
+	METRICS_EACH(o, "migrationd_compress_bytes_total", "counter",
+	    "Background page runs raw (before) and on the wire (after; compressed "
+	    "or raw) (source).", P_CZ);
+	METRICS_EACH(o, "migrationd_compressing", "gauge",
+	    "1 while background pages are being compressed (source).", P_CZ_ON);
 	METRICS_EACH(o, "migrationd_blackout_seconds", "gauge",
 	    "Time the VM ran nowhere (paused at the source until it ran at the "
 	    "destination).", P_BLACKOUT);

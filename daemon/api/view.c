@@ -16,7 +16,8 @@
 	X(ring_faults) X(ring_errors) X(reconnects) X(pages_poisoned) X(blackout_ms) \
 	X(precopy_rounds) X(dirty_pages_per_s) X(precopy_remaining_bytes) \
 	X(projected_postcopy_bytes) X(pages_precopy) X(pages_invalidated) \
-	X(max_bandwidth_bits_per_s) X(background_bits_per_s) X(pages_hot_first)
+	X(max_bandwidth_bits_per_s) X(background_bits_per_s) X(pages_hot_first) \
+	X(compress_bytes_before) X(compress_bytes_after) X(compressing)
 
 static const struct {
 	enum mig_state			 st;
@@ -91,6 +92,7 @@ view_fill(const struct migration *m, Migrationd__V1__Migration *o)
 	o->expected_source = (char *)(uintptr_t)m->from;
 	o->precopy = (char *)(uintptr_t)m->precopy;
 	o->dirty_tracking = (char *)(uintptr_t)m->dirty_tracking;
+	o->compression = (char *)(uintptr_t)m->compression;
 }
 
 void
@@ -109,6 +111,7 @@ view_restore(struct migration *m, const Migrationd__V1__Migration *i)
 	snprintf(m->from, sizeof(m->from), "%s", i->expected_source);
 	snprintf(m->precopy, sizeof(m->precopy), "%s", i->precopy);
 	snprintf(m->dirty_tracking, sizeof(m->dirty_tracking), "%s", i->dirty_tracking);
+	snprintf(m->compression, sizeof(m->compression), "%s", i->compression);
 	m->verdict_ok = i->guest_ok;
 	m->state = view_state_from(i->state);
 #define X(f) st->f = i->f;

@@ -57,6 +57,7 @@ config_defaults(struct config *c)
 	c->bpf = 1;
 	c->token_ttl = 600;
 	c->precopy_switch_ms = 300;
+	c->advertise_compression = 1;
 	c->precopy_max_rounds = 30;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
 	c->keep_records = MIG_KEEP_RECORDS;
@@ -443,6 +444,10 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_int(&c->precopy_max_rounds, value, 1, PRECOPY_MAX_ROUNDS);
 	else if (S("peer", "hotset_window_ms"))
 		rc = config_int(&c->hotset_window_ms, value, 0, 10000);
+	else if (S("peer", "compression"))
+		rc = compress_parse(value, &c->compression, x->why, sizeof(x->why));
+	else if (S("peer", "advertise_compression"))
+		rc = config_bool(&c->advertise_compression, value);
 	else if (S("peer", "max_bandwidth"))
 		rc = rate_parse(value, &c->max_bandwidth, x->why, sizeof(x->why));
 	else if (S("peer", "token_ttl"))

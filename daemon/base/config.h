@@ -55,6 +55,8 @@ struct config {
 	int	 hotset_window_ms;	/* no pre-copy: track writes this long first */
 	uint64_t max_bandwidth;		/* [peer] max_bandwidth: bits/s shared by the
 					   background channels we send on; 0: none */
+	int	 compression;		/* [peer] compression: enum compress_mode */
+	int	 advertise_compression; /* [peer] advertise_compression: say we decode zstd */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
 	int	 bpf;			/* [bpf] enabled */
 	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */

@@ -65,3 +65,23 @@ precopy_name(const struct precopy_policy *p, char *buf, size_t len)
 		break;
 	}
 }
+
+int
+compress_parse(const char *s, int *mode, char *why, size_t len)
+{
+	static const char *names[] = { "auto", "on", "off" };
+
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(s, names[i])) {
+			*mode = i;
+			return 0;
+		}
+	snprintf(why, len, "compression \"%s\": must be auto, on or off", s);
+	return -1;
+}
+
+const char *
+compress_name(int mode)
+{
+	return mode == COMPRESS_ON ? "on" : mode == COMPRESS_OFF ? "off" : "auto";
+}

@@ -26,6 +26,12 @@ struct precopy_policy {
 /* "off", "auto", "3" (rounds), "500ms" / "30s" / "5m" (duration). 0, or
  * -1 with `why` saying what is accepted. */
 int precopy_parse(const char *s, struct precopy_policy *p, char *why, size_t len);
+/* Compression of background pages (role/compress.c), as `mig-ctl migrate
+ * --compression` and [peer] compression give it. */
+enum compress_mode { COMPRESS_AUTO = 0, COMPRESS_ON, COMPRESS_OFF };
+/* "auto", "on", "off": 0, or -1 with `why`. */
+int compress_parse(const char *s, int *mode, char *why, size_t len);
+const char *compress_name(int mode);
 /* The policy as a user would write it ("off", "auto", "3 rounds", "30s"). */
 void precopy_name(const struct precopy_policy *p, char *buf, size_t len);
 

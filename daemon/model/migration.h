@@ -60,6 +60,9 @@ struct mig_stats {
 	uint64_t	 max_bandwidth_bits_per_s;	/* source: this migration's cap */
 	double		 background_bits_per_s;		/* source: measured */
 	uint64_t	 pages_hot_first;	/* source: post-copy sent these first */
+	/* source: background page runs raw, and on the wire (role/compress.c) */
+	uint64_t	 compress_bytes_before, compress_bytes_after;
+	uint32_t	 compressing;		/* source: compressing now */
 	struct hist	 lat;			/* demand faults, request to installed */
 };
 
@@ -126,6 +129,7 @@ struct mig_vmm {
 
 struct mig_src;		/* role/source.h */
 struct mig_dst;		/* role/dest.h */
+struct cz;		/* role/compress.c */
 
 struct migration {
 	TAILQ_ENTRY(migration)	 entry;
@@ -154,6 +158,7 @@ struct migration {
 	char			 install_mode[8]; /* "copy" / "minor", from the VMM */
 	char			 precopy[24];	/* source: the pre-copy policy as given */
 	char			 dirty_tracking[160]; /* source: the VMM's method, or why none */
+	char			 compression[16];	/* source: auto, on, off, off (peer) */
 	char			 verdict[256];	/* the guest's own report */
 	int			 verdict_ok;
 
@@ -173,6 +178,7 @@ struct migration {
 
 	struct mig_src		*src;		/* source role's state, or NULL */
 	struct mig_dst		*dst;		/* destination role's state, or NULL */
+	struct cz		*cz;		/* zstd state (role/compress.c), or NULL */
 };
 TAILQ_HEAD(mig_list, migration);
 

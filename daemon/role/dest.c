@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "ctlmsg.h"
 #include "dest.h"
 #include "fault.h"
@@ -62,6 +63,7 @@ dst_release(struct migration *m)
 		event_free(m->dst->ev_unused);
 	fault_release(m);
 	inst_release(m);
+	cz_release(m);
 	free(m->dst);
 	m->dst = NULL;
 }
@@ -204,20 +206,6 @@ dst_by_key(const ProtobufCBinaryData *key, int resuming)
 	return NULL;
 }
 
-static void
-dst_send_welcome(struct pconn *c, struct migration *m)
-{
-	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
-	Migrationd__Peer__V1__Welcome w = MIGRATIOND__PEER__V1__WELCOME__INIT;
-
-	w.migration_id = m->id;
-	w.session_key.data = m->session_key;
-	w.session_key.len = sizeof(m->session_key);
-	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME;
-	msg.welcome = &w;
-	peer_send_msg(c, &msg);
-}
-
 /*
  * A migration prepared --from NAME takes only a source whose certificate
  * carries NAME (tls_bev_matches). Another is refused, the refusal logged;
@@ -306,7 +294,7 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	peer_bind(c, m, h->channel);
 	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
 	session_identities(c, m);
-	dst_send_welcome(c, m);
+	session_welcome(c, m);
 	mig_set_state(m, MIG_CONNECTING, NULL);
 	log_info("migration %s: source %s [%s] (its migration %s) authenticated", m->id,
 	    c->addr, m->src_ident[0] ? m->src_ident : "no certificate: TLS off",
@@ -375,7 +363,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	peer_bind(c, m, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
 	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
 	session_identities(c, m);
-	dst_send_welcome(c, m);
+	session_welcome(c, m);
 	/* The bitmap is little-endian words on x86: bytes in page order. */
 	rs.installed.data = (uint8_t *)m->dst->installed;
 	rs.installed.len = (m->npages + 7) / 8;
@@ -658,6 +646,8 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 		return rc;
 	case FRAME_PAGES:
+		if ((payload = cz_inflate(m, &h, payload, &why)) == NULL)
+			break;	/* nothing of it installed; this connection closes */
 		/* Background pages may overtake the VM state (two connections);
 		 * installing them early is fine: the guest is not running yet.
 		 * Pre-copied pages too: the state lists those gone stale. */

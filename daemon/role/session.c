@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 
+#include "compress.h"
 #include "latency.h"
 #include "log.h"
 #include "session.h"
@@ -99,4 +100,19 @@ session_identities(struct pconn *c, struct migration *m)
 
 	tls_bev_identity(c->bev, peer, sizeof(m->src_ident));
 	tls_bev_own_identity(c->bev, own, sizeof(m->src_ident));
+}
+
+void
+session_welcome(struct pconn *c, struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Welcome w = MIGRATIOND__PEER__V1__WELCOME__INIT;
+
+	w.migration_id = m->id;
+	w.session_key.data = m->session_key;
+	w.session_key.len = sizeof(m->session_key);
+	w.decodes = cz_decodes();
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME;
+	msg.welcome = &w;
+	peer_send_msg(c, &msg);
 }

@@ -40,6 +40,8 @@ int session_unexpected(struct pconn *c, int msg_case);
  * stays, with its final figures saved.
  */
 void session_finish(struct migration *m);
+/* Destination: accepts the source's urgent channel (key, what we decode). */
+void session_welcome(struct pconn *c, struct migration *m);
 /* The two certificate subjects of m's channel c (the peer's and ours),
  * recorded with the migration as its source and destination identities. */
 void session_identities(struct pconn *c, struct migration *m);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bitmap.h"
+#include "compress.h"
 #include "ctlmsg.h"
 #include "log.h"
 #include "peer.h"
@@ -79,6 +80,7 @@ src_release(struct migration *m)
 	if (s->memfd >= 0)
 		close(s->memfd);
 	pc_release(m);
+	cz_release(m);
 	free(s->sent);
 	free(s);
 	m->src = NULL;
@@ -207,6 +209,7 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 {
 	static uint8_t buf[MIG_FRAME_MAX_BYTES];	/* loop thread only */
 	uint8_t cls[MIG_FRAME_MAX_PAGES];
+	const uint8_t *payload, *z;
 	uint32_t fp = mig_frame_pages(m);
 	uint64_t end = start + n;
 
@@ -229,7 +232,14 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			h.count = b - a;
 			h.enc = enc[cls[a]];
 			h.len = cls[a] == PG_RAW ? h.count * m->page_size : 0;
-			if (peer_send_frame(c, &h, buf + a * m->page_size) < 0)
+			payload = buf + a * m->page_size;
+			/* Background runs may travel compressed; demand pages never. */
+			if (cls[a] == PG_RAW && !demand && c == m->bg &&
+			    (z = cz_deflate(m, payload, h.len, &h.len)) != NULL) {
+				h.enc = FRAME_ENC_ZSTD;
+				payload = z;
+			}
+			if (peer_send_frame(c, &h, payload) < 0)
 				return -1;
 			if (c == m->bg)
 				m->src->bg_queued += FRAME_HDR_LEN + h.len;
@@ -426,6 +436,7 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		    msg->welcome->session_key.len != sizeof(m->session_key))
 			break;
 		memcpy(m->session_key, msg->welcome->session_key.data, sizeof(m->session_key));
+		cz_peer(m, msg->welcome->decodes);
 		peer_live(c);
 		peer_heartbeat(m);
 		/* The daemon the urgent channel reached, not another address. */

@@ -109,7 +109,7 @@ main(void)
 		frame_encode(&(struct frame_hdr){ .type = FRAME_REQ, .count = 1 }, b);
 		CHECK(frame_decode(b, sizeof(b), &hello, &o) < 0);
 	}
-	for (int e = 0; e >= -7; e--)
+	for (int e = 0; e >= -9; e--)
 		CHECK(strcmp(frame_strerror(e), "unknown frame error") != 0);
 	return unit_done("test_frame");
 }
