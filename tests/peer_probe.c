@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "ctlmsg.h"
-#include "frame.h"
+#include "framez.h"
 
 static SSL *ssl;
 static int fd = -1;
@@ -137,6 +137,33 @@ misbehave(const char *x, uint64_t npages)
 		usleep(500000);
 		printf("sent\n");
 		return 0;
+	}
+	if (!strncmp(x, "z", 1)) {
+		/* zstd frames: zcorrupt (garbage body), zsize (content size of two
+		 * pages, one claimed), zlong (len beyond count*page). */
+		static uint8_t two[8192], z[16384];
+		ZSTD_CCtx *c = ZSTD_createCCtx();
+		size_t n = framez_encode(c, 1, two, sizeof(two), z, sizeof(z));
+		uint32_t len = (uint32_t)n, count = 1;
+
+		ZSTD_freeCCtx(c);
+		if (n == 0)
+			return 1;
+		if (!strcmp(x, "zcorrupt")) {
+			n = framez_encode(c = ZSTD_createCCtx(), 1, two, 4096, z, sizeof(z));
+			ZSTD_freeCCtx(c);
+			for (size_t i = 12; i < n; i++)
+				z[i] ^= 0x5a;
+			len = (uint32_t)n;
+		} else if (!strcmp(x, "zlong")) {
+			len = n = 4097;
+		} else if (strcmp(x, "zsize")) {
+			fprintf(stderr, "peer_probe: unknown -x %s\n", x);
+			return 1;
+		}
+		if (send_frame(FRAME_PAGES, FRAME_ENC_ZSTD, len, 7, count, z, n) < 0)
+			return printf("closed-by-peer while writing\n"), 0;
+		return await_close(10);
 	}
 	fprintf(stderr, "peer_probe: unknown -x %s\n", x);
 	return 1;

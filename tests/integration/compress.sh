@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# zstd compression of background pages. A shimvm VM (compressible content:
+# structured qwords, every 4th page zero) migrates A -> B with compression
+# forced on and then adaptive; every byte is verified and the source's
+# status shows fewer bytes after than before. With `full`: hostile zstd
+# frames (corrupt, a content size other than count*page, a length beyond
+# count*page) each close their own connection with a clear error and
+# install nothing; then B restarts as an old peer (advertise_compression =
+# no) and a migration asked to compress goes raw, still verified.
+# usage: compress.sh BUILD_DIR copy|minor [4k|huge] [full]
+BUILD=$1
+INSTALL=$2
+PAGES=${3:-4k}
+FULL=${4:-}
+source "$(dirname "$0")/../lib.sh"
+SHIMVM=$BUILD/tests/shimvm
+PROBE=$BUILD/tests/peer_probe
+MEM=64
+H=()
+if [[ $PAGES == huge ]]; then
+  H=(-H)
+  need=$((2 * MEM / 2 + 8))
+  [[ -w /proc/sys/vm/nr_hugepages ]] || mig_skip "cannot reserve huge pages"
+  old=$(cat /proc/sys/vm/nr_hugepages)
+  restore_hp() { echo "$old" >/proc/sys/vm/nr_hugepages; }
+  trap 'rc=$?; mig_cleanup; restore_hp; exit $rc' EXIT
+  echo $((old + need)) >/proc/sys/vm/nr_hugepages
+  free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+  ((free >= need)) || { restore_hp; mig_skip "only $free free 2 MiB pages of $need"; }
+fi
+mig_hosts_up
+mig_certs
+mig_daemon_start A
+mig_daemon_start B
+
+# migrate VM MODE: one verified migration of a fresh shimvm VM; sets J (the
+# source's status JSON)
+migrate() {
+  local vm=$1 mode=$2 src dst token
+  mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source "${H[@]}" -s "$WORK/A/vmm.sock" -n "$vm" -m $MEM
+  src=$SPAWN_PID
+  mig_wait_line "$WORK/src-$vm.log" 'source ready' 30 "$src" || mig_die "$vm: source not ready"
+  mig_spawn B "$WORK/dst-$vm.log" "$SHIMVM" dest "${H[@]}" -s "$WORK/B/vmm.sock" -n "$vm" -m $MEM \
+    -I "$INSTALL" -t 2 -k 8
+  dst=$SPAWN_PID
+  mig_prepare B "$vm"
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" --compression "$mode" --wait \
+    --timeout 120 >/dev/null
+  mig_assert_eq "$vm: migration completed" "$?" 0
+  mig_wait_exit "$dst" 60; mig_assert_eq "$vm: every value checked out" "$?" 0
+  mig_assert_verified "$WORK/dst-$vm.log" ${MEM}M
+  mig_wait_exit "$src" 30
+  J=$(ctl A --json status "$vm")
+  echo "$vm: $(jq -c '{compression, compress_bytes_before, compress_bytes_after, bytes_sent}' <<<"$J")"
+}
+ratio() { jq -r '.compress_bytes_after / (if .compress_bytes_before > 0 then .compress_bytes_before else 1 end)' <<<"$J"; }
+
+migrate on-$INSTALL on
+mig_assert_eq "forced on: status says so" "$(jq -r .compression <<<"$J")" on
+mig_assert_eq "forced on: background bytes shrank below half" \
+  "$(jq -r '.compress_bytes_before > 0 and .compress_bytes_after * 2 < .compress_bytes_before' <<<"$J")" true
+echo "forced on: ratio after/before $(ratio)"
+migrate auto-$INSTALL auto
+mig_assert_eq "auto: status says so" "$(jq -r .compression <<<"$J")" auto
+echo "auto: ratio after/before $(ratio)"
+mig_assert_eq "auto: some pages went compressed (their bytes shrank)" \
+  "$(jq -r '.compress_bytes_after < .compress_bytes_before' <<<"$J")" true
+
+if [[ -n $FULL ]]; then
+  P=$WORK/pki
+  probe() { if ((MIG_USE_NETNS)); then ip netns exec "migA-$$" "$PROBE" "$@"; else "$PROBE" "$@"; fi; }
+  RAM=$((16 << 20))
+  for x in zcorrupt zsize zlong; do
+    mig_spawn B "$WORK/$x.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$x" -m 16 -t 1 -k 1
+    mig_prepare B "$x"
+    out=$(probe -a "$ADDR_B" -A "$P/ca.pem" -c "$P/hosta.pem" -k "$P/hosta.key" -t "$TOKEN" \
+      -v "$x" -r $RAM -x "$x")
+    echo "$x: $out"
+    mig_assert_eq "$x: that connection closed" "$([[ $out == accepted*closed-by-peer* ]] && echo yes)" yes
+    mig_assert_eq "$x: nothing installed from it" "$(ctl B --json status "$x" | jq -r .pages_installed)" 0
+  done
+  grep -q 'corrupt compressed frame' "$WORK/migrationd-B.log"
+  mig_assert_eq "corrupt frame: a clear error in the log" "$?" 0
+  grep -q "compressed frame's content size is not its pages' size" "$WORK/migrationd-B.log"
+  mig_assert_eq "content size mismatch: a clear error in the log" "$?" 0
+  grep -q 'malformed frame: payload length does not match the frame' "$WORK/migrationd-B.log"
+  mig_assert_eq "length beyond count*page: refused at the header" "$?" 0
+
+  # B as an old peer: it does not say it decodes zstd.
+  kill -TERM "$PID_DB"
+  mig_wait_exit "$PID_DB" 10
+  mig_daemon_start B "[peer]
+advertise_compression = no"
+  migrate old-peer-$INSTALL on
+  mig_assert_eq "old peer: status says why it is raw" "$(jq -r .compression <<<"$J")" "off (peer)"
+  mig_assert_eq "old peer: every byte went raw" \
+    "$(jq -r '.compress_bytes_after == .compress_bytes_before' <<<"$J")" true
+  grep -q 'does not decode zstd' "$WORK/migrationd-A.log"
+  mig_assert_eq "old peer: the source logged it" "$?" 0
+  ctl A migrate x --to "$ADDR_B" --token t --compression fast >/dev/null 2>"$WORK/bad.err"
+  mig_assert_eq "bad --compression refused" "$?" 2
+  cat "$WORK/bad.err"
+fi
+mig_finish
