@@ -362,6 +362,19 @@ mig_shim_migrate() {
   rm -f "$WORK/src-$vm.log" "$WORK/dst-$vm.log"
 }
 
+# mig_reserve_hugepages NEED: NEED more 2 MiB pages reserved for this test,
+# given back on exit (before the usual cleanup); skips if the kernel refuses.
+mig_reserve_hugepages() {
+  local need=$1 free
+  [[ -w /proc/sys/vm/nr_hugepages ]] || mig_skip "cannot reserve huge pages"
+  MIG_HP_OLD=$(cat /proc/sys/vm/nr_hugepages)
+  # mig_on_exit takes the test's exit status from $?: keep it.
+  trap 'mig_hp_rc=$?; echo "$MIG_HP_OLD" >/proc/sys/vm/nr_hugepages; (exit $mig_hp_rc); mig_on_exit' EXIT
+  echo $((MIG_HP_OLD + need)) >/proc/sys/vm/nr_hugepages
+  free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
+  ((free >= need)) || mig_skip "the kernel gave only $free free 2 MiB pages of the $need needed"
+}
+
 # mig_prepare HOST VM: a token for VM from HOST's prepare, once its VMM has
 # attached (10 s at most); dies otherwise. Sets TOKEN.
 mig_prepare() {

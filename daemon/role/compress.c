@@ -1,14 +1,19 @@
 /*
  * compress: zstd page runs (compress.h), the codec in lib/framez.c.
  *
- * Adaptive (mode auto), from what this migration measures as it runs: the
- * compressed/raw ratio r and the compress time per raw byte c (moving
- * averages over the runs it compressed) and the background stream's
- * delivery rate R (bytes/s, source.c's one-second windows). Sending a raw
- * byte costs 1/R; compressed, r/R + c. So it compresses while
- * c * R < 1 - r (and before R is known), and when that stops holding
- * still compresses one run in CZ_PROBE_EVERY to follow a change of
- * content or link.
+ * Adaptive (mode auto), from what this migration measures as it runs: it
+ * moves in phases of CZ_PHASE_NS. Each cycle begins with one phase that
+ * compresses and one that sends raw, each measuring the guest bytes per
+ * second it moved (what the background writer queued: it queues only as
+ * fast as the link and both ends drain, MIG_BG_HIWAT; over the second half
+ * of the phase only, once the socket and queue buffers the first half
+ * filled or drained are at their new level), then does what was
+ * faster for CZ_HOLD phases and measures both again. That one number takes
+ * in all there is: the ratio, the compress and decompress time on both
+ * ends, and the link; a model from ratio, compress time and the wire rate
+ * alone was tried first and kept compressing on a fast link, because while
+ * it compresses the wire rate it measures is the compressor's, not the
+ * link's (doc/design.md "Compression").
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +26,21 @@
 #include "util.h"
 
 #define CZ_LEVEL	1	/* zstd level: see doc/design.md for the measure */
-#define CZ_PROBE_EVERY	16	/* auto, off: compress 1 run in this many */
-#define CZ_WARMUP	8	/* runs measured before auto decides */
-#define CZ_EWMA		0.125	/* weight of the newest run */
+#define CZ_PHASE_NS	40000000	/* auto: one phase; it measures its second half */
+#define CZ_HOLD		30	/* auto: phases the faster way keeps */
 
 struct cz {
 	int		 mode, peer;
 	ZSTD_CCtx	*cc;
 	ZSTD_DCtx	*dc;
 	uint8_t		*buf;		/* MIG_FRAME_MAX_BYTES */
-	double		 ratio, ns_per_byte;
-	unsigned	 samples, skipped;
+	/* auto: the phase (0 compresses, 1 raw, then the winner), its start
+	 * and bytes then, the last call, both rates (bytes/s), the winner */
+	unsigned	 phase;
+	int64_t		 phase_t0, last, mid_t;
+	uint64_t	 mid_b;
+	double		 rate_on, rate_off;
+	int		 win;
 	struct frame_hdr raw;		/* destination: the decoded frame */
 };
 
@@ -44,8 +53,8 @@ cz_decodes(void)
 static struct cz *
 cz_get(struct migration *m)
 {
-	if (m->cz == NULL && (m->cz = calloc(1, sizeof(*m->cz))) != NULL)
-		m->cz->ratio = 1.0;
+	if (m->cz == NULL)
+		m->cz = calloc(1, sizeof(*m->cz));
 	return m->cz;
 }
 
@@ -74,38 +83,62 @@ cz_peer(struct migration *m, uint32_t decodes)
 	}
 }
 
-/* auto: does compressing pay off on this link now? */
+/* Compress this run? auto: the phase says (see the top of this file). */
 static int
 cz_worth(struct migration *m, struct cz *z)
 {
-	double rate = m->st.background_bits_per_s / 8;	/* bytes/s */
+	uint64_t b = m->st.compress_bytes_before;
+	int64_t now;
+	double r;
 
-	if (z->mode == COMPRESS_ON || z->samples < CZ_WARMUP || rate <= 0)
+	if (z->mode == COMPRESS_ON)
 		return 1;
-	return z->ns_per_byte * rate / 1e9 < 1 - z->ratio;
+	now = now_ns();
+	if (z->phase_t0 == 0 || now - z->last > CZ_PHASE_NS / 4) {
+		/* first run, or idle since: this phase starts again */
+		z->phase_t0 = now;
+		z->mid_t = 0;
+	} else if (z->mid_t == 0 && now - z->phase_t0 >= CZ_PHASE_NS / 2) {
+		z->mid_t = now;
+		z->mid_b = b;
+	} else if (z->mid_t != 0 && now - z->phase_t0 >= CZ_PHASE_NS) {
+		r = (double)(b - z->mid_b) * 1e9 / (double)(now - z->mid_t);
+		if (z->phase == 0)
+			z->rate_on = r;
+		if (z->phase == 1) {
+			z->rate_off = r;
+			z->win = z->rate_on > z->rate_off;
+			log_debug("migration %s: compressed %.0f MB/s, raw %.0f MB/s: %s",
+			    m->id, z->rate_on / 1e6, r / 1e6, z->win ? "compressing" : "raw");
+		}
+		z->phase = (z->phase + 1) % (CZ_HOLD + 2);
+		z->phase_t0 = now;
+		z->mid_t = 0;
+	}
+	z->last = now;
+	return z->phase == 0 ? 1 : z->phase == 1 ? 0 : z->win;
 }
 
 const uint8_t *
 cz_deflate(struct migration *m, const uint8_t *src, uint32_t len, uint32_t *zlen)
 {
 	struct cz *z = m->cz;
-	int64_t t0;
 	size_t n;
 
 	m->st.compress_bytes_before += len;
 	if (z == NULL || !z->peer || z->mode == COMPRESS_OFF)
 		goto raw;
-	if (!(m->st.compressing = cz_worth(m, z)) && ++z->skipped % CZ_PROBE_EVERY != 0)
+	/* before this run is counted: phases measure what went before */
+	m->st.compress_bytes_before -= len;
+	m->st.compressing = (uint32_t)cz_worth(m, z);
+	m->st.compress_bytes_before += len;
+	if (!m->st.compressing)
 		goto raw;
 	if (z->cc == NULL && (z->cc = ZSTD_createCCtx()) == NULL)
 		goto raw;
 	if (z->buf == NULL && (z->buf = malloc(MIG_FRAME_MAX_BYTES)) == NULL)
 		goto raw;
-	t0 = now_ns();
 	n = framez_encode(z->cc, CZ_LEVEL, src, len, z->buf, MIG_FRAME_MAX_BYTES);
-	z->ns_per_byte += CZ_EWMA * ((double)(now_ns() - t0) / len - z->ns_per_byte);
-	z->ratio += CZ_EWMA * ((n ? (double)n / len : 1.0) - z->ratio);
-	z->samples++;
 	if (n == 0)
 		goto raw;
 	m->st.compress_bytes_after += n;

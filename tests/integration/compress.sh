@@ -19,14 +19,7 @@ MEM=64
 H=()
 if [[ $PAGES == huge ]]; then
   H=(-H)
-  need=$((2 * MEM / 2 + 8))
-  [[ -w /proc/sys/vm/nr_hugepages ]] || mig_skip "cannot reserve huge pages"
-  old=$(cat /proc/sys/vm/nr_hugepages)
-  restore_hp() { echo "$old" >/proc/sys/vm/nr_hugepages; }
-  trap 'rc=$?; mig_cleanup; restore_hp; exit $rc' EXIT
-  echo $((old + need)) >/proc/sys/vm/nr_hugepages
-  free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-  ((free >= need)) || { restore_hp; mig_skip "only $free free 2 MiB pages of $need"; }
+  mig_reserve_hugepages $((MEM + 8))   # source and destination, 2 MiB each
 fi
 mig_hosts_up
 mig_certs

@@ -26,20 +26,12 @@ source "$(dirname "$0")/../lib.sh"
 SHIMVM=$BUILD/tests/shimvm
 VM=edges-$MODE-$INSTALL${HUGE:+-huge}
 MEM=64
-restore_hp() { :; }
 if [[ -n $HUGE ]]; then
   H=-H
   NPOISON=0                       # (shimvm probes poison in 4 KiB pages only)
   CRASH_AT=10
   TOUCHES=1 SERVE_MAX=12          # a 2 MiB demand page is slow on this link
-  need=$((MEM + 8))
-  [[ -w /proc/sys/vm/nr_hugepages ]] || mig_skip "cannot reserve huge pages"
-  old=$(cat /proc/sys/vm/nr_hugepages)
-  restore_hp() { echo "$old" >/proc/sys/vm/nr_hugepages; }
-  trap 'restore_hp; mig_on_exit' EXIT
-  echo $((old + need)) >/proc/sys/vm/nr_hugepages
-  free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-  ((free >= need)) || mig_skip "the kernel gave only $free free 2 MiB pages of the $need needed"
+  mig_reserve_hugepages $((MEM + 8))
   RATE=24mbit
 else
   H=
