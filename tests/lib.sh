@@ -165,7 +165,9 @@ mig_certs() {
 
 # mig_conf DIR LISTEN [TEXT]: a daemon's configuration, DIR/migrationd.conf:
 # its sockets and state under DIR, the peer listener LISTEN, then TEXT (the
-# [tls] section and whatever else the test needs)
+# [tls] section and whatever else the test needs); compression of background
+# pages as $MIG_COMPRESSION says (default off: the tests written before it
+# time a raw stream on a shaped link; compress.sh asks for it per migration)
 mig_conf() {
   mkdir -p "$1"
   cat >"$1/migrationd.conf" <<CONF
@@ -176,6 +178,7 @@ state_dir = $1/state
 
 [peer]
 listen = $2
+compression = ${MIG_COMPRESSION:-off}
 
 ${3:-}
 CONF
