@@ -52,6 +52,24 @@ src_fail(struct migration *m, const char *why)
 	session_finish(m);
 }
 
+/* The destination reads this Abort before any EOF, on either channel. */
+static void
+src_abort(struct migration *m, const char *why)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
+
+	if (m->urgent != NULL) {
+		a.reason = (char *)(uintptr_t)why;
+		msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
+		msg.abort = &a;
+		peer_send_msg(m->urgent, &msg);
+		peer_drain(m->urgent);
+	}
+	if (m->bg != NULL)
+		peer_drain(m->bg);
+}
+
 /* The VM state left but never took effect there: the VM resumes here. */
 static void
 src_state_lost(struct migration *m, const char *why)
@@ -456,9 +474,11 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		    msg->resync->installed.len != (m->npages + 7) / 8)
 			break;
 		if (m->state_sent && msg->resync->precopy) {
-			/* It restarted before the state took effect there. */
-			src_state_lost(m, "the destination restarted before its VM state "
-			    "took effect (the VM never ran there)");
+			/* The state was lost on the way (or in its restart). */
+			src_abort(m, "the destination resumed without the VM state: the "
+			    "VM never ran there");
+			src_state_lost(m, "the destination resumed without the VM state: "
+			    "the VM never ran there");
 			return -1;
 		}
 		if (!m->state_sent && !msg->resync->precopy)
@@ -484,9 +504,8 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		}
 		if (m->state_sent || (m->state == MIG_PAUSED && !msg->refuse->never_ran &&
 		    !msg->refuse->vm_lost)) {
-			/* The VM may run there: never give up on it from here.
-			 * Pre-copy: the destination may not be back yet; the
-			 * recovery time bounds the wait. */
+			/* The VM may run there: never give up on it from here
+			 * (pre-copy: precopy_recovery bounds the wait). */
 			src_conn_lost(c, why);
 			peer_close(c, 0);
 			return -1;
@@ -595,8 +614,7 @@ src_retry_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Reconnect now (the operator's recover). */
-static void
+static void	/* the operator's recover */
 src_redial(struct migration *m)
 {
 	src_retry_cb(-1, 0, m);
@@ -683,8 +701,7 @@ src_reattach(struct migration *m)
 	src_schedule_retry(m);
 }
 
-/* Early: the link's loss fails the migration (the VM runs on here). Not so
- * in pre-copy with tracking on, nor once paused there: it reconnects. */
+/* A loss fails it (the VM runs on here); in pre-copy it reconnects. */
 static int
 src_early(const struct migration *m)
 {
@@ -746,8 +763,6 @@ src_conn_lost(struct pconn *c, const char *why)
 static void
 src_vm_gone(struct migration *m, const char *why)
 {
-	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
-	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
 	char buf[300];
 
 	if (m->state_sent) {
@@ -757,16 +772,7 @@ src_vm_gone(struct migration *m, const char *why)
 	}
 	snprintf(buf, sizeof(buf), "source VMM went away before the switch-over (%s)", why);
 	log_warnx("migration %s: %s", m->id, buf);
-	if (m->urgent != NULL) {
-		a.reason = buf;
-		msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
-		msg.abort = &a;
-		peer_send_msg(m->urgent, &msg);
-		peer_drain(m->urgent);
-	}
-	/* The destination reads the Abort before any EOF, on either channel. */
-	if (m->bg != NULL)
-		peer_drain(m->bg);
+	src_abort(m, buf);
 	mig_set_state(m, MIG_FAILED, "%s", buf);
 	session_finish(m);
 }
