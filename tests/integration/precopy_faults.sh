@@ -47,7 +47,11 @@ start_dest() { # LOG
 }
 prepare() { mig_prepare B "$VM"; token=$TOKEN; }
 
-mig_spawn A "$WORK/src.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$VM" -m $MEM -W 300
+# cut-link: 100 "once" pages are written once, between rounds (shimvm -O).
+once=()
+[[ $WHAT == cut-link ]] && once=(-O "$WORK/once")
+mig_spawn A "$WORK/src.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$VM" -m $MEM -W 300 \
+  "${once[@]}"
 src=$SPAWN_PID
 mig_wait_line "$WORK/src.log" 'source ready' 30 "$src" || mig_die "source not ready"
 start_dest dst1.log
@@ -138,6 +142,17 @@ kill-source|term-source)
   grep -h 'pre-copy resumed' "$WORK/migrationd-A.log" | cut -c1-200
   ;;
 cut-link)
+  # The once pages are written after round 1 sent them, a scan sees it, and
+  # the link goes while the round that sends them again is under way (a
+  # 8 Mbit/s cap makes it last): the destination holds their stale copy,
+  # which must never be trusted after the Resync.
+  ctl A set "$VM" --max-bandwidth 8m >/dev/null
+  sleep 1
+  r=$(st A .precopy_rounds)
+  touch "$WORK/once"
+  mig_wait_line "$WORK/src.log" 'once pages written' 10 "$src"
+  wait_for A ".precopy_rounds >= $((r + 2))" 20
+  mig_assert_eq "a scan saw the once pages written" "$?" 0
   log "cutting the link during pre-copy"
   link_set down
   wait_for A '.state == "PAUSED"' 20
@@ -147,6 +162,7 @@ cut-link)
   echo "source: $(st A .reason)"
   sleep 1
   link_set up
+  ctl A set "$VM" --max-bandwidth 0 >/dev/null
   resumed 30
   grep -h 'pre-copy resumed' "$WORK/migrationd-A.log" | cut -c1-200
   ;;
