@@ -103,8 +103,10 @@ static void
 rec_revive(struct migration *m, int state_sent)
 {
 	int dest = m->role == MIG_DEST;
-	int ran = dest ? m->state == MIG_BLACKOUT || m->state == MIG_POSTCOPY ||
-	    m->state == MIG_PAUSED : state_sent;
+	/* Pre-copy (PRECOPY, or PAUSED before the state left) goes on: the
+	 * source VM never stopped, the destination's never ran. */
+	int ran = m->state == MIG_PRECOPY || m->state == MIG_PAUSED ||
+	    (dest ? m->state == MIG_BLACKOUT || m->state == MIG_POSTCOPY : state_sent);
 
 	if (!ran) {
 		/* Nothing ran on the destination: the source VM runs on. */

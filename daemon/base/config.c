@@ -59,6 +59,7 @@ config_defaults(struct config *c)
 	c->precopy_switch_ms = 300;
 	c->advertise_compression = 1;
 	c->precopy_max_rounds = 30;
+	c->precopy_recovery = 60;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
 	c->keep_records = MIG_KEEP_RECORDS;
 	c->record_max_age = MIG_RECORD_MAX_AGE;
@@ -442,6 +443,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_int(&c->precopy_switch_ms, value, 1, 60000);
 	else if (S("peer", "precopy_max_rounds"))
 		rc = config_int(&c->precopy_max_rounds, value, 1, PRECOPY_MAX_ROUNDS);
+	else if (S("peer", "precopy_recovery"))
+		rc = config_int(&c->precopy_recovery, value, 1, 86400);
 	else if (S("peer", "hotset_window_ms"))
 		rc = config_int(&c->hotset_window_ms, value, 0, 10000);
 	else if (S("peer", "compression"))

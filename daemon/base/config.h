@@ -52,6 +52,7 @@ struct config {
 	struct precopy_policy precopy;	/* [peer] precopy: when a migrate names none */
 	int	 precopy_switch_ms;	/* auto: switch once the dirty set takes this long */
 	int	 precopy_max_rounds;	/* auto: at most this many rounds */
+	int	 precopy_recovery;	/* seconds a link lost in pre-copy may take to come back */
 	int	 hotset_window_ms;	/* no pre-copy: track writes this long first */
 	uint64_t max_bandwidth;		/* [peer] max_bandwidth: bits/s shared by the
 					   background channels we send on; 0: none */

@@ -78,40 +78,6 @@ dst_prepare_failed(struct migration *m, char *err, size_t errlen, const char *wh
 	return -1;
 }
 
-/* How long a prepared migration waits for its source: prepare_timeout, or
- * the token's own lifetime if that is shorter. */
-static int
-dst_unused_secs(void)
-{
-	return D->conf.prepare_timeout < D->conf.token_ttl ? D->conf.prepare_timeout :
-	    D->conf.token_ttl;
-}
-
-/* No source came for this prepared migration: its token stops working. */
-static void
-dst_unused_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct migration *m = arg;
-
-	if (m->state != MIG_PREPARED)
-		return;
-	mig_set_state(m, MIG_FAILED, "prepared migration expired unused after %d s",
-	    dst_unused_secs());
-	session_finish(m);
-}
-
-static int
-dst_unused_arm(struct migration *m)
-{
-	struct timeval tv = { dst_unused_secs(), 0 };
-
-	m->dst->token_expires_ms = now_ms() + (int64_t)D->conf.token_ttl * 1000;
-	if ((m->dst->ev_unused = evtimer_new(D->base, dst_unused_cb, m)) == NULL)
-		return -1;
-	event_priority_set(m->dst->ev_unused, MIG_PRI_CONTROL);
-	return event_add(m->dst->ev_unused, &tv);
-}
-
 int
 dst_prepare(struct vm *v, const char *from, struct migration **out, char *err,
     size_t errlen)
@@ -197,7 +163,8 @@ dst_by_key(const ProtobufCBinaryData *key, int resuming)
 	TAILQ_FOREACH(m, &mig_all, entry) {
 		if (m->role != MIG_DEST || !mig_active(m) || m->dst == NULL ||
 		    key->len != sizeof(m->session_key) ||
-		    (resuming && m->dst->state_rx_ns == 0) ||
+		    (resuming && m->dst->state_rx_ns == 0 && !(m->never_ran &&
+		    (m->state == MIG_PAUSED || m->state == MIG_PRECOPY))) ||
 		    (!resuming && (m->urgent == NULL || m->bg != NULL)))
 			continue;
 		if (CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) == 0)
@@ -367,13 +334,18 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	/* The bitmap is little-endian words on x86: bytes in page order. */
 	rs.installed.data = (uint8_t *)m->dst->installed;
 	rs.installed.len = (m->npages + 7) / 8;
+	rs.precopy = m->never_ran;	/* before the VM state: pre-copy goes on */
 	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_RESYNC;
 	msg.resync = &rs;
 	peer_send_msg(c, &msg);
-	fault_rerequest(m);
+	if (!m->never_ran)
+		fault_rerequest(m);
+	else if (m->dst->ev_unused != NULL)
+		evtimer_del(m->dst->ev_unused);
 	m->st.reconnects++;
 	m->reason[0] = '\0';
-	mig_set_state(m, m->dst->ev_uffd != NULL ? MIG_POSTCOPY : MIG_BLACKOUT, NULL);
+	mig_set_state(m, m->never_ran ? MIG_PRECOPY : m->dst->ev_uffd != NULL ?
+	    MIG_POSTCOPY : MIG_BLACKOUT, NULL);
 	peer_heartbeat(m);
 	log_info("migration %s: source %s is back; %llu of %llu pages installed",
 	    m->id, c->addr, (unsigned long long)m->st.pages_installed,
@@ -398,6 +370,11 @@ dst_reattach(struct migration *m)
 		return;
 	}
 	dst_paths(m, v);
+	if (m->never_ran) {
+		if (dst_precopy_reattach(m) < 0)
+			dst_vm_lost(m, m->reason);
+		return;
+	}
 	if ((n = inst_rebuild(m)) < 0) {
 		char why[300];
 
@@ -447,8 +424,7 @@ static int
 dst_check_complete(struct migration *m)
 {
 	/* Not before the VM runs here: pre-copy may bring every page first. */
-	if (m->dst->ninstalled < m->npages || m->state == MIG_PRECOPY ||
-	    m->state == MIG_CONNECTING || m->state == MIG_BLACKOUT)
+	if (m->dst->ninstalled < m->npages || m->never_ran || m->state == MIG_BLACKOUT)
 		return 0;
 	if (inst_missing(m) > 0) {
 		fault_refetch_missing(m);
@@ -467,9 +443,7 @@ static void
 dst_vm_lost(struct migration *m, const char *why)
 {
 	char buf[sizeof(m->reason) + 20];
-
-	int lost = m->state != MIG_PREPARED && m->state != MIG_CONNECTING &&
-	    m->state != MIG_PRECOPY;
+	int lost = !m->never_ran;
 
 	/* why may be m->reason */
 	snprintf(buf, sizeof(buf), "%s%s", why, lost && !strstr(why, "the VM is lost") ?
@@ -592,7 +566,7 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		return 0;	/* its arrival reset the liveness timer */
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY:
 		/* Ahead of the first pre-copied page, on the background channel. */
-		if (c != m->bg || m->state != MIG_CONNECTING)
+		if (c != m->bg || (m->state != MIG_CONNECTING && m->state != MIG_PRECOPY))
 			break;
 		mig_set_state(m, MIG_PRECOPY, NULL);
 		return 0;
@@ -605,7 +579,7 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			break;
 		return dst_vm_state(c, m, msg->vm_state);
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT:
-		if (m->state == MIG_CONNECTING || msg->abort->vm_lost) {
+		if (m->never_ran || msg->abort->vm_lost) {
 			mig_set_state(m, MIG_FAILED, "source aborted: %s", msg->abort->reason);
 			if (m->vm != NULL)
 				vm_send_failed(m->vm, m->reason);
@@ -675,10 +649,11 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 	return session_error(c, why);
 }
 
+/* Pre-copy is not early: the source reconnects, bounded by precopy_recovery. */
 static int
 dst_early(const struct migration *m)
 {
-	return m->state == MIG_CONNECTING || m->state == MIG_PRECOPY;
+	return m->state == MIG_CONNECTING;
 }
 
 static void
@@ -703,6 +678,7 @@ static const struct session_policy dst_policy = {
 	.early_what = dst_early_what,
 	.dir = "from",
 	.then = "waiting for the source to reconnect",
+	.paused = dst_precopy_paused,
 };
 
 static void
@@ -738,8 +714,7 @@ dst_vm_running(struct migration *m)
 int
 dst_cancel(struct migration *m, char *err, size_t errlen)
 {
-	if (m->role != MIG_DEST || (m->state != MIG_PREPARED && m->state != MIG_CONNECTING &&
-	    m->state != MIG_PRECOPY)) {
+	if (m->role != MIG_DEST || !m->never_ran || !mig_active(m)) {
 		snprintf(err, errlen, "migration %s is %s: only a destination migration that "
 		    "has not received the VM state can be cancelled", m->id,
 		    mig_state_name(m->state));
@@ -759,9 +734,7 @@ static void
 dst_vm_gone(struct migration *m, const char *why)
 {
 	char buf[300];
-
-	int early = m->state == MIG_PREPARED || m->state == MIG_CONNECTING ||
-	    m->state == MIG_PRECOPY;
+	int early = m->never_ran;
 
 	snprintf(buf, sizeof(buf), "destination VMM %s (%s)%s", early ?
 	    "went away before the VM state arrived" : "went away during post-copy", why,

@@ -33,7 +33,8 @@ struct pending {
 /* What only a destination-side migration keeps (m->dst). */
 struct mig_dst {
 	int64_t		 token_expires_ms;
-	struct event	*ev_unused;	/* PREPARED: expires unused (prepare_timeout) */
+	struct event	*ev_unused;	/* PREPARED: expires unused (prepare_timeout);
+					   PAUSED in pre-copy: precopy_recovery */
 	int64_t		 state_rx_ns;	/* VmState arrived */
 	/* fault engine */
 	uint64_t	*requested;	/* page asked for on urgent */
@@ -75,5 +76,13 @@ int dst_cancel(struct migration *m, char *err, size_t errlen);
 int dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h);
 /* A record of a destination migration read back after a restart. */
 void dst_revive(struct migration *m);
+
+/* dest_wait.c, for dest.c: the prepared migration's wait for its source
+ * (-1: no memory); the wait after a loss in pre-copy (session_policy's
+ * paused); a restart here during pre-copy: its pages dropped, the source
+ * sends them again (-1 with m->reason). */
+int dst_unused_arm(struct migration *m);
+void dst_precopy_paused(struct migration *m, const char *why, int was_paused);
+int dst_precopy_reattach(struct migration *m);
 
 #endif

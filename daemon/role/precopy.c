@@ -18,10 +18,10 @@
  * starts the VM, and the list follows every stale copy on the same
  * connection, so none can arrive after it.
  *
- * A lost link or a restart of either daemon during pre-copy ends the
- * migration before anything ran on the destination (FAILED, the VM runs on
- * here, tracking stops; session.c's early policy): no guest can read a
- * stale page, and the operator migrates again. Loop thread only.
+ * A lost link or a restart of either daemon during pre-copy pauses it (the
+ * VM runs on here, the shim tracks on) until the source is back with the
+ * destination's Resync; pre-copy then goes on (precopy_resume.c). Loop
+ * thread only.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -67,8 +67,10 @@ pc_begin(struct migration *m)
 	pc->window = pc->policy.mode == PRECOPY_OFF && D->conf.hotset_window_ms > 0;
 	if (pc->policy.mode == PRECOPY_OFF && !pc->window)
 		return 0;
-	if ((pc->precopied = bitmap_new(m->npages)) == NULL ||
-	    (pc->heat = calloc(m->npages, sizeof(*pc->heat))) == NULL || m->vm == NULL ||
+	if ((pc->precopied == NULL && (pc->precopied = bitmap_new(m->npages)) == NULL) ||
+	    (pc->resent == NULL && (pc->resent = bitmap_new(m->npages)) == NULL) ||
+	    (pc->heat == NULL && (pc->heat = calloc(m->npages, sizeof(*pc->heat))) == NULL) ||
+	    m->vm == NULL ||
 	    vm_send_track(m->vm, VM_TRACK_START) < 0) {
 		log_warnx("migration %s: cannot start dirty tracking; post-copy in address "
 		    "order", m->id);
@@ -116,6 +118,8 @@ pc_announce(struct migration *m, struct pconn *c)
 void
 pc_sent(struct migration *m, uint64_t idx)
 {
+	if (bitmap_test(m->src->pc.precopied, idx) && m->src->pc.resent != NULL)
+		bitmap_set(m->src->pc.resent, idx);
 	bitmap_set(m->src->pc.precopied, idx);
 	m->src->pc.used = 1;
 	m->st.pages_precopy++;
@@ -220,7 +224,7 @@ pc_decide(struct migration *m, uint64_t dirty, int64_t round_ns)
 	return NULL;
 }
 
-static void
+void
 pc_new_round(struct migration *m)
 {
 	struct src_pc *pc = &m->src->pc;
@@ -497,7 +501,10 @@ pc_release(struct migration *m)
 		event_free(pc->ev_time);
 	if (pc->ev_scan != NULL)
 		event_free(pc->ev_scan);
+	if (pc->ev_recovery != NULL)
+		event_free(pc->ev_recovery);
 	free(pc->precopied);
+	free(pc->resent);
 	free(pc->heat);
 	free(pc->hot);
 	memset(pc, 0, sizeof(*pc));

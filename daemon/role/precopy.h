@@ -24,6 +24,9 @@ struct src_pc {
 	int		 switching;	/* the VMM was asked to pause */
 	int		 used;		/* pages went in pre-copy: VmState lists the stale */
 	uint64_t	*precopied;	/* pages sent during pre-copy */
+	uint64_t	*resent;	/* ... and sent again since (the destination
+					   may hold an earlier copy) */
+	struct event	*ev_recovery;	/* link lost in pre-copy: give up at this */
 	int64_t		 start_ns, round_ns;
 	uint64_t	 round_bytes;	/* bytes_sent when the round started */
 	uint64_t	 last_dirty, prev_dirty;	/* pages dirty in the last two rounds */
@@ -51,6 +54,17 @@ void pc_sent(struct migration *m, uint64_t idx);
 void pc_round_end(struct migration *m);
 /* The VMM's answer to a tracking request (m->ops->dirty). */
 void pc_dirty(struct migration *m, const struct mig_dirty *d);
+/* A new round: every unsent page goes (precopy.c). */
+void pc_new_round(struct migration *m);
+/* precopy_resume.c. The link went down in pre-copy (PAUSED, the VM runs on
+ * here): fail the migration if it is not back within [peer] precopy_recovery. */
+void pc_lost(struct migration *m);
+/* The destination's Resync after a lost link or a restart in pre-copy:
+ * pages it holds whose copy may be stale go again; pre-copy goes on. */
+void pc_resync(struct migration *m, const uint8_t *installed);
+/* After a restart of this daemon in pre-copy: the tracking of the VMM's shim
+ * ended with the old daemon, so every page counts as written. -1 (no memory). */
+int pc_reattach(struct migration *m);
 /* The paused VM's state: 1 if pre-copy sent it (VmState on the background
  * channel with the stale pages), 0 if the caller sends it as usual. -1 on
  * failure (the migration failed). */

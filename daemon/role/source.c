@@ -34,7 +34,8 @@
 #include "vm.h"
 
 static void src_schedule_retry(struct migration *m);
-static void src_resync(struct migration *m, const uint8_t *installed);
+static void src_redial(struct migration *m);
+static void src_resync(struct migration *m, const uint8_t *installed, int precopy);
 static void src_bg_writable(struct pconn *c);
 static void src_conn_lost(struct pconn *c, const char *why);
 extern const struct mig_ops src_ops;
@@ -52,6 +53,34 @@ src_fail(struct migration *m, const char *why)
 	session_finish(m);
 }
 
+/* The destination reads this Abort before any EOF, on either channel. */
+static void
+src_abort(struct migration *m, const char *why)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
+
+	if (m->urgent != NULL) {
+		a.reason = (char *)(uintptr_t)why;
+		msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
+		msg.abort = &a;
+		peer_send_msg(m->urgent, &msg);
+		peer_drain(m->urgent);
+	}
+	if (m->bg != NULL)
+		peer_drain(m->bg);
+}
+
+/* The VM state left but never took effect there: the VM resumes here. */
+static void
+src_state_lost(struct migration *m, const char *why)
+{
+	mig_set_state(m, MIG_FAILED, "%s; the VM resumes on the source", why);
+	if (m->vm != NULL)
+		vm_send_resume_local(m->vm, why);
+	session_finish(m);
+}
+
 static void src_bg_kick(struct migration *m);
 static int src_pause_vm(struct migration *m);
 
@@ -64,6 +93,8 @@ src_state_new(struct migration *m)
 	m->src->memfd = -1;
 	m->src->bg_kick = src_bg_kick;
 	m->src->pause_vm = src_pause_vm;
+	m->src->fail = src_fail;
+	m->src->redial = src_redial;
 	m->ops = &src_ops;
 	return 0;
 }
@@ -453,7 +484,17 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		if (c != m->urgent || !m->src->resuming ||
 		    msg->resync->installed.len != (m->npages + 7) / 8)
 			break;
-		src_resync(m, msg->resync->installed.data);
+		if (m->state_sent && msg->resync->precopy) {
+			/* The state was lost on the way (or in its restart). */
+			src_abort(m, "the destination resumed without the VM state: the "
+			    "VM never ran there");
+			src_state_lost(m, "the destination resumed without the VM state: "
+			    "the VM never ran there");
+			return -1;
+		}
+		if (!m->state_sent && !msg->resync->precopy)
+			break;	/* a post-copy this side never began */
+		src_resync(m, msg->resync->installed.data, msg->resync->precopy);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE: {
 		char why[300];
@@ -461,10 +502,7 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		snprintf(why, sizeof(why), "destination refused: %s", msg->refuse->reason);
 		if (m->state_sent && msg->refuse->never_ran && !msg->refuse->vm_lost) {
 			/* Its state never arrived there: the VM runs on here. */
-			mig_set_state(m, MIG_FAILED, "%s; the VM resumes on the source", why);
-			if (m->vm != NULL)
-				vm_send_resume_local(m->vm, why);
-			session_finish(m);
+			src_state_lost(m, why);
 			return -1;
 		}
 		if (m->state_sent && msg->refuse->vm_lost) {
@@ -475,8 +513,10 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			session_finish(m);
 			return -1;
 		}
-		if (m->state_sent) {
-			/* The VM may run there: never give up on it from here. */
+		if (m->state_sent || (m->state == MIG_PAUSED && !msg->refuse->never_ran &&
+		    !msg->refuse->vm_lost)) {
+			/* The VM may run there: never give up on it from here
+			 * (pre-copy: precopy_recovery bounds the wait). */
 			src_conn_lost(c, why);
 			peer_close(c, 0);
 			return -1;
@@ -585,6 +625,12 @@ src_retry_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void	/* the operator's recover */
+src_redial(struct migration *m)
+{
+	src_retry_cb(-1, 0, m);
+}
+
 /* Reconnect after a back-off that doubles up to MIG_RETRY_MAX_MS. */
 static void
 src_schedule_retry(struct migration *m)
@@ -608,32 +654,37 @@ src_schedule_retry(struct migration *m)
 /*
  * The destination says which pages it has: everything else goes again
  * (what was in flight on the lost connections may never have arrived).
+ * Before the VM state left, pre-copy goes on (precopy_resume.c).
  */
 static void
-src_resync(struct migration *m, const uint8_t *installed)
+src_resync(struct migration *m, const uint8_t *installed, int precopy)
 {
 	uint64_t n = 0;
 
-	for (uint64_t i = 0; i < m->npages; i++) {
-		if (installed[i / 8] & (1u << (i % 8))) {
-			bitmap_set(m->src->sent, i);
-			n++;
-		} else {
-			bitmap_clear(m->src->sent, i);
-		}
-	}
-	m->src->nsent = n;
-	m->src->bg_cursor = 0;
 	m->src->resuming = 0;
 	m->src->retry_ms = 0;
 	m->st.reconnects++;
+	m->reason[0] = '\0';
+	if (precopy) {
+		pc_resync(m, installed);
+	} else {
+		for (uint64_t i = 0; i < m->npages; i++) {
+			if (installed[i / 8] & (1u << (i % 8))) {
+				bitmap_set(m->src->sent, i);
+				n++;
+			} else {
+				bitmap_clear(m->src->sent, i);
+			}
+		}
+		m->src->nsent = n;
+		m->src->bg_cursor = 0;
+		mig_set_state(m, MIG_POSTCOPY, NULL);
+		log_info("migration %s: resumed: destination has %llu of %llu pages", m->id,
+		    (unsigned long long)n, (unsigned long long)m->npages);
+	}
 	m->bg = peer_connect_at(m, m->peer, m->peer_addr,
 	    MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
-	m->reason[0] = '\0';
-	mig_set_state(m, MIG_POSTCOPY, NULL);
-	log_info("migration %s: resumed: destination has %llu of %llu pages", m->id,
-	    (unsigned long long)n, (unsigned long long)m->npages);
-	if (m->bg == NULL)
+	if (m->bg == NULL && m->urgent != NULL)
 		src_conn_lost(m->urgent, "cannot open the background channel");
 }
 
@@ -648,45 +699,27 @@ src_reattach(struct migration *m)
 		snprintf(m->reason, sizeof(m->reason), "cannot keep guest RAM: %m");
 		return;
 	}
-	if ((m->src->sent = bitmap_new(m->npages)) == NULL) {
+	if ((m->src->sent = bitmap_new(m->npages)) == NULL ||
+	    (!m->state_sent && pc_reattach(m) < 0)) {
 		snprintf(m->reason, sizeof(m->reason), "out of memory");
 		return;
 	}
-	m->state_sent = 1;
+	if (!m->state_sent)
+		pc_lost(m);	/* pre-copy: bounded by precopy_recovery */
 	m->src->retry_ms = 0;
 	snprintf(m->reason, sizeof(m->reason), "daemon restarted; VM re-attached; "
 	    "reconnecting to %s", m->peer);
 	src_schedule_retry(m);
 }
 
-int
-src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
-{
-	if (m->role != MIG_SOURCE || m->state != MIG_PAUSED) {
-		snprintf(err, errlen, "migration %s is %s; only a paused source-side "
-		    "migration can be recovered (the source reconnects)", m->id,
-		    mig_state_name(m->state));
-		return -1;
-	}
-	m->src->held = 0;
-	if (dest != NULL && *dest != '\0') {
-		log_info("migration %s: operator moves the destination from %s to %s",
-		    m->id, m->peer, dest);
-		snprintf(m->peer, sizeof(m->peer), "%s", dest);
-	}
-	if (m->urgent != NULL)
-		peer_close(m->urgent, 0);
-	m->src->retry_ms = 0;
-	if (m->src->ev_retry != NULL)
-		evtimer_del(m->src->ev_retry);
-	src_retry_cb(-1, 0, m);
-	return 0;
-}
-
+/* A loss fails it (the VM runs on here); in pre-copy it reconnects. */
 static int
 src_early(const struct migration *m)
 {
-	return !m->state_sent;
+	const struct src_pc *pc = &m->src->pc;
+
+	return !m->state_sent && m->state != MIG_PAUSED && !(m->state == MIG_PRECOPY &&
+	    pc->tracking != PC_TRACK_NONE && !pc->switching && !pc->window);
 }
 
 static void
@@ -696,6 +729,8 @@ src_paused(struct migration *m, const char *why, int was_paused)
 		snprintf(m->reason, sizeof(m->reason), "link to %s down: %s; reconnecting "
 		    "(back-off %u ms)", m->peer, why, m->src->retry_ms);
 	m->src->resuming = 0;
+	if (!m->state_sent)
+		pc_lost(m);
 	if (!m->src->held && (m->src->ev_retry == NULL ||
 	    !evtimer_pending(m->src->ev_retry, NULL)))
 		src_schedule_retry(m);
@@ -739,8 +774,6 @@ src_conn_lost(struct pconn *c, const char *why)
 static void
 src_vm_gone(struct migration *m, const char *why)
 {
-	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
-	Migrationd__Peer__V1__Abort a = MIGRATIOND__PEER__V1__ABORT__INIT;
 	char buf[300];
 
 	if (m->state_sent) {
@@ -750,16 +783,7 @@ src_vm_gone(struct migration *m, const char *why)
 	}
 	snprintf(buf, sizeof(buf), "source VMM went away before the switch-over (%s)", why);
 	log_warnx("migration %s: %s", m->id, buf);
-	if (m->urgent != NULL) {
-		a.reason = buf;
-		msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT;
-		msg.abort = &a;
-		peer_send_msg(m->urgent, &msg);
-		peer_drain(m->urgent);
-	}
-	/* The destination reads the Abort before any EOF, on either channel. */
-	if (m->bg != NULL)
-		peer_drain(m->bg);
+	src_abort(m, buf);
 	mig_set_state(m, MIG_FAILED, "%s", buf);
 	session_finish(m);
 }

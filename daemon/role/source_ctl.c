@@ -1,6 +1,6 @@
 /*
  * source_ctl: the operator's actions on a source migration (source.h):
- * pause, cancel, a new bandwidth cap. The page server itself is source.c.
+ * recover, pause, cancel, a new bandwidth cap. The page server itself is source.c.
  * Loop thread only.
  */
 #include <stdio.h>
@@ -11,7 +11,32 @@
 #include "ratelimit.h"
 #include "session.h"
 #include "source.h"
+#include "source_state.h"
 #include "vm.h"
+
+int
+src_recover(struct migration *m, const char *dest, char *err, size_t errlen)
+{
+	if (m->role != MIG_SOURCE || m->state != MIG_PAUSED) {
+		snprintf(err, errlen, "migration %s is %s; only a paused source-side "
+		    "migration can be recovered (the source reconnects)", m->id,
+		    mig_state_name(m->state));
+		return -1;
+	}
+	m->src->held = 0;
+	if (dest != NULL && *dest != '\0') {
+		log_info("migration %s: operator moves the destination from %s to %s",
+		    m->id, m->peer, dest);
+		snprintf(m->peer, sizeof(m->peer), "%s", dest);
+	}
+	if (m->urgent != NULL)
+		peer_close(m->urgent, 0);
+	m->src->retry_ms = 0;
+	if (m->src->ev_retry != NULL)
+		evtimer_del(m->src->ev_retry);
+	m->src->redial(m);
+	return 0;
+}
 
 /*
  * Operator pause of a running post-copy migration: both channels close, the

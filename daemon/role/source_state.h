@@ -34,6 +34,8 @@ struct mig_src {
 	/* For precopy.c, which knows the page server only through these: */
 	void		(*bg_kick)(struct migration *m);	/* a new round */
 	int		(*pause_vm)(struct migration *m);	/* switch over */
+	void		(*fail)(struct migration *m, const char *why);	/* FAILED, VM here */
+	void		(*redial)(struct migration *m);	/* reconnect now */
 };
 
 #endif

@@ -1,0 +1,115 @@
+/*
+ * dest_wait: what a destination migration waits for before its VM state
+ * arrived (dest.h): a source for its token (prepare_timeout), and after a
+ * lost link or a restart during pre-copy, the source coming back
+ * ([peer] precopy_recovery, a little longer than the source's own bound).
+ *
+ * A restart here during pre-copy cannot tell which pre-copied pages are
+ * current (the source's scans since were never seen here, and a page may be
+ * half-written): they are all dropped from guest RAM, the installed set and
+ * the journal start empty, and the Resync says so; the source sends them
+ * again. The VM never ran here, so nothing else is at stake. Loop thread only.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dest.h"
+#include "install.h"
+#include "log.h"
+#include "session.h"
+#include "util.h"
+#include "vm.h"
+
+#define DST_RECOVERY_SLACK	5	/* seconds beyond the source's bound */
+
+/* How long a prepared migration waits for its source: prepare_timeout, or
+ * the token's own lifetime if that is shorter. */
+static int
+dst_unused_secs(void)
+{
+	return D->conf.prepare_timeout < D->conf.token_ttl ? D->conf.prepare_timeout :
+	    D->conf.token_ttl;
+}
+
+/* No source came for this prepared migration (its token stops working), or
+ * back in time to a pre-copy. */
+static void
+dst_unused_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct migration *m = arg;
+
+	(void)fd;
+	(void)what;
+	if (m->state == MIG_PAUSED && m->never_ran)
+		mig_set_state(m, MIG_FAILED, "the source did not come back within "
+		    "precopy_recovery (%d s) during pre-copy; the VM never ran here",
+		    D->conf.precopy_recovery);
+	else if (m->state == MIG_PREPARED)
+		mig_set_state(m, MIG_FAILED, "prepared migration expired unused after %d s",
+		    dst_unused_secs());
+	else
+		return;
+	session_finish(m);
+}
+
+int
+dst_unused_arm(struct migration *m)
+{
+	struct timeval tv = { dst_unused_secs(), 0 };
+
+	m->dst->token_expires_ms = now_ms() + (int64_t)D->conf.token_ttl * 1000;
+	if ((m->dst->ev_unused = evtimer_new(D->base, dst_unused_cb, m)) == NULL)
+		return -1;
+	event_priority_set(m->dst->ev_unused, MIG_PRI_CONTROL);
+	return event_add(m->dst->ev_unused, &tv);
+}
+
+
+/* Lost in pre-copy (PAUSED, the VM never ran here): wait, but not forever. */
+static void
+dst_recovery_arm(struct migration *m)
+{
+	struct timeval tv = { D->conf.precopy_recovery + DST_RECOVERY_SLACK, 0 };
+
+	if (m->dst->ev_unused == NULL &&
+	    (m->dst->ev_unused = evtimer_new(D->base, dst_unused_cb, m)) == NULL) {
+		log_warnx("migration %s: cannot bound the wait for the source: out of "
+		    "memory", m->id);
+		return;
+	}
+	event_priority_set(m->dst->ev_unused, MIG_PRI_CONTROL);
+	evtimer_add(m->dst->ev_unused, &tv);
+}
+
+void
+dst_precopy_paused(struct migration *m, const char *why, int was_paused)
+{
+	(void)why;
+	if (m->never_ran && !was_paused)
+		dst_recovery_arm(m);
+}
+
+int
+dst_precopy_reattach(struct migration *m)
+{
+	char path[600];
+
+	/* The journal's run in flight is of pages dropped here anyway. */
+	snprintf(path, sizeof(path), "%s/%s.journal", D->conf.state_dir, m->id);
+	unlink(path);
+	inst_release(m);
+	if (inst_init(m) < 0 || inst_clear(m) < 0 || (m->vm->minor && inst_journal_new(m) < 0)) {
+		snprintf(m->reason, sizeof(m->reason), "daemon restarted during pre-copy "
+		    "and cannot empty the VM's RAM or its installed set");
+		return -1;
+	}
+	m->st.pages_precopy = 0;
+	snprintf(m->reason, sizeof(m->reason), "daemon restarted during pre-copy; the "
+	    "pre-copied pages are dropped (which are current is unknown here); waiting "
+	    "for the source to reconnect and send them again");
+	log_info("migration %s: %s", m->id, m->reason);
+	dst_recovery_arm(m);
+	mig_save(m);
+	return 0;
+}
