@@ -310,24 +310,6 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 	return 0;
 }
 
-/* The background stream's rate, measured over windows of a second or more. */
-static void
-src_bg_rate(struct migration *m, struct evbuffer *out, int64_t now)
-{
-	struct mig_src *s = m->src;
-	uint64_t gone = s->bg_queued - evbuffer_get_length(out);
-
-	if (s->rate_t0 == 0 || gone < s->rate_b0) {
-		s->rate_t0 = now;
-		s->rate_b0 = gone;
-	} else if (now - s->rate_t0 >= 1000000000) {
-		m->st.background_bits_per_s = (double)(gone - s->rate_b0) * 8e9 /
-		    (double)(now - s->rate_t0);
-		s->rate_t0 = now;
-		s->rate_b0 = gone;
-	}
-}
-
 static void
 src_bg_writable(struct pconn *c)
 {

@@ -1,9 +1,12 @@
 /*
  * source_ctl: the operator's actions on a source migration (source.h):
- * recover, pause, cancel, a new bandwidth cap. The page server itself is source.c.
+ * recover, pause, cancel, a new bandwidth cap (and the rate measured
+ * against it). The page server itself is source.c.
  * Loop thread only.
  */
 #include <stdio.h>
+
+#include <event2/buffer.h>
 
 #include "log.h"
 #include "peer.h"
@@ -109,4 +112,23 @@ src_set_bandwidth(struct migration *m, uint64_t bps, char *err, size_t errlen)
 	    bps ? "" : "off, was ", (double)bps / 1e6);
 	mig_save(m);
 	return 0;
+}
+
+/* The background stream's rate as status shows it beside the cap, measured
+ * over windows of a second or more. */
+void
+src_bg_rate(struct migration *m, struct evbuffer *out, int64_t now)
+{
+	struct mig_src *s = m->src;
+	uint64_t gone = s->bg_queued - evbuffer_get_length(out);
+
+	if (s->rate_t0 == 0 || gone < s->rate_b0) {
+		s->rate_t0 = now;
+		s->rate_b0 = gone;
+	} else if (now - s->rate_t0 >= 1000000000) {
+		m->st.background_bits_per_s = (double)(gone - s->rate_b0) * 8e9 /
+		    (double)(now - s->rate_t0);
+		s->rate_t0 = now;
+		s->rate_b0 = gone;
+	}
 }

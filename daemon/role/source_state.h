@@ -38,4 +38,8 @@ struct mig_src {
 	void		(*redial)(struct migration *m);	/* reconnect now */
 };
 
+struct evbuffer;
+/* source_ctl.c: the background rate (status), from what left `out` by now. */
+void src_bg_rate(struct migration *m, struct evbuffer *out, int64_t now);
+
 #endif

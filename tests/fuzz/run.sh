@@ -17,14 +17,15 @@ out=$BUILD/fuzz; mkdir -p "$out"
 bin=$out/fuzz_$T
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -D_GNU_SOURCE -I"$SRC/lib" -I"$BUILD/proto" \
-  "$SRC/tests/fuzz/fuzz_$T.c" "$SRC/lib/frame.c" "$SRC/lib/ctlmsg.c" "$SRC/lib/grpcmsg.c" "$SRC/lib/ring.c" \
+  "$SRC/tests/fuzz/fuzz_$T.c" "$SRC/lib/frame.c" "$SRC/lib/ctlmsg.c" "$SRC/lib/grpcmsg.c" "$SRC/lib/ring.c" "$SRC/lib/framez.c" \
   $(find "$BUILD/proto" -name '*.pb-c.c' | sort) \
-  $(pkg-config --cflags --libs libprotobuf-c) -o "$bin" 2>"$out/build-$T.log" ||
+  $(pkg-config --cflags --libs libprotobuf-c libzstd) -o "$bin" 2>"$out/build-$T.log" ||
   { cat "$out/build-$T.log" >&2; skip "clang cannot build libFuzzer targets here (see above)"; }
 work=$(mktemp -d /tmp/mig-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$out" || exit 1
-"$bin" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
+# -error_exitcode: libFuzzer's default, 77, is the skip code ctest reads.
+"$bin" -max_total_time="$SECS" -timeout=10 -error_exitcode=1 -timeout_exitcode=1 -rss_limit_mb=1024 -print_final_stats=1 \
   "$work" "$SRC/tests/fuzz/corpus/$T" 2>&1 | tail -n 15
 rc=${PIPESTATUS[0]}
 echo "fuzz_$T: $(ls "$work" | wc -l) new inputs in ${SECS}s, exit $rc"
