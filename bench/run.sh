@@ -7,6 +7,7 @@
 #   4. isolation    a neighbour's faults beside a flooding VMM (isolation.sh)
 #   5. e2e          whole minivmm migrations (e2e.sh)
 #   6. hybrid       pre-copy, hot pages first, bandwidth caps (hybrid.sh)
+#   7. compress     background compression, unshaped and 1 Gbit/s (compress.sh)
 # Writes bench/results/latest.json (the summary), one JSON file per
 # benchmark beside it with every detail, and bench/results/faultlat.png.
 # A failed benchmark leaves its part empty, the others still run, and the
@@ -58,28 +59,28 @@ jq -n --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
     openssl: $openssl, commit: $commit, date: $date, placement: $placement}' >"$TMP/host.json"
 
 # --- 1. floor of one fault ----------------------------------------------------
-say "1/6 floor_fault: the physical floor of one demand fault"
+say "1/7 floor_fault: the physical floor of one demand fault"
 rm -f "$RES/floor_fault.json"
 "$BUILD/bench/floor_fault" --pages 2000 --rounds 5 "${FF_PIN[@]}" --json "$RES/floor_fault.json" ||
   fail floor_fault
 
 # --- 2. throughput floor -------------------------------------------------------
-say "2/6 tls_stream: the throughput floor"
+say "2/7 tls_stream: the throughput floor"
 rm -f "$RES/tls_stream.json"
 "$BUILD/bench/tls_stream" --seconds 1.5 "${TS_PIN[@]}" --json "$RES/tls_stream.json" || fail tls_stream
 
 # --- 3. daemon fault latency ------------------------------------------------------
-say "3/6 faultlat: migrationd's demand-fault latency (one migration per line)"
+say "3/7 faultlat: migrationd's demand-fault latency (one migration per line)"
 rm -f "$RES/faultlat.json"
 "$BENCH/faultlat.sh" "$BUILD" "$RES/faultlat.json" "$RES/floor_fault.json" || fail faultlat
 
 # --- 4. isolation -------------------------------------------------------------
-say "4/6 isolation: a neighbour's demand faults beside a VMM flooding its doorbell or ring"
+say "4/7 isolation: a neighbour's demand faults beside a VMM flooding its doorbell or ring"
 rm -f "$RES/isolation.json"
 "$BENCH/isolation.sh" "$BUILD" "$RES/isolation.json" "$RES/floor_fault.json" || fail isolation
 
 # --- 5. end to end ----------------------------------------------------------------
-say "5/6 e2e: whole migrations of minivmm writer guests"
+say "5/7 e2e: whole migrations of minivmm writer guests"
 rm -f "$RES/e2e.json"
 "$BENCH/e2e.sh" "$BUILD" "$RES/e2e.json"
 rc=$?
@@ -90,9 +91,14 @@ elif ((rc != 0)); then
 fi
 
 # --- 6. pre-copy, hot pages first, bandwidth caps --------------------------------
-say "6/6 hybrid: post-copy, hot pages first and pre-copy side by side; bandwidth caps"
+say "6/7 hybrid: post-copy, hot pages first and pre-copy side by side; bandwidth caps"
 rm -f "$RES/hybrid.json"
 "$BENCH/hybrid.sh" "$BUILD" "$RES/hybrid.json" || fail hybrid
+
+# --- 7. compression of background pages ----------------------------------------------
+say "7/7 compress: compression off, zstd and adaptive, unshaped and on a 1 Gbit/s link"
+rm -f "$RES/compress.json"
+"$BENCH/compress.sh" "$BUILD" "$RES/compress.json" || fail compress
 
 # --- summary ------------------------------------------------------------------------
 orempty() { [[ -s $1 ]] && cat "$1" || echo "${2:-null}"; }
@@ -102,9 +108,10 @@ orempty "$RES/faultlat.json" >"$TMP/fl.json"
 orempty "$RES/e2e.json" >"$TMP/e2e.json"
 orempty "$RES/isolation.json" >"$TMP/iso.json"
 orempty "$RES/hybrid.json" >"$TMP/hy.json"
+orempty "$RES/compress.json" >"$TMP/cz.json"
 jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" \
   --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" --slurpfile iso "$TMP/iso.json" \
-  --slurpfile hy "$TMP/hy.json" '
+  --slurpfile hy "$TMP/hy.json" --slurpfile cz "$TMP/cz.json" '
   ($ff[0] // {}) as $ff | ($ts[0] // {}) as $ts | ($fl[0] // {}) as $fl | ($e2e[0] // {}) as $e |
   (($ff.results // []) | map(select(.strategy == "block")) | .[0]) as $blk |
   (($ts.results // []) | map(select(.record_bytes == 16384 and .streams == 1 and
@@ -123,7 +130,10 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
                   gbytes_per_s: $fl.throughput.minor.gbytes_per_s,
                   ratio: (if $tsfloor then $fl.throughput.minor.gbytes_per_s / $tsfloor else null end)}]
                   else [] end)
-                else [] end),
+                else [] end)
+               + [(($cz[0] // {}).compression // [])[] | {link, content, compression, streams,
+                  gbytes_per_s, ratio: (if $tsfloor then .gbytes_per_s / $tsfloor else null end),
+                  ratio_off: .ratio, wire_bytes, cpu_s_per_gbyte}],
    isolation: (($iso[0] // {}).isolation // null),
    e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}],
    e2e_scheduling: [($e.scheduling // [])[] | {setting, how, runs, mean_demand_faults,
