@@ -519,6 +519,30 @@ dst_complete(struct migration *m)
 }
 
 /*
+ * The switch-over's head start (Precopy with `stale`): the pages the source
+ * knows stale as it pauses its VM are made missing now, while it pauses.
+ * The VM state lists them again (skipped then: not installed). 0 or -1.
+ */
+static int
+dst_stale_early(struct migration *m, const Migrationd__Peer__V1__Precopy *p)
+{
+	int64_t t0 = now_ns();
+	const char *why;
+	uint64_t n;
+
+	if (inst_invalidate_list(m, p->stale, p->n_stale, &n, &why) < 0) {
+		dst_send_abort(m, why, 0);
+		dst_fail(m, why);
+		return -1;
+	}
+	m->dst->stale_early += n;
+	log_info("migration %s: switching over: %llu stale pages made missing ahead of "
+	    "the VM state in %.1f ms", m->id, (unsigned long long)n,
+	    (double)(now_ns() - t0) / 1e6);
+	return 0;
+}
+
+/*
  * After pre-copy: every page the source wrote since it sent it is made
  * missing again before the guest may run here. 0, or -1 (failed).
  */
@@ -534,7 +558,7 @@ dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 		dst_fail(m, why);
 		return -1;
 	}
-	m->st.pages_invalidated = n;
+	m->st.pages_invalidated = n + m->dst->stale_early;
 	log_info("migration %s: pre-copy over: %llu pages received, %llu stale ones made "
 	    "missing again in %.1f ms, %llu of %llu pages present", m->id,
 	    (unsigned long long)m->st.pages_precopy, (unsigned long long)n,
@@ -580,6 +604,10 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		/* Ahead of the first pre-copied page, on the background channel. */
 		if (c != m->bg || (m->state != MIG_CONNECTING && m->state != MIG_PRECOPY))
 			break;
+		/* Again at the switch-over, with the pages stale already. */
+		if (msg->precopy->n_stale > 0)
+			return m->state == MIG_PRECOPY ? dst_stale_early(m, msg->precopy) :
+			    session_unexpected(c, (int)msg->msg_case);
 		mig_set_state(m, MIG_PRECOPY, NULL);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:
