@@ -328,9 +328,15 @@ writer_finish(pthread_t th, uint64_t *ram)
 {
 	writer_stop = 1;
 	pthread_join(th, NULL);
-	for (uint64_t k = 0; k < hot_pages; k++)
-		for (unsigned q = 0; q < 512; q++)
-			ram[hot_page(k) * 512 + q] = page_qword(hot_page(k), q);
+	/* Only the three qwords the writer changed (rewriting whole pages
+	 * made the pause cost 26 MB of stores at 256 MiB, no VMM's doing). */
+	for (uint64_t k = 0; k < hot_pages; k++) {
+		uint64_t i = hot_page(k);
+
+		ram[i * 512] = page_qword(i, 0);
+		ram[i * 512 + 100] = page_qword(i, 100);
+		ram[i * 512 + 511] = page_qword(i, 511);
+	}
 	printf("shimvm: writer made %llu passes over %llu pages before the pause\n",
 	    (unsigned long long)writer_passes, (unsigned long long)hot_pages);
 	fflush(stdout);

@@ -458,14 +458,16 @@ migshim_send_state(struct migshim *s, const void *blob, size_t len)
 	/* Pre-copy: the VM is paused now, so this scan is the last word on
 	 * which pages were written since the daemon read them. */
 	if (s->wpfd >= 0) {
-		d.ok = shim_dirty_scan(s, &d, why, sizeof(why)) == 0;
+		d.ok = shim_dirty_scan(s, &d, 0, why, sizeof(why)) == 0;
 		d.error = why;
 		st.dirty = &d;
-		shim_dirty_stop(s);
 	}
 	m.msg_case = MIGRATIOND__SHIM__V1__SHIM_MSG__MSG_STATE;
 	m.state = &st;
 	rc = shim_send(s, &m, __func__);
+	/* Tracking stops once the state is on its way: dropping the
+	 * protection walks all of RAM, and nothing writes while paused. */
+	shim_dirty_stop(s);
 	free(d.ranges);
 	return rc;
 }

@@ -134,10 +134,13 @@ dirty_add(uint64_t **r, size_t *nr, size_t *cap, uint64_t first, uint64_t n)
 
 /*
  * The pages written since the last scan, write-protected again in the same
- * walk. Into d (ranges malloc'd: the caller frees d->ranges). -1 with why.
+ * walk if `rearm` (the final scan, with the VM paused, leaves them: tracking
+ * stops after it). Into d (ranges malloc'd: the caller frees d->ranges). -1
+ * with why.
  */
 int
-shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, char *why, size_t len)
+shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, int rearm, char *why,
+    size_t len)
 {
 	struct page_region vec[DIRTY_VEC];
 	uint64_t base = (uintptr_t)s->ram, end = base + s->ram_size, at = base;
@@ -146,7 +149,7 @@ shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, char *why, si
 
 	while (at < end) {
 		struct pm_scan_arg pa = { .size = sizeof(pa),
-		    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		    .flags = (rearm ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
 		    .start = at, .end = end, .vec = (uintptr_t)vec, .vec_len = DIRTY_VEC,
 		    .category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN };
 		long n = ioctl(s->pagemap, PAGEMAP_SCAN, &pa);
@@ -196,7 +199,7 @@ shim_dirty_request(struct migshim *s, const Migrationd__Shim__V1__Track *t)
 			snprintf(why, sizeof(why), "dirty tracking is not on");
 			rc = -1;
 		} else {
-			rc = shim_dirty_scan(s, &d, why, sizeof(why));
+			rc = shim_dirty_scan(s, &d, 1, why, sizeof(why));
 		}
 		break;
 	default:

@@ -44,7 +44,7 @@ struct migshim {
 
 /* shim_dirty.c: dirty tracking for pre-copy. */
 void shim_dirty_request(struct migshim *s, const Migrationd__Shim__V1__Track *t);
-int shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, char *why,
+int shim_dirty_scan(struct migshim *s, Migrationd__Shim__V1__Dirty *d, int rearm, char *why,
     size_t len);
 void shim_dirty_stop(struct migshim *s);
 

@@ -508,21 +508,31 @@ dst_complete(struct migration *m)
 
 /*
  * After pre-copy: every page the source wrote since it sent it is made
- * missing again before the guest may run here. 0, or -1 (failed).
+ * missing again before the guest may run here (runs: first, count pairs).
+ * `early`: the switch-over's head start (Precopy with `stale`), the pages
+ * stale as the source pauses its VM, dropped while it pauses; the VmState
+ * lists them again (skipped then: not installed). 0, or -1 (failed).
  */
 static int
-dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
+dst_invalidate(struct migration *m, const uint64_t *runs, size_t nruns, int early)
 {
 	int64_t t0 = now_ns();
 	const char *why;
 	uint64_t n;
 
-	if (inst_invalidate_list(m, vs->stale, vs->n_stale, &n, &why) < 0) {
+	if (inst_invalidate_list(m, runs, nruns, &n, &why) < 0) {
 		dst_send_abort(m, why, 0);
 		dst_fail(m, why);
 		return -1;
 	}
-	m->st.pages_invalidated = n;
+	if (early) {
+		m->dst->stale_early += n;
+		log_info("migration %s: switching over: %llu stale pages made missing "
+		    "ahead of the VM state in %.1f ms", m->id, (unsigned long long)n,
+		    (double)(now_ns() - t0) / 1e6);
+		return 0;
+	}
+	m->st.pages_invalidated = n + m->dst->stale_early;
 	log_info("migration %s: pre-copy over: %llu pages received, %llu stale ones made "
 	    "missing again in %.1f ms, %llu of %llu pages present", m->id,
 	    (unsigned long long)m->st.pages_precopy, (unsigned long long)n,
@@ -535,7 +545,7 @@ dst_invalidate(struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 static int
 dst_vm_state(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__VmState *vs)
 {
-	if (vs->precopy && dst_invalidate(m, vs) < 0)
+	if (vs->precopy && dst_invalidate(m, vs->stale, vs->n_stale, 0) < 0)
 		return -1;
 	/* Kept before the VMM may run it: a resume after a failure from here
 	 * on is told the VM is lost, never that it did not run. */
@@ -568,6 +578,11 @@ dst_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		/* Ahead of the first pre-copied page, on the background channel. */
 		if (c != m->bg || (m->state != MIG_CONNECTING && m->state != MIG_PRECOPY))
 			break;
+		/* Again at the switch-over, with the pages stale already. */
+		if (msg->precopy->n_stale > 0)
+			return m->state == MIG_PRECOPY ?
+			    dst_invalidate(m, msg->precopy->stale, msg->precopy->n_stale, 1) :
+			    session_unexpected(c, (int)msg->msg_case);
 		mig_set_state(m, MIG_PRECOPY, NULL);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE:

@@ -36,6 +36,7 @@ struct mig_dst {
 	struct event	*ev_unused;	/* PREPARED: expires unused (prepare_timeout);
 					   PAUSED in pre-copy: precopy_recovery */
 	int64_t		 state_rx_ns;	/* VmState arrived */
+	uint64_t	 stale_early;	/* made missing ahead of the VmState */
 	/* fault engine */
 	uint64_t	*requested;	/* page asked for on urgent */
 	struct event	*ev_uffd;

@@ -39,6 +39,7 @@
 
 static void pc_switch(struct migration *m, const char *why);
 static void pc_hot_build(struct migration *m);
+static uint64_t *pc_stale(struct migration *m, size_t *nvals, int count);
 
 static void
 pc_time_cb(evutil_socket_t fd, short what, void *arg)
@@ -322,6 +323,32 @@ pc_dirty(struct migration *m, const struct mig_dirty *d)
 		pc_new_round(m);
 }
 
+/*
+ * At the switch-over, before the VMM is asked to pause: the pages stale
+ * already (Precopy with `stale`, behind the last pre-copied page) go to the
+ * destination, which drops them while the VMM pauses here rather than in
+ * the blackout. Nothing is sent after it until the VM state, which lists
+ * them again with those written since. A failure only loses the head start.
+ */
+static void
+pc_stale_early(struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Precopy p = MIGRATIOND__PEER__V1__PRECOPY__INIT;
+
+	if (!m->src->pc.used || m->bg == NULL || !m->bg->hello_sent ||
+	    (p.stale = pc_stale(m, &p.n_stale, 0)) == NULL)
+		return;
+	if (p.n_stale > 0) {
+		msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_PRECOPY;
+		msg.precopy = &p;
+		if (peer_send_msg(m->bg, &msg) < 0)
+			log_warnx("migration %s: cannot send the stale pages ahead of the "
+			    "pause; the VM state lists them", m->id);
+	}
+	free(p.stale);
+}
+
 static void
 pc_switch(struct migration *m, const char *why)
 {
@@ -338,6 +365,8 @@ pc_switch(struct migration *m, const char *why)
 	pc_progress(m);
 	log_info("migration %s: switching over after %u pre-copy round%s: %s", m->id,
 	    m->st.precopy_rounds, m->st.precopy_rounds == 1 ? "" : "s", why);
+	if (m->state == MIG_PRECOPY)
+		pc_stale_early(m);
 	m->src->pause_vm(m);
 }
 
@@ -353,9 +382,10 @@ pc_postcopy(struct migration *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* The stale pages (pre-copied, not sent since) as (first, count) pairs. */
+/* The stale pages (pre-copied, not sent since) as (first, count) pairs;
+ * `count`: added to pages_invalidated (the final list, once). */
 static uint64_t *
-pc_stale(struct migration *m, size_t *nvals)
+pc_stale(struct migration *m, size_t *nvals, int count)
 {
 	struct mig_src *s = m->src;
 	uint64_t *v = NULL, k = 0;
@@ -382,7 +412,8 @@ pc_stale(struct migration *m, size_t *nvals)
 		}
 		v[n++] = k;
 		v[n++] = j - k;
-		m->st.pages_invalidated += j - k;
+		if (count)
+			m->st.pages_invalidated += j - k;
 		k = j;
 	}
 	*nvals = n;
@@ -460,7 +491,7 @@ pc_vm_state(struct migration *m, const void *blob, size_t len,
 	pc_hot_build(m);
 	if (!pc->used)
 		return 0;
-	if (m->bg == NULL || (st.stale = pc_stale(m, &st.n_stale)) == NULL)
+	if (m->bg == NULL || (st.stale = pc_stale(m, &st.n_stale, 1)) == NULL)
 		return -1;
 	st.blob.data = (uint8_t *)(uintptr_t)blob;
 	st.blob.len = len;

@@ -16,6 +16,9 @@
 # POLICY off: no pre-copy, but a 300 ms hot-set window ([peer]
 # hotset_window_ms) learns the writer's pages, which then lead the
 # post-copy stream. With pre-copy too, the stale pages go first.
+# POLICY auto: the switch follows a scan, and the pages it found go to the
+# destination ahead of the pause (Precopy with stale), dropped there while
+# the source VMM pauses; the state's list names them again.
 # usage: precopy.sh BUILD_DIR copy|minor [POLICY] [huge]
 BUILD=$1
 INSTALL=${2:-copy}
@@ -120,6 +123,12 @@ mig_assert_eq "the writer's pages were listed stale at the switch-over" \
   "$(jq -r '.pages_invalidated > 0' <<<"$s")" true
 mig_assert_eq "the destination made as many missing again" \
   "$(jq -r .pages_invalidated <<<"$d")" "$(jq -r .pages_invalidated <<<"$s")"
+if [[ $POLICY == auto ]]; then
+  # The switch follows a scan: the pages it found go ahead of the pause.
+  mig_assert_eq "the destination dropped the stale pages known at the pause ahead of the state" \
+    "$(grep -cE 'switching over: [1-9][0-9]* stale pages made missing ahead of the VM state' \
+    "$WORK/migrationd-B.log")" 1
+fi
 mig_assert_eq "every page installed once, none twice" \
   "$(jq -c '[.pages_installed == .pages_total, .install_eexist]' <<<"$d")" "[true,0]"
 mig_assert_eq "most pages arrived before the switch-over" \
