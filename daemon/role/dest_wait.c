@@ -12,7 +12,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dest.h"
 #include "install.h"
@@ -53,33 +52,33 @@ dst_unused_cb(evutil_socket_t fd, short what, void *arg)
 	session_finish(m);
 }
 
+/* Both waits on one timer (ev_unused, dst_unused_cb): secs from now. */
+static int
+dst_wait_arm(struct migration *m, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	if (m->dst->ev_unused == NULL &&
+	    (m->dst->ev_unused = evtimer_new(D->base, dst_unused_cb, m)) == NULL)
+		return -1;
+	event_priority_set(m->dst->ev_unused, MIG_PRI_CONTROL);
+	return evtimer_add(m->dst->ev_unused, &tv);
+}
+
 int
 dst_unused_arm(struct migration *m)
 {
-	struct timeval tv = { dst_unused_secs(), 0 };
-
 	m->dst->token_expires_ms = now_ms() + (int64_t)D->conf.token_ttl * 1000;
-	if ((m->dst->ev_unused = evtimer_new(D->base, dst_unused_cb, m)) == NULL)
-		return -1;
-	event_priority_set(m->dst->ev_unused, MIG_PRI_CONTROL);
-	return event_add(m->dst->ev_unused, &tv);
+	return dst_wait_arm(m, dst_unused_secs());
 }
-
 
 /* Lost in pre-copy (PAUSED, the VM never ran here): wait, but not forever. */
 static void
 dst_recovery_arm(struct migration *m)
 {
-	struct timeval tv = { D->conf.precopy_recovery + DST_RECOVERY_SLACK, 0 };
-
-	if (m->dst->ev_unused == NULL &&
-	    (m->dst->ev_unused = evtimer_new(D->base, dst_unused_cb, m)) == NULL) {
+	if (dst_wait_arm(m, D->conf.precopy_recovery + DST_RECOVERY_SLACK) < 0)
 		log_warnx("migration %s: cannot bound the wait for the source: out of "
 		    "memory", m->id);
-		return;
-	}
-	event_priority_set(m->dst->ev_unused, MIG_PRI_CONTROL);
-	evtimer_add(m->dst->ev_unused, &tv);
 }
 
 void
@@ -93,11 +92,8 @@ dst_precopy_paused(struct migration *m, const char *why, int was_paused)
 int
 dst_precopy_reattach(struct migration *m)
 {
-	char path[600];
-
 	/* The journal's run in flight is of pages dropped here anyway. */
-	snprintf(path, sizeof(path), "%s/%s.journal", D->conf.state_dir, m->id);
-	unlink(path);
+	inst_journal_discard(m);
 	inst_release(m);
 	if (inst_init(m) < 0 || inst_clear(m) < 0 || (m->vm->minor && inst_journal_new(m) < 0)) {
 		snprintf(m->reason, sizeof(m->reason), "daemon restarted during pre-copy "

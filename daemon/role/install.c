@@ -41,6 +41,12 @@
 #include "util.h"
 #include "vm.h"
 
+static void
+inst_journal_path(const struct migration *m, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s.journal", D->conf.state_dir, m->id);
+}
+
 /* Minor mode: the journal of the run between page-cache write and map. */
 static int
 inst_journal_open(struct migration *m, struct journal_run *pending)
@@ -48,7 +54,7 @@ inst_journal_open(struct migration *m, struct journal_run *pending)
 	struct journal_run none;
 	char path[600];
 
-	snprintf(path, sizeof(path), "%s/%s.journal", D->conf.state_dir, m->id);
+	inst_journal_path(m, path, sizeof(path));
 	if ((m->dst->journal = journal_open(path, pending ? pending : &none)) == NULL) {
 		log_warn("%s: %s", __func__, path);
 		return -1;
@@ -501,6 +507,15 @@ int
 inst_journal_new(struct migration *m)
 {
 	return inst_journal_open(m, NULL);
+}
+
+void
+inst_journal_discard(const struct migration *m)
+{
+	char path[600];
+
+	inst_journal_path(m, path, sizeof(path));
+	unlink(path);
 }
 
 /*

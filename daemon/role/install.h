@@ -26,6 +26,8 @@ int inst_remap(struct migration *m, uint64_t idx);
 int inst_init(struct migration *m);
 /* Minor mode: the journal of a new migration. 0 or -1 (errno). */
 int inst_journal_new(struct migration *m);
+/* Its file goes: the run in flight is of pages dropped anyway. */
+void inst_journal_discard(const struct migration *m);
 /*
  * After a restart: the installed set from its file, the minor-mode journal
  * settled, joined with what the page cache holds. Pages present, or -1.

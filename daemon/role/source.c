@@ -468,10 +468,11 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			break;
 		if (m->state_sent && msg->resync->precopy) {
 			/* The state was lost on the way (or in its restart). */
-			src_abort(m, "the destination resumed without the VM state: the "
-			    "VM never ran there");
-			src_state_lost(m, "the destination resumed without the VM state: "
-			    "the VM never ran there");
+			const char *why = "the destination resumed without the VM "
+			    "state: the VM never ran there";
+
+			src_abort(m, why);
+			src_state_lost(m, why);
 			return -1;
 		}
 		if (!m->state_sent && !msg->resync->precopy)
