@@ -78,6 +78,7 @@ print_json(const Migrationd__V1__Migration *m)
 	    "\"compress_bytes_after\":%llu,", m->compressing ? "true" : "false",
 	    (unsigned long long)m->compress_bytes_before,
 	    (unsigned long long)m->compress_bytes_after);
+	printf("\"streams\":%u,\"streams_wanted\":%u,", m->streams, m->streams_wanted);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -154,6 +155,11 @@ print_human(const Migrationd__V1__Migration *m)
 		    (unsigned long long)m->compress_bytes_after,
 		    m->compress_bytes_before ? (double)m->compress_bytes_after /
 		    (double)m->compress_bytes_before : 1.0);
+	if (m->streams_wanted > m->streams && m->streams)
+		printf("  streams:     %u background (%u asked; the destination takes %u)\n",
+		    m->streams, m->streams_wanted, m->streams);
+	else if (m->streams)
+		printf("  streams:     %u background\n", m->streams);
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);

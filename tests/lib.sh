@@ -168,6 +168,7 @@ mig_certs() {
 # [tls] section and whatever else the test needs); compression of background
 # pages as $MIG_COMPRESSION says (default off: the tests written before it
 # time a raw stream on a shaped link; compress.sh asks for it per migration)
+# and, with $MIG_STREAMS set, that many background streams ([peer] streams)
 mig_conf() {
   mkdir -p "$1"
   cat >"$1/migrationd.conf" <<CONF
@@ -179,6 +180,7 @@ state_dir = $1/state
 [peer]
 listen = $2
 compression = ${MIG_COMPRESSION:-off}
+${MIG_STREAMS:+streams = $MIG_STREAMS}
 
 ${3:-}
 CONF

@@ -6,6 +6,10 @@
  * <reason>", "tls-error: <detail>" or "closed". With -x it then misbehaves
  * (oversized, truncated, beyond, duplicate) and prints how the daemon
  * reacted; -x silent says nothing at all and reports when it was dropped.
+ * With -x bg1-ACTION it opens background stream 1 with the Welcome's session
+ * key and misbehaves there (ACTION is one of the above); bg1s-ACTION first
+ * sends the VM state "shimvm-state-v1" on the urgent channel, so that the
+ * destination is in post-copy when stream 1 misbehaves.
  * Destination mode (-L IP:PORT): accepts one source, welcomes it, then asks
  * for pages without ever reading the answers (-n requests) for -T seconds.
  * Exit 0 when an outcome was seen, 1 on a usage or local error.
@@ -29,6 +33,8 @@
 
 static SSL *ssl;
 static int fd = -1;
+static struct sockaddr_in peer_sin;	/* where the urgent channel went */
+static SSL_CTX *client_ctx;		/* NULL: plaintext */
 
 static int
 io(void *buf, size_t len, int writing)
@@ -265,6 +271,81 @@ greedy_destination(const char *listen_addr, const char *ca, const char *cert,
 	return 0;
 }
 
+/* A packed PeerMsg in one MSG frame. */
+static int
+send_msg(const Migrationd__Peer__V1__PeerMsg *m)
+{
+	size_t n = migrationd__peer__v1__peer_msg__get_packed_size(m);
+	uint8_t *b = malloc(n);
+	int rc;
+
+	migrationd__peer__v1__peer_msg__pack(m, b);
+	rc = send_frame(FRAME_MSG, 0, (uint32_t)n, 0, 0, b, n);
+	free(b);
+	return rc;
+}
+
+/* Connects to peer_sin (TLS with client_ctx): fd and ssl. -1 on failure. */
+static int
+dial(void)
+{
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&peer_sin, sizeof(peer_sin)) < 0) {
+		perror("peer_probe: connect");
+		return -1;
+	}
+	ssl = NULL;
+	if (client_ctx != NULL) {
+		ssl = SSL_new(client_ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_connect(ssl) != 1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * -x bg1[s]-ACTION: background stream 1 of the migration just welcomed
+ * (session key `key`), ACTION there. With `state`, the VM state goes first
+ * on the urgent channel (which stays open, unread).
+ */
+static int
+stream1(const char *action, const ProtobufCBinaryData *key, const char *vm,
+    unsigned long long ram, int state)
+{
+	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
+	Migrationd__Peer__V1__VmState st = MIGRATIOND__PEER__V1__VM_STATE__INIT;
+	static const char blob[] = "shimvm-state-v1";
+
+	if (state) {
+		st.blob.data = (uint8_t *)(uintptr_t)blob;
+		st.blob.len = sizeof(blob);
+		m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE;
+		m.vm_state = &st;
+		if (send_msg(&m) < 0)
+			return printf("closed before the state\n"), 0;
+		usleep(500000);	/* the destination runs its VM (POSTCOPY) */
+	}
+	if (dial() < 0)
+		return printf("stream 1: cannot connect\n"), 0;
+	h.version = 1;
+	h.channel = MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
+	h.session_key = *key;
+	h.vm = (char *)(uintptr_t)vm;
+	h.ram_bytes = ram;
+	h.page_size = 4096;
+	h.source_migration_id = "probe";
+	h.stream = 1;
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	if (send_msg(&m) < 0)
+		return printf("stream 1: closed at its hello\n"), 0;
+	usleep(200000);	/* bound to the migration, or refused */
+	printf("stream 1: ");
+	return misbehave(action, ram / 4096);
+}
+
 /*
  * Source mode, once connected: sends the urgent-channel Hello and prints
  * the daemon's answer; when it accepted and -x names an action, misbehaves.
@@ -317,7 +398,11 @@ source_hello(const char *token, const char *vm, unsigned long long ram, const ch
 	if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME) {
 		printf("accepted %s\n", r->welcome->migration_id);
 		fflush(stdout);
-		if (action != NULL)
+		if (action != NULL && !strncmp(action, "bg1-", 4))
+			rc = stream1(action + 4, &r->welcome->session_key, vm, ram, 0);
+		else if (action != NULL && !strncmp(action, "bg1s-", 5))
+			rc = stream1(action + 5, &r->welcome->session_key, vm, ram, 1);
+		else if (action != NULL)
 			rc = misbehave(action, ram / 4096);
 		migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
 		free(body);
@@ -378,6 +463,7 @@ main(int argc, char **argv)
 	sin.sin_port = htons((uint16_t)atoi(colon + 1));
 	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
 		return 1;
+	peer_sin = sin;
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
 	    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
 		perror("peer_probe: connect");
@@ -394,6 +480,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "peer_probe: cannot load %s\n", cert);
 			return 1;
 		}
+		client_ctx = ctx;
 		ssl = SSL_new(ctx);
 		SSL_set_fd(ssl, fd);
 		if (SSL_connect(ssl) != 1)

@@ -192,6 +192,8 @@ metrics_daemon(struct evbuffer *o)
 	(unsigned long long)(m)->st.compress_bytes_after); } while (0)
 #define P_CZ_ON(o, m, l) do { if ((m)->role == MIG_SOURCE) evbuffer_add_printf(o, \
 	"migrationd_compressing{%s} %u\n", l, (m)->st.compressing); } while (0)
+#define P_STREAMS(o, m, l) evbuffer_add_printf(o, "migrationd_streams{%s} %u\n", l, \
+	(m)->st.streams)
 #define P_USER_HIST(o, m, l) do { if ((m)->role == MIG_DEST) metrics_user_hist(o, m, l); } while (0)
 
 /* eBPF's per-phase histograms of the destination migrations. */
@@ -273,6 +275,9 @@ metrics_cb(struct evhttp_request *req, void *arg)
 	    "or raw) (source).", P_CZ);
 	METRICS_EACH(o, "migrationd_compressing", "gauge",
 	    "1 while background pages are being compressed (source).", P_CZ_ON);
+	METRICS_EACH(o, "migrationd_streams", "gauge",
+	    "Background streams in use ([peer] streams; fewer when the peer takes "
+	    "fewer).", P_STREAMS);
 	METRICS_EACH(o, "migrationd_blackout_seconds", "gauge",
 	    "Time the VM ran nowhere (paused at the source until it ran at the "
 	    "destination).", P_BLACKOUT);

@@ -17,7 +17,8 @@
 	X(precopy_rounds) X(dirty_pages_per_s) X(precopy_remaining_bytes) \
 	X(projected_postcopy_bytes) X(pages_precopy) X(pages_invalidated) \
 	X(max_bandwidth_bits_per_s) X(background_bits_per_s) X(pages_hot_first) \
-	X(compress_bytes_before) X(compress_bytes_after) X(compressing)
+	X(compress_bytes_before) X(compress_bytes_after) X(compressing) X(streams) \
+	X(streams_wanted)
 
 static const struct {
 	enum mig_state			 st;

@@ -58,6 +58,7 @@ config_defaults(struct config *c)
 	c->token_ttl = 600;
 	c->precopy_switch_ms = 300;
 	c->advertise_compression = 1;
+	c->streams = MIG_STREAMS_DEFAULT;
 	c->precopy_max_rounds = 30;
 	c->precopy_recovery = 60;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
@@ -449,6 +450,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_int(&c->hotset_window_ms, value, 0, 10000);
 	else if (S("peer", "compression"))
 		rc = compress_parse(value, &c->compression, x->why, sizeof(x->why));
+	else if (S("peer", "streams"))
+		rc = config_int(&c->streams, value, 1, MIG_STREAMS_MAX);
 	else if (S("peer", "advertise_compression"))
 		rc = config_bool(&c->advertise_compression, value);
 	else if (S("peer", "max_bandwidth"))

@@ -16,6 +16,8 @@
 #define MIG_KEEP_RECORDS	100	/* default [daemon] keep_records */
 #define MIG_RECORD_MAX_AGE	(7 * 86400)	/* default [daemon] record_max_age: 7d */
 #define MIG_PREPARE_TIMEOUT	600	/* default [daemon] prepare_timeout: 10m */
+#define MIG_STREAMS_MAX		8	/* [peer] streams: background streams per migration, at most */
+#define MIG_STREAMS_DEFAULT	1	/* default [peer] streams (design.md: measured) */
 
 #define MIG_CONFIG_IDS		32	/* identities per [control] role */
 #define MIG_CONFIG_KEYS		64	/* keys whose origin is remembered */
@@ -56,6 +58,7 @@ struct config {
 	int	 hotset_window_ms;	/* no pre-copy: track writes this long first */
 	uint64_t max_bandwidth;		/* [peer] max_bandwidth: bits/s shared by the
 					   background channels we send on; 0: none */
+	int	 streams;		/* [peer] streams: background streams, 1..MIG_STREAMS_MAX */
 	int	 compression;		/* [peer] compression: enum compress_mode */
 	int	 advertise_compression; /* [peer] advertise_compression: say we decode zstd */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */

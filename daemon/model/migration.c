@@ -235,6 +235,9 @@ mig_free(struct migration *m)
 static int
 mig_expirable(const struct migration *m)
 {
+	for (size_t k = 0; k < MIG_STREAMS_MAX - 1; k++)
+		if (m->bg_more[k] != NULL)
+			return 0;
 	return !mig_active(m) && m->vm == NULL && m->urgent == NULL && m->bg == NULL &&
 	    m->ev_ping == NULL && m->src == NULL && m->dst == NULL;
 }

@@ -19,6 +19,7 @@
 #include <sys/queue.h>
 
 #include "frame.h"
+#include "config.h"
 #include "hist.h"
 
 #define MIG_PEER_VERSION	1
@@ -63,6 +64,9 @@ struct mig_stats {
 	/* source: background page runs raw, and on the wire (role/compress.c) */
 	uint64_t	 compress_bytes_before, compress_bytes_after;
 	uint32_t	 compressing;		/* source: compressing now */
+	uint32_t	 streams;		/* background streams in use (source:
+						   min(wanted, the peer's max)) */
+	uint32_t	 streams_wanted;	/* source: asked for ([peer] streams) */
 	struct hist	 lat;			/* demand faults, request to installed */
 };
 
@@ -163,7 +167,8 @@ struct migration {
 	int			 verdict_ok;
 
 	struct pconn		*urgent;
-	struct pconn		*bg;
+	struct pconn		*bg;		/* background stream 0 */
+	struct pconn		*bg_more[MIG_STREAMS_MAX - 1]; /* streams 1.. */
 	uint8_t			 session_key[16];
 	struct event		*ev_ping;	/* heartbeat while connected */
 	int			 state_sent;	/* VmState is on the wire (source) */

@@ -156,7 +156,7 @@ dst_by_token(const char *token)
 /* The active destination migration a session key names (resuming: one
  * whose VM state arrived), or NULL. */
 static struct migration *
-dst_by_key(const ProtobufCBinaryData *key, int resuming)
+dst_by_key(const ProtobufCBinaryData *key, int resuming, uint32_t stream)
 {
 	struct migration *m;
 
@@ -165,7 +165,7 @@ dst_by_key(const ProtobufCBinaryData *key, int resuming)
 		    key->len != sizeof(m->session_key) ||
 		    (resuming && m->dst->state_rx_ns == 0 && !(m->never_ran &&
 		    (m->state == MIG_PAUSED || m->state == MIG_PRECOPY))) ||
-		    (!resuming && (m->urgent == NULL || m->bg != NULL)))
+		    (!resuming && (m->urgent == NULL || *peer_bg_slot(m, stream) != NULL)))
 			continue;
 		if (CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) == 0)
 			return m;
@@ -223,10 +223,20 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	if (h->version != MIG_PEER_VERSION)
 		return peer_refuse(c, "unsupported protocol version");
 	if (h->channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND) {
-		if ((m = dst_by_key(&h->session_key, 0)) == NULL)
+		/* Streams 0 .. [peer] streams - 1, as Welcome.max_streams said. */
+		if (h->stream >= (uint32_t)D->conf.streams) {
+			snprintf(why, sizeof(why), "background stream %u: this destination "
+			    "takes %d ([peer] streams)", h->stream, D->conf.streams);
+			return peer_refuse(c, why);
+		}
+		if ((m = dst_by_key(&h->session_key, 0, h->stream)) == NULL)
 			return peer_refuse(c, "no migration for this session key");
+		c->stream = h->stream;
 		peer_bind(c, m, h->channel);
-		log_info("migration %s: background channel from %s", m->id, c->addr);
+		if (h->stream + 1 > m->st.streams)
+			m->st.streams = h->stream + 1;
+		log_info("migration %s: background channel %u from %s", m->id, h->stream,
+		    c->addr);
 		return 0;
 	}
 	if (h->channel != MIGRATIOND__PEER__V1__CHANNEL__URGENT)
@@ -312,7 +322,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	Migrationd__Peer__V1__Resync rs = MIGRATIOND__PEER__V1__RESYNC__INIT;
 	struct migration *m;
 
-	if ((m = dst_by_key(&h->session_key, 1)) == NULL)
+	if ((m = dst_by_key(&h->session_key, 1, 0)) == NULL)
 		return dst_refuse_resume(c, &h->session_key);
 	if (!dst_source_ok(c, m, "resume"))
 		return -1;
@@ -325,8 +335,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 		dst_conn_lost(old, "replaced by the source's new connection");
 		peer_close(old, 0);
 	}
-	if (m->bg != NULL)
-		peer_close(m->bg, 0);
+	peer_bg_close(m, NULL, 0);
 	peer_bind(c, m, MIGRATIOND__PEER__V1__CHANNEL__URGENT);
 	snprintf(m->peer, sizeof(m->peer), "%s", c->addr);
 	session_identities(c, m);
@@ -453,8 +462,7 @@ dst_vm_lost(struct migration *m, const char *why)
 	 * Abort; closing them here could show it the background EOF first. */
 	if (m->urgent != NULL)
 		peer_drain(m->urgent);
-	if (m->bg != NULL)
-		peer_drain(m->bg);
+	peer_bg_drain(m);
 	if (m->vm != NULL)
 		vm_send_failed(m->vm, buf);
 	mig_set_state(m, MIG_FAILED, "%s", buf);
@@ -478,8 +486,7 @@ dst_complete(struct migration *m)
 		peer_send_msg(m->urgent, &msg);
 		peer_drain(m->urgent);
 	}
-	if (m->bg != NULL)
-		peer_drain(m->bg);
+	peer_bg_drain(m);
 	/* Every page is present: release whoever is still posted or taken. */
 	fault_release_slots(m);
 	mig_set_state(m, MIG_COMPLETED, NULL);
@@ -635,6 +642,13 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 		return rc;
 	case FRAME_PAGES:
+		/* Streams past 0 carry post-copy pages only (pre-copy and its
+		 * state stay on stream 0, in order). */
+		if (c != m->urgent && c != m->bg &&
+		    (m->state == MIG_CONNECTING || m->state == MIG_PRECOPY)) {
+			why = "pages on a background stream past the first before the VM state";
+			break;
+		}
 		if ((payload = cz_inflate(m, &h, payload, &why)) == NULL)
 			break;	/* nothing of it installed; this connection closes */
 		/* Background pages may overtake the VM state (two connections);

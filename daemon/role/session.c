@@ -12,6 +12,7 @@
 #include "log.h"
 #include "session.h"
 #include "tls.h"
+#include "util.h"
 #include "vm.h"
 
 void
@@ -33,12 +34,12 @@ session_lost(struct pconn *c, const char *why, const struct session_policy *p)
 	was_paused = m->state == MIG_PAUSED;
 	if (!was_paused)
 		mig_set_state(m, MIG_PAUSED, "%s channel %s %s lost: %s; %s",
-		    c == m->bg ? "background" : "urgent", p->dir, m->peer, why, p->then);
-	/* Both channels start over together; the caller frees `c`. */
+		    c == m->urgent ? "urgent" : "background", p->dir, m->peer, why, p->then);
+	/* Every channel starts over together (the urgent one and each
+	 * background stream); the caller frees `c`. */
 	if (m->urgent != NULL && m->urgent != c)
 		peer_close(m->urgent, 0);
-	if (m->bg != NULL && m->bg != c)
-		peer_close(m->bg, 0);
+	peer_bg_close(m, c, 0);
 	if (p->paused != NULL)
 		p->paused(m, why, was_paused);
 }
@@ -75,8 +76,7 @@ session_finish(struct migration *m)
 	mig_save(m);	/* the final figures */
 	if (m->urgent != NULL)
 		peer_close(m->urgent, 1);
-	if (m->bg != NULL)
-		peer_close(m->bg, 1);
+	peer_bg_close(m, NULL, 1);
 	peer_heartbeat_stop(m);
 	if (m->ops != NULL && m->ops->release != NULL)
 		m->ops->release(m);
@@ -112,6 +112,7 @@ session_welcome(struct pconn *c, struct migration *m)
 	w.session_key.data = m->session_key;
 	w.session_key.len = sizeof(m->session_key);
 	w.decodes = cz_decodes();
+	w.max_streams = (uint32_t)D->conf.streams;
 	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME;
 	msg.welcome = &w;
 	peer_send_msg(c, &msg);

@@ -67,8 +67,7 @@ src_abort(struct migration *m, const char *why)
 		peer_send_msg(m->urgent, &msg);
 		peer_drain(m->urgent);
 	}
-	if (m->bg != NULL)
-		peer_drain(m->bg);
+	peer_bg_drain(m);
 }
 
 /* The VM state left but never took effect there: the VM resumes here. */
@@ -152,6 +151,8 @@ src_start(struct vm *v, const char *dest, const char *token,
 	snprintf(m->src->token, sizeof(m->src->token), "%s", token);
 	m->src->pc.policy = pc != NULL ? *pc : D->conf.precopy;
 	m->st.max_bandwidth_bits_per_s = bps;
+	m->st.streams_wanted = (uint32_t)D->conf.streams;
+	m->st.streams = 1;	/* until the destination says what it takes */
 	precopy_name(&m->src->pc.policy, m->precopy, sizeof(m->precopy));
 	m->state = MIG_CONNECTING;
 	*out = m;
@@ -188,6 +189,7 @@ src_send_hello(struct pconn *c, struct migration *m)
 		h.token = m->src->token;
 	} else {
 		h.resume = c->channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT;
+		h.stream = c->stream;
 		h.session_key.data = m->session_key;
 		h.session_key.len = sizeof(m->session_key);
 	}
@@ -205,16 +207,14 @@ src_connected(struct pconn *c)
 {
 	struct migration *m = c->mig;
 
-	if (c == m->bg) {
+	if (peer_is_bg(c)) {
 		peer_live(c);
 		bufferevent_setwatermark(c->bev, EV_WRITE, MIG_BG_HIWAT / 2, 0);
-		m->src->bg_queued = 0;
-		m->src->rate_t0 = 0;
-		if (rl_apply(c, m->st.max_bandwidth_bits_per_s) < 0)
+		if (rl_apply(c, src_stream_cap(m)) < 0)
 			log_warnx("migration %s: cannot cap the background channel", m->id);
 	}
-	log_debug("migration %s: %s channel connected", m->id,
-	    c == m->bg ? "background" : "urgent");
+	log_debug("migration %s: %s channel %u connected", m->id,
+	    c == m->urgent ? "urgent" : "background", c->stream);
 	if (c == m->urgent) {
 		/* Who is at the other end, as its certificate says. */
 		session_identities(c, m);
@@ -226,7 +226,7 @@ src_connected(struct pconn *c)
 		return;
 	}
 	c->hello_sent = 1;
-	if (c == m->bg)
+	if (peer_is_bg(c))
 		src_bg_writable(c);
 }
 
@@ -265,14 +265,14 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			h.len = cls[a] == PG_RAW ? h.count * m->page_size : 0;
 			payload = buf + a * m->page_size;
 			/* Background runs may travel compressed; demand pages never. */
-			if (cls[a] == PG_RAW && !demand && c == m->bg &&
+			if (cls[a] == PG_RAW && !demand && c != m->urgent &&
 			    (z = cz_deflate(m, payload, h.len, &h.len)) != NULL) {
 				h.enc = FRAME_ENC_ZSTD;
 				payload = z;
 			}
 			if (peer_send_frame(c, &h, payload) < 0)
 				return -1;
-			if (c == m->bg)
+			if (c != m->urgent)
 				m->src->bg_queued += FRAME_HDR_LEN + h.len;
 			PROBE_SERVED(m->num, h.index, h.count, demand);
 			/* Classes count distinct pages; a demand request that
@@ -318,7 +318,7 @@ src_bg_writable(struct pconn *c)
 	int64_t t0 = now_ns(), t_check = t0;
 
 	if (m != NULL && m->src != NULL)
-		src_bg_rate(m, out, t0);
+		src_bg_rate(m, t0);
 
 	/*
 	 * The background stream starts once the destination runs: during the
@@ -327,6 +327,11 @@ src_bg_writable(struct pconn *c)
 	 */
 	if (m == NULL || (m->state != MIG_POSTCOPY && !pc_streaming(m)) ||
 	    m->src->sent == NULL || !c->hello_sent)
+		return;
+	/* Pre-copy (and its VmState behind it) stays on stream 0; every
+	 * stream takes post-copy pages from the shared cursor, so each page is
+	 * queued on one stream once (src_send_pages marks it sent). */
+	if (c != m->bg && m->state != MIG_POSTCOPY)
 		return;
 	if (m->state == MIG_PRECOPY && pc_announce(m, c) < 0) {
 		src_conn_lost(c, "cannot announce pre-copy");
@@ -377,12 +382,44 @@ src_bg_writable(struct pconn *c)
 	}
 }
 
-/* Kick the background writer (pre-copy: a new round). */
+/* Kick the background writers (pre-copy: a new round, on stream 0). */
 static void
 src_bg_kick(struct migration *m)
 {
-	if (m->bg != NULL)
-		src_bg_writable(m->bg);
+	for (uint32_t k = 0; k < m->st.streams; k++)
+		if (*peer_bg_slot(m, k) != NULL)
+			src_bg_writable(*peer_bg_slot(m, k));
+}
+
+/* The streams this migration uses: what it wants, at most what the
+ * destination takes (an older one says nothing: one). */
+static void
+src_streams(struct migration *m, uint32_t peer_max)
+{
+	uint32_t want = m->st.streams_wanted ? m->st.streams_wanted : 1;
+	uint32_t n = want < (peer_max ? peer_max : 1) ? want : (peer_max ? peer_max : 1);
+
+	if (n > MIG_STREAMS_MAX)
+		n = MIG_STREAMS_MAX;
+	if (n < want)
+		log_info("migration %s: the destination takes %u background stream%s; "
+		    "using %u of the %u asked", m->id, peer_max ? peer_max : 1,
+		    peer_max > 1 ? "s" : "", n, want);
+	m->st.streams = n;
+}
+
+/* Opens the background streams to the daemon the urgent channel reached,
+ * not another address. -1 if one cannot be opened. */
+static int
+src_dial_bg(struct migration *m)
+{
+	m->src->bg_queued = 0;
+	m->src->rate_t0 = 0;
+	for (uint32_t k = 0; k < m->st.streams; k++)
+		if (peer_connect_stream(m, m->peer, m->peer_addr,
+		    MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND, k) == NULL)
+			return -1;
+	return 0;
 }
 
 static void
@@ -441,6 +478,7 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME:
 		if (c == m->urgent && m->src->resuming &&
 		    m->state == MIG_PAUSED) {
+			src_streams(m, msg->welcome->max_streams);
 			peer_live(c);
 			peer_heartbeat(m);
 			return 0;	/* Resync follows */
@@ -450,12 +488,10 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 			break;
 		memcpy(m->session_key, msg->welcome->session_key.data, sizeof(m->session_key));
 		cz_peer(m, msg->welcome->decodes);
+		src_streams(m, msg->welcome->max_streams);
 		peer_live(c);
 		peer_heartbeat(m);
-		/* The daemon the urgent channel reached, not another address. */
-		m->bg = peer_connect_at(m, m->peer, m->peer_addr,
-		    MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
-		if (m->bg == NULL) {
+		if (src_dial_bg(m) < 0) {
 			src_fail(m, "cannot open the background channel");
 			return -1;
 		}
@@ -514,8 +550,7 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		mig_set_state(m, MIG_POSTCOPY, NULL);
 		log_info("migration %s: VM runs on the destination, blackout %.1f ms",
 		    m->id, m->st.blackout_ms);
-		if (m->bg != NULL)
-			src_bg_writable(m->bg);
+		src_bg_kick(m);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE:
 		/* Complete wins over a background channel that closed first. */
@@ -665,9 +700,7 @@ src_resync(struct migration *m, const uint8_t *installed, int precopy)
 		log_info("migration %s: resumed: destination has %llu of %llu pages", m->id,
 		    (unsigned long long)n, (unsigned long long)m->npages);
 	}
-	m->bg = peer_connect_at(m, m->peer, m->peer_addr,
-	    MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND);
-	if (m->bg == NULL && m->urgent != NULL)
+	if (src_dial_bg(m) < 0 && m->urgent != NULL)
 		src_conn_lost(m->urgent, "cannot open the background channel");
 }
 

@@ -57,8 +57,7 @@ src_pause(struct migration *m, char *err, size_t errlen)
 	m->src->held = 1;
 	if (m->src->ev_retry != NULL)
 		evtimer_del(m->src->ev_retry);
-	if (m->bg != NULL)
-		peer_close(m->bg, 0);
+	peer_bg_close(m, NULL, 0);
 	if (m->urgent != NULL)
 		peer_close(m->urgent, 0);
 	m->src->resuming = 0;
@@ -104,9 +103,13 @@ src_set_bandwidth(struct migration *m, uint64_t bps, char *err, size_t errlen)
 		return -1;
 	}
 	m->st.max_bandwidth_bits_per_s = bps;
-	if (m->bg != NULL && rl_apply(m->bg, bps) < 0) {
-		snprintf(err, errlen, "cannot set the cap: out of memory");
-		return -1;
+	for (uint32_t k = 0; k < MIG_STREAMS_MAX; k++) {
+		struct pconn *c = *peer_bg_slot(m, k);
+
+		if (c != NULL && rl_apply(c, src_stream_cap(m)) < 0) {
+			snprintf(err, errlen, "cannot set the cap: out of memory");
+			return -1;
+		}
 	}
 	log_info("migration %s: background bandwidth cap %s%.1f Mbit/s", m->id,
 	    bps ? "" : "off, was ", (double)bps / 1e6);
@@ -116,11 +119,29 @@ src_set_bandwidth(struct migration *m, uint64_t bps, char *err, size_t errlen)
 
 /* The background stream's rate as status shows it beside the cap, measured
  * over windows of a second or more. */
+uint64_t
+src_stream_cap(const struct migration *m)
+{
+	uint32_t n = m->st.streams ? m->st.streams : 1;
+
+	return m->st.max_bandwidth_bits_per_s / n;
+}
+
 void
-src_bg_rate(struct migration *m, struct evbuffer *out, int64_t now)
+src_bg_rate(struct migration *m, int64_t now)
 {
 	struct mig_src *s = m->src;
-	uint64_t gone = s->bg_queued - evbuffer_get_length(out);
+	uint64_t queued = 0, gone;
+
+	for (uint32_t k = 0; k < MIG_STREAMS_MAX; k++) {
+		struct pconn *c = *peer_bg_slot(m, k);
+
+		if (c != NULL)
+			queued += evbuffer_get_length(bufferevent_get_output(c->bev));
+	}
+	if (queued > s->bg_queued)
+		return;
+	gone = s->bg_queued - queued;
 
 	if (s->rate_t0 == 0 || gone < s->rate_b0) {
 		s->rate_t0 = now;

@@ -38,8 +38,11 @@ struct mig_src {
 	void		(*redial)(struct migration *m);	/* reconnect now */
 };
 
-struct evbuffer;
-/* source_ctl.c: the background rate (status), from what left `out` by now. */
-void src_bg_rate(struct migration *m, struct evbuffer *out, int64_t now);
+/* source_ctl.c: the background rate (status), from what left the
+ * background streams' output by now. */
+void src_bg_rate(struct migration *m, int64_t now);
+/* source_ctl.c: each stream's share of the migration's cap (bits/s, 0:
+ * none), so that all of them together keep to it. */
+uint64_t src_stream_cap(const struct migration *m);
 
 #endif

@@ -52,7 +52,41 @@ peer_init(SSL_CTX *server, SSL_CTX *client)
 static int
 peer_writes_bulk(const struct pconn *c)
 {
-	return c->mig != NULL && c->mig->bg == c && c->mig->ops->bulk != NULL;
+	return peer_is_bg(c) && c->mig->ops->bulk != NULL;
+}
+
+struct pconn **
+peer_bg_slot(struct migration *m, uint32_t k)
+{
+	return k == 0 ? &m->bg : k < MIG_STREAMS_MAX ? &m->bg_more[k - 1] : NULL;
+}
+
+int
+peer_is_bg(const struct pconn *c)
+{
+	struct pconn **slot;
+
+	return c->mig != NULL && c->channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND &&
+	    (slot = peer_bg_slot(c->mig, c->stream)) != NULL && *slot == c;
+}
+
+void
+peer_bg_close(struct migration *m, const struct pconn *keep, int flush)
+{
+	for (uint32_t k = 0; k < MIG_STREAMS_MAX; k++) {
+		struct pconn *c = *peer_bg_slot(m, k);
+
+		if (c != NULL && c != keep)
+			peer_close(c, flush);
+	}
+}
+
+void
+peer_bg_drain(struct migration *m)
+{
+	for (uint32_t k = 0; k < MIG_STREAMS_MAX; k++)
+		if (*peer_bg_slot(m, k) != NULL)
+			peer_drain(*peer_bg_slot(m, k));
 }
 
 /* A bulk channel's turn again, after the loop looked for faults. */
@@ -175,8 +209,8 @@ peer_detach(struct pconn *c)
 		return;
 	if (m->urgent == c)
 		m->urgent = NULL;
-	if (m->bg == c)
-		m->bg = NULL;
+	if (peer_is_bg(c))
+		*peer_bg_slot(m, c->stream) = NULL;
 	c->mig = NULL;
 }
 
@@ -192,7 +226,7 @@ peer_bind(struct pconn *c, struct migration *m, int channel)
 	if (channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT)
 		m->urgent = c;
 	else
-		m->bg = c;
+		*peer_bg_slot(m, c->stream) = c;	/* c->stream < MIG_STREAMS_MAX */
 }
 
 void
@@ -501,7 +535,7 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 	if (c->throttled) {
 		c->throttled = 0;
 		bufferevent_enable(bev, EV_READ);
-		if (c->mig == NULL || c->mig->bg != c)
+		if (!peer_is_bg(c))
 			bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		peer_read_cb(bev, c);	/* what was already buffered */
 		return;
@@ -683,6 +717,13 @@ peer_connect(struct migration *m, const char *hostport, int channel)
 struct pconn *
 peer_connect_at(struct migration *m, const char *hostport, const char *at, int channel)
 {
+	return peer_connect_stream(m, hostport, at, channel, 0);
+}
+
+struct pconn *
+peer_connect_stream(struct migration *m, const char *hostport, const char *at, int channel,
+    uint32_t stream)
+{
 	char host[128], why[100];
 	struct bufferevent *bev;
 	struct pconn *c;
@@ -698,6 +739,7 @@ peer_connect_at(struct migration *m, const char *hostport, const char *at, int c
 		bufferevent_free(bev);
 		return NULL;
 	}
+	c->stream = stream;
 	peer_bind(c, m, channel);
 	if ((c->dial = dial_start(hostport, at, tls_client, bev, &peer_dial_ops, c)) == NULL) {
 		peer_close(c, 0);

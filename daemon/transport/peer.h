@@ -49,6 +49,7 @@ struct pconn {
 	struct bufferevent	*bev;
 	struct migration	*mig;	/* NULL until the hello is accepted */
 	int			 channel; /* Migrationd__Peer__V1__Channel */
+	uint32_t		 stream;  /* background: its index, < MIG_STREAMS_MAX */
 	int			 closing; /* free once output drained */
 	int			 hello_sent; /* source: nothing may precede the Hello */
 	int			 draining; /* migration over: discard input until EOF */
@@ -83,7 +84,18 @@ struct pconn *peer_connect(struct migration *m, const char *hostport, int channe
  * certificate is still checked against hostport's name. */
 struct pconn *peer_connect_at(struct migration *m, const char *hostport, const char *at,
     int channel);
+/* Background stream `stream` (< MIG_STREAMS_MAX) of m at `at`. */
+struct pconn *peer_connect_stream(struct migration *m, const char *hostport, const char *at,
+    int channel, uint32_t stream);
 const char *peer_connect_error(void);
+/* Where background stream k of m is kept (0: m->bg), NULL past the last. */
+struct pconn **peer_bg_slot(struct migration *m, uint32_t k);
+/* 1 if `c` is one of its migration's background streams. */
+int peer_is_bg(const struct pconn *c);
+/* Closes (flush: after its output) every background stream of m but keep. */
+void peer_bg_close(struct migration *m, const struct pconn *keep, int flush);
+/* peer_drain on every background stream of m. */
+void peer_bg_drain(struct migration *m);
 /* `c` carries `channel` of `m` from now on (frame limits of m's VM). */
 void peer_bind(struct pconn *c, struct migration *m, int channel);
 /* `c` no longer belongs to its migration. */
