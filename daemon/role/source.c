@@ -272,8 +272,10 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 			}
 			if (peer_send_frame(c, &h, payload) < 0)
 				return -1;
-			if (c != m->urgent)
+			if (c != m->urgent) {
 				m->src->bg_queued += FRAME_HDR_LEN + h.len;
+				m->src->stream_pages[c->stream] += h.count;
+			}
 			PROBE_SERVED(m->num, h.index, h.count, demand);
 			/* Classes count distinct pages; a demand request that
 			 * overtook the background copy is answered again and
@@ -389,37 +391,6 @@ src_bg_kick(struct migration *m)
 	for (uint32_t k = 0; k < m->st.streams; k++)
 		if (*peer_bg_slot(m, k) != NULL)
 			src_bg_writable(*peer_bg_slot(m, k));
-}
-
-/* The streams this migration uses: what it wants, at most what the
- * destination takes (an older one says nothing: one). */
-static void
-src_streams(struct migration *m, uint32_t peer_max)
-{
-	uint32_t want = m->st.streams_wanted ? m->st.streams_wanted : 1;
-	uint32_t n = want < (peer_max ? peer_max : 1) ? want : (peer_max ? peer_max : 1);
-
-	if (n > MIG_STREAMS_MAX)
-		n = MIG_STREAMS_MAX;
-	if (n < want)
-		log_info("migration %s: the destination takes %u background stream%s; "
-		    "using %u of the %u asked", m->id, peer_max ? peer_max : 1,
-		    peer_max > 1 ? "s" : "", n, want);
-	m->st.streams = n;
-}
-
-/* Opens the background streams to the daemon the urgent channel reached,
- * not another address. -1 if one cannot be opened. */
-static int
-src_dial_bg(struct migration *m)
-{
-	m->src->bg_queued = 0;
-	m->src->rate_t0 = 0;
-	for (uint32_t k = 0; k < m->st.streams; k++)
-		if (peer_connect_stream(m, m->peer, m->peer_addr,
-		    MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND, k) == NULL)
-			return -1;
-	return 0;
 }
 
 static void
@@ -558,9 +529,7 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		    m->state != MIG_PAUSED)
 			break;
 		mig_set_state(m, MIG_COMPLETED, NULL);
-		log_info("migration %s: completed: %llu pages on demand, %llu background, "
-		    "%llu zero", m->id, (unsigned long long)m->st.pages_demand,
-		    (unsigned long long)m->st.pages_background, (unsigned long long)m->st.pages_zero);
+		src_log_done(m);
 		if (m->vm != NULL)
 			vm_send_completed(m->vm);
 		session_finish(m);

@@ -1,12 +1,10 @@
 /*
  * source_ctl: the operator's actions on a source migration (source.h):
- * recover, pause, cancel, a new bandwidth cap (and the rate measured
- * against it). The page server itself is source.c.
+ * recover, pause, cancel, a new bandwidth cap (split between the
+ * streams: source_streams.c). The page server itself is source.c.
  * Loop thread only.
  */
 #include <stdio.h>
-
-#include <event2/buffer.h>
 
 #include "log.h"
 #include "peer.h"
@@ -115,41 +113,4 @@ src_set_bandwidth(struct migration *m, uint64_t bps, char *err, size_t errlen)
 	    bps ? "" : "off, was ", (double)bps / 1e6);
 	mig_save(m);
 	return 0;
-}
-
-/* The background stream's rate as status shows it beside the cap, measured
- * over windows of a second or more. */
-uint64_t
-src_stream_cap(const struct migration *m)
-{
-	uint32_t n = m->st.streams ? m->st.streams : 1;
-
-	return m->st.max_bandwidth_bits_per_s / n;
-}
-
-void
-src_bg_rate(struct migration *m, int64_t now)
-{
-	struct mig_src *s = m->src;
-	uint64_t queued = 0, gone;
-
-	for (uint32_t k = 0; k < MIG_STREAMS_MAX; k++) {
-		struct pconn *c = *peer_bg_slot(m, k);
-
-		if (c != NULL)
-			queued += evbuffer_get_length(bufferevent_get_output(c->bev));
-	}
-	if (queued > s->bg_queued)
-		return;
-	gone = s->bg_queued - queued;
-
-	if (s->rate_t0 == 0 || gone < s->rate_b0) {
-		s->rate_t0 = now;
-		s->rate_b0 = gone;
-	} else if (now - s->rate_t0 >= 1000000000) {
-		m->st.background_bits_per_s = (double)(gone - s->rate_b0) * 8e9 /
-		    (double)(now - s->rate_t0);
-		s->rate_t0 = now;
-		s->rate_b0 = gone;
-	}
 }

@@ -28,7 +28,8 @@ struct mig_src {
 	uint64_t	 bg_cursor;
 	int64_t		 pause_ns;
 	struct src_pc	 pc;		/* pre-copy (precopy.c) */
-	uint64_t	 bg_queued;	/* bytes queued on this background channel */
+	uint64_t	 bg_queued;	/* bytes queued on the background streams */
+	uint64_t	 stream_pages[MIG_STREAMS_MAX]; /* pages each stream queued */
 	int64_t		 rate_t0;	/* measured rate: window start ... */
 	uint64_t	 rate_b0;	/* ... and what had left by then */
 	/* For precopy.c, which knows the page server only through these: */
@@ -38,11 +39,18 @@ struct mig_src {
 	void		(*redial)(struct migration *m);	/* reconnect now */
 };
 
-/* source_ctl.c: the background rate (status), from what left the
+/* source_streams.c: the background rate (status), from what left the
  * background streams' output by now. */
 void src_bg_rate(struct migration *m, int64_t now);
-/* source_ctl.c: each stream's share of the migration's cap (bits/s, 0:
- * none), so that all of them together keep to it. */
+/* Each stream's share of the migration's cap (bits/s, 0: none), so that
+ * all of them together keep to it. */
 uint64_t src_stream_cap(const struct migration *m);
+/* The streams to use (m->st.streams): those wanted, at most peer_max (the
+ * Welcome's max_streams; 0, an older destination: 1). */
+void src_streams(struct migration *m, uint32_t peer_max);
+/* Dials every stream to m->peer_addr. -1 if one cannot be opened. */
+int src_dial_bg(struct migration *m);
+/* The completion log line, with the pages each stream queued. */
+void src_log_done(const struct migration *m);
 
 #endif

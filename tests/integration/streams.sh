@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Several background streams ([peer] streams = 2 on both daemons). A shimvm
+# VM migrates A -> B; every byte is verified, both sides' status says 2
+# streams, the destination saw stream 1 connect and the source sent no page
+# twice in the background. With `full`: a hostile stream 1 (pages before the
+# VM state; a corrupt zstd frame in post-copy) is closed with a clear error
+# and installs nothing, the daemon lives on; `[peer] streams` out of range
+# is refused by migrationd -n; then B restarts with streams = 1 and a source
+# asking for 2 uses 1 and says so (interop), still verified.
+# usage: streams.sh BUILD_DIR copy|minor [4k|huge] [full]
+BUILD=$1
+INSTALL=$2
+PAGES=${3:-4k}
+FULL=${4:-}
+source "$(dirname "$0")/../lib.sh"
+SHIMVM=$BUILD/tests/shimvm
+PROBE=$BUILD/tests/peer_probe
+MEM=64
+H=()
+if [[ $PAGES == huge ]]; then
+  H=(-H)
+  mig_reserve_hugepages $((MEM + 8))   # source and destination, 2 MiB each
+fi
+mig_hosts_up
+mig_certs
+mig_daemon_start A "[peer]
+streams = 2"
+mig_daemon_start B "[peer]
+streams = 2"
+
+# migrate VM: one verified migration of a fresh shimvm VM; sets J and JB
+# (the source's and the destination's status JSON)
+migrate() {
+  local vm=$1 src dst
+  mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source "${H[@]}" -s "$WORK/A/vmm.sock" -n "$vm" -m $MEM
+  src=$SPAWN_PID
+  mig_wait_line "$WORK/src-$vm.log" 'source ready' 30 "$src" || mig_die "$vm: source not ready"
+  mig_spawn B "$WORK/dst-$vm.log" "$SHIMVM" dest "${H[@]}" -s "$WORK/B/vmm.sock" -n "$vm" -m $MEM \
+    -I "$INSTALL" -t 2 -k 8
+  dst=$SPAWN_PID
+  mig_prepare B "$vm"
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" --wait --timeout 120 >/dev/null
+  mig_assert_eq "$vm: migration completed" "$?" 0
+  mig_wait_exit "$dst" 60; mig_assert_eq "$vm: every value checked out" "$?" 0
+  mig_assert_verified "$WORK/dst-$vm.log" ${MEM}M
+  mig_wait_exit "$src" 30
+  J=$(ctl A --json status "$vm")
+  JB=$(ctl B --json status "$vm")
+  echo "$vm: $(jq -c '{streams, streams_wanted, pages_background, pages_zero, pages_demand, pages_duplicate}' <<<"$J")"
+}
+
+migrate two-$INSTALL-$PAGES
+mig_assert_eq "source: 2 streams in use" "$(jq -r .streams <<<"$J")" 2
+mig_assert_eq "destination: 2 streams" "$(jq -r .streams <<<"$JB")" 2
+mig_assert_eq "every page sent once in the background (no duplicate but demand's)" \
+  "$(jq -r '.pages_background + .pages_zero + .pages_demand + .pages_poisoned == (.pages_total // (.ram_bytes / .page_size))' <<<"$J")" true
+mig_assert_eq "every page installed" "$(jq -r '.pages_installed == .pages_total' <<<"$JB")" true
+grep -q "migration .*: background channel 1 from" "$WORK/migrationd-B.log"
+mig_assert_eq "the destination saw stream 1" "$?" 0
+by=$(grep -o 'pages queued by background stream: .*' "$WORK/migrationd-A.log" | tail -n 1)
+echo "source: $by"
+mig_assert_eq "both streams carried pages" \
+  "$(awk '{print ($(NF-1) > 0 && $NF > 0) ? "yes" : "no"}' <<<"$by")" yes
+ctl A status two-$INSTALL-$PAGES | grep -q 'streams: *2 background'
+mig_assert_eq "mig-ctl status shows the streams" "$?" 0
+
+if [[ -n $FULL ]]; then
+  P=$WORK/pki
+  probe() { if ((MIG_USE_NETNS)); then ip netns exec "migA-$$" "$PROBE" "$@"; else "$PROBE" "$@"; fi; }
+  RAM=$((16 << 20))
+  for x in bg1-zcorrupt bg1s-zcorrupt; do
+    mig_spawn B "$WORK/$x.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$x" -m 16 -t 1 -k 1
+    mig_prepare B "$x"
+    out=$(probe -a "$ADDR_B" -A "$P/ca.pem" -c "$P/hosta.pem" -k "$P/hosta.key" -t "$TOKEN" \
+      -v "$x" -r $RAM -x "$x")
+    echo "$x: $out"
+    mig_assert_eq "$x: stream 1 closed" "$([[ $out == *'stream 1: closed-by-peer'* ]] && echo yes)" yes
+    mig_assert_eq "$x: nothing installed from it" "$(ctl B --json status "$x" | jq -r .pages_installed)" 0
+    echo "$x: destination $(ctl B --json status "$x" | jq -c '{state, reason}')"
+  done
+  grep -q 'pages on a background stream past the first before the VM state' "$WORK/migrationd-B.log"
+  mig_assert_eq "pages on stream 1 before the state: a clear error in the log" "$?" 0
+  grep -q 'corrupt compressed frame' "$WORK/migrationd-B.log"
+  mig_assert_eq "corrupt frame on stream 1: a clear error in the log" "$?" 0
+  ctl B health >/dev/null
+  mig_assert_eq "the destination daemon lives on" "$?" 0
+
+  # Out of range: refused by the checker, with the key named.
+  for n in 0 9; do
+    mig_conf "$WORK/bad" 127.0.0.1:1 "[peer]
+streams = $n
+[tls]
+enabled = no"
+    "$MIGRATIOND" -n -c "$WORK/bad/migrationd.conf" >"$WORK/bad.out" 2>&1
+    mig_assert_eq "streams = $n refused by migrationd -n" "$?" 1
+    grep -q 'streams' "$WORK/bad.out"
+    mig_assert_eq "streams = $n: the error names the key" "$?" 0
+    cat "$WORK/bad.out"
+  done
+
+  # B takes one stream: A, asking for 2, uses 1 and says so.
+  kill -TERM "$PID_DB"
+  mig_wait_exit "$PID_DB" 10
+  mig_daemon_start B "[peer]
+streams = 1"
+  migrate one-$INSTALL
+  mig_assert_eq "interop: the source uses 1 stream" "$(jq -r .streams <<<"$J")" 1
+  mig_assert_eq "interop: it asked for 2" "$(jq -r .streams_wanted <<<"$J")" 2
+  ctl A status one-$INSTALL | grep -q 'streams: *1 background (2 asked; the destination takes 1)'
+  mig_assert_eq "interop: mig-ctl status says why" "$?" 0
+  grep -q 'the destination takes 1 background stream; using 1 of the 2 asked' "$WORK/migrationd-A.log"
+  mig_assert_eq "interop: the source logged it" "$?" 0
+fi
+mig_finish
