@@ -55,6 +55,11 @@ mig_assert_eq "destination: 2 streams" "$(jq -r .streams <<<"$JB")" 2
 mig_assert_eq "every page sent once in the background (no duplicate but demand's)" \
   "$(jq -r '.pages_background + .pages_zero + .pages_demand + .pages_poisoned == (.pages_total // (.ram_bytes / .page_size))' <<<"$J")" true
 mig_assert_eq "every page installed" "$(jq -r '.pages_installed == .pages_total' <<<"$JB")" true
+# A page that reached the destination twice is a demand answer that
+# overtook the stream (the source counts those); never two streams' copies.
+echo "duplicates: destination received $(jq -r .pages_duplicate <<<"$JB"), source answered $(jq -r .pages_duplicate <<<"$J") on demand again"
+mig_assert_eq "no page came on two streams" \
+  "$(($(jq -r .pages_duplicate <<<"$JB") <= $(jq -r .pages_duplicate <<<"$J")))" 1
 grep -q "migration .*: background channel 1 from" "$WORK/migrationd-B.log"
 mig_assert_eq "the destination saw stream 1" "$?" 0
 by=$(grep -o 'pages queued by background stream: .*' "$WORK/migrationd-A.log" | tail -n 1)
