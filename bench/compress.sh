@@ -4,7 +4,8 @@
 # to host B, side by side in one run: the veth between the two host
 # namespaces unshaped ("loopback": memory speed, the CPU is the bottleneck)
 # and shaped with tc tbf to 1 Gbit/s on A's side ("1gbit": the link is the
-# bottleneck); compression off, forced on ("zstd") and adaptive; one stream.
+# bottleneck); compression off, forced on ("zstd") and adaptive; 1 and 2
+# background streams (COMPRESS_STREAMS).
 # Content: shimvm's rule (every page structured 64-bit words that compress
 # well, every 4th page zero): "structured". It is not the issue's "mixed"
 # mode (no incompressible random pages yet), and the bench says so in each
@@ -18,21 +19,34 @@ OUT=${2:?usage: compress.sh BUILD_DIR OUT.json}
 MEM=${COMPRESS_MIB:-256}
 # COMPRESS_LINKS ("loopback 1gbit") and COMPRESS_MODES ("off on auto") narrow
 # a run (to profile one line: its "ratio" then needs "off" in it too).
+# COMPRESS_STREAMS ("1 2"): [peer] streams of both daemons (restarted for
+# each); "ratio_1_stream" and "cpu_ratio_1_stream" compare each line to the
+# same link and compression with 1 stream, in this run.
 source "$(dirname "$0")/../tests/lib.sh"
 OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
 SHIMVM=$BUILD/tests/shimvm
 mig_hosts_up
 ((MIG_USE_NETNS)) || mig_skip "needs network namespaces to shape the link"
 mig_certs
-mig_daemon_start A
-mig_daemon_start B
 hz=$(getconf CLK_TCK)
 cpu_b() { awk -v hz="$hz" '{ print ($14 + $15) / hz }' "/proc/$PID_DB/stat"; }
 : >"$WORK/results"
 n=0
+streams=0
+daemons() { # STREAMS: both daemons with [peer] streams = STREAMS
+  ((streams == $1)) && return 0
+  if ((streams)); then
+    kill -TERM "$PID_DA" "$PID_DB"; mig_wait_exit "$PID_DA" 10; mig_wait_exit "$PID_DB" 10
+  fi
+  streams=$1
+  mig_daemon_start A "[peer]
+streams = $streams"
+  mig_daemon_start B "[peer]
+streams = $streams"
+}
 run() { # LINK MODE
   local link=$1 mode=$2 vm src dst t0 t1 c0 c1 j
-  n=$((n + 1)); vm=cz-$n-$link-$mode
+  n=$((n + 1)); vm=cz-$n-$link-$mode-$streams
   mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$vm" -m "$MEM"
   src=$SPAWN_PID
   mig_wait_line "$WORK/src-$vm.log" 'source ready' 60 "$src" || mig_die "$vm: source not ready"
@@ -48,10 +62,11 @@ run() { # LINK MODE
   mig_assert_verified "$WORK/dst-$vm.log" "${MEM}M"
   mig_wait_exit "$src" 30
   j=$(ctl A --json status "$vm")
-  jq -c --arg link "$link" --arg mode "$mode" --argjson mib "$MEM" \
+  [[ $(jq -r .streams <<<"$j") == "$streams" ]] || mig_die "$vm: not $streams streams"
+  jq -c --arg link "$link" --arg mode "$mode" --argjson mib "$MEM" --argjson streams "$streams" \
     --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" --argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" '
     {link: $link, content: "structured", compression: (if $mode == "on" then "zstd"
-      elif $mode == "auto" then "adaptive" else "off" end), streams: 1, guest_mib: $mib,
+      elif $mode == "auto" then "adaptive" else "off" end), streams: $streams, guest_mib: $mib,
      total_s: $s, gbytes_per_s: ($mib / 1024 / $s), wire_bytes: .bytes_sent,
      compressed_share: (if .compress_bytes_before > 0
        then .compress_bytes_after / .compress_bytes_before else null end),
@@ -63,10 +78,17 @@ for link in ${COMPRESS_LINKS:-loopback 1gbit}; do
     ip netns exec "migA-$$" tc qdisc add dev "va$$" root tbf rate 1gbit burst 512k latency 50ms ||
       mig_die "tc tbf"
   fi
-  for mode in ${COMPRESS_MODES:-off on auto}; do run "$link" "$mode"; done
+  for s in ${COMPRESS_STREAMS:-1 2}; do
+    daemons "$s"
+    for mode in ${COMPRESS_MODES:-off on auto}; do run "$link" "$mode"; done
+  done
 done
-jq -s '[group_by(.link)[] | (map(select(.compression == "off"))[0].gbytes_per_s) as $off |
-   .[] | . + {ratio: (.gbytes_per_s / $off)}] | {compression: .}' "$WORK/results" >"$OUT"
-jq -r '.compression[] | "\(.link) \(.compression): \(.gbytes_per_s * 1000 | round / 1000) GB/s (\(.ratio * 100 | round / 100)x of off on this link), wire \(.wire_bytes), dest CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB"' "$OUT"
+jq -s '[group_by(.link, .streams)[] | (map(select(.compression == "off"))[0].gbytes_per_s) as $off |
+   .[] | . + {ratio: (.gbytes_per_s / $off)}] |
+   [group_by(.link, .compression)[] | (map(select(.streams == 1))[0]) as $one | .[] |
+   . + {ratio_1_stream: (if $one then .gbytes_per_s / $one.gbytes_per_s else null end),
+        cpu_ratio_1_stream: (if $one then .cpu_s_per_gbyte / $one.cpu_s_per_gbyte else null end)}] |
+   {compression: .}' "$WORK/results" >"$OUT"
+jq -r '.compression[] | "\(.link) \(.compression) \(.streams) stream(s): \(.gbytes_per_s * 1000 | round / 1000) GB/s (\(.ratio * 100 | round / 100)x of off on this link, \(.ratio_1_stream * 100 | round / 100)x of 1 stream), wire \(.wire_bytes), dest CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB (\(.cpu_ratio_1_stream * 100 | round / 100)x of 1 stream)"' "$OUT"
 mig_cleanup
 mig_finish
