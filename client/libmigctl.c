@@ -442,8 +442,17 @@ migctl_start_compress(struct migctl *c, const char *vm, const char *dest,
     const char *token, const char *precopy, uint64_t max_bps, const char *compression,
     Migrationd__V1__StartMigrationResponse **out)
 {
+	return migctl_start_streams(c, vm, dest, token, precopy, max_bps, compression, 0, out);
+}
+
+int
+migctl_start_streams(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, uint64_t max_bps, const char *compression,
+    uint32_t streams, Migrationd__V1__StartMigrationResponse **out)
+{
 	Migrationd__V1__StartMigrationRequest q = MIGRATIOND__V1__START_MIGRATION_REQUEST__INIT;
 
+	q.streams = streams;
 	q.compression = STR(compression);
 	q.vm = STR(vm);
 	q.destination = STR(dest);

@@ -92,6 +92,11 @@ int migctl_start_opts(struct migctl *c, const char *vm, const char *dest,
 int migctl_start_compress(struct migctl *c, const char *vm, const char *dest,
     const char *token, const char *precopy, uint64_t max_bps, const char *compression,
     Migrationd__V1__StartMigrationResponse **out);
+/* The same asking for `streams` background streams (1..8; 0: the source
+ * daemon's [peer] streams); the destination may take fewer. */
+int migctl_start_streams(struct migctl *c, const char *vm, const char *dest,
+    const char *token, const char *precopy, uint64_t max_bps, const char *compression,
+    uint32_t streams, Migrationd__V1__StartMigrationResponse **out);
 /* Source: a new cap on a running migration's background stream (0: none). */
 int migctl_set_bandwidth(struct migctl *c, const char *id_or_vm, uint64_t max_bps,
     Migrationd__V1__SetMigrationResponse **out);

@@ -35,7 +35,7 @@ usage(FILE *f)
 	    "commands:\n"
 	    "  prepare VM [--from NAME] [-q]        destination: expect VM (only from NAME), print a one-time token\n"
 	    "  migrate VM --to HOST:PORT --token T [--precopy off|auto|ROUNDS|DURATION]\n"
-	    "          [--compression auto|on|off]\n"
+	    "          [--compression auto|on|off] [--streams N]\n"
 	    "          [--wait] [--timeout SECS]    source: migrate VM to the destination daemon\n"
 	    "  postcopy ID|VM                       source in PRECOPY: switch over now\n"
 	    "  set ID|VM --max-bandwidth RATE       source: a new cap on the background stream\n"
@@ -237,20 +237,30 @@ cmd_migrate(int argc, char **argv)
 		{ "precopy", required_argument, NULL, 'p' },
 		{ "max-bandwidth", required_argument, NULL, 'b' },
 		{ "compression", required_argument, NULL, 'z' },
+		{ "streams", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	Migrationd__V1__StartMigrationResponse *r;
 	const char *to = NULL, *token = NULL, *vm, *precopy = NULL, *cz = NULL;
 	uint64_t bps = 0;
-	char why[200];
+	char why[200], *end;
 	double timeout = 3600;
 	int ch, wait = 0, rc = EX_OK;
+	unsigned long streams = 0;
 	struct migctl *c;
 
 	optind = 0;	/* full reset of glibc getopt after main() parsed */
-	while ((ch = getopt_long(argc, argv, "t:k:wT:p:b:z:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:k:wT:p:b:z:S:h", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'S':
+			streams = strtoul(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || streams < 1 || streams > 8) {
+				fprintf(stderr, "mig-ctl migrate: --streams: \"%s\": must be a "
+				    "number from 1 to 8\n", optarg);
+				return EX_USAGE_;
+			}
+			break;
 		case 'p': precopy = optarg; break;
 		case 'z':
 			if (strcmp(optarg, "auto") && strcmp(optarg, "on") && strcmp(optarg, "off")) {
@@ -287,7 +297,9 @@ cmd_migrate(int argc, char **argv)
 			    "200M, 1G; off); demand pages are never capped. `mig-ctl set` changes it.\n"
 			    "--compression auto|on|off: zstd for background and pre-copy pages\n"
 			    "where the destination decodes it; auto (the daemon's [peer] compression,\n"
-			    "auto by default) compresses while that beats raw on the measured link.\n");
+			    "auto by default) compresses while that beats raw on the measured link.\n"
+			    "--streams N: background streams, each its own TLS connection (1..8;\n"
+			    "default: the daemon's [peer] streams); the destination may take fewer.\n");
 			return EX_OK;
 		default:
 			return EX_USAGE_;
@@ -299,7 +311,7 @@ cmd_migrate(int argc, char **argv)
 	}
 	vm = argv[optind];
 	c = connect_or_die();
-	check(c, migctl_start_compress(c, vm, to, token, precopy, bps, cz, &r));
+	check(c, migctl_start_streams(c, vm, to, token, precopy, bps, cz, (uint32_t)streams, &r));
 	if (wait) {
 		char id[64];
 

@@ -445,11 +445,17 @@ ctl_start(struct h2stream *s, const void *q)
 		h2_finish(s, GRPC_INVALID_ARGUMENT, err);
 		return;
 	}
+	if (p->streams > MIG_STREAMS_MAX) {
+		h2_finish(s, GRPC_INVALID_ARGUMENT, "streams above 8");
+		return;
+	}
 	if (src_start(v, p->destination, p->token, &pc, p->max_bandwidth_bits_per_s, &m, err,
 	    sizeof(err)) < 0) {
 		h2_finish(s, GRPC_FAILED_PRECONDITION, err);
 		return;
 	}
+	if (p->streams != 0)	/* before the Welcome says what the peer takes */
+		m->st.streams_wanted = p->streams;
 	cz_start(m, cz);	/* before its first page: the channels are dialling */
 	ctl_reply_migration(s, m);
 }

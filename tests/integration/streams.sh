@@ -28,10 +28,11 @@ streams = 2"
 mig_daemon_start B "[peer]
 streams = 2"
 
-# migrate VM: one verified migration of a fresh shimvm VM; sets J and JB
-# (the source's and the destination's status JSON)
+# migrate VM [MIGRATE-ARGS]: one verified migration of a fresh shimvm VM;
+# sets J and JB (the source's and the destination's status JSON)
 migrate() {
   local vm=$1 src dst
+  shift
   mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source "${H[@]}" -s "$WORK/A/vmm.sock" -n "$vm" -m $MEM
   src=$SPAWN_PID
   mig_wait_line "$WORK/src-$vm.log" 'source ready' 30 "$src" || mig_die "$vm: source not ready"
@@ -39,7 +40,7 @@ migrate() {
     -I "$INSTALL" -t 2 -k 8
   dst=$SPAWN_PID
   mig_prepare B "$vm"
-  ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" --wait --timeout 120 >/dev/null
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" "$@" --wait --timeout 120 >/dev/null
   mig_assert_eq "$vm: migration completed" "$?" 0
   mig_wait_exit "$dst" 60; mig_assert_eq "$vm: every value checked out" "$?" 0
   mig_assert_verified "$WORK/dst-$vm.log" ${MEM}M
@@ -102,6 +103,16 @@ enabled = no"
     mig_assert_eq "streams = $n: the error names the key" "$?" 0
     cat "$WORK/bad.out"
   done
+
+  # mig-ctl migrate --streams: the API field, over the daemon's default.
+  migrate flag-$INSTALL --streams 1
+  mig_assert_eq "--streams 1: the source asked for 1 and used 1" \
+    "$(jq -r '"\(.streams_wanted) \(.streams)"' <<<"$J")" "1 1"
+  for bad in 0 9 two; do
+    ctl A migrate x --to "$ADDR_B" --token t --streams "$bad" >/dev/null 2>"$WORK/bad.err"
+    mig_assert_eq "--streams $bad: a usage error" "$?" 2
+  done
+  cat "$WORK/bad.err"
 
   # B takes one stream: A, asking for 2, uses 1 and says so.
   kill -TERM "$PID_DB"
