@@ -6,6 +6,7 @@
 # the cap (with 15% for the measurement window) and move (above half of it);
 # demand faults are served meanwhile (the urgent channel is never capped),
 # and the destination compares every byte at the end. Bad rates are refused.
+# With MIG_STREAMS set, the same with that many background streams.
 # usage: bandwidth.sh BUILD_DIR migration|daemon
 BUILD=$1
 WHAT=${2:-migration}
@@ -52,6 +53,9 @@ rate_within() {
     "$(awk -v r="$r" -v lo="$1" -v hi="$2" 'BEGIN { print (r >= lo && r <= hi) ? "yes" : "no" }')" yes
 }
 wait_for A '.state == "POSTCOPY" or .state == "COMPLETED"' 30 || mig_die "not in post-copy"
+# With several streams (MIG_STREAMS) the cap holds for all of them together.
+[[ -z ${MIG_STREAMS:-} ]] ||
+  mig_assert_eq "$MIG_STREAMS background streams under one cap" "$(st A .streams)" "$MIG_STREAMS"
 [[ $WHAT == migration ]] &&
   mig_assert_eq "status shows the cap" "$(st A .max_bandwidth_bits_per_s)" 40000000
 rate_within 20 46
