@@ -367,6 +367,40 @@ mig_shim_migrate() {
   rm -f "$WORK/src-$vm.log" "$WORK/dst-$vm.log"
 }
 
+# mig_shim_verified VM MEM INSTALL [MIGRATE-ARGS...]: one migration A -> B
+# of a fresh shimvm VM of MEM MiB (with "${MIG_SHIM_H[@]}", e.g. -H for
+# 2 MiB hugetlbfs pages), the destination installing as INSTALL (copy or
+# minor), MIGRATE-ARGS passed to mig-ctl migrate. Asserts that it completed
+# and that the destination compared every byte; sets J and JB (the source's
+# and the destination's status JSON).
+mig_shim_verified() {
+  local vm=$1 mem=$2 install=$3 src dst
+  shift 3
+  mig_spawn A "$WORK/src-$vm.log" "$BUILD/tests/shimvm" source "${MIG_SHIM_H[@]}" \
+    -s "$WORK/A/vmm.sock" -n "$vm" -m "$mem"
+  src=$SPAWN_PID
+  mig_wait_line "$WORK/src-$vm.log" 'source ready' 30 "$src" || mig_die "$vm: source not ready"
+  mig_spawn B "$WORK/dst-$vm.log" "$BUILD/tests/shimvm" dest "${MIG_SHIM_H[@]}" \
+    -s "$WORK/B/vmm.sock" -n "$vm" -m "$mem" -I "$install" -t 2 -k 8
+  dst=$SPAWN_PID
+  mig_prepare B "$vm"
+  ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" "$@" --wait --timeout 120 >/dev/null
+  mig_assert_eq "$vm: migration completed" "$?" 0
+  mig_wait_exit "$dst" 60; mig_assert_eq "$vm: every value checked out" "$?" 0
+  mig_assert_verified "$WORK/dst-$vm.log" "${mem}M"
+  mig_wait_exit "$src" 30
+  J=$(ctl A --json status "$vm")
+  JB=$(ctl B --json status "$vm")
+}
+MIG_SHIM_H=()
+# mig_shim_pages 4k|huge MEM: mig_shim_verified's VMs in 4 KiB shmem pages,
+# or in 2 MiB hugetlbfs pages (reserved for both VMMs of MEM MiB)
+mig_shim_pages() {
+  [[ $1 == huge ]] || return 0
+  MIG_SHIM_H=(-H)
+  mig_reserve_hugepages $(($2 + 8))   # source and destination, 2 MiB each
+}
+
 # mig_reserve_hugepages NEED: NEED more 2 MiB pages reserved for this test,
 # given back on exit (before the usual cleanup); skips if the kernel refuses.
 mig_reserve_hugepages() {

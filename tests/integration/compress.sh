@@ -16,11 +16,7 @@ source "$(dirname "$0")/../lib.sh"
 SHIMVM=$BUILD/tests/shimvm
 PROBE=$BUILD/tests/peer_probe
 MEM=64
-H=()
-if [[ $PAGES == huge ]]; then
-  H=(-H)
-  mig_reserve_hugepages $((MEM + 8))   # source and destination, 2 MiB each
-fi
+mig_shim_pages "$PAGES" $MEM
 mig_hosts_up
 mig_certs
 mig_daemon_start A
@@ -29,22 +25,8 @@ mig_daemon_start B
 # migrate VM MODE: one verified migration of a fresh shimvm VM; sets J (the
 # source's status JSON)
 migrate() {
-  local vm=$1 mode=$2 src dst token
-  mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source "${H[@]}" -s "$WORK/A/vmm.sock" -n "$vm" -m $MEM
-  src=$SPAWN_PID
-  mig_wait_line "$WORK/src-$vm.log" 'source ready' 30 "$src" || mig_die "$vm: source not ready"
-  mig_spawn B "$WORK/dst-$vm.log" "$SHIMVM" dest "${H[@]}" -s "$WORK/B/vmm.sock" -n "$vm" -m $MEM \
-    -I "$INSTALL" -t 2 -k 8
-  dst=$SPAWN_PID
-  mig_prepare B "$vm"
-  ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" --compression "$mode" --wait \
-    --timeout 120 >/dev/null
-  mig_assert_eq "$vm: migration completed" "$?" 0
-  mig_wait_exit "$dst" 60; mig_assert_eq "$vm: every value checked out" "$?" 0
-  mig_assert_verified "$WORK/dst-$vm.log" ${MEM}M
-  mig_wait_exit "$src" 30
-  J=$(ctl A --json status "$vm")
-  echo "$vm: $(jq -c '{compression, compress_bytes_before, compress_bytes_after, bytes_sent}' <<<"$J")"
+  mig_shim_verified "$1" $MEM "$INSTALL" --compression "$2"
+  echo "$1: $(jq -c '{compression, compress_bytes_before, compress_bytes_after, bytes_sent}' <<<"$J")"
 }
 ratio() { jq -r '.compress_bytes_after / (if .compress_bytes_before > 0 then .compress_bytes_before else 1 end)' <<<"$J"; }
 
