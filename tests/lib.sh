@@ -393,6 +393,19 @@ mig_shim_verified() {
   JB=$(ctl B --json status "$vm")
 }
 MIG_SHIM_H=()
+# mig_assert_streams [CONNECTS]: with $MIG_STREAMS set (the daemons' [peer]
+# streams), $VM's source used that many background streams, and the last
+# of them connected to B at least CONNECTS times (default 1; after a lost
+# link or a restart: every stream redialled)
+mig_assert_streams() {
+  [[ -n ${MIG_STREAMS:-} ]] || return 0
+  local n
+  mig_assert_eq "source used $MIG_STREAMS background streams" "$(st A .streams)" "$MIG_STREAMS"
+  n=$(grep -c "background channel $((MIG_STREAMS - 1)) from" "$WORK/migrationd-B.log")
+  echo "stream $((MIG_STREAMS - 1)) connected $n times"
+  mig_assert_eq "stream $((MIG_STREAMS - 1)) connected at least ${1:-1} times" "$((n >= ${1:-1}))" 1
+}
+
 # mig_shim_pages 4k|huge MEM: mig_shim_verified's VMs in 4 KiB shmem pages,
 # or in 2 MiB hugetlbfs pages (reserved for both VMMs of MEM MiB)
 mig_shim_pages() {

@@ -133,5 +133,6 @@ mig_assert_eq "every page installed once, none twice" \
   "$(jq -c '[.pages_installed == .pages_total, .install_eexist]' <<<"$d")" "[true,0]"
 mig_assert_eq "most pages arrived before the switch-over" \
   "$(jq -r '.pages_precopy >= .pages_total' <<<"$d")" true
+mig_assert_streams
 mig_cleanup
 mig_finish

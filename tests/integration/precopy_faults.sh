@@ -209,5 +209,7 @@ mig_assert_eq "destination VMM: every value checked out" "$?" 0
 mig_assert_verified "$WORK/$( [[ -s $WORK/dst2.log ]] && echo dst2.log || echo dst1.log)" ${MEM}M
 mig_wait_exit "$src" 30
 mig_assert_eq "source VMM exited after the VM left" "$?" 0
+# With MIG_STREAMS: after a reconnect every stream redialled.
+mig_assert_streams $(($(st A .reconnects) >= 1 ? 2 : 1))
 mig_cleanup
 mig_finish
