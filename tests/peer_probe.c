@@ -6,10 +6,12 @@
  * <reason>", "tls-error: <detail>" or "closed". With -x it then misbehaves
  * (oversized, truncated, beyond, duplicate) and prints how the daemon
  * reacted; -x silent says nothing at all and reports when it was dropped.
- * With -x bg1-ACTION it opens background stream 1 with the Welcome's session
- * key and misbehaves there (ACTION is one of the above); bg1s-ACTION first
- * sends the VM state "shimvm-state-v1" on the urgent channel, so that the
- * destination is in post-copy when stream 1 misbehaves.
+ * With -x bgN-ACTION it opens background stream N (a digit) with the
+ * Welcome's session key and misbehaves there (ACTION is one of the above);
+ * bgNs-ACTION first sends the VM state "shimvm-state-v1" on the urgent
+ * channel, so that the destination is in post-copy. ACTION hello only says
+ * whether the stream was taken ("bound" or "refused: <reason>"), twice opens
+ * the same stream again and says the same of the second.
  * Destination mode (-L IP:PORT): accepts one source, welcomes it, then asks
  * for pages without ever reading the answers (-n requests) for -T seconds.
  * Exit 0 when an outcome was seen, 1 on a usage or local error.
@@ -304,14 +306,48 @@ dial(void)
 	return 0;
 }
 
+/* After a background Hello: "refused: <reason>" if a Refuse comes within
+ * 300 ms, "closed", or "bound". */
+static void
+bg_verdict(void)
+{
+	struct frame_limits lim = { .page_size = 4096, .max_msg = 1 << 20 };
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	uint8_t hdr[FRAME_HDR_LEN], *body;
+	Migrationd__Peer__V1__PeerMsg *r;
+	struct frame_hdr fh;
+	const char *why;
+
+	if ((ssl == NULL || SSL_pending(ssl) == 0) && poll(&pfd, 1, 300) == 0) {
+		printf("bound\n");
+		return;
+	}
+	if (io(hdr, sizeof(hdr), 0) < 0 || frame_decode(hdr, sizeof(hdr), &lim, &fh) != 1 ||
+	    fh.type != FRAME_MSG) {
+		printf("closed\n");
+		return;
+	}
+	body = malloc(fh.len ? fh.len : 1);
+	if (io(body, fh.len, 0) == 0 && (r = ctlmsg_decode_peer(body, fh.len, &why)) != NULL) {
+		if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_REFUSE)
+			printf("refused: %s\n", r->refuse->reason);
+		else
+			printf("unexpected reply %d\n", (int)r->msg_case);
+		migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+	} else {
+		printf("closed\n");
+	}
+	free(body);
+}
+
 /*
- * -x bg1[s]-ACTION: background stream 1 of the migration just welcomed
+ * -x bgN[s]-ACTION: background stream N of the migration just welcomed
  * (session key `key`), ACTION there. With `state`, the VM state goes first
  * on the urgent channel (which stays open, unread).
  */
 static int
 stream1(const char *action, const ProtobufCBinaryData *key, const char *vm,
-    unsigned long long ram, int state)
+    unsigned long long ram, int state, unsigned idx)
 {
 	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
 	Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
@@ -327,8 +363,9 @@ stream1(const char *action, const ProtobufCBinaryData *key, const char *vm,
 			return printf("closed before the state\n"), 0;
 		usleep(500000);	/* the destination runs its VM (POSTCOPY) */
 	}
+again:
 	if (dial() < 0)
-		return printf("stream 1: cannot connect\n"), 0;
+		return printf("stream %u: cannot connect\n", idx), 0;
 	h.version = 1;
 	h.channel = MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
 	h.session_key = *key;
@@ -336,13 +373,21 @@ stream1(const char *action, const ProtobufCBinaryData *key, const char *vm,
 	h.ram_bytes = ram;
 	h.page_size = 4096;
 	h.source_migration_id = "probe";
-	h.stream = 1;
+	h.stream = idx;
 	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
 	m.hello = &h;
 	if (send_msg(&m) < 0)
-		return printf("stream 1: closed at its hello\n"), 0;
+		return printf("stream %u: closed at its hello\n", idx), 0;
+	printf("stream %u: ", idx);
+	if (!strcmp(action, "hello") || !strcmp(action, "twice")) {
+		bg_verdict();
+		if (!strcmp(action, "twice")) {
+			action = "hello";	/* the first stays open */
+			goto again;
+		}
+		return 0;
+	}
 	usleep(200000);	/* bound to the migration, or refused */
-	printf("stream 1: ");
 	return misbehave(action, ram / 4096);
 }
 
@@ -398,10 +443,10 @@ source_hello(const char *token, const char *vm, unsigned long long ram, const ch
 	if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME) {
 		printf("accepted %s\n", r->welcome->migration_id);
 		fflush(stdout);
-		if (action != NULL && !strncmp(action, "bg1-", 4))
-			rc = stream1(action + 4, &r->welcome->session_key, vm, ram, 0);
-		else if (action != NULL && !strncmp(action, "bg1s-", 5))
-			rc = stream1(action + 5, &r->welcome->session_key, vm, ram, 1);
+		if (action != NULL && !strncmp(action, "bg", 2) && action[2] >= '0' &&
+		    action[2] <= '9' && strchr(action, '-') != NULL)
+			rc = stream1(strchr(action, '-') + 1, &r->welcome->session_key, vm, ram,
+			    action[3] == 's', (unsigned)(action[2] - '0'));
 		else if (action != NULL)
 			rc = misbehave(action, ram / 4096);
 		migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);

@@ -156,7 +156,7 @@ dst_by_token(const char *token)
 /* The active destination migration a session key names (resuming: one
  * whose VM state arrived), or NULL. */
 static struct migration *
-dst_by_key(const ProtobufCBinaryData *key, int resuming, uint32_t stream)
+dst_by_key(const ProtobufCBinaryData *key, int resuming)
 {
 	struct migration *m;
 
@@ -165,7 +165,7 @@ dst_by_key(const ProtobufCBinaryData *key, int resuming, uint32_t stream)
 		    key->len != sizeof(m->session_key) ||
 		    (resuming && m->dst->state_rx_ns == 0 && !(m->never_ran &&
 		    (m->state == MIG_PAUSED || m->state == MIG_PRECOPY))) ||
-		    (!resuming && (m->urgent == NULL || *peer_bg_slot(m, stream) != NULL)))
+		    (!resuming && m->urgent == NULL))
 			continue;
 		if (CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) == 0)
 			return m;
@@ -229,8 +229,13 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 			    "takes %d ([peer] streams)", h->stream, D->conf.streams);
 			return peer_refuse(c, why);
 		}
-		if ((m = dst_by_key(&h->session_key, 0, h->stream)) == NULL)
+		if ((m = dst_by_key(&h->session_key, 0)) == NULL)
 			return peer_refuse(c, "no migration for this session key");
+		if (*peer_bg_slot(m, h->stream) != NULL) {
+			snprintf(why, sizeof(why), "background stream %u of migration %s is "
+			    "connected already", h->stream, m->id);
+			return peer_refuse(c, why);
+		}
 		c->stream = h->stream;
 		peer_bind(c, m, h->channel);
 		if (h->stream + 1 > m->st.streams)
@@ -322,7 +327,7 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	Migrationd__Peer__V1__Resync rs = MIGRATIOND__PEER__V1__RESYNC__INIT;
 	struct migration *m;
 
-	if ((m = dst_by_key(&h->session_key, 1, 0)) == NULL)
+	if ((m = dst_by_key(&h->session_key, 1)) == NULL)
 		return dst_refuse_resume(c, &h->session_key);
 	if (!dst_source_ok(c, m, "resume"))
 		return -1;

@@ -4,7 +4,8 @@
 # streams, the destination saw stream 1 connect and the source sent no page
 # twice in the background. With `full`: a hostile stream 1 (pages before the
 # VM state; a corrupt zstd frame in post-copy) is closed with a clear error
-# and installs nothing, the daemon lives on; `[peer] streams` out of range
+# and installs nothing, the daemon lives on; a stream index past what B
+# takes, or one already connected, is refused with the reason; `[peer] streams` out of range
 # is refused by migrationd -n; then B restarts with streams = 1 and a source
 # asking for 2 uses 1 and says so (interop), still verified.
 # usage: streams.sh BUILD_DIR copy|minor [4k|huge] [full]
@@ -64,6 +65,22 @@ if [[ -n $FULL ]]; then
     mig_assert_eq "$x: stream 1 closed" "$([[ $out == *'stream 1: closed-by-peer'* ]] && echo yes)" yes
     mig_assert_eq "$x: nothing installed from it" "$(ctl B --json status "$x" | jq -r .pages_installed)" 0
     echo "$x: destination $(ctl B --json status "$x" | jq -c '{state, reason}')"
+  done
+  # A stream past what B takes, and a stream index twice: refused, named.
+  for x in bg2-hello bg1-twice; do
+    mig_spawn B "$WORK/$x.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$x" -m 16 -t 1 -k 1
+    mig_prepare B "$x"
+    out=$(probe -a "$ADDR_B" -A "$P/ca.pem" -c "$P/hosta.pem" -k "$P/hosta.key" -t "$TOKEN" \
+      -v "$x" -r $RAM -x "$x")
+    echo "$x: $out"
+    case $x in
+    bg2-hello) mig_assert_eq "stream 2 refused: B takes 2" \
+      "$(grep -c '^stream 2: refused: background stream 2: this destination takes 2 (\[peer\] streams)$' <<<"$out")" 1 ;;
+    bg1-twice)
+      mig_assert_eq "stream 1 taken once" "$(grep -c '^stream 1: bound$' <<<"$out")" 1
+      mig_assert_eq "stream 1 again refused" \
+        "$(grep -c '^stream 1: refused: background stream 1 of migration .* is connected already$' <<<"$out")" 1 ;;
+    esac
   done
   grep -q 'pages on a background stream past the first before the VM state' "$WORK/migrationd-B.log"
   mig_assert_eq "pages on stream 1 before the state: a clear error in the log" "$?" 0
