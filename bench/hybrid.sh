@@ -2,13 +2,16 @@
 # bench/hybrid.sh BUILD_DIR OUT.json: pre-copy, hot pages first and
 # bandwidth caps, side by side in one run.
 #
-# hybrid: the "hotset" workload is shimvm (HYBRID_MIB, 256 MiB): the source
-# keeps rewriting 10% of its pages (every 7th page, from the start of RAM:
-# qwords 0, 100 and 511, ~1 ms between passes) until it is paused; on the
-# destination 4 threads then touch those same pages, timing every stall.
+# hybrid: the "hotset" workload is shimvm (HYBRID_MIB, 256 MiB). Its hot set
+# is 10% of the pages (every 7th page, from the start of RAM); the rest is
+# never written. Until it is paused the source writes HYBRID_RATE (20000)
+# hot pages a second, drawn with a 1/rank skew (shimvm -z: the top 1% of
+# the hot pages take about half the writes); on the destination 4 threads
+# then read 4 x (hot set size) pages drawn from the same skew, at
+# the same rate (one that stalled catches up), timing every stall.
 # The "writer" workload is the minivmm writer guest under KVM (64 MiB).
 # Each in three modes: postcopy (pure post-copy, address order), hotfirst
-# (no pre-copy; [peer] hotset_window_ms = 300 learns the hot set, which
+# (no pre-copy; [peer] hotset_window_ms = HYBRID_WINDOW_MS (500) learns the hot set, which
 # leads the post-copy stream) and precopy-auto. Reports demand faults
 # (destination record), stall_ms (sum of the destination threads' stalls;
 # shimvm only), total_s and blackout_ms (source record), wire_bytes (bytes
@@ -25,6 +28,9 @@ source "$(dirname "$0")/../tests/lib.sh"
 OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
 SHIMVM=$BUILD/tests/shimvm
 HMIB=${HYBRID_MIB:-256}
+HRATE=${HYBRID_RATE:-20000}
+PARTS=${HYBRID_PARTS:-hybrid writer bandwidth}
+has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 BWMIB=${HYBRID_BW_MIB:-1024}
 
 mig_hosts_up
@@ -40,7 +46,7 @@ daemon_a() {
   fi
   if [[ $1 == hotfirst ]]; then
     mig_daemon_start A "[peer]
-hotset_window_ms = 300"
+hotset_window_ms = ${HYBRID_WINDOW_MS:-500}"
   else
     mig_daemon_start A
   fi
@@ -91,11 +97,14 @@ entry() { # WORKLOAD MODE STALL_MS
 }
 
 hot=$(( (HMIB << 8) / 10 ))
-for mode in postcopy hotfirst precopy-auto; do
+for mode in ${HYBRID_MODES:-postcopy hotfirst precopy-auto}; do
   daemon_a "$mode"
-  shim_run "hot-$mode" "$HMIB" "-W $hot" "-W $hot -t 4 -k $((hot / 4))" --precopy "$(policy "$mode")"
-  entry hotset "$mode" "$(jq .stall_ms "$WORK/r.json")"
-  if [[ -e /dev/kvm ]]; then
+  if has_part hybrid; then
+    shim_run "hot-$mode" "$HMIB" "-W $hot -z $HRATE" "-W $hot -z $HRATE -t 4 -k $hot" \
+      --precopy "$(policy "$mode")"
+    entry hotset "$mode" "$(jq .stall_ms "$WORK/r.json")"
+  fi
+  if has_part writer && [[ -e /dev/kvm ]]; then
     MIG_PRECOPY=$(policy "$mode") mig_migrate "wr-$mode" 64M writer
     [[ $MIG_RC == 0 && $DST_RC == 0 ]] || mig_die "writer $mode: migration failed"
     cp "$WORK/src.json" "$WORK/s.json"; cp "$WORK/dst.json" "$WORK/d.json"
@@ -104,7 +113,7 @@ for mode in postcopy hotfirst precopy-auto; do
 done
 
 daemon_a postcopy
-for cap in 0 200 1000; do
+for cap in $(has_part bandwidth && echo 0 200 1000); do
   args=()
   ((cap)) && args=(--max-bandwidth "${cap}M")
   shim_run "bw-$cap" "$BWMIB" "" "-t 2 -k 64" "${args[@]}"
@@ -116,10 +125,10 @@ for cap in 0 200 1000; do
 done
 jq -s --slurpfile bw <(jq -s . "$WORK/bandwidth") \
   --arg hosts "$( ((MIG_USE_NETNS)) && echo "network namespaces + veth" || echo "loopback ports")" \
-  --argjson cores "$(nproc)" --argjson hmib "$HMIB" --argjson bwmib "$BWMIB" '
+  --argjson cores "$(nproc)" --argjson hmib "$HMIB" --argjson hrate "$HRATE" --argjson bwmib "$BWMIB" '
   ($bw[0] | map(select(.cap_mbit == 0))[0].fault_p50_us) as $u |
   {conditions: {cores: $cores, hosts: $hosts, placement: "unpinned",
-     hotset: "shimvm \($hmib) MiB, 10% of pages rewritten until the pause, 4 destination threads touch them",
+     hotset: "shimvm \($hmib) MiB, hot set 10% of pages, \($hrate) skewed (1/rank) page writes/s until the pause, 4 destination threads read 4 x hot-set-size pages of the same skew",
      writer: "minivmm writer guest, 64 MiB, KVM", bandwidth: "shimvm \($bwmib) MiB post-copy",
      shared_machine: "other helpers build and run tests on the same 2 cores"},
    hybrid: ., bandwidth: [$bw[0][] | select(.cap_mbit > 0) | . + {fault_p50_uncapped_us: $u}]}' \
