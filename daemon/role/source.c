@@ -584,11 +584,11 @@ src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		}
 		/* Stream on from here; a guest walking memory in order (a
 		 * prefetch, or it caught up with the stream) goes ahead of the
-		 * hot list for SRC_FOLLOW_FRAMES frames; a lone page ends it. */
+		 * hot list for SRC_FOLLOW_BYTES; a lone page ends it. */
 		m->src->bg_cursor = h->index + h->count;
 		m->src->follow = h->count > 1 || (h->index > 0 &&
 		    bitmap_test(m->src->sent, h->index - 1)) ?
-		    (uint64_t)SRC_FOLLOW_FRAMES * mig_frame_pages(m) : 0;
+		    SRC_FOLLOW_BYTES / m->page_size + 1 : 0;
 		return 0;
 	default:
 		why = "unexpected frame type at the source";

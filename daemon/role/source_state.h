@@ -15,7 +15,7 @@
 #define MIG_RETRY_MIN_MS	250	/* reconnect back-off, doubling ... */
 #define MIG_RETRY_MAX_MS	4000	/* ... up to this */
 
-#define SRC_FOLLOW_FRAMES	64	/* background frames after a demand request */
+#define SRC_FOLLOW_BYTES	(4u << 20)	/* streamed after an in-order demand request */
 
 /* What only a source-side migration keeps (m->src). */
 struct mig_src {
