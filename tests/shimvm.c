@@ -1,8 +1,8 @@
 /*
  * shimvm: a VMM without a guest, for tests that need many threads touching
  * real guest RAM through libmigshim. `source` fills RAM by a content rule
- * over every byte (qword k of 4 KiB page i is page_qword(i, k); every 4th
- * page stays zero, and untouched), attaches and hands over a fixed state
+ * over every byte (qword k of 4 KiB page i is page_qword(i, k); its zero
+ * pages stay untouched), attaches and hands over a fixed state
  * blob when paused. `dest` attaches an incoming VM (blocking uffd or ring +
  * SIGBUS), and once running starts threads that each touch their own pages,
  * timing each stall and checking each value; after completion it compares
@@ -100,11 +100,71 @@ mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Qword k (0..511) of 4 KiB page i: "SHIM", k and i, or 0 every 4th page. */
+/*
+ * Content (-C): "structured" (the default): qword k (0..511) of 4 KiB page
+ * i is "SHIM", k and i, every 4th page zero. "random": every qword from a
+ * hash of (i, k), nothing compresses. "mixed", a guest's RAM as it tends
+ * to be (documented in bench/README.md): by a hash of i, 25% zero pages
+ * (free memory), 30% text-like (English word pieces, the page cache of
+ * text files and logs: about 3x with zstd -1), 25% structured (heap data:
+ * small integers and pointers, about 9x) and 20% random (compressed or
+ * encrypted data, media: incompressible).
+ */
+enum { CONTENT_STRUCTURED, CONTENT_RANDOM, CONTENT_MIXED };
+static int content;
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+enum { PAGE_ZERO, PAGE_TEXT, PAGE_STRUCT, PAGE_RANDOM };
+
+static int
+page_class(uint64_t i)
+{
+	unsigned c;
+
+	if (content == CONTENT_STRUCTURED)
+		return i % 4 == 3 ? PAGE_ZERO : PAGE_STRUCT;
+	if (content == CONTENT_RANDOM)
+		return PAGE_RANDOM;
+	c = (unsigned)(mix64(i ^ 0x6d69786564ull) % 20);
+	return c < 5 ? PAGE_ZERO : c < 11 ? PAGE_TEXT : c < 16 ? PAGE_STRUCT : PAGE_RANDOM;
+}
+
 static uint64_t
 page_qword(uint64_t i, unsigned k)
 {
-	return i % 4 == 3 ? 0 : (0x5348494d00000000ull | i) ^ ((uint64_t)k << 40);
+	/* 64 four-byte pieces of English, two a qword. */
+	static const char words[257] =
+	    "the and ing tionof  to  is  in  "
+	    "a   for on  withas  by  at  page"
+	    "datahostvm  run it  be  thatthis"
+	    "willfromnot or  are was an  can "
+	    "all has we  one his her out new "
+	    "timeyearsaidmakelikeuse backonly"
+	    "overgoodwellevendownmostlog err "
+	    "okaycopysentlinkfileuserlisted, ";
+	uint64_t h, v;
+
+	switch (page_class(i)) {
+	case PAGE_ZERO:
+		return 0;
+	case PAGE_STRUCT:
+		return (0x5348494d00000000ull | i) ^ ((uint64_t)k << 40);
+	case PAGE_TEXT:
+		h = mix64(i * 512 + k);
+		memcpy(&v, words + 4 * (h & 63), 4);
+		memcpy((char *)&v + 4, words + 4 * ((h >> 6) & 63), 4);
+		return v;
+	default:
+		return mix64(i * 512 + k);
+	}
 }
 
 static uint64_t hot_page(uint64_t k);
@@ -416,7 +476,7 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 		return 2;
 	ram = migshim_ram(S);
 	for (uint64_t i = 0; i < npages; i++)
-		for (unsigned k = 0; i % 4 != 3 && k < 512; k++)
+		for (unsigned k = 0; page_class(i) != PAGE_ZERO && k < 512; k++)
 			ram[i * 512 + k] = page_qword(i, k);
 	sock_path = sock;
 	attach_vcpus = 0;
@@ -578,7 +638,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:O:z:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:O:z:C:")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -593,6 +653,13 @@ main(int argc, char **argv)
 		case 'i': interleave = 1; break;
 		case 'W': hot_pages = strtoull(optarg, NULL, 0); break;
 		case 'O': once_file = optarg; break;
+		case 'C':
+			content = !strcmp(optarg, "mixed") ? CONTENT_MIXED :
+			    !strcmp(optarg, "random") ? CONTENT_RANDOM :
+			    !strcmp(optarg, "structured") ? CONTENT_STRUCTURED : -1;
+			if (content < 0)
+				goto usage;
+			break;
 		case 'z': skew_rate = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
@@ -616,6 +683,7 @@ usage:
 	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n"
 	    "  -W N  source: keep writing N pages until paused (pre-copy tests);\n"
 	    "        dest: the threads touch those N pages (-k touches in all per thread)\n"
+	    "  -C structured|mixed|random  the content rule (both sides the same)\n"
 	    "  -z RATE  with -W: source writes RATE pages/s, skewed (1/rank) over the\n"
 	    "        N pages, until paused; dest: the -k touches draw from that skew\n"
 	    "  -O FILE  source: 100 pages hold a wrong value until FILE exists\n");
