@@ -369,19 +369,20 @@ mig_shim_migrate() {
 
 # mig_shim_verified VM MEM INSTALL [MIGRATE-ARGS...]: one migration A -> B
 # of a fresh shimvm VM of MEM MiB (with "${MIG_SHIM_H[@]}", e.g. -H for
-# 2 MiB hugetlbfs pages), the destination installing as INSTALL (copy or
-# minor), MIGRATE-ARGS passed to mig-ctl migrate. Asserts that it completed
+# 2 MiB hugetlbfs pages, and "${MIG_SHIM_ARGS[@]}" for both shimvms, e.g.
+# -C mixed), the destination installing as INSTALL (copy or minor),
+# MIGRATE-ARGS passed to mig-ctl migrate. Asserts that it completed
 # and that the destination compared every byte; sets J and JB (the source's
 # and the destination's status JSON).
 mig_shim_verified() {
   local vm=$1 mem=$2 install=$3 src dst
   shift 3
   mig_spawn A "$WORK/src-$vm.log" "$BUILD/tests/shimvm" source "${MIG_SHIM_H[@]}" \
-    -s "$WORK/A/vmm.sock" -n "$vm" -m "$mem"
+    -s "$WORK/A/vmm.sock" -n "$vm" -m "$mem" "${MIG_SHIM_ARGS[@]}"
   src=$SPAWN_PID
   mig_wait_line "$WORK/src-$vm.log" 'source ready' 30 "$src" || mig_die "$vm: source not ready"
   mig_spawn B "$WORK/dst-$vm.log" "$BUILD/tests/shimvm" dest "${MIG_SHIM_H[@]}" \
-    -s "$WORK/B/vmm.sock" -n "$vm" -m "$mem" -I "$install" -t 2 -k 8
+    -s "$WORK/B/vmm.sock" -n "$vm" -m "$mem" -I "$install" -t 2 -k 8 "${MIG_SHIM_ARGS[@]}"
   dst=$SPAWN_PID
   mig_prepare B "$vm"
   ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" "$@" --wait --timeout 120 >/dev/null
@@ -393,6 +394,7 @@ mig_shim_verified() {
   JB=$(ctl B --json status "$vm")
 }
 MIG_SHIM_H=()
+MIG_SHIM_ARGS=()
 # mig_assert_streams [CONNECTS]: with $MIG_STREAMS set (the daemons' [peer]
 # streams), $VM's source used that many background streams, and the last
 # of them connected to B at least CONNECTS times (default 1; after a lost

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # zstd compression of background pages. A shimvm VM (compressible content:
 # structured qwords, every 4th page zero) migrates A -> B with compression
-# forced on and then adaptive; every byte is verified and the source's
+# forced on, then one of mixed content (shimvm -C mixed: a fifth of the
+# pages random) forced on, then adaptive; every byte is verified and the source's
 # status shows fewer bytes after than before. With `full`: hostile zstd
 # frames (corrupt, a content size other than count*page, a length beyond
 # count*page) each close their own connection with a clear error and
@@ -22,9 +23,11 @@ mig_certs
 mig_daemon_start A
 mig_daemon_start B
 
-# migrate VM MODE: one verified migration of a fresh shimvm VM; sets J (the
-# source's status JSON)
+# migrate VM MODE [CONTENT]: one verified migration of a fresh shimvm VM
+# (shimvm -C CONTENT, structured unless given); sets J (the source's status
+# JSON)
 migrate() {
+  local -a MIG_SHIM_ARGS=(-C "${3:-structured}")
   mig_shim_verified "$1" $MEM "$INSTALL" --compression "$2"
   echo "$1: $(jq -c '{compression, compress_bytes_before, compress_bytes_after, bytes_sent}' <<<"$J")"
 }
@@ -35,6 +38,12 @@ mig_assert_eq "forced on: status says so" "$(jq -r .compression <<<"$J")" on
 mig_assert_eq "forced on: background bytes shrank below half" \
   "$(jq -r '.compress_bytes_before > 0 and .compress_bytes_after * 2 < .compress_bytes_before' <<<"$J")" true
 echo "forced on: ratio after/before $(ratio)"
+# Mixed content (a fifth of the pages random): a run that does not shrink
+# goes raw and the runs after it still compress.
+migrate mixed-$INSTALL on mixed
+echo "mixed, forced on: ratio after/before $(ratio)"
+mig_assert_eq "mixed, forced on: compressible runs shrank, random ones did not (0.3-0.8)" \
+  "$(jq -r '(.compress_bytes_after / .compress_bytes_before) as $r | $r > 0.3 and $r < 0.8' <<<"$J")" true
 migrate auto-$INSTALL auto
 mig_assert_eq "auto: status says so" "$(jq -r .compression <<<"$J")" auto
 echo "auto: ratio after/before $(ratio)"
