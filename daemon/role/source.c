@@ -80,7 +80,6 @@ src_state_lost(struct migration *m, const char *why)
 	session_finish(m);
 }
 
-static void src_bg_kick(struct migration *m);
 static int src_pause_vm(struct migration *m);
 
 /* The role's state of a new or revived source migration. -1: no memory. */
@@ -384,15 +383,6 @@ src_bg_writable(struct pconn *c)
 		m->src->bg_cursor = UINT64_MAX;	/* log once */
 		log_debug("migration %s: every page sent", m->id);
 	}
-}
-
-/* Kick the background writers (pre-copy: a new round, on stream 0). */
-static void
-src_bg_kick(struct migration *m)
-{
-	for (uint32_t k = 0; k < m->st.streams; k++)
-		if (*peer_bg_slot(m, k) != NULL)
-			src_bg_writable(*peer_bg_slot(m, k));
 }
 
 static void

@@ -51,6 +51,8 @@ uint64_t src_stream_cap(const struct migration *m);
 /* The streams to use (m->st.streams): those wanted, at most peer_max (the
  * Welcome's max_streams; 0, an older destination: 1). */
 void src_streams(struct migration *m, uint32_t peer_max);
+/* Kicks every stream's background writer. */
+void src_bg_kick(struct migration *m);
 /* Dials every stream to m->peer_addr. -1 if one cannot be opened. */
 int src_dial_bg(struct migration *m);
 /* The completion log line, with the pages each stream queued. */

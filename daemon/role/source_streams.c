@@ -30,6 +30,16 @@ src_streams(struct migration *m, uint32_t peer_max)
 	m->st.streams = n;
 }
 
+/* Kicks the background writers (m->ops->bulk: pre-copy, a new round, on
+ * stream 0; post-copy, every stream). */
+void
+src_bg_kick(struct migration *m)
+{
+	for (uint32_t k = 0; k < m->st.streams; k++)
+		if (*peer_bg_slot(m, k) != NULL)
+			m->ops->bulk(*peer_bg_slot(m, k));
+}
+
 /* Opens the background streams to the daemon the urgent channel reached,
  * not another address. -1 if one cannot be opened. */
 int
