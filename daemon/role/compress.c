@@ -35,6 +35,10 @@
 #define CZ_LEVEL	1	/* zstd level: see doc/design.md for the measure */
 #define CZ_PHASE_NS	40000000	/* auto: one phase; it measures its second half */
 #define CZ_HOLD		30	/* auto: phases the faster way keeps */
+/* auto: a pause this long between runs (link lost, nothing to send) starts
+ * the phase again; shorter ones are the link's pace: a rate cap releases
+ * bytes every 10 ms, a slow link every few. */
+#define CZ_IDLE_NS	250000000
 #define CZ_PROBE_BYTES	(1u << 20)	/* auto: compressed before the bound may end a phase */
 
 struct cz {
@@ -135,7 +139,7 @@ cz_worth(struct migration *m, struct cz *z)
 	if (z->mode == COMPRESS_ON)
 		return 1;
 	now = now_ns();
-	if (z->phase_t0 == 0 || now - z->last > CZ_PHASE_NS / 4) {
+	if (z->phase_t0 == 0 || now - z->last > CZ_IDLE_NS) {
 		/* first run, or idle since: this phase starts again */
 		z->phase_t0 = now;
 		z->mid_t = 0;
@@ -148,7 +152,7 @@ cz_worth(struct migration *m, struct cz *z)
 		/* The compressor alone is slower than raw, or the pages do not
 		 * shrink (by 5%): no need to see more. */
 		cz_phase_end(m, z, now, 0);
-	} else if (z->mid_t != 0 && now - z->phase_t0 >= CZ_PHASE_NS) {
+	} else if (z->mid_t != 0 && now - z->mid_t >= CZ_PHASE_NS / 2) {
 		cz_phase_end(m, z, now, (double)(b - z->mid_b) * 1e9 / (double)(now - z->mid_t));
 	}
 	z->last = now;
