@@ -56,23 +56,24 @@ if [[ -n $FULL ]]; then
   P=$WORK/pki
   probe() { if ((MIG_USE_NETNS)); then ip netns exec "migA-$$" "$PROBE" "$@"; else "$PROBE" "$@"; fi; }
   RAM=$((16 << 20))
-  for x in bg1-zcorrupt bg1s-zcorrupt; do
-    mig_spawn B "$WORK/$x.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$x" -m 16 -t 1 -k 1
-    mig_prepare B "$x"
+  # probe_vm X: a 16 MiB VM X prepared on B, and peer_probe -x X as its
+  # source; sets out (what the probe said)
+  probe_vm() {
+    mig_spawn B "$WORK/$1.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$1" -m 16 -t 1 -k 1
+    mig_prepare B "$1"
     out=$(probe -a "$ADDR_B" -A "$P/ca.pem" -c "$P/hosta.pem" -k "$P/hosta.key" -t "$TOKEN" \
-      -v "$x" -r $RAM -x "$x")
-    echo "$x: $out"
+      -v "$1" -r $RAM -x "$1")
+    echo "$1: $out"
+  }
+  for x in bg1-zcorrupt bg1s-zcorrupt; do
+    probe_vm "$x"
     mig_assert_eq "$x: stream 1 closed" "$([[ $out == *'stream 1: closed-by-peer'* ]] && echo yes)" yes
     mig_assert_eq "$x: nothing installed from it" "$(ctl B --json status "$x" | jq -r .pages_installed)" 0
     echo "$x: destination $(ctl B --json status "$x" | jq -c '{state, reason}')"
   done
   # A stream past what B takes, and a stream index twice: refused, named.
   for x in bg2-hello bg1-twice; do
-    mig_spawn B "$WORK/$x.log" "$SHIMVM" dest -s "$WORK/B/vmm.sock" -n "$x" -m 16 -t 1 -k 1
-    mig_prepare B "$x"
-    out=$(probe -a "$ADDR_B" -A "$P/ca.pem" -c "$P/hosta.pem" -k "$P/hosta.key" -t "$TOKEN" \
-      -v "$x" -r $RAM -x "$x")
-    echo "$x: $out"
+    probe_vm "$x"
     case $x in
     bg2-hello) mig_assert_eq "stream 2 refused: B takes 2" \
       "$(grep -c '^stream 2: refused: background stream 2: this destination takes 2 (\[peer\] streams)$' <<<"$out")" 1 ;;
