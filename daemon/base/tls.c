@@ -179,7 +179,28 @@ tls_bev_pending(struct bufferevent *bev)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 
-	return ssl != NULL ? (size_t)SSL_pending(ssl) : 0;
+	if (ssl == NULL)
+		return 0;
+	if (SSL_pending(ssl) > 0)
+		return (size_t)SSL_pending(ssl);
+	/* Records read ahead, not decrypted yet: at most one record's worth. */
+	return SSL_has_pending(ssl) ? 16384 : 0;
+}
+
+void
+tls_bev_read_ahead(struct bufferevent *bev, int on)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL)
+		return;
+	SSL_set_read_ahead(ssl, on);
+	if (on) {
+		SSL_set_default_read_buffer_len(ssl, TLS_READ_AHEAD);
+		SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	} else {
+		SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	}
 }
 
 /*

@@ -29,8 +29,17 @@ struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
 enum { TLS_RD_ERROR = -1, TLS_RD_WANT_READ = -2, TLS_RD_WANT_WRITE = -3 };
 ssize_t tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why,
     size_t whylen);
-/* Decrypted bytes the TLS session holds and the socket no longer shows. */
+/* Bytes the TLS session holds and the socket no longer shows (decrypted, or
+ * read ahead: then at most a record's worth at a time), 0 if none. */
 size_t tls_bev_pending(struct bufferevent *bev);
+/*
+ * While a caller reads with tls_bev_read alone: on, OpenSSL reads up to
+ * TLS_READ_AHEAD bytes of records per read(2), into a buffer it keeps; off
+ * (the bufferevent reads again, and knows only SSL_pending): one record at
+ * a time, its buffer released when empty. Drain tls_bev_pending before off.
+ */
+#define TLS_READ_AHEAD	(256u << 10)
+void tls_bev_read_ahead(struct bufferevent *bev, int on);
 /* Why a TLS bufferevent failed, in words without OpenSSL's codes: the
  * certificate check ("certificate does not match the name hostb") or the
  * handshake's reason; "" if OpenSSL saw none (the socket's errno tells). */

@@ -5,10 +5,10 @@
  *
  * - copy mode: one page-aligned staging buffer per migration; UFFDIO_COPY
  *   takes the pages from there (the kernel's copy is the only one).
- * - minor mode: the first run of the frame's pages that are neither
- *   installed nor in the page cache is read straight into guest RAM's page
- *   cache through the daemon's own mapping of the memfd (hugetlbfs: the one
- *   made at attach; shmem: one made here), and UFFDIO_CONTINUE maps it
+ * - minor mode on hugetlbfs: the first run of the frame's pages that are
+ *   neither installed nor being installed is read straight into guest
+ *   RAM's page cache through the daemon's own mapping of the memfd (made at
+ *   attach: hugetlbfs has no write()), and UFFDIO_CONTINUE maps it
  *   (place_claim, from inst_ioctl). The rest of the frame goes to staging:
  *   an installed page is never written (the guest may run on it), fault.c
  *   skips it; a page of the page cache not marked installed takes the
@@ -16,6 +16,9 @@
  *   journal (WRITING) and its pages are allocated (MADV_POPULATE_WRITE: an
  *   error, not a SIGBUS, when no page is left), so a crash at any byte
  *   punches it out after the restart, as for a pwrite.
+ * - minor mode on shmem: staging, then pwrite, as before: a page write(2)
+ *   fills whole is never zeroed first, one allocated for a mapping always
+ *   is, so reading into a mapping costs more there than the copy it saves.
  *
  * The journal holds one run: any other minor-mode install while a run is in
  * flight (a demand page from the urgent channel) first moves the run into
@@ -38,17 +41,16 @@
 #include "memguard.h"
 #include "peer.h"
 #include "place.h"
+#include "util.h"
 #include "vm.h"
 
 struct place {
 	uint8_t		*staging;	/* MIG_FRAME_MAX_BYTES, page-aligned */
-	uint8_t		*own_map;	/* shmem guest RAM mapped here, or NULL */
 	struct pconn	*c;		/* whose frame is being read */
 	uint64_t	 first;		/* the frame's first page */
 	uint32_t	 len;		/* and its payload bytes */
 	uint64_t	 idx, n;	/* the run read into the page cache (n: 0, none) */
 	int		 complete;	/* the whole payload is in */
-	int		 nomap;		/* shmem could not be mapped: staging only */
 };
 
 int
@@ -105,40 +107,18 @@ place_settle(struct migration *m, uint64_t idx, uint64_t n)
 	journal_idle(m->dst->journal);
 }
 
-/* Guest RAM as the daemon maps it (minor mode), or NULL. */
-static uint8_t *
-place_map(struct migration *m, struct place *p)
-{
-	void *a;
-
-	if (m->vm->map != NULL)
-		return m->vm->map;
-	if (p->own_map == NULL && !p->nomap) {
-		a = mmap(NULL, m->ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, m->vm->memfd, 0);
-		if (a == MAP_FAILED) {
-			log_warn("migration %s: cannot map guest RAM; background pages go "
-			    "through a buffer", m->id);
-			p->nomap = 1;
-			return NULL;
-		}
-		p->own_map = a;
-	}
-	return p->own_map;
-}
-
 /* Minor mode: picks the run read into the page cache, journaled and allocated. */
 static void
 place_run(struct migration *m, struct place *p, const struct frame_hdr *h)
 {
 	uint64_t k = h->index, end = h->index + h->count, j, holes;
-	uint8_t *map;
+	uint8_t *map = m->vm->map;
 
 	while (k < end && bitmap_test(m->dst->installed, k))
 		k++;
 	for (j = k; j < end && !bitmap_test(m->dst->installed, j); j++)
 		;
-	if (k == end || (map = place_map(m, p)) == NULL ||
-	    (holes = place_holes(m, k, j - k)) == 0)
+	if (k == end || map == NULL || (holes = place_holes(m, k, j - k)) == 0)
 		return;
 	journal_writing(m->dst->journal, k, holes);
 	if (madvise(map + k * m->page_size, holes * m->page_size, MADV_POPULATE_WRITE) < 0) {
@@ -158,8 +138,7 @@ place_begin(struct pconn *c, const struct frame_hdr *h, uint8_t **staging)
 	struct place *p;
 	void *a;
 
-	if (m->dst == NULL || c != m->bg || m->vm == NULL || m->vm->uffd < 0 ||
-	    h->len != (uint64_t)h->count * m->page_size || h->len > MIG_FRAME_MAX_BYTES)
+	if (D->conf.rx_buffered || m->dst == NULL || c != m->bg || h->len > MIG_FRAME_MAX_BYTES)
 		return 1;
 	if ((p = m->dst->place) == NULL) {
 		a = mmap(NULL, MIG_FRAME_MAX_BYTES, PROT_READ | PROT_WRITE,
@@ -179,7 +158,16 @@ place_begin(struct pconn *c, const struct frame_hdr *h, uint8_t **staging)
 	p->first = h->index;
 	p->len = h->len;
 	p->complete = 0;
-	if (m->vm->minor && m->dst->journal != NULL && !m->dst->unsettled)
+	/*
+	 * A raw run (not zero pages, not a compressed run) of a VM that is
+	 * here, on hugetlbfs: there the page cache is written through a
+	 * mapping anyway. On shmem pwrite from staging is cheaper than
+	 * reading into a mapping: a page a write(2) fills whole is never
+	 * zeroed first, one allocated for a mapping always is (measured:
+	 * bench/rxcopy.sh, doc/design.md).
+	 */
+	if (h->enc == FRAME_ENC_RAW && h->len > 0 && m->vm != NULL && m->vm->uffd >= 0 &&
+	    m->vm->minor && place_hugetlb(m) && m->dst->journal != NULL && !m->dst->unsettled)
 		place_run(m, p, h);
 	*staging = p->staging;
 	return 0;
@@ -192,6 +180,8 @@ place_where(struct pconn *c, uint32_t off, uint32_t *len)
 	struct place *p = m->dst->place;
 	uint64_t a = (p->idx - p->first) * m->page_size, b = a + p->n * m->page_size;
 
+	if (p->n > 0 && m->vm == NULL)
+		p->n = 0;	/* the VM went (its mapping with it): nothing to keep */
 	if (off >= p->len) {	/* all in */
 		p->complete = 1;
 		*len = 0;
@@ -199,7 +189,7 @@ place_where(struct pconn *c, uint32_t off, uint32_t *len)
 	}
 	if (p->n > 0 && off >= a && off < b) {
 		*len = (uint32_t)(b - off);
-		return place_map(m, p) + p->first * m->page_size + off;
+		return (uint8_t *)m->vm->map + p->first * m->page_size + off;
 	}
 	*len = p->n > 0 && off < a ? (uint32_t)(a - off) : p->len - off;
 	return p->staging + off;
@@ -242,8 +232,12 @@ place_evacuate(struct migration *m)
 
 	if (p == NULL || p->n == 0)
 		return 0;
+	if (m->vm == NULL) {
+		p->n = 0;
+		return 0;
+	}
 	off = (p->idx - p->first) * m->page_size;
-	if (memguard_copy(p->staging + off, place_map(m, p) + p->idx * m->page_size,
+	if (memguard_copy(p->staging + off, (uint8_t *)m->vm->map + p->idx * m->page_size,
 	    p->n * m->page_size) < 0) {
 		log_warn("migration %s: cannot read back pages %llu+%llu", m->id,
 		    (unsigned long long)p->idx, (unsigned long long)p->n);
@@ -262,8 +256,6 @@ place_free(struct migration *m)
 	if (p == NULL)
 		return;
 	/* A run in flight stays WRITING in the journal: a restart drops it. */
-	if (p->own_map != NULL)
-		munmap(p->own_map, m->ram_bytes);
 	munmap(p->staging, MIG_FRAME_MAX_BYTES);
 	free(p);
 	m->dst->place = NULL;

@@ -8,8 +8,9 @@
  * disabled, straight from the TLS session (tls_bev_read, on our own event
  * on the socket) until the frame is whole. Then the frame goes to
  * m->ops->frame like any other. Reading stays here, header by header, as
- * long as raw page frames follow; the first other frame (a message, a
- * compressed run) gives reading back to the bufferevent: its header and
+ * long as page frames follow (zero and poisoned pages, a header alone, and
+ * compressed runs, into the staging buffer, are read here too); the first
+ * other frame (a message) gives reading back to the bufferevent: its header and
  * what OpenSSL decrypted beyond it go into the bufferevent's input, which
  * peer.c reads as usual. The handshake and every write stay with the
  * bufferevent.
@@ -131,6 +132,7 @@ rx_release(struct peer_rx *rx)
 	if (!rx->reading)
 		return;
 	rx->reading = 0;
+	tls_bev_read_ahead(rx->bev, 0);	/* what it read ahead is drained next */
 	while ((n = tls_bev_pending(rx->bev)) > 0 &&
 	    evbuffer_reserve_space(in, (ev_ssize_t)n, &v, 1) == 1 &&
 	    (r = tls_bev_read(rx->bev, v.iov_base, n, why, sizeof(why))) > 0) {
@@ -165,12 +167,11 @@ rx_finish(struct peer_rx *rx)
 	return 0;
 }
 
-/* Whether `h` is read here: a raw page frame its role takes this way. */
+/* Whether `h` is read here: a page frame its role takes this way. */
 static int
 rx_begin(struct peer_rx *rx, struct migration *m, const struct frame_hdr *h)
 {
 	if (m->ops->rx_begin == NULL || h->type != FRAME_PAGES ||
-	    h->enc != FRAME_ENC_RAW || h->len == 0 ||
 	    m->ops->rx_begin(rx->c, h, &rx->staging) != 0)
 		return 0;
 	rx->m = m;
@@ -181,7 +182,7 @@ rx_begin(struct peer_rx *rx, struct migration *m, const struct frame_hdr *h)
 }
 
 /*
- * A header read here. A raw page frame goes on here; anything else
+ * A header read here. A page frame goes on here; anything else
  * (or a header peer.c will refuse with the reason) goes back to the
  * bufferevent with the reading. 1 if it went back.
  */
@@ -239,6 +240,9 @@ rx_read(struct peer_rx *rx)
 				rx->hoff += (unsigned)n;
 				if (rx->hoff == FRAME_HDR_LEN && rx_header(rx))
 					return 2;
+				/* Zero and poisoned pages: a header alone. */
+				if (rx->hoff == FRAME_HDR_LEN && rx->h.len == 0 && rx_finish(rx) < 0)
+					return -1;
 			} else if ((rx->off += (uint32_t)n) == rx->h.len && rx_finish(rx) < 0) {
 				return -1;
 			}
@@ -326,6 +330,7 @@ peer_rx_take(struct peer_rx *rx, struct bufferevent *bev, struct migration *m,
 	}
 	/* The bufferevent holds nothing more: reading is ours from here. */
 	bufferevent_disable(bev, EV_READ);
+	tls_bev_read_ahead(bev, 1);
 	rx->reading = 1;
 	if (rx_read(rx) == 2)
 		rx->ops->more(rx->c);
