@@ -167,6 +167,12 @@ tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why, size_t w
 		/* FALLTHROUGH */
 	default:
 		e = ERR_get_error();
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+		if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();
+			return 0;	/* closed without close_notify */
+		}
+#endif
 		snprintf(why, whylen, "TLS: %s", e != 0 && ERR_reason_error_string(e) != NULL ?
 		    ERR_reason_error_string(e) : "error");
 		ERR_clear_error();
