@@ -5,9 +5,10 @@
 # pinging (the stall time-out closes it), one that closes half-way through a
 # frame, and one that follows a good page with a frame longer than its
 # pages. Each loses its own connection with a clear error in the log, and
-# nothing of the broken frame is installed; then a real migration (copy
-# install, background stream read into place) completes with every byte
-# verified.
+# nothing of the broken frame is installed; then real migrations complete
+# with every byte verified: copy install on shmem (into the staging buffer
+# UFFDIO_COPY takes) and minor install on hugetlbfs (into guest RAM's page
+# cache).
 BUILD=$1
 source "$(dirname "$0")/../lib.sh"
 PROBE=$BUILD/tests/peer_probe
@@ -55,4 +56,27 @@ done
 # The daemon is unharmed: a real migration, every byte checked.
 MIG_SHIM_MEM=64 mig_shim_migrate real
 mig_assert_eq "a real migration afterwards: every byte verified" "$?" 0
+
+# Minor mode on hugetlbfs, where background pages are read straight into
+# guest RAM's page cache: one thread touching one page, so nearly every page
+# comes by the background stream; every byte verified.
+MEM=64
+mig_reserve_hugepages $((MEM + 8))
+mig_spawn A "$WORK/src-huge.log" "$SHIMVM" source -H -s "$WORK/A/vmm.sock" -n huge -m $MEM
+src=$SPAWN_PID
+mig_wait_line "$WORK/src-huge.log" 'source ready' 30 "$src" || mig_die "source not ready"
+mig_spawn B "$WORK/dst-huge.log" "$SHIMVM" dest -H -s "$WORK/B/vmm.sock" -n huge -m $MEM \
+  -I minor -t 1 -k 1
+dst=$SPAWN_PID
+mig_prepare B huge
+ctl A migrate huge --to "$ADDR_B" --token "$TOKEN" --wait --timeout 120 >/dev/null
+mig_assert_eq "hugetlbfs minor: migration completed" "$?" 0
+mig_wait_exit "$dst" 60; mig_assert_eq "hugetlbfs minor: every value checked out" "$?" 0
+mig_assert_verified "$WORK/dst-huge.log" ${MEM}M
+j=$(ctl B --json status huge)
+echo "hugetlbfs minor: $(jq -c '{pages_total, pages_background, pages_zero, pages_demand, install_eexist}' <<<"$j")"
+mig_assert_eq "hugetlbfs minor: most pages by the background stream" \
+  "$(jq -r '.pages_background * 2 > .pages_total' <<<"$j")" true
+mig_assert_eq "hugetlbfs minor: every page installed once" \
+  "$(jq -c '[.pages_installed == .pages_total, .install_eexist]' <<<"$j")" "[true,0]"
 mig_finish
