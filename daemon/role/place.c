@@ -16,9 +16,11 @@
  *   journal (WRITING) and its pages are allocated (MADV_POPULATE_WRITE: an
  *   error, not a SIGBUS, when no page is left), so a crash at any byte
  *   punches it out after the restart, as for a pwrite.
- * - minor mode on shmem: staging, then pwrite, as before: a page write(2)
- *   fills whole is never zeroed first, one allocated for a mapping always
- *   is, so reading into a mapping costs more there than the copy it saves.
+ * - minor mode on shmem: not here; pwrite from the bufferevent's buffer, as
+ *   before. A page write(2) fills whole is never zeroed first, one
+ *   allocated for a mapping always is, so reading into a mapping costs more
+ *   there than the copy it saves, and reading into staging only moves the
+ *   copy (measured: bench/rxcopy.sh, doc/design.md).
  *
  * The journal holds one run: any other minor-mode install while a run is in
  * flight (a demand page from the urgent channel) first moves the run into
@@ -140,6 +142,10 @@ place_begin(struct pconn *c, const struct frame_hdr *h, uint8_t **staging)
 
 	if (D->conf.rx_buffered || m->dst == NULL || c != m->bg || h->len > MIG_FRAME_MAX_BYTES)
 		return 1;
+	/* Minor mode on shmem: pwrite from the bufferevent's buffer, as ever
+	 * (staging would only move the copy; measured: no gain). */
+	if (m->vm != NULL && m->vm->minor && !place_hugetlb(m))
+		return 1;
 	if ((p = m->dst->place) == NULL) {
 		a = mmap(NULL, MIG_FRAME_MAX_BYTES, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -158,16 +164,11 @@ place_begin(struct pconn *c, const struct frame_hdr *h, uint8_t **staging)
 	p->first = h->index;
 	p->len = h->len;
 	p->complete = 0;
-	/*
-	 * A raw run (not zero pages, not a compressed run) of a VM that is
-	 * here, on hugetlbfs: there the page cache is written through a
-	 * mapping anyway. On shmem pwrite from staging is cheaper than
-	 * reading into a mapping: a page a write(2) fills whole is never
-	 * zeroed first, one allocated for a mapping always is (measured:
-	 * bench/rxcopy.sh, doc/design.md).
-	 */
+	/* A raw run (not zero pages, not a compressed run) of a VM that is
+	 * here, in minor mode (hugetlbfs: the page cache is written through a
+	 * mapping anyway). */
 	if (h->enc == FRAME_ENC_RAW && h->len > 0 && m->vm != NULL && m->vm->uffd >= 0 &&
-	    m->vm->minor && place_hugetlb(m) && m->dst->journal != NULL && !m->dst->unsettled)
+	    m->vm->minor && m->dst->journal != NULL && !m->dst->unsettled)
 		place_run(m, p, h);
 	*staging = p->staging;
 	return 0;
