@@ -8,7 +8,8 @@
 #   5. e2e          whole minivmm migrations (e2e.sh)
 #   6. hybrid       pre-copy, hot pages first, bandwidth caps (hybrid.sh)
 #   7. compress     background compression, unshaped and 1 Gbit/s (compress.sh)
-#   8. rxcopy       destination CPU/GB, pages read into place vs buffered (rxcopy.sh)
+#   8. rxcopy       destination CPU/GB, pages read into place vs buffered, 4 KiB
+#                   and 2 MiB pages (rxcopy.sh)
 # Writes bench/results/latest.json (the summary), one JSON file per
 # benchmark beside it with every detail, and bench/results/faultlat.png.
 # A failed benchmark leaves its part empty, the others still run, and the
@@ -103,8 +104,9 @@ rm -f "$RES/compress.json"
 
 # --- 8. background pages read straight into place -------------------------------------
 say "8/8 rxcopy: destination CPU per GB, read into place vs through libevent's buffer"
-rm -f "$RES/rxcopy.json"
+rm -f "$RES/rxcopy.json" "$RES/rxcopy_huge.json"
 "$BENCH/rxcopy.sh" "$BUILD" "$RES/rxcopy.json" || fail rxcopy
+RXCOPY_HUGE=1 RXCOPY_MIB=256 "$BENCH/rxcopy.sh" "$BUILD" "$RES/rxcopy_huge.json" || fail rxcopy
 
 # --- summary ------------------------------------------------------------------------
 orempty() { [[ -s $1 ]] && cat "$1" || echo "${2:-null}"; }
@@ -116,9 +118,11 @@ orempty "$RES/isolation.json" >"$TMP/iso.json"
 orempty "$RES/hybrid.json" >"$TMP/hy.json"
 orempty "$RES/compress.json" >"$TMP/cz.json"
 orempty "$RES/rxcopy.json" >"$TMP/rx.json"
+orempty "$RES/rxcopy_huge.json" >"$TMP/rxh.json"
 jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" \
   --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" --slurpfile iso "$TMP/iso.json" \
-  --slurpfile hy "$TMP/hy.json" --slurpfile cz "$TMP/cz.json" --slurpfile rx "$TMP/rx.json" '
+  --slurpfile hy "$TMP/hy.json" --slurpfile cz "$TMP/cz.json" --slurpfile rx "$TMP/rx.json" \
+  --slurpfile rxh "$TMP/rxh.json" '
   ($ff[0] // {}) as $ff | ($ts[0] // {}) as $ts | ($fl[0] // {}) as $fl | ($e2e[0] // {}) as $e |
   (($ff.results // []) | map(select(.strategy == "block")) | .[0]) as $blk |
   (($ts.results // []) | map(select(.record_bytes == 16384 and .streams == 1 and
@@ -149,7 +153,8 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
             wire_bytes, blackout_ms, precopy_rounds}],
    bandwidth: [(($hy[0] // {}).bandwidth // [])[] | {cap_mbit, measured_mbit, fault_p50_us,
             fault_p50_uncapped_us}],
-   rxcopy: [((($rx[0] // {}).rxcopy // {}).summary // [])[] | {install, pages, cpu_s_per_gbyte,
+   rxcopy: [($rx[0], $rxh[0]) | ((. // {}).rxcopy // {}).summary // [] | .[] |
+            {install, pages, cpu_s_per_gbyte,
             before_cpu_s_per_gbyte, ratio, gbytes_per_s, before_gbytes_per_s}]}
   ' >"$RES/latest.json" || { echo "bench: cannot assemble latest.json" >&2; exit 1; }
 
