@@ -127,6 +127,7 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
   (($ff.results // []) | map(select(.strategy == "block")) | .[0]) as $blk |
   (($ts.results // []) | map(select(.record_bytes == 16384 and .streams == 1 and
       .cipher == "TLS_AES_128_GCM_SHA256")) | .[0].gbytes_per_s) as $tsfloor |
+  (($ts.results // []) | map(select(.install == true)) | .[0].gbytes_per_s) as $tsinst |
   {host: $host[0],
    floor: {fault_p50_us: $blk.p50_us, fault_p99_us: $blk.p99_us,
            tls_stream_gbytes_per_s: $tsfloor,
@@ -144,6 +145,7 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
                 else [] end)
                + [(($cz[0] // {}).compression // [])[] | {link, content, compression, streams,
                   gbytes_per_s, ratio: (if $tsfloor then .gbytes_per_s / $tsfloor else null end),
+                  ratio_install: (if $tsinst then .gbytes_per_s / $tsinst else null end),
                   ratio_off: .ratio, wire_bytes, cpu_s_per_gbyte}],
    isolation: (($iso[0] // {}).isolation // null),
    e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}],
@@ -189,7 +191,9 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
    else empty end),
   "",
   "throughput: migrationd background stream, \($fl[0].throughput.method // "-")",
-  (.throughput[] | "  streams \(.streams)\(if .install then " (\(.install) installs)" else "" end): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio))x the bare TLS stream floor, \(if $inst then f2(.gbytes_per_s / $inst) else "-" end)x the stream + install floor; daemons \(((if .install then $fl[0].throughput.minor.runs else $fl[0].throughput.runs end) // []) as $runs | "\(f2($runs | map(.cpu_s_per_gbyte_source) | add / length)) + \(f2($runs | map(.cpu_s_per_gbyte_destination) | add / length))") CPU s/GB (source + destination; bare stream: \(f2(($ts[0].results // [])[0].cpu_s_per_gbyte)) both ends)"),
+  (.throughput[] | select(.link == null) | "  streams \(.streams)\(if .install then " (\(.install) installs)" else "" end): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio))x the bare TLS stream floor, \(if $inst then f2(.gbytes_per_s / $inst) else "-" end)x the stream + install floor; daemons \(((if .install then $fl[0].throughput.minor.runs else $fl[0].throughput.runs end) // []) as $runs | "\(f2($runs | map(.cpu_s_per_gbyte_source) | add / length)) + \(f2($runs | map(.cpu_s_per_gbyte_destination) | add / length))") CPU s/GB (source + destination; bare stream: \(f2(($ts[0].results // [])[0].cpu_s_per_gbyte)) both ends)"),
+  "compression: whole shimvm migrations A -> B (bench/compress.sh; ratio_off = / compression off, same link and content)",
+  (.throughput[] | select(.link != null) | "  \(.link) \(.content) \(.compression) streams \(.streams): \(f2(.gbytes_per_s)) GB/s = \(f2(.ratio_off))x off, \(f2(.ratio))x the bare TLS stream, \(f2(.ratio_install))x the stream + install floor; wire \(.wire_bytes) B; destination CPU \(f2(.cpu_s_per_gbyte)) s/GB"),
   "",
   "isolation: a neighbour'"'"'s demand-fault p50 beside a VMM flooding its doorbell / its ring, medians of alternating rounds (bench/isolation.sh)",
   (.isolation // empty | "  undisturbed \(f(.undisturbed_p50_us)) us (\(ratio(.undisturbed_p50_us; .floor_p50_us))x floor), doorbell flood \(f(.flooded_p50_us)) us = \(f2(.ratio))x undisturbed, ring flood \(f(.ring_flooded_p50_us)) us = \(f2(.ring_ratio))x; floor p50 \(f(.floor_p50_us)) us; daemon B CPU during a flood \(.daemon_b_cpu_pct_doorbell_flood)% / \(.daemon_b_cpu_pct_ring_flood)%"),

@@ -36,7 +36,11 @@ framez_encode(ZSTD_CCtx *c, int level, const void *src, size_t len, void *dst,
 {
 	size_t n;
 
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)) ||
+	/* A run that did not fit (incompressible) leaves the context inside
+	 * its frame, where it takes no parameter: every later run would go
+	 * raw. Each run starts a session of its own. */
+	if (ZSTD_isError(ZSTD_CCtx_reset(c, ZSTD_reset_session_only)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0)))
 		return 0;

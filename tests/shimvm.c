@@ -1,8 +1,8 @@
 /*
  * shimvm: a VMM without a guest, for tests that need many threads touching
  * real guest RAM through libmigshim. `source` fills RAM by a content rule
- * over every byte (qword k of 4 KiB page i is page_qword(i, k); every 4th
- * page stays zero, and untouched), attaches and hands over a fixed state
+ * over every byte (qword k of 4 KiB page i is page_qword(i, k); its zero
+ * pages stay untouched), attaches and hands over a fixed state
  * blob when paused. `dest` attaches an incoming VM (blocking uffd or ring +
  * SIGBUS), and once running starts threads that each touch their own pages,
  * timing each stall and checking each value; after completion it compares
@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -42,6 +43,7 @@ static uint64_t hot_pages;		/* source -W: pages the writer keeps writing */
 static volatile int writer_stop;
 static uint64_t writer_passes;
 static const char *once_file;		/* source -O: when it exists, fix the "once" pages */
+static unsigned skew_rate;		/* -z: skewed hot set, writes per second */
 #define ONCE_PAGES 100
 
 static int
@@ -98,14 +100,93 @@ mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Qword k (0..511) of 4 KiB page i: "SHIM", k and i, or 0 every 4th page. */
+/*
+ * Content (-C): "structured" (the default): qword k (0..511) of 4 KiB page
+ * i is "SHIM", k and i, every 4th page zero. "random": every qword from a
+ * hash of (i, k), nothing compresses. "mixed", a guest's RAM as it tends
+ * to be (documented in bench/README.md): by a hash of i, 25% zero pages
+ * (free memory), 30% text-like (English word pieces, the page cache of
+ * text files and logs: about 3x with zstd -1), 25% structured (heap data:
+ * small integers and pointers, about 9x) and 20% random (compressed or
+ * encrypted data, media: incompressible).
+ */
+enum { CONTENT_STRUCTURED, CONTENT_RANDOM, CONTENT_MIXED };
+static int content;
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+enum { PAGE_ZERO, PAGE_TEXT, PAGE_STRUCT, PAGE_RANDOM };
+
+static int
+page_class(uint64_t i)
+{
+	unsigned c;
+
+	if (content == CONTENT_STRUCTURED)
+		return i % 4 == 3 ? PAGE_ZERO : PAGE_STRUCT;
+	if (content == CONTENT_RANDOM)
+		return PAGE_RANDOM;
+	c = (unsigned)(mix64(i ^ 0x6d69786564ull) % 20);
+	return c < 5 ? PAGE_ZERO : c < 11 ? PAGE_TEXT : c < 16 ? PAGE_STRUCT : PAGE_RANDOM;
+}
+
 static uint64_t
 page_qword(uint64_t i, unsigned k)
 {
-	return i % 4 == 3 ? 0 : (0x5348494d00000000ull | i) ^ ((uint64_t)k << 40);
+	/* 64 four-byte pieces of English, two a qword. */
+	static const char words[257] =
+	    "the and ing tionof  to  is  in  "
+	    "a   for on  withas  by  at  page"
+	    "datahostvm  run it  be  thatthis"
+	    "willfromnot or  are was an  can "
+	    "all has we  one his her out new "
+	    "timeyearsaidmakelikeuse backonly"
+	    "overgoodwellevendownmostlog err "
+	    "okaycopysentlinkfileuserlisted, ";
+	uint64_t h, v;
+
+	switch (page_class(i)) {
+	case PAGE_ZERO:
+		return 0;
+	case PAGE_STRUCT:
+		return (0x5348494d00000000ull | i) ^ ((uint64_t)k << 40);
+	case PAGE_TEXT:
+		h = mix64(i * 512 + k);
+		memcpy(&v, words + 4 * (h & 63), 4);
+		memcpy((char *)&v + 4, words + 4 * ((h >> 6) & 63), 4);
+		return v;
+	default:
+		return mix64(i * 512 + k);
+	}
 }
 
 static uint64_t hot_page(uint64_t k);
+
+/*
+ * -z: rank of a hot page drawn from a Zipf-like (1/rank, log-uniform)
+ * distribution over the hot set: the top 1% of the hot pages take about
+ * half the accesses, the coldest half of them about 8%.
+ */
+static uint64_t
+skew_rank(uint64_t *rng)
+{
+	double u;
+	uint64_t r;
+
+	*rng ^= *rng << 13;
+	*rng ^= *rng >> 7;
+	*rng ^= *rng << 17;
+	u = (double)(*rng >> 11) / 9007199254740992.0;	/* [0, 1) */
+	r = (uint64_t)exp(u * log((double)hot_pages + 1.0)) - 1;
+	return r < hot_pages ? r : hot_pages - 1;
+}
 
 static void *
 toucher(void *arg)
@@ -113,6 +194,7 @@ toucher(void *arg)
 	long t = (long)arg;
 	uint64_t first = npages * (uint64_t)t / (uint64_t)nthreads;
 	uint64_t span = npages / (uint64_t)nthreads;
+	uint64_t rng = 0x9e3779b97f4a7c15ull * (uint64_t)(t + 1), start = mono_ns();
 	volatile uint64_t *ram = migshim_ram(S);
 
 	if (interleave)
@@ -124,12 +206,19 @@ toucher(void *arg)
 		uint64_t i = interleave ? npages / 2 + (uint64_t)k * (uint64_t)nthreads + (uint64_t)t :
 		    first + (span / (uint64_t)touches) * (uint64_t)k, t0, v;
 
-		/* dest -W N: the source's hot set, shared out between threads. */
+		/* dest -W N: the source's hot set, shared out between threads;
+		 * with -z, drawn from the source's skewed distribution. */
 		if (hot_pages > 0)
-			i = hot_page(((uint64_t)k * (uint64_t)nthreads + (uint64_t)t) % hot_pages);
+			i = hot_page(skew_rate ? skew_rank(&rng) :
+			    ((uint64_t)k * (uint64_t)nthreads + (uint64_t)t) % hot_pages);
 
 		if (is_poison(i))
 			continue;
+		/* -z: the guest goes on at the source's rate, RATE touches a
+		 * second from all threads; one that stalled catches up. */
+		while (skew_rate > 0 && mono_ns() < start + (uint64_t)k * (uint64_t)nthreads *
+		    1000000000u / skew_rate)
+			usleep(100);
 		t0 = mono_ns();
 		v = ram[i * 512];
 		lat_ns[t * touches + k] = mono_ns() - t0;
@@ -297,12 +386,43 @@ once_set(volatile uint64_t *ram, int right)
 		    ~page_qword(once_page(k), 0);
 }
 
+/*
+ * Source -W N -z RATE: a bounded, skewed writer, the shape of a real
+ * guest's working set. Every millisecond it writes RATE/1000 hot pages
+ * drawn by skew_rank(): a wrong value into qword 0, then the rule value
+ * back, so the page ends right and the pause needs no repair, and a
+ * copy that catches the wrong value and is never re-sent fails the
+ * destination's check.
+ */
+static void
+writer_skewed(volatile uint64_t *ram)
+{
+	uint64_t rng = 0x2545f4914f6cdd1dull, next = mono_ns();
+
+	while (!writer_stop) {
+		for (unsigned k = 0; k < (skew_rate + 999) / 1000; k++) {
+			uint64_t i = hot_page(skew_rank(&rng));
+
+			ram[i * 512] = ~page_qword(i, 0);
+			ram[i * 512] = page_qword(i, 0);
+		}
+		writer_passes++;
+		next += 1000000;
+		while (!writer_stop && mono_ns() < next)
+			usleep(200);
+	}
+}
+
 static void *
 writer(void *arg)
 {
 	volatile uint64_t *ram = arg;
 	int once_done = once_file == NULL;
 
+	if (skew_rate > 0) {
+		writer_skewed(ram);
+		return NULL;
+	}
 	while (!writer_stop) {
 		if (!once_done && access(once_file, F_OK) == 0) {
 			once_set(ram, 1);
@@ -330,7 +450,7 @@ writer_finish(pthread_t th, uint64_t *ram)
 	pthread_join(th, NULL);
 	/* Only the three qwords the writer changed (rewriting whole pages
 	 * made the pause cost 26 MB of stores at 256 MiB, no VMM's doing). */
-	for (uint64_t k = 0; k < hot_pages; k++) {
+	for (uint64_t k = 0; k < hot_pages && skew_rate == 0; k++) {
 		uint64_t i = hot_page(k);
 
 		ram[i * 512] = page_qword(i, 0);
@@ -356,7 +476,7 @@ run_source(const char *name, uint64_t mem, const char *sock, int huge)
 		return 2;
 	ram = migshim_ram(S);
 	for (uint64_t i = 0; i < npages; i++)
-		for (unsigned k = 0; i % 4 != 3 && k < 512; k++)
+		for (unsigned k = 0; page_class(i) != PAGE_ZERO && k < 512; k++)
 			ram[i * 512 + k] = page_qword(i, k);
 	sock_path = sock;
 	attach_vcpus = 0;
@@ -518,7 +638,7 @@ main(int argc, char **argv)
 	if (argc < 2)
 		goto usage;
 	optind = 2;
-	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:O:")) != -1) {
+	while ((ch = getopt(argc, argv, "n:m:s:M:I:t:k:b:P:Hw:iW:O:z:C:")) != -1) {
 		switch (ch) {
 		case 'n': name = optarg; break;
 		case 'm': mem = strtoull(optarg, NULL, 0) << 20; break;
@@ -533,6 +653,14 @@ main(int argc, char **argv)
 		case 'i': interleave = 1; break;
 		case 'W': hot_pages = strtoull(optarg, NULL, 0); break;
 		case 'O': once_file = optarg; break;
+		case 'C':
+			content = !strcmp(optarg, "mixed") ? CONTENT_MIXED :
+			    !strcmp(optarg, "random") ? CONTENT_RANDOM :
+			    !strcmp(optarg, "structured") ? CONTENT_STRUCTURED : -1;
+			if (content < 0)
+				goto usage;
+			break;
+		case 'z': skew_rate = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'P':
 			for (char *t = strtok(optarg, ","); t && npoison < 8; t = strtok(NULL, ","))
 				poison[npoison++] = strtoull(t, NULL, 0);
@@ -540,7 +668,8 @@ main(int argc, char **argv)
 		default: goto usage;
 		}
 	}
-	if (sock == NULL || nthreads < 1 || nthreads > 32 || touches < 1)
+	if (sock == NULL || nthreads < 1 || nthreads > 32 || touches < 1 ||
+	    (skew_rate > 0 && hot_pages == 0))
 		goto usage;
 	npages = mem / 4096;
 
@@ -554,6 +683,9 @@ usage:
 	    "  -H  back guest RAM with 2 MiB hugetlbfs pages\n"
 	    "  -W N  source: keep writing N pages until paused (pre-copy tests);\n"
 	    "        dest: the threads touch those N pages (-k touches in all per thread)\n"
+	    "  -C structured|mixed|random  the content rule (both sides the same)\n"
+	    "  -z RATE  with -W: source writes RATE pages/s, skewed (1/rank) over the\n"
+	    "        N pages, until paused; dest: the -k touches draw from that skew\n"
 	    "  -O FILE  source: 100 pages hold a wrong value until FILE exists\n");
 	return 2;
 }

@@ -56,7 +56,7 @@ config_defaults(struct config *c)
 	c->tls = 1;
 	c->bpf = 1;
 	c->token_ttl = 600;
-	c->precopy_switch_ms = 300;
+	c->precopy_switch_ms = 5;
 	c->advertise_compression = 1;
 	c->precopy_max_rounds = 30;
 	c->precopy_recovery = 60;

@@ -3,7 +3,7 @@
  *
  * Adaptive (mode auto), from what this migration measures as it runs: it
  * moves in phases of CZ_PHASE_NS. Each cycle begins with one phase that
- * compresses and one that sends raw, each measuring the guest bytes per
+ * sends raw and one that compresses, each measuring the guest bytes per
  * second it moved (what the background writer queued: it queues only as
  * fast as the link and both ends drain, MIG_BG_HIWAT; over the second half
  * of the phase only, once the socket and queue buffers the first half
@@ -14,6 +14,13 @@
  * alone was tried first and kept compressing on a fast link, because while
  * it compresses the wire rate it measures is the compressor's, not the
  * link's (doc/design.md "Compression").
+ *
+ * Two bounds cut the compressing phase short after CZ_PROBE_BYTES, and
+ * the first skips it later: the compressor alone (guest bytes per second
+ * of framez_encode's own time) must beat the raw rate, and the runs must
+ * shrink by 5%. The same thread compresses what it sends, and on a link
+ * that limits raw the compressed rate is at most the compressor's, so
+ * where it does not beat raw, compressing cannot win, whatever the ratio.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +35,11 @@
 #define CZ_LEVEL	1	/* zstd level: see doc/design.md for the measure */
 #define CZ_PHASE_NS	40000000	/* auto: one phase; it measures its second half */
 #define CZ_HOLD		30	/* auto: phases the faster way keeps */
+/* auto: a pause this long between runs (link lost, nothing to send) starts
+ * the phase again; shorter ones are the link's pace: a rate cap releases
+ * bytes every 10 ms, a slow link every few. */
+#define CZ_IDLE_NS	250000000
+#define CZ_PROBE_BYTES	(1u << 20)	/* auto: compressed before the bound may end a phase */
 
 struct cz {
 	int		 mode, peer;
@@ -41,6 +53,11 @@ struct cz {
 	uint64_t	 mid_b;
 	double		 rate_on, rate_off;
 	int		 win;
+	/* the compressor alone: guest bytes and time in framez_encode this
+	 * phase, and its rate from the last compressing phase (0: unknown) */
+	uint64_t	 enc_bytes, enc_out;
+	int64_t		 enc_ns;
+	double		 enc_rate;
 	struct frame_hdr raw;		/* destination: the decoded frame */
 };
 
@@ -83,46 +100,70 @@ cz_peer(struct migration *m, uint32_t decodes)
 	}
 }
 
+/* The phase that measured rate r (guest bytes/s) is over: the next one. */
+static void
+cz_phase_end(struct migration *m, struct cz *z, int64_t now, double r)
+{
+	if (z->phase == 0)
+		z->rate_off = r;
+	if (z->phase == 1) {
+		z->rate_on = r;
+		if (z->enc_ns > 0)
+			z->enc_rate = (double)z->enc_bytes * 1e9 / (double)z->enc_ns;
+		z->win = z->rate_on > z->rate_off;
+		log_debug("migration %s: raw %.0f MB/s, compressed %.0f MB/s (compressor "
+		    "alone %.0f MB/s): %s", m->id, z->rate_off / 1e6, r / 1e6,
+		    z->enc_rate / 1e6, z->win ? "compressing" : "raw");
+	}
+	z->phase = (z->phase + 1) % (CZ_HOLD + 2);
+	/* The compressor measured slower than this raw rate last time:
+	 * skip the compressing phase (its rate is measured again when it
+	 * runs, each CZ_HOLD + 2 phases, or when raw slows down). */
+	if (z->phase == 1 && z->enc_rate > 0 && z->enc_rate < z->rate_off * 0.9) {
+		z->win = 0;
+		z->phase = 2;
+	}
+	z->phase_t0 = now;
+	z->mid_t = 0;
+	z->enc_bytes = z->enc_out = 0;
+	z->enc_ns = 0;
+}
+
 /* Compress this run? auto: the phase says (see the top of this file). */
 static int
 cz_worth(struct migration *m, struct cz *z)
 {
 	uint64_t b = m->st.compress_bytes_before;
 	int64_t now;
-	double r;
 
 	if (z->mode == COMPRESS_ON)
 		return 1;
 	now = now_ns();
-	if (z->phase_t0 == 0 || now - z->last > CZ_PHASE_NS / 4) {
+	if (z->phase_t0 == 0 || now - z->last > CZ_IDLE_NS) {
 		/* first run, or idle since: this phase starts again */
 		z->phase_t0 = now;
 		z->mid_t = 0;
 	} else if (z->mid_t == 0 && now - z->phase_t0 >= CZ_PHASE_NS / 2) {
 		z->mid_t = now;
 		z->mid_b = b;
-	} else if (z->mid_t != 0 && now - z->phase_t0 >= CZ_PHASE_NS) {
-		r = (double)(b - z->mid_b) * 1e9 / (double)(now - z->mid_t);
-		if (z->phase == 0)
-			z->rate_on = r;
-		if (z->phase == 1) {
-			z->rate_off = r;
-			z->win = z->rate_on > z->rate_off;
-			log_debug("migration %s: compressed %.0f MB/s, raw %.0f MB/s: %s",
-			    m->id, z->rate_on / 1e6, r / 1e6, z->win ? "compressing" : "raw");
-		}
-		z->phase = (z->phase + 1) % (CZ_HOLD + 2);
-		z->phase_t0 = now;
-		z->mid_t = 0;
+	} else if (z->phase == 1 && z->enc_bytes >= CZ_PROBE_BYTES &&
+	    ((double)z->enc_bytes * 1e9 / (double)z->enc_ns < z->rate_off ||
+	    z->enc_out * 20 > z->enc_bytes * 19)) {
+		/* The compressor alone is slower than raw, or the pages do not
+		 * shrink (by 5%): no need to see more. */
+		cz_phase_end(m, z, now, 0);
+	} else if (z->mid_t != 0 && now - z->mid_t >= CZ_PHASE_NS / 2) {
+		cz_phase_end(m, z, now, (double)(b - z->mid_b) * 1e9 / (double)(now - z->mid_t));
 	}
 	z->last = now;
-	return z->phase == 0 ? 1 : z->phase == 1 ? 0 : z->win;
+	return z->phase == 0 ? 0 : z->phase == 1 ? 1 : z->win;
 }
 
 const uint8_t *
 cz_deflate(struct migration *m, const uint8_t *src, uint32_t len, uint32_t *zlen)
 {
 	struct cz *z = m->cz;
+	int64_t t0;
 	size_t n;
 
 	m->st.compress_bytes_before += len;
@@ -138,7 +179,11 @@ cz_deflate(struct migration *m, const uint8_t *src, uint32_t len, uint32_t *zlen
 		goto raw;
 	if (z->buf == NULL && (z->buf = malloc(MIG_FRAME_MAX_BYTES)) == NULL)
 		goto raw;
+	t0 = now_ns();
 	n = framez_encode(z->cc, CZ_LEVEL, src, len, z->buf, MIG_FRAME_MAX_BYTES);
+	z->enc_ns += now_ns() - t0;
+	z->enc_bytes += len;
+	z->enc_out += n == 0 ? len : n;
 	if (n == 0)
 		goto raw;
 	m->st.compress_bytes_after += n;

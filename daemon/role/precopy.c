@@ -218,7 +218,8 @@ pc_decide(struct migration *m, uint64_t dirty, int64_t round_ns)
 		return "nothing was written during the round";
 	if ((double)(dirty * m->page_size) <= rate * D->conf.precopy_switch_ms / 1e3)
 		return "the dirty set fits what the link delivers in precopy_switch_ms";
-	if (m->st.precopy_rounds >= 2 && dirty >= pc->prev_dirty)
+	/* Shrinking by less than a quarter a round, more rounds buy little. */
+	if (m->st.precopy_rounds >= 2 && dirty * 4 > pc->prev_dirty * 3)
 		return "the dirty set stopped shrinking";
 	if (m->st.precopy_rounds >= (uint32_t)D->conf.precopy_max_rounds)
 		return "precopy_max_rounds reached";

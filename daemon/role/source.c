@@ -342,8 +342,9 @@ src_bg_writable(struct pconn *c)
 			return;
 		}
 
-		/* Post-copy: the pages written last go first. */
-		if (m->state == MIG_POSTCOPY && pc_hot_next(m, mig_frame_pages(m), &j, &hn)) {
+		/* Post-copy: the pages written last go first (unless following). */
+		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
+		    pc_hot_next(m, mig_frame_pages(m), &j, &hn)) {
 			if (src_send_pages(m, c, j, hn, 0) < 0) {
 				src_conn_lost(c, "cannot queue background pages");
 				return;
@@ -361,6 +362,7 @@ src_bg_writable(struct pconn *c)
 		while (j < m->npages && j - i < mig_frame_pages(m) && !bitmap_test(m->src->sent, j))
 			j++;
 		m->src->bg_cursor = j;
+		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
 		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
 			src_conn_lost(c, "cannot queue background pages");
 			return;
@@ -580,8 +582,13 @@ src_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 			why = "cannot queue demand pages";
 			break;
 		}
-		/* The guest works here now: stream on from this point. */
+		/* Stream on from here; a guest walking memory in order (a
+		 * prefetch, or it caught up with the stream) goes ahead of the
+		 * hot list for SRC_FOLLOW_BYTES; a lone page ends it. */
 		m->src->bg_cursor = h->index + h->count;
+		m->src->follow = h->count > 1 || (h->index > 0 &&
+		    bitmap_test(m->src->sent, h->index - 1)) ?
+		    SRC_FOLLOW_BYTES / m->page_size + 1 : 0;
 		return 0;
 	default:
 		why = "unexpected frame type at the source";

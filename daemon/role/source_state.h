@@ -15,6 +15,8 @@
 #define MIG_RETRY_MIN_MS	250	/* reconnect back-off, doubling ... */
 #define MIG_RETRY_MAX_MS	4000	/* ... up to this */
 
+#define SRC_FOLLOW_BYTES	(4u << 20)	/* streamed after an in-order demand request */
+
 /* What only a source-side migration keeps (m->src). */
 struct mig_src {
 	char		 token[65];	/* until the Hello carries it */
@@ -26,6 +28,7 @@ struct mig_src {
 	uint64_t	*sent;		/* page sent on either channel */
 	uint64_t	 nsent;
 	uint64_t	 bg_cursor;
+	uint64_t	 follow;	/* pages the stream takes from the cursor first */
 	int64_t		 pause_ns;
 	struct src_pc	 pc;		/* pre-copy (precopy.c) */
 	uint64_t	 bg_queued;	/* bytes queued on this background channel */
