@@ -8,6 +8,8 @@
 #   5. e2e          whole minivmm migrations (e2e.sh)
 #   6. hybrid       pre-copy, hot pages first, bandwidth caps (hybrid.sh)
 #   7. compress     background compression, unshaped and 1 Gbit/s (compress.sh)
+#   8. rxcopy       destination CPU/GB, pages read into place vs buffered, 4 KiB
+#                   and 2 MiB pages (rxcopy.sh)
 # Writes bench/results/latest.json (the summary), one JSON file per
 # benchmark beside it with every detail, and bench/results/faultlat.png.
 # A failed benchmark leaves its part empty, the others still run, and the
@@ -59,28 +61,28 @@ jq -n --argjson cores "$(nproc)" --arg kernel "$(uname -r)" \
     openssl: $openssl, commit: $commit, date: $date, placement: $placement}' >"$TMP/host.json"
 
 # --- 1. floor of one fault ----------------------------------------------------
-say "1/7 floor_fault: the physical floor of one demand fault"
+say "1/8 floor_fault: the physical floor of one demand fault"
 rm -f "$RES/floor_fault.json"
 "$BUILD/bench/floor_fault" --pages 2000 --rounds 5 "${FF_PIN[@]}" --json "$RES/floor_fault.json" ||
   fail floor_fault
 
 # --- 2. throughput floor -------------------------------------------------------
-say "2/7 tls_stream: the throughput floor"
+say "2/8 tls_stream: the throughput floor"
 rm -f "$RES/tls_stream.json"
 "$BUILD/bench/tls_stream" --seconds 1.5 "${TS_PIN[@]}" --json "$RES/tls_stream.json" || fail tls_stream
 
 # --- 3. daemon fault latency ------------------------------------------------------
-say "3/7 faultlat: migrationd's demand-fault latency (one migration per line)"
+say "3/8 faultlat: migrationd's demand-fault latency (one migration per line)"
 rm -f "$RES/faultlat.json"
 "$BENCH/faultlat.sh" "$BUILD" "$RES/faultlat.json" "$RES/floor_fault.json" || fail faultlat
 
 # --- 4. isolation -------------------------------------------------------------
-say "4/7 isolation: a neighbour's demand faults beside a VMM flooding its doorbell or ring"
+say "4/8 isolation: a neighbour's demand faults beside a VMM flooding its doorbell or ring"
 rm -f "$RES/isolation.json"
 "$BENCH/isolation.sh" "$BUILD" "$RES/isolation.json" "$RES/floor_fault.json" || fail isolation
 
 # --- 5. end to end ----------------------------------------------------------------
-say "5/7 e2e: whole migrations of minivmm writer guests"
+say "5/8 e2e: whole migrations of minivmm writer guests"
 rm -f "$RES/e2e.json"
 "$BENCH/e2e.sh" "$BUILD" "$RES/e2e.json"
 rc=$?
@@ -91,14 +93,20 @@ elif ((rc != 0)); then
 fi
 
 # --- 6. pre-copy, hot pages first, bandwidth caps --------------------------------
-say "6/7 hybrid: post-copy, hot pages first and pre-copy side by side; bandwidth caps"
+say "6/8 hybrid: post-copy, hot pages first and pre-copy side by side; bandwidth caps"
 rm -f "$RES/hybrid.json"
 "$BENCH/hybrid.sh" "$BUILD" "$RES/hybrid.json" || fail hybrid
 
 # --- 7. compression of background pages ----------------------------------------------
-say "7/7 compress: compression off, zstd and adaptive, unshaped and on a 1 Gbit/s link"
+say "7/8 compress: compression off, zstd and adaptive, unshaped and on a 1 Gbit/s link"
 rm -f "$RES/compress.json"
 "$BENCH/compress.sh" "$BUILD" "$RES/compress.json" || fail compress
+
+# --- 8. background pages read straight into place -------------------------------------
+say "8/8 rxcopy: destination CPU per GB, read into place vs through libevent's buffer"
+rm -f "$RES/rxcopy.json" "$RES/rxcopy_huge.json"
+"$BENCH/rxcopy.sh" "$BUILD" "$RES/rxcopy.json" || fail rxcopy
+RXCOPY_HUGE=1 RXCOPY_MIB=256 "$BENCH/rxcopy.sh" "$BUILD" "$RES/rxcopy_huge.json" || fail rxcopy
 
 # --- summary ------------------------------------------------------------------------
 orempty() { [[ -s $1 ]] && cat "$1" || echo "${2:-null}"; }
@@ -109,9 +117,12 @@ orempty "$RES/e2e.json" >"$TMP/e2e.json"
 orempty "$RES/isolation.json" >"$TMP/iso.json"
 orempty "$RES/hybrid.json" >"$TMP/hy.json"
 orempty "$RES/compress.json" >"$TMP/cz.json"
+orempty "$RES/rxcopy.json" >"$TMP/rx.json"
+orempty "$RES/rxcopy_huge.json" >"$TMP/rxh.json"
 jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" \
   --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" --slurpfile iso "$TMP/iso.json" \
-  --slurpfile hy "$TMP/hy.json" --slurpfile cz "$TMP/cz.json" '
+  --slurpfile hy "$TMP/hy.json" --slurpfile cz "$TMP/cz.json" --slurpfile rx "$TMP/rx.json" \
+  --slurpfile rxh "$TMP/rxh.json" '
   ($ff[0] // {}) as $ff | ($ts[0] // {}) as $ts | ($fl[0] // {}) as $fl | ($e2e[0] // {}) as $e |
   (($ff.results // []) | map(select(.strategy == "block")) | .[0]) as $blk |
   (($ts.results // []) | map(select(.record_bytes == 16384 and .streams == 1 and
@@ -144,7 +155,10 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
    hybrid: [(($hy[0] // {}).hybrid // [])[] | {workload, mode, demand_faults, stall_ms, total_s,
             wire_bytes, blackout_ms, precopy_rounds}],
    bandwidth: [(($hy[0] // {}).bandwidth // [])[] | {cap_mbit, measured_mbit, fault_p50_us,
-            fault_p50_uncapped_us}]}
+            fault_p50_uncapped_us}],
+   rxcopy: [($rx[0], $rxh[0]) | ((. // {}).rxcopy // {}).summary // [] | .[] |
+            {install, pages, cpu_s_per_gbyte,
+            before_cpu_s_per_gbyte, ratio, gbytes_per_s, before_gbytes_per_s}]}
   ' >"$RES/latest.json" || { echo "bench: cannot assemble latest.json" >&2; exit 1; }
 
 say "summary (bench/results/latest.json; details in bench/results/*.json)"
@@ -187,7 +201,10 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
   "",
   "e2e: minivmm writer guests, host A -> host B (unpinned; fault latency = the destination daemon'"'"'s own histogram, request sent -> installed)",
   "  guest MiB | fault path | total s | blackout ms | demand faults | pages demand / background / zero | fault p50 us (x floor) | p99 us (x floor)",
-  (($e2e[0].e2e // [])[] | "  \(.guest_mib | pad(9)) | \(.detail.fault_path | split(" ")[0] | pad(10)) | \(f2(.total_s) | pad(7)) | \(f(.blackout_ms) | pad(11)) | \(.demand_faults | pad(13)) | \("\(.pages.demand) / \(.pages.background) / \(.pages.zero)" | pad(32)) | \(f(.detail.daemon_fault_p50_us) | pad(9)) (\(ratio(.detail.daemon_fault_p50_us; $fp50) | pad(6))x) | \(f(.detail.daemon_fault_p99_us) | pad(8)) (\(ratio(.detail.daemon_fault_p99_us; $fp99) | pad(6))x)")
+  (($e2e[0].e2e // [])[] | "  \(.guest_mib | pad(9)) | \(.detail.fault_path | split(" ")[0] | pad(10)) | \(f2(.total_s) | pad(7)) | \(f(.blackout_ms) | pad(11)) | \(.demand_faults | pad(13)) | \("\(.pages.demand) / \(.pages.background) / \(.pages.zero)" | pad(32)) | \(f(.detail.daemon_fault_p50_us) | pad(9)) (\(ratio(.detail.daemon_fault_p50_us; $fp50) | pad(6))x) | \(f(.detail.daemon_fault_p99_us) | pad(8)) (\(ratio(.detail.daemon_fault_p99_us; $fp99) | pad(6))x)"),
+  "",
+  "rxcopy: destination daemon CPU s/GB, background pages read into place vs through libevent'"'"'s buffer (bench/rxcopy.sh: same run, medians of alternating rounds; ratio = into place / buffered, target <= 0.8)",
+  (.rxcopy[] | "  \(.install) \(.pages): \(f2(.cpu_s_per_gbyte)) s/GB vs \(f2(.before_cpu_s_per_gbyte)) s/GB = \(f2(.ratio))x; guest \(f2(.gbytes_per_s)) GB/s vs \(f2(.before_gbytes_per_s))")
   ' "$RES/latest.json"
 
 # --- plot -----------------------------------------------------------------------------

@@ -11,7 +11,9 @@
  * bgNs-ACTION first sends the VM state "shimvm-state-v1" on the urgent
  * channel, so that the destination is in post-copy. ACTION hello only says
  * whether the stream was taken ("bound" or "refused: <reason>"), twice opens
- * the same stream again and says the same of the second.
+ * the same stream again and says the same of the second. -x bgstall, bgeof,
+ * bglong misbehave in the middle of a page frame on a background channel
+ * (background()).
  * Destination mode (-L IP:PORT): accepts one source, welcomes it, then asks
  * for pages without ever reading the answers (-n requests) for -T seconds.
  * Exit 0 when an outcome was seen, 1 on a usage or local error.
@@ -177,6 +179,121 @@ misbehave(const char *x, uint64_t npages)
 	return 1;
 }
 
+/* One message frame on the current connection. */
+static int
+send_msg(const Migrationd__Peer__V1__PeerMsg *m)
+{
+	size_t n = migrationd__peer__v1__peer_msg__get_packed_size(m);
+	uint8_t *b = malloc(n);
+	int rc;
+
+	migrationd__peer__v1__peer_msg__pack(m, b);
+	rc = send_frame(FRAME_MSG, 0, (uint32_t)n, 0, 0, b, n);
+	free(b);
+	return rc;
+}
+
+/* Connects to peer_sin (TLS with client_ctx): fd and ssl. -1 on failure. */
+static int
+dial(void)
+{
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&peer_sin, sizeof(peer_sin)) < 0) {
+		perror("peer_probe: connect");
+		return -1;
+	}
+	ssl = NULL;
+	if (client_ctx != NULL) {
+		ssl = SSL_new(client_ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_connect(ssl) != 1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Background channel actions (bgstall, bgeof, bglong): a second connection
+ * with the Welcome's session key, then a raw page frame of 16 pages of
+ * which half the payload comes and then nothing (bgstall: the urgent
+ * channel keeps pinging meanwhile, so only the background stream is
+ * silent) or the connection closes (bgeof); or one good page and then a
+ * frame longer than its limit (bglong). Prints how the daemon reacted.
+ */
+static int
+background(const char *x, const ProtobufCBinaryData *key)
+{
+	static uint8_t pages[17 * 4096];
+	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
+	Migrationd__Peer__V1__Ping p = MIGRATIOND__PEER__V1__PING__INIT;
+	SSL *u_ssl = ssl;
+	int u_fd = fd;
+	double t0;
+
+	memset(pages, 0x5a, sizeof(pages));
+	if (dial() < 0)
+		return tls_fail("background channel:");
+	h.version = 1;
+	h.channel = MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
+	h.session_key = *key;
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	if (send_msg(&m) < 0)
+		return printf("closed\n"), 0;
+	if (!strcmp(x, "bglong")) {
+		/* One good page (reading goes straight into place), then 16 pages
+		 * with a payload one page longer than they are. */
+		send_frame(FRAME_PAGES, FRAME_ENC_RAW, 4096, 1, 1, pages, 4096);
+		usleep(200000);
+		if (send_frame(FRAME_PAGES, FRAME_ENC_RAW, 17 * 4096, 2, 16, pages,
+		    17 * 4096) < 0)
+			return printf("closed-by-peer while writing\n"), 0;
+		return await_close(10);
+	}
+	send_frame(FRAME_PAGES, FRAME_ENC_RAW, 16 * 4096, 0, 16, pages, 8 * 4096);
+	if (!strcmp(x, "bgeof")) {
+		/* The background connection goes, the urgent one stays a while. */
+		close(fd);
+		printf("sent half, closed it\n");
+		ssl = u_ssl;
+		fd = u_fd;
+		m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING;
+		m.ping = &p;
+		for (int i = 0; i < 4; i++, usleep(500000))
+			send_msg(&m);
+		return 0;
+	}
+	if (strcmp(x, "bgstall")) {
+		fprintf(stderr, "peer_probe: unknown -x %s\n", x);
+		return 1;
+	}
+	printf("sent half\n");
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING;
+	m.ping = &p;
+	for (t0 = mono(); mono() - t0 < 15;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		SSL *b_ssl = ssl;
+		int b_fd = fd;
+
+		if (poll(&pfd, 1, 500) == 1) {
+			uint8_t b;
+
+			if ((ssl ? SSL_read(ssl, &b, 1) : (int)read(fd, &b, 1)) <= 0) {
+				printf("closed-by-peer after %.1f s\n", mono() - t0);
+				return 0;
+			}
+		}
+		ssl = u_ssl;	/* the urgent channel says it is alive */
+		fd = u_fd;
+		send_msg(&m);
+		ssl = b_ssl;
+		fd = b_fd;
+	}
+	printf("still-open\n");
+	return 0;
+}
+
 /* Destination mode: a peer that asks for pages and never reads them. */
 static int
 greedy_destination(const char *listen_addr, const char *ca, const char *cert,
@@ -270,39 +387,6 @@ greedy_destination(const char *listen_addr, const char *ca, const char *cert,
 	fflush(stdout);
 	while (mono() - t0 < secs)
 		usleep(100000);
-	return 0;
-}
-
-/* A packed PeerMsg in one MSG frame. */
-static int
-send_msg(const Migrationd__Peer__V1__PeerMsg *m)
-{
-	size_t n = migrationd__peer__v1__peer_msg__get_packed_size(m);
-	uint8_t *b = malloc(n);
-	int rc;
-
-	migrationd__peer__v1__peer_msg__pack(m, b);
-	rc = send_frame(FRAME_MSG, 0, (uint32_t)n, 0, 0, b, n);
-	free(b);
-	return rc;
-}
-
-/* Connects to peer_sin (TLS with client_ctx): fd and ssl. -1 on failure. */
-static int
-dial(void)
-{
-	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
-	    connect(fd, (struct sockaddr *)&peer_sin, sizeof(peer_sin)) < 0) {
-		perror("peer_probe: connect");
-		return -1;
-	}
-	ssl = NULL;
-	if (client_ctx != NULL) {
-		ssl = SSL_new(client_ctx);
-		SSL_set_fd(ssl, fd);
-		if (SSL_connect(ssl) != 1)
-			return -1;
-	}
 	return 0;
 }
 
@@ -447,6 +531,8 @@ source_hello(const char *token, const char *vm, unsigned long long ram, const ch
 		    action[2] <= '9' && strchr(action, '-') != NULL)
 			rc = stream1(strchr(action, '-') + 1, &r->welcome->session_key, vm, ram,
 			    action[3] == 's', (unsigned)(action[2] - '0'));
+		else if (action != NULL && !strncmp(action, "bg", 2))
+			rc = background(action, &r->welcome->session_key);
 		else if (action != NULL)
 			rc = misbehave(action, ram / 4096);
 		migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);

@@ -498,6 +498,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_nth(&c->crash_install_at, NULL, value);
 	else if (S("debug", "fail_install"))
 		rc = config_nth(&c->fail_install_at, &c->fail_install_count, value);
+	else if (S("debug", "rx_buffered"))
+		rc = config_bool(&c->rx_buffered, value);
 #undef S
 	if (rc == 0)
 		return 1;

@@ -73,6 +73,8 @@ struct config {
 	unsigned fail_install_at;	/* [debug] fail_install: installs from
 					 * this one on fail with EIO ... */
 	unsigned fail_install_count;	/* ... this many of them */
+	int	 rx_buffered;		/* [debug] rx_buffered: background pages
+					 * through libevent's buffer (bench) */
 	char	 control_group[64];	/* [control] group: may use the API */
 	char	 control_listen[128];	/* [control] listen: IP:PORT, TLS */
 	char	 control_ca[256];	/* [control] ca: operators' CA (TCP) */

@@ -11,12 +11,14 @@
 #include <errno.h>
 #include <event2/bufferevent_ssl.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -124,6 +126,87 @@ tls_bev_connect(SSL_CTX *ctx, const char *host)
 	if (bev == NULL)
 		SSL_free(ssl);
 	return bev;
+}
+
+ssize_t
+tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why, size_t whylen)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	unsigned long e;
+	ssize_t n;
+	int r;
+
+	if (len > INT_MAX)
+		len = INT_MAX;
+	if (ssl == NULL) {
+		n = recv(bufferevent_getfd(bev), buf, len, 0);
+		if (n >= 0)
+			return n;
+		if (errno == EAGAIN || errno == EINTR)
+			return TLS_RD_WANT_READ;
+		snprintf(why, whylen, "%s", strerror(errno));
+		return TLS_RD_ERROR;
+	}
+	ERR_clear_error();
+	if ((r = SSL_read(ssl, buf, (int)len)) > 0)
+		return r;
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		return TLS_RD_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:	/* a key update's answer waits for the socket */
+		return TLS_RD_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0) {
+			if (errno == 0)
+				return 0;	/* EOF without close_notify */
+			snprintf(why, whylen, "%s", strerror(errno));
+			return TLS_RD_ERROR;
+		}
+		/* FALLTHROUGH */
+	default:
+		e = ERR_get_error();
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+		if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();
+			return 0;	/* closed without close_notify */
+		}
+#endif
+		snprintf(why, whylen, "TLS: %s", e != 0 && ERR_reason_error_string(e) != NULL ?
+		    ERR_reason_error_string(e) : "error");
+		ERR_clear_error();
+		return TLS_RD_ERROR;
+	}
+}
+
+size_t
+tls_bev_pending(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL)
+		return 0;
+	if (SSL_pending(ssl) > 0)
+		return (size_t)SSL_pending(ssl);
+	/* Records read ahead, not decrypted yet: at most one record's worth. */
+	return SSL_has_pending(ssl) ? 16384 : 0;
+}
+
+void
+tls_bev_read_ahead(struct bufferevent *bev, int on)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL)
+		return;
+	SSL_set_read_ahead(ssl, on);
+	if (on) {
+		SSL_set_default_read_buffer_len(ssl, TLS_READ_AHEAD);
+		SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	} else {
+		SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	}
 }
 
 /*

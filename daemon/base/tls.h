@@ -8,6 +8,7 @@
 
 #include <event2/bufferevent.h>
 #include <openssl/ssl.h>
+#include <sys/types.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -18,6 +19,27 @@ SSL_CTX *tls_ctx_new(const struct config *c, int server);
 SSL_CTX *tls_ctx_new_h2(const struct config *c);
 struct bufferevent *tls_bev_accept(SSL_CTX *ctx, int fd);
 struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
+/*
+ * Reads up to len bytes of application data from `bev`'s connection straight
+ * into buf (SSL_read on its TLS session, recv on a plain socket), leaving
+ * the bufferevent's own input alone: for a caller that disabled its reading.
+ * >0 bytes; TLS_RD_WANT_READ / TLS_RD_WANT_WRITE when it must wait for the
+ * socket; 0 at the peer's close; TLS_RD_ERROR with why in buf.
+ */
+enum { TLS_RD_ERROR = -1, TLS_RD_WANT_READ = -2, TLS_RD_WANT_WRITE = -3 };
+ssize_t tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why,
+    size_t whylen);
+/* Bytes the TLS session holds and the socket no longer shows (decrypted, or
+ * read ahead: then at most a record's worth at a time), 0 if none. */
+size_t tls_bev_pending(struct bufferevent *bev);
+/*
+ * While a caller reads with tls_bev_read alone: on, OpenSSL reads up to
+ * TLS_READ_AHEAD bytes of records per read(2), into a buffer it keeps; off
+ * (the bufferevent reads again, and knows only SSL_pending): one record at
+ * a time, its buffer released when empty. Drain tls_bev_pending before off.
+ */
+#define TLS_READ_AHEAD	(256u << 10)
+void tls_bev_read_ahead(struct bufferevent *bev, int on);
 /* Why a TLS bufferevent failed, in words without OpenSSL's codes: the
  * certificate check ("certificate does not match the name hostb") or the
  * handshake's reason; "" if OpenSSL saw none (the socket's errno tells). */

@@ -117,6 +117,19 @@ struct mig_ops {
 	void	(*vm_gone)(struct migration *m, const char *why);
 	/* Frees the role's running state (the record stays). */
 	void	(*release)(struct migration *m);
+	/*
+	 * Background page frames read straight into place (transport/peer_rx.c),
+	 * not through the bufferevent's buffer. rx_begin: for a raw PAGES frame
+	 * on the background channel whose header was checked, 0 with *staging
+	 * (h->len bytes) if the role takes its payload this way, 1 if not.
+	 * rx_where: where payload bytes from `off` on go (*len: how many fit
+	 * there in one piece). Once the payload is in, `frame` gets the frame
+	 * with *staging as its payload. rx_end: the frame was handled or
+	 * abandoned; the role settles what of it is still in flight.
+	 */
+	int	(*rx_begin)(struct pconn *c, const struct frame_hdr *h, uint8_t **staging);
+	uint8_t *(*rx_where)(struct pconn *c, uint32_t off, uint32_t *len);
+	void	(*rx_end)(struct pconn *c);
 };
 
 /*

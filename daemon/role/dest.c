@@ -19,6 +19,7 @@
 #include "dest.h"
 #include "fault.h"
 #include "install.h"
+#include "place.h"
 #include "latency.h"
 #include "log.h"
 #include "peer.h"
@@ -794,4 +795,7 @@ const struct mig_ops dst_ops = {
 	.reattach = dst_reattach,
 	.vm_gone = dst_vm_gone,
 	.release = dst_release,
+	.rx_begin = place_begin,	/* background pages read into place */
+	.rx_where = place_where,
+	.rx_end = place_end,
 };

@@ -30,6 +30,8 @@ struct pending {
 	uint32_t	 tid;		/* first faulting thread; 0: unknown */
 };
 
+struct place;
+
 /* What only a destination-side migration keeps (m->dst). */
 struct mig_dst {
 	int64_t		 token_expires_ms;
@@ -59,6 +61,7 @@ struct mig_dst {
 	unsigned	 minor_runs;	/* minor-mode installs ([debug] crash_minor) */
 	unsigned	 install_calls;	/* installs ([debug] fail/crash_install) */
 	unsigned	 install_retries; /* pages fetched again after an install error */
+	struct place	*place;		/* background frame read into place (place.c) */
 };
 
 /*

@@ -37,6 +37,7 @@
 #include "journal.h"
 #include "log.h"
 #include "memguard.h"
+#include "place.h"
 #include "mig_compat.h"
 #include "util.h"
 #include "vm.h"
@@ -60,28 +61,6 @@ inst_journal_open(struct migration *m, struct journal_run *pending)
 		return -1;
 	}
 	return 0;
-}
-
-/*
- * Guest RAM on hugetlbfs (2 MiB pages): its SEEK_DATA says "all data", so
- * the page cache cannot tell what is installed there.
- */
-static int
-inst_hugetlb(const struct migration *m)
-{
-	return m->page_size > 4096;
-}
-
-/* Drops pages [idx, idx+n) from the memfd's page cache. 0 or -1. */
-static int
-inst_punch(struct migration *m, uint64_t idx, uint64_t n)
-{
-	if (fallocate(m->vm->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-	    (off_t)(idx * m->page_size), (off_t)(n * m->page_size)) == 0)
-		return 0;
-	log_warn("migration %s: cannot drop pages %llu+%llu from the page cache",
-	    m->id, (unsigned long long)idx, (unsigned long long)n);
-	return -1;
 }
 
 /*
@@ -142,7 +121,7 @@ inst_journal_recover(struct migration *m)
 		return 0;
 	}
 	if (run.state == JOURNAL_WRITING) {
-		if (inst_punch(m, run.idx, run.count) < 0)
+		if (place_punch(m, run.idx, run.count) < 0)
 			return -1;
 		for (uint64_t k = run.idx; k < run.idx + run.count; k++)
 			inst_unmark(m, k);
@@ -248,6 +227,31 @@ inst_crash_test(struct migration *m, uint64_t idx, uint64_t n, int enc,
 }
 
 /*
+ * [debug] fail_install and crash_minor for a run the transport read into
+ * the page cache (place.c): the same failure as a write that fails (the run
+ * is dropped), the same crash (WRITING: the journal says so, the run is
+ * whole; WRITTEN: not mapped yet).
+ */
+static int
+inst_placed_test(struct migration *m, uint64_t idx, uint64_t n)
+{
+	if (D->conf.crash_minor_at && ++m->dst->minor_runs == D->conf.crash_minor_at) {
+		log_warnx("migration %s: [debug] crash_minor: killing this daemon with pages "
+		    "%llu+%llu read in, %s", m->id, (unsigned long long)idx,
+		    (unsigned long long)n, D->conf.crash_minor_state == JOURNAL_WRITING ?
+		    "journaled as being written" : "written, not mapped");
+		if (D->conf.crash_minor_state == JOURNAL_WRITING)
+			journal_writing(m->dst->journal, idx, n);
+		raise(SIGKILL);
+	}
+	if (inst_fail_test(m) < 0) {
+		place_settle(m, idx, n);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Minor mode, first step of an install: write pages [idx, idx+n) into the
  * page cache, journaled WRITING while it happens and WRITTEN once complete
  * (see journal.c); inst_ioctl() then maps them with UFFDIO_CONTINUE. 0, or
@@ -268,7 +272,7 @@ inst_minor_stage(struct migration *m, uint64_t idx, uint64_t n, int enc,
 		    m->id, (unsigned long long)idx, (unsigned long long)n);
 		/* What did go in may be torn: out of the page cache with it,
 		 * it is fetched again. Left WRITING if that fails too. */
-		if (inst_punch(m, idx, n) == 0)
+		if (place_punch(m, idx, n) == 0)
 			journal_idle(m->dst->journal);
 		errno = err;
 		return -1;
@@ -343,44 +347,6 @@ inst_call(struct migration *m, int minor, int enc, uint64_t dst, uint64_t len,
 	return rc;
 }
 
-/*
- * Minor mode, shmem: how many pages from idx on are holes in the page cache
- * (n: all). A page there already is complete (a torn one never outlives the
- * journal) and may be the guest's: it is never written again. Hugetlbfs
- * cannot tell (SEEK_DATA says "all data"): there the installed set and the
- * journal are the whole truth.
- */
-static uint64_t
-inst_holes(struct migration *m, uint64_t idx, uint64_t n)
-{
-	off_t d;
-
-	if (inst_hugetlb(m) ||
-	    (d = lseek(m->vm->memfd, (off_t)(idx * m->page_size), SEEK_DATA)) < 0)
-		return n;
-	if ((uint64_t)d >= (idx + n) * m->page_size)
-		return n;
-	return ((uint64_t)d - idx * m->page_size) / m->page_size;
-}
-
-/*
- * Minor mode: pages [idx, idx+n) were written into the page cache and not
- * mapped (before the write they were holes): drop them, they are installed
- * again later; then nothing is between write and map. If they cannot be
- * dropped the journal keeps naming them (a restart drops them) and this
- * migration installs nothing more in minor mode.
- */
-static void
-inst_minor_settle(struct migration *m, uint64_t idx, uint64_t n)
-{
-	if (n > 0 && inst_punch(m, idx, n) < 0) {
-		journal_writing(m->dst->journal, idx, n);
-		m->dst->unsettled = 1;
-		return;
-	}
-	journal_idle(m->dst->journal);
-}
-
 static void
 inst_crash_after(struct migration *m, uint64_t idx)
 {
@@ -415,8 +381,15 @@ inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t
 
 	if ((!minor && inst_fail_test(m) < 0) || (minor && m->dst->unsettled && (errno = EIO)))
 		goto fail;
-	if (minor) {
-		if ((h = inst_holes(m, idx, n)) == 0) {
+	if (minor && (h = place_claim(m, idx, n)) > 0) {
+		/* Read straight into the page cache (place.c): map it. */
+		n = h;
+		if (inst_placed_test(m, idx, n) < 0)
+			goto fail;
+	} else if (minor) {
+		if (place_evacuate(m) < 0)	/* the journal is this run's */
+			goto fail;
+		if ((h = place_holes(m, idx, n)) == 0) {
 			/* Map it if it is not (EEXIST: it is); never write it. */
 			if (inst_remap(m, idx) < 0)
 				goto fail;
@@ -435,12 +408,12 @@ inst_ioctl(struct migration *m, uint64_t idx, uint64_t n, int enc, const uint8_t
 		inst_crash_after(m, idx);
 		inst_mark(m, idx, k, enc == FRAME_ENC_POISON);
 		if (minor)
-			inst_minor_settle(m, idx + k, n - k);	/* mapped in part */
+			place_settle(m, idx + k, n - k);	/* mapped in part */
 		*done_pages = k;
 		return INST_OK;
 	}
 	if (minor)
-		inst_minor_settle(m, idx + (err == EEXIST), n - (err == EEXIST));
+		place_settle(m, idx + (err == EEXIST), n - (err == EEXIST));
 	if (err == EEXIST)
 		return inst_present(m, idx, enc, done_pages);
 	errno = err;
@@ -537,7 +510,7 @@ inst_rebuild(struct migration *m)
 		int err = errno;
 
 		/* shmem can say it all through SEEK_DATA, except poison. */
-		if (inst_hugetlb(m) || inst_pages_open(m, 0) < 0) {
+		if (place_hugetlb(m) || inst_pages_open(m, 0) < 0) {
 			errno = err;
 			return -1;
 		}
@@ -546,7 +519,7 @@ inst_rebuild(struct migration *m)
 	}
 	if (v->minor && inst_journal_recover(m) < 0)
 		return -1;
-	while (!inst_hugetlb(m) && (data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
+	while (!place_hugetlb(m) && (data = lseek(v->memfd, off, SEEK_DATA)) >= 0) {
 		if ((hole = lseek(v->memfd, data, SEEK_HOLE)) < 0)
 			break;
 		for (uint64_t p = (uint64_t)data / m->page_size;
@@ -569,7 +542,7 @@ inst_missing(struct migration *m)
 	off_t off = 0, hole, data;
 	uint64_t found = 0;
 
-	if (m->vm == NULL || inst_hugetlb(m))
+	if (m->vm == NULL || place_hugetlb(m))
 		return 0;
 	while ((uint64_t)off < m->ram_bytes &&
 	    (hole = lseek(m->vm->memfd, off, SEEK_HOLE)) >= 0 && (uint64_t)hole < m->ram_bytes) {
@@ -612,7 +585,7 @@ inst_invalidate(struct migration *m, uint64_t first, uint64_t n)
 		/* Dropped from the page cache (and every mapping) first, then
 		 * unmarked: a crash in between leaves a page marked and absent,
 		 * which only a migration that never ran here can meet. */
-		if (inst_punch(m, k, j - k) < 0)
+		if (place_punch(m, k, j - k) < 0)
 			return UINT64_MAX;
 		for (uint64_t i = k; i < j; i++)
 			inst_unmark(m, i);
@@ -653,7 +626,7 @@ inst_invalidate_list(struct migration *m, const uint64_t *runs, size_t nruns,
 int
 inst_clear(struct migration *m)
 {
-	return m->vm == NULL ? 0 : inst_punch(m, 0, m->npages);
+	return m->vm == NULL ? 0 : place_punch(m, 0, m->npages);
 }
 
 void
@@ -662,6 +635,7 @@ inst_release(struct migration *m)
 	struct mig_dst *d = m->dst;
 	char path[600];
 
+	place_free(m);
 	/* Journal and installed set outlive a migration only while it may
 	 * still resume. */
 	journal_close(d->journal, !mig_active(m));

@@ -22,6 +22,7 @@
 #include "dial.h"
 #include "log.h"
 #include "peer.h"
+#include "peer_rx.h"
 #include "tls.h"
 #include "util.h"
 
@@ -29,6 +30,13 @@ static void peer_read_cb(struct bufferevent *bev, void *arg);
 static void peer_write_cb(struct bufferevent *bev, void *arg);
 static void peer_event_cb(struct bufferevent *bev, short what, void *arg);
 static void peer_set_channel(struct pconn *c, int channel);
+static void peer_lost(struct pconn *c, const char *why);
+static void peer_rx_more(struct pconn *c);
+
+static const struct peer_rx_ops peer_rx_ops = {
+	.lost = peer_lost, .turn_over = peer_bulk_turn_over, .more = peer_rx_more,
+	.stall_ms = MIG_DEAD_MS,
+};
 
 /* Limits before a migration is known: only a small Hello may come. */
 static const struct frame_limits hello_limits = {
@@ -179,6 +187,7 @@ static void
 peer_free(struct pconn *c)
 {
 	TAILQ_REMOVE(&conns, c, entry);
+	peer_rx_free(c->rx);
 	dial_free(c->dial);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
@@ -207,6 +216,7 @@ peer_detach(struct pconn *c)
 
 	if (m == NULL)
 		return;
+	peer_rx_stop(c->rx, m);
 	if (m->urgent == c)
 		m->urgent = NULL;
 	if (peer_is_bg(c))
@@ -265,6 +275,8 @@ static void
 peer_set_channel(struct pconn *c, int channel)
 {
 	c->channel = channel;
+	if (channel == MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND && c->rx == NULL)
+		c->rx = peer_rx_new(c, &c->lim, &peer_rx_ops);	/* NULL: read through the buffer */
 	bufferevent_priority_set(c->bev, channel == MIGRATIOND__PEER__V1__CHANNEL__URGENT ?
 	    MIG_PRI_FAULT : MIG_PRI_BULK);
 }
@@ -501,6 +513,12 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 			peer_lost(c, why);
 			return;
 		}
+		/* Raw background pages: read straight into place (peer_rx.c). */
+		if (bulk && c->mig != NULL && (rc = peer_rx_take(c->rx, bev, c->mig, &h)) != 0) {
+			if (rc == 1)
+				return;
+			continue;
+		}
 		if (avail < FRAME_HDR_LEN + (size_t)h.len)
 			return;
 		/* One contiguous frame: pages are installed straight from here. */
@@ -520,6 +538,12 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 			return;	/* c was closed */
 		evbuffer_drain(in, FRAME_HDR_LEN + h.len);
 	}
+}
+
+static void
+peer_rx_more(struct pconn *c)
+{
+	peer_yield(c);
 }
 
 static void

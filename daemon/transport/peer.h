@@ -43,6 +43,8 @@
 #define MIG_PING_MS		1000	/* heartbeat on the urgent channel */
 #define MIG_DEAD_MS		3000	/* silence that declares the link dead */
 
+struct peer_rx;
+
 /* One peer connection (urgent or background channel). */
 struct pconn {
 	TAILQ_ENTRY(pconn)	 entry;		/* every connection */
@@ -61,6 +63,7 @@ struct pconn {
 	struct dial		*dial;	/* dialled, until connected (dial.c) */
 	struct ev_token_bucket_cfg *rl_cfg; /* its bandwidth cap (ratelimit.c) */
 	int			 rl_grouped; /* in the daemon's rate limit group */
+	struct peer_rx		*rx;	/* background: frames read into place */
 };
 
 /*
