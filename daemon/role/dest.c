@@ -241,8 +241,7 @@ dst_hello(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 		peer_bind(c, m, h->channel);
 		if (h->stream + 1 > m->st.streams)
 			m->st.streams = h->stream + 1;
-		log_info("migration %s: background channel %u from %s", m->id, h->stream,
-		    c->addr);
+		log_info("migration %s: background channel %u from %s", m->id, h->stream, c->addr);
 		return 0;
 	}
 	if (h->channel != MIGRATIOND__PEER__V1__CHANNEL__URGENT)
@@ -648,8 +647,7 @@ dst_frame(struct pconn *c, const struct frame_hdr *h, const uint8_t *payload)
 		migrationd__peer__v1__peer_msg__free_unpacked(msg, NULL);
 		return rc;
 	case FRAME_PAGES:
-		/* Streams past 0 carry post-copy pages only (pre-copy and its
-		 * state stay on stream 0, in order). */
+		/* Streams past 0 carry post-copy pages only (pre-copy: stream 0). */
 		if (c != m->urgent && c != m->bg &&
 		    (m->state == MIG_CONNECTING || m->state == MIG_PRECOPY)) {
 			why = "pages on a background stream past the first before the VM state";
