@@ -46,7 +46,7 @@ struct cz {
 	ZSTD_CCtx	*cc;
 	ZSTD_DCtx	*dc;
 	uint8_t		*buf;		/* MIG_FRAME_MAX_BYTES */
-	/* auto: the phase (0 compresses, 1 raw, then the winner), its start
+	/* auto: the phase (0 raw, 1 compresses, then the winner), its start
 	 * and bytes then, the last call, both rates (bytes/s), the winner */
 	unsigned	 phase;
 	int64_t		 phase_t0, last, mid_t;
@@ -100,6 +100,13 @@ cz_peer(struct migration *m, uint32_t decodes)
 	}
 }
 
+/* The compressor alone this phase: guest bytes/s of framez_encode's time. */
+static double
+cz_enc_rate(const struct cz *z)
+{
+	return z->enc_ns > 0 ? (double)z->enc_bytes * 1e9 / (double)z->enc_ns : 0;
+}
+
 /* The phase that measured rate r (guest bytes/s) is over: the next one. */
 static void
 cz_phase_end(struct migration *m, struct cz *z, int64_t now, double r)
@@ -109,7 +116,7 @@ cz_phase_end(struct migration *m, struct cz *z, int64_t now, double r)
 	if (z->phase == 1) {
 		z->rate_on = r;
 		if (z->enc_ns > 0)
-			z->enc_rate = (double)z->enc_bytes * 1e9 / (double)z->enc_ns;
+			z->enc_rate = cz_enc_rate(z);
 		z->win = z->rate_on > z->rate_off;
 		log_debug("migration %s: raw %.0f MB/s, compressed %.0f MB/s (compressor "
 		    "alone %.0f MB/s): %s", m->id, z->rate_off / 1e6, r / 1e6,
@@ -147,7 +154,7 @@ cz_worth(struct migration *m, struct cz *z)
 		z->mid_t = now;
 		z->mid_b = b;
 	} else if (z->phase == 1 && z->enc_bytes >= CZ_PROBE_BYTES &&
-	    ((double)z->enc_bytes * 1e9 / (double)z->enc_ns < z->rate_off ||
+	    ((z->enc_ns > 0 && cz_enc_rate(z) < z->rate_off) ||
 	    z->enc_out * 20 > z->enc_bytes * 19)) {
 		/* The compressor alone is slower than raw, or the pages do not
 		 * shrink (by 5%): no need to see more. */
