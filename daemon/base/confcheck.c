@@ -32,6 +32,17 @@ struct cc {
 };
 
 int
+config_compress_threads(const struct config *c)
+{
+	long n;
+
+	if (c->compress_threads >= 0)
+		return c->compress_threads;
+	n = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	return n < 0 ? 0 : n > 3 ? 3 : (int)n;
+}
+
+int
 config_is_loopback(const char *listen)
 {
 	struct sockaddr_storage ss;

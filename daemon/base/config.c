@@ -19,6 +19,7 @@
 #include "journal.h"
 #include "rate.h"
 #include "log.h"
+#include "pool.h"
 #include "util.h"
 
 struct config_ctx {
@@ -59,6 +60,7 @@ config_defaults(struct config *c)
 	c->precopy_switch_ms = 5;
 	c->advertise_compression = 1;
 	c->streams = MIG_STREAMS_DEFAULT;
+	c->compress_threads = -1;
 	c->precopy_max_rounds = 30;
 	c->precopy_recovery = 60;
 	c->handshake_timeout = MIG_HANDSHAKE_SECS;
@@ -257,6 +259,21 @@ config_int(int *dst, const char *v, int lo, int hi)
 	return 0;
 }
 
+/* "auto" (-1) or 0..POOL_MAX_WORKERS worker threads. */
+static int
+config_threads(int *dst, const char *v)
+{
+	if (!strcmp(v, "auto")) {
+		*dst = -1;
+		return 0;
+	}
+	if (config_int(dst, v, 0, POOL_MAX_WORKERS) == 0)
+		return 0;
+	snprintf(config_why, sizeof(config_why), "not auto or an integer from 0 to %d",
+	    POOL_MAX_WORKERS);
+	return -1;
+}
+
 /* "90", "90s", "15m", "12h", "7d": seconds, lo..hi. */
 static int
 config_duration(int *dst, const char *v, int lo, int hi)
@@ -452,6 +469,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = compress_parse(value, &c->compression, x->why, sizeof(x->why));
 	else if (S("peer", "streams"))
 		rc = config_int(&c->streams, value, 1, MIG_STREAMS_MAX);
+	else if (S("peer", "compress_threads"))
+		rc = config_threads(&c->compress_threads, value);
 	else if (S("peer", "advertise_compression"))
 		rc = config_bool(&c->advertise_compression, value);
 	else if (S("peer", "max_bandwidth"))

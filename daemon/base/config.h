@@ -61,6 +61,7 @@ struct config {
 	int	 streams;		/* [peer] streams: background streams, 1..MIG_STREAMS_MAX */
 	int	 compression;		/* [peer] compression: enum compress_mode */
 	int	 advertise_compression; /* [peer] advertise_compression: say we decode zstd */
+	int	 compress_threads;	/* [peer] compress_threads: workers; -1: auto */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
 	int	 bpf;			/* [bpf] enabled */
 	char	 metrics_listen[128];	/* [metrics] listen: IP:PORT, empty: off */
@@ -142,5 +143,8 @@ int config_listen_why(const char *v, char *why, size_t len);
 int config_check(const struct config *c, int flags, struct config_errs *e);
 /* A listener nobody off this host reaches: none (""), 127.0.0.0/8 or ::1. */
 int config_is_loopback(const char *listen);
+/* [peer] compress_threads: the workers that compress beside the loop thread
+ * (auto: one fewer than the online CPUs, at most 3). */
+int config_compress_threads(const struct config *c);
 
 #endif

@@ -30,6 +30,7 @@
 #include "framez.h"
 #include "log.h"
 #include "policy.h"
+#include "pool.h"
 #include "util.h"
 
 #define CZ_LEVEL	1	/* zstd level: see doc/design.md for the measure */
@@ -43,7 +44,6 @@
 
 struct cz {
 	int		 mode, peer;
-	ZSTD_CCtx	*cc;
 	ZSTD_DCtx	*dc;
 	uint8_t		*buf;		/* MIG_FRAME_MAX_BYTES */
 	/* auto: the phase (0 raw, 1 compresses, then the winner), its start
@@ -166,39 +166,87 @@ cz_worth(struct migration *m, struct cz *z)
 	return z->phase == 0 ? 0 : z->phase == 1 ? 1 : z->win;
 }
 
-const uint8_t *
-cz_deflate(struct migration *m, const uint8_t *src, uint32_t len, uint32_t *zlen)
+/*
+ * The compressing threads, daemon-wide: the loop thread and [peer]
+ * compress_threads workers (pool.c), each with its own zstd context. Only
+ * the loop thread runs a batch, one at a time, so one set serves every
+ * migration. Made at the first batch that compresses.
+ */
+static struct pool	*cz_pool;
+static ZSTD_CCtx	*cz_cc[POOL_MAX_WORKERS + 1];
+static int		 cz_pool_tried;
+
+static unsigned
+cz_threads(void)
+{
+	if (!cz_pool_tried) {
+		unsigned w = (unsigned)config_compress_threads(&D->conf);
+
+		cz_pool_tried = 1;
+		if (w > 0 && (cz_pool = pool_new(w)) == NULL)
+			log_warn("cannot start %u compression threads; compressing on "
+			    "the loop thread", w);
+		for (unsigned t = 0; t < pool_threads(cz_pool); t++)
+			if ((cz_cc[t] = ZSTD_createCCtx()) == NULL) {
+				log_warnx("out of memory for zstd contexts");
+				pool_free(cz_pool);
+				cz_pool = NULL;
+				break;
+			}
+		if (cz_pool != NULL)
+			log_info("compressing on %u threads", pool_threads(cz_pool));
+	}
+	return cz_cc[0] == NULL ? 0 : pool_threads(cz_pool);
+}
+
+unsigned
+cz_batch(struct migration *m)
 {
 	struct cz *z = m->cz;
-	int64_t t0;
-	size_t n;
 
-	m->st.compress_bytes_before += len;
-	if (z == NULL || !z->peer || z->mode == COMPRESS_OFF)
-		goto raw;
-	/* before this run is counted: phases measure what went before */
-	m->st.compress_bytes_before -= len;
-	m->st.compressing = (uint32_t)cz_worth(m, z);
-	m->st.compress_bytes_before += len;
-	if (!m->st.compressing)
-		goto raw;
-	if (z->cc == NULL && (z->cc = ZSTD_createCCtx()) == NULL)
-		goto raw;
-	if (z->buf == NULL && (z->buf = malloc(MIG_FRAME_MAX_BYTES)) == NULL)
-		goto raw;
-	t0 = now_ns();
-	n = framez_encode(z->cc, CZ_LEVEL, src, len, z->buf, MIG_FRAME_MAX_BYTES);
-	z->enc_ns += now_ns() - t0;
-	z->enc_bytes += len;
-	z->enc_out += n == 0 ? len : n;
+	if (z == NULL || !z->peer || z->mode == COMPRESS_OFF || !m->st.compressing)
+		return 1;
+	return cz_threads() < 1 ? 1 : cz_threads();
+}
+
+static void
+cz_job(void *arg, unsigned j, unsigned t)
+{
+	struct cz_run *r = (struct cz_run *)arg + j;
+
+	r->zlen = (uint32_t)framez_encode(cz_cc[t], CZ_LEVEL, r->src, r->len, r->dst,
+	    r->len);
+}
+
+void
+cz_deflate(struct migration *m, struct cz_run *r, unsigned n)
+{
+	struct cz *z = m->cz;
+	uint64_t in = 0, out = 0;
+	int64_t t0;
+
+	for (unsigned k = 0; k < n; k++) {
+		r[k].zlen = 0;
+		in += r[k].len;
+	}
 	if (n == 0)
-		goto raw;
-	m->st.compress_bytes_after += n;
-	*zlen = (uint32_t)n;
-	return z->buf;
-raw:
-	m->st.compress_bytes_after += len;
-	return NULL;
+		return;
+	if (z != NULL && z->peer && z->mode != COMPRESS_OFF) {
+		/* before these runs count: phases measure what went before */
+		m->st.compressing = (uint32_t)cz_worth(m, z);
+		if (m->st.compressing && cz_threads() > 0) {
+			t0 = now_ns();
+			pool_run(cz_pool, cz_job, r, n);
+			/* the compressor alone: all its threads, wall time */
+			z->enc_ns += now_ns() - t0;
+			z->enc_bytes += in;
+			for (unsigned k = 0; k < n; k++)
+				out += r[k].zlen != 0 ? r[k].zlen : r[k].len;
+			z->enc_out += out;
+		}
+	}
+	m->st.compress_bytes_before += in;
+	m->st.compress_bytes_after += out != 0 ? out : in;
 }
 
 const uint8_t *
@@ -239,7 +287,6 @@ cz_release(struct migration *m)
 
 	if (z == NULL)
 		return;
-	ZSTD_freeCCtx(z->cc);
 	ZSTD_freeDCtx(z->dc);
 	free(z->buf);
 	free(z);

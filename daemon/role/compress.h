@@ -4,7 +4,9 @@
  * (Welcome.decodes) and the migration's mode says so (auto: while it pays
  * off on the measured link, doc/design.md); the destination decodes it
  * into the buffer its install reads. Demand pages always travel raw. Loop
- * thread only; the state hangs off m->cz, freed by cz_release.
+ * thread only (a source batch is compressed on worker threads too, and
+ * cz_deflate returns when it is done); the state hangs off m->cz, freed by
+ * cz_release.
  */
 #ifndef MIG_COMPRESS_H
 #define MIG_COMPRESS_H
@@ -22,13 +24,22 @@ uint32_t cz_decodes(void);
 void cz_start(struct migration *m, int mode);
 /* Source: what the destination's Welcome said it decodes. */
 void cz_peer(struct migration *m, uint32_t decodes);
+/* Source: a raw run of background pages, compressed into dst (len bytes of
+ * room); zlen: the compressed size, or 0: send it raw. */
+struct cz_run {
+	const uint8_t	*src;
+	uint8_t		*dst;
+	uint32_t	 len, zlen;
+};
 /*
- * Source: a raw run of background pages (len bytes at src). The compressed
- * payload (*zlen bytes, valid until the next call) to send as
- * FRAME_ENC_ZSTD, or NULL: send it raw. Counts both in m->st.
+ * Source: compresses the runs r[0..n) of one batch, on every compressing
+ * thread at once (pool.h), if m compresses now; else every zlen is 0.
+ * Counts them in m->st.
  */
-const uint8_t *cz_deflate(struct migration *m, const uint8_t *src, uint32_t len,
-    uint32_t *zlen);
+void cz_deflate(struct migration *m, struct cz_run *r, unsigned n);
+/* Source: frames a background batch may take so that every compressing
+ * thread has work: the threads, while m compresses; else 1. */
+unsigned cz_batch(struct migration *m);
 
 /*
  * Destination: a PAGES frame *h with payload p. A ZSTD frame is decoded

@@ -229,88 +229,6 @@ src_connected(struct pconn *c)
 		src_bg_writable(c);
 }
 
-/*
- * Sends pages [start, start+n) on `c` as runs of zero pages (a marker), of
- * poisoned pages (a marker) and of raw pages (the bytes), and marks them sent.
- */
-static int
-src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
-    int demand)
-{
-	static uint8_t buf[MIG_FRAME_MAX_BYTES];	/* loop thread only */
-	uint8_t cls[MIG_FRAME_MAX_PAGES];
-	const uint8_t *payload, *z;
-	uint32_t fp = mig_frame_pages(m);
-	uint64_t end = start + n;
-
-	for (uint64_t chunk = start; chunk < end; chunk += fp) {
-		uint32_t cn = (uint32_t)(end - chunk < fp ? end - chunk : fp);
-
-		if (ram_read(m->src->memfd, m->page_size, chunk, cn, buf, cls) < 0) {
-			log_warn("migration %s: read guest RAM at page %llu", m->id,
-			    (unsigned long long)chunk);
-			return -1;
-		}
-		for (uint32_t a = 0; a < cn;) {
-			static const uint8_t enc[] = { FRAME_ENC_RAW, FRAME_ENC_ZERO,
-			    FRAME_ENC_POISON };
-			struct frame_hdr h = { .type = FRAME_PAGES, .index = chunk + a };
-			uint32_t b = a + 1;
-
-			while (b < cn && cls[b] == cls[a])
-				b++;
-			h.count = b - a;
-			h.enc = enc[cls[a]];
-			h.len = cls[a] == PG_RAW ? h.count * m->page_size : 0;
-			payload = buf + a * m->page_size;
-			/* Background runs may travel compressed; demand pages never. */
-			if (cls[a] == PG_RAW && !demand && c != m->urgent &&
-			    (z = cz_deflate(m, payload, h.len, &h.len)) != NULL) {
-				h.enc = FRAME_ENC_ZSTD;
-				payload = z;
-			}
-			if (peer_send_frame(c, &h, payload) < 0)
-				return -1;
-			if (c != m->urgent) {
-				m->src->bg_queued += FRAME_HDR_LEN + h.len;
-				m->src->stream_pages[c->stream] += h.count;
-			}
-			PROBE_SERVED(m->num, h.index, h.count, demand);
-			/* Classes count distinct pages; a demand request that
-			 * overtook the background copy is answered again and
-			 * counted as a duplicate. */
-			for (uint64_t k = chunk + a; k < chunk + b; k++) {
-				if (m->state == MIG_PRECOPY && !demand) {
-					/* counted by round, not by class */
-					if (!bitmap_test(m->src->sent, k))
-						m->src->nsent++;
-					bitmap_set(m->src->sent, k);
-					pc_sent(m, k);
-					continue;
-				}
-				if (bitmap_test(m->src->sent, k)) {
-					m->st.pages_duplicate++;
-					continue;
-				}
-				bitmap_set(m->src->sent, k);
-				m->src->nsent++;
-				if (cls[a] == PG_POISON) {
-					m->st.pages_poisoned++;
-					log_warnx("migration %s: page %llu is poisoned here; sent "
-					    "as poison", m->id, (unsigned long long)k);
-				} else if (cls[a] == PG_ZERO)
-					m->st.pages_zero++;
-				else if (demand)
-					m->st.pages_demand++;
-				else
-					m->st.pages_background++;
-			}
-			a = b;
-		}
-	}
-	return 0;
-}
-
 static void
 src_bg_writable(struct pconn *c)
 {
@@ -350,7 +268,7 @@ src_bg_writable(struct pconn *c)
 
 		/* Post-copy: the pages written last go first (unless following). */
 		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
-		    pc_hot_next(m, mig_frame_pages(m), &j, &hn)) {
+		    pc_hot_next(m, src_batch_pages(m), &j, &hn)) {
 			if (src_send_pages(m, c, j, hn, 0) < 0) {
 				src_conn_lost(c, "cannot queue background pages");
 				return;
@@ -365,7 +283,8 @@ src_bg_writable(struct pconn *c)
 			continue;
 		}
 		j = i;
-		while (j < m->npages && j - i < mig_frame_pages(m) && !bitmap_test(m->src->sent, j))
+		while (j < m->npages && j - i < src_batch_pages(m) &&
+		    !bitmap_test(m->src->sent, j))
 			j++;
 		m->src->bg_cursor = j;
 		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;

@@ -42,6 +42,16 @@ struct mig_src {
 	void		(*redial)(struct migration *m);	/* reconnect now */
 };
 
+/*
+ * source_send.c: queues pages [start, start+n) on c (the urgent channel for
+ * a demand request) and marks them sent. -1 if guest RAM cannot be read or
+ * the channel takes no more.
+ */
+int src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
+    int demand);
+/* The pages a background batch takes at most (cz_batch frames). */
+uint32_t src_batch_pages(struct migration *m);
+
 /* source_streams.c: the background rate (status), from what left the
  * background streams' output by now. */
 void src_bg_rate(struct migration *m, int64_t now);

@@ -1,0 +1,139 @@
+/*
+ * source_send: the page server's sending side (source.c). Pages are read
+ * from guest RAM with pread and queued on a channel as frames of at most
+ * mig_frame_pages pages: runs of zero pages (a marker), of poisoned pages
+ * (a marker) and of raw pages (the bytes). Background raw runs may travel
+ * compressed (compress.h); demand pages never. While a migration
+ * compresses, a background batch reads as many frames as there are
+ * compressing threads, compresses all their runs at once (cz_deflate, on
+ * the pool's threads), then queues the frames in page order: the loop
+ * thread waits as long as for one frame on one thread, and the frames,
+ * their order and what is marked sent are those of one thread. Loop thread
+ * only (the static buffers are the loop thread's; the pool's threads touch
+ * them only inside cz_deflate).
+ */
+#include "bitmap.h"
+#include "compress.h"
+#include "log.h"
+#include "peer.h"
+#include "pool.h"
+#include "probes.h"
+#include "source.h"
+#include "source_ram.h"
+
+#define SRC_BATCH_MAX	(POOL_MAX_WORKERS + 1)	/* frames per batch, at most */
+#define SRC_BATCH_PAGES	(MIG_FRAME_MAX_PAGES * SRC_BATCH_MAX)
+
+/* One frame of a batch: pages [a, a+count) of it, one class; its run in
+ * the compressor's list, or -1. */
+struct src_frame {
+	uint32_t	 a, count;
+	uint8_t		 cls;
+	int		 run;
+};
+
+/* Marks the pages of one queued frame sent, and counts them. */
+static void
+src_mark(struct migration *m, uint64_t first, uint32_t count, uint8_t cls, int demand)
+{
+	for (uint64_t k = first; k < first + count; k++) {
+		if (m->state == MIG_PRECOPY && !demand) {
+			/* counted by round, not by class */
+			if (!bitmap_test(m->src->sent, k))
+				m->src->nsent++;
+			bitmap_set(m->src->sent, k);
+			pc_sent(m, k);
+			continue;
+		}
+		/* Classes count distinct pages; a demand request that overtook
+		 * the background copy is answered again and counted as a
+		 * duplicate. */
+		if (bitmap_test(m->src->sent, k)) {
+			m->st.pages_duplicate++;
+			continue;
+		}
+		bitmap_set(m->src->sent, k);
+		m->src->nsent++;
+		if (cls == PG_POISON) {
+			m->st.pages_poisoned++;
+			log_warnx("migration %s: page %llu is poisoned here; sent as poison",
+			    m->id, (unsigned long long)k);
+		} else if (cls == PG_ZERO)
+			m->st.pages_zero++;
+		else if (demand)
+			m->st.pages_demand++;
+		else
+			m->st.pages_background++;
+	}
+}
+
+uint32_t
+src_batch_pages(struct migration *m)
+{
+	uint32_t b = cz_batch(m);
+
+	return mig_frame_pages(m) * (b < SRC_BATCH_MAX ? b : SRC_BATCH_MAX);
+}
+
+int
+src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
+    int demand)
+{
+	static const uint8_t enc[] = { FRAME_ENC_RAW, FRAME_ENC_ZERO, FRAME_ENC_POISON };
+	static uint8_t buf[MIG_FRAME_MAX_BYTES * SRC_BATCH_MAX];
+	static uint8_t zbuf[MIG_FRAME_MAX_BYTES * SRC_BATCH_MAX];
+	static uint8_t cls[SRC_BATCH_PAGES];
+	static struct src_frame f[SRC_BATCH_PAGES];
+	static struct cz_run r[SRC_BATCH_PAGES];
+	uint32_t fp = mig_frame_pages(m), ps = m->page_size;
+	int bg = !demand && c != m->urgent;
+	uint32_t bp = bg ? src_batch_pages(m) : fp;
+	uint64_t end = start + n;
+
+	for (uint64_t b0 = start; b0 < end; b0 += bp) {
+		uint32_t bn = (uint32_t)(end - b0 < bp ? end - b0 : bp), nf = 0, nr = 0;
+
+		if (ram_read(m->src->memfd, ps, b0, bn, buf, cls) < 0) {
+			log_warn("migration %s: read guest RAM at page %llu", m->id,
+			    (unsigned long long)b0);
+			return -1;
+		}
+		/* Frames: runs of one class, none across a multiple of fp. */
+		for (uint32_t a = 0, b; a < bn; a = b) {
+			uint32_t lim = (a / fp + 1) * fp;
+
+			for (b = a + 1; b < bn && b < lim && cls[b] == cls[a]; b++)
+				;
+			f[nf] = (struct src_frame){ .a = a, .count = b - a, .cls = cls[a],
+			    .run = -1 };
+			if (cls[a] == PG_RAW && bg) {
+				r[nr] = (struct cz_run){ .src = buf + (size_t)a * ps,
+				    .dst = zbuf + (size_t)a * ps, .len = (b - a) * ps };
+				f[nf].run = (int)nr++;
+			}
+			nf++;
+		}
+		cz_deflate(m, r, nr);
+		for (uint32_t k = 0; k < nf; k++) {
+			struct frame_hdr h = { .type = FRAME_PAGES, .index = b0 + f[k].a,
+			    .count = f[k].count, .enc = enc[f[k].cls] };
+			const uint8_t *payload = buf + (size_t)f[k].a * ps;
+
+			h.len = f[k].cls == PG_RAW ? h.count * ps : 0;
+			if (f[k].run >= 0 && r[f[k].run].zlen != 0) {
+				h.enc = FRAME_ENC_ZSTD;
+				h.len = r[f[k].run].zlen;
+				payload = r[f[k].run].dst;
+			}
+			if (peer_send_frame(c, &h, payload) < 0)
+				return -1;
+			if (c != m->urgent) {
+				m->src->bg_queued += FRAME_HDR_LEN + h.len;
+				m->src->stream_pages[c->stream] += h.count;
+			}
+			PROBE_SERVED(m->num, h.index, h.count, demand);
+			src_mark(m, h.index, h.count, f[k].cls, demand);
+		}
+	}
+	return 0;
+}
