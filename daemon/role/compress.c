@@ -33,7 +33,6 @@
 #include "pool.h"
 #include "util.h"
 
-#define CZ_LEVEL	1	/* zstd level: see doc/design.md for the measure */
 #define CZ_PHASE_NS	40000000	/* auto: one phase; it measures its second half */
 #define CZ_HOLD		30	/* auto: phases the faster way keeps */
 /* auto: a pause this long between runs (link lost, nothing to send) starts
@@ -214,8 +213,9 @@ cz_job(void *arg, unsigned j, unsigned t)
 {
 	struct cz_run *r = (struct cz_run *)arg + j;
 
-	r->zlen = (uint32_t)framez_encode(cz_cc[t], CZ_LEVEL, r->src, r->len, r->dst,
-	    r->len);
+	/* D->conf changes only on the loop thread, which waits in pool_run */
+	r->zlen = (uint32_t)framez_encode(cz_cc[t], D->conf.compression_level, r->src,
+	    r->len, r->dst, r->len);
 }
 
 void

@@ -3,7 +3,8 @@
 # structured qwords, every 4th page zero) migrates A -> B with compression
 # forced on, then one of mixed content (shimvm -C mixed: a fifth of the
 # pages random) forced on, then adaptive under a 100 Mbit/s cap; every byte is verified and the source's
-# status shows fewer bytes after than before. With `full`: hostile zstd
+# status shows fewer bytes after than before. The source compresses on
+# its pool of threads ([peer] compress_threads = 2). With `full`: hostile zstd
 # frames (corrupt, a content size other than count*page, a length beyond
 # count*page) each close their own connection with a clear error and
 # install nothing; then B restarts as an old peer (advertise_compression =
@@ -20,7 +21,10 @@ MEM=64
 mig_shim_pages "$PAGES" $MEM
 mig_hosts_up
 mig_certs
-mig_daemon_start A
+# Two compression workers beside the loop thread, whatever the CPUs (auto
+# would give none on one CPU): every compressed batch runs on the pool.
+mig_daemon_start A "[peer]
+compress_threads = 2"
 mig_daemon_start B
 
 # migrate VM MODE [CONTENT [MIGRATE_ARGS...]]: one verified migration of a
@@ -40,6 +44,8 @@ mig_assert_eq "forced on: status says so" "$(jq -r .compression <<<"$J")" on
 mig_assert_eq "forced on: background bytes shrank below half" \
   "$(jq -r '.compress_bytes_before > 0 and .compress_bytes_after * 2 < .compress_bytes_before' <<<"$J")" true
 echo "forced on: ratio after/before $(ratio)"
+mig_assert_eq "the source compressed on its pool (loop thread + 2 workers)" \
+  "$(grep -c 'compressing on 3 threads' "$WORK/migrationd-A.log")" 1
 # Mixed content (a fifth of the pages random): a run that does not shrink
 # goes raw and the runs after it still compress.
 migrate mixed-$INSTALL on mixed
