@@ -23,6 +23,9 @@
 
 #define SRC_BATCH_MAX	(POOL_MAX_WORKERS + 1)	/* frames per batch, at most */
 #define SRC_BATCH_PAGES	(MIG_FRAME_MAX_PAGES * SRC_BATCH_MAX)
+#if MIG_FRAME_MAX_PAGES * 4096 * SRC_BATCH_MAX > MIG_FRAME_MAX_BYTES
+#error "a batch of 4 KiB pages must fit in MIG_FRAME_MAX_BYTES"
+#endif
 
 /* One frame of a batch: pages [a, a+count) of it, one class; its run in
  * the compressor's list, or -1. */
@@ -67,12 +70,21 @@ src_mark(struct migration *m, uint64_t first, uint32_t count, uint8_t cls, int d
 	}
 }
 
+/*
+ * At most MIG_FRAME_MAX_BYTES a batch: with 4 KiB pages as many frames as
+ * threads; a 2 MiB page is a frame of its own, and batching those would
+ * let a demand request wait behind two of them whenever the workers get no
+ * core. So huge pages compress one frame at a time, on the loop thread.
+ */
 uint32_t
 src_batch_pages(struct migration *m)
 {
-	uint32_t b = cz_batch(m);
+	uint32_t b = cz_batch(m), fp = mig_frame_pages(m);
+	uint32_t most = MIG_FRAME_MAX_BYTES / (fp * m->page_size);
 
-	return mig_frame_pages(m) * (b < SRC_BATCH_MAX ? b : SRC_BATCH_MAX);
+	if (b > most)
+		b = most;
+	return fp * (b > 1 ? b : 1);
 }
 
 int
@@ -80,8 +92,8 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
     int demand)
 {
 	static const uint8_t enc[] = { FRAME_ENC_RAW, FRAME_ENC_ZERO, FRAME_ENC_POISON };
-	static uint8_t buf[MIG_FRAME_MAX_BYTES * SRC_BATCH_MAX];
-	static uint8_t zbuf[MIG_FRAME_MAX_BYTES * SRC_BATCH_MAX];
+	static uint8_t buf[MIG_FRAME_MAX_BYTES];
+	static uint8_t zbuf[MIG_FRAME_MAX_BYTES];
 	static uint8_t cls[SRC_BATCH_PAGES];
 	static struct src_frame f[SRC_BATCH_PAGES];
 	static struct cz_run r[SRC_BATCH_PAGES];
