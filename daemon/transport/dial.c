@@ -1,9 +1,10 @@
 /*
  * dial: how peer_connect reaches a destination given as NAME:PORT,
  * IPV4:PORT or [IPV6]:PORT. A name is resolved with libevent's evdns
- * (/etc/hosts, then the name servers of /etc/resolv.conf), never blocking
- * the loop; every address is tried in order until one connects and its TLS
- * handshake succeeds, each failure noted. Each attempt gets a fresh TLS
+ * (/etc/hosts, then the name servers of /etc/resolv.conf, read again when
+ * it changes), never blocking the loop; every address is tried in
+ * order until one connects and its TLS handshake succeeds, each failure
+ * noted. Each attempt gets a fresh TLS
  * bufferevent that checks the certificate against the name dialled (a
  * literal: against the address). Failures are said in words: "cannot
  * connect to hostb:7480 (192.0.2.2:7480): Connection refused", "TLS
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dial.h"
 #include "log.h"
@@ -53,9 +55,53 @@ dial_last_error(void)
 	return last_error;
 }
 
+/*
+ * /etc/resolv.conf as it was when last read (missing: zeros). A daemon runs
+ * for months: a changed file (a new name server) is read again before the
+ * next name is resolved. /etc/hosts is read at every dial (dial_start).
+ */
+#define DNS_RESOLV_CONF	"/etc/resolv.conf"
+static struct stat dns_seen;
+
+static int
+dns_conf_changed(void)
+{
+	struct stat st;
+	int changed;
+
+	if (stat(DNS_RESOLV_CONF, &st) < 0)
+		memset(&st, 0, sizeof(st));
+	changed = st.st_dev != dns_seen.st_dev || st.st_ino != dns_seen.st_ino ||
+	    st.st_size != dns_seen.st_size ||
+	    st.st_mtim.tv_sec != dns_seen.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != dns_seen.st_mtim.tv_nsec;
+	dns_seen = st;
+	return changed;
+}
+
+/* A fleet's name server answers fast or not at all. */
+static void
+dns_options(struct evdns_base *b)
+{
+	evdns_base_set_option(b, "timeout:", "2");
+	evdns_base_set_option(b, "attempts:", "2");
+}
+
 static struct evdns_base *
 dial_dns(void)
 {
+	int changed = dns_conf_changed();
+
+	if (dns != NULL && changed) {
+		/* Requests in flight wait, then go to the new name servers. */
+		evdns_base_clear_nameservers_and_suspend(dns);
+		evdns_base_search_clear(dns);
+		evdns_base_resolv_conf_parse(dns, DNS_OPTION_NAMESERVERS | DNS_OPTION_SEARCH |
+		    DNS_OPTION_MISC, DNS_RESOLV_CONF);
+		dns_options(dns);
+		evdns_base_resume(dns);
+		log_info("%s changed: name servers read again", DNS_RESOLV_CONF);
+	}
 	if (dns != NULL)
 		return dns;
 	/* Idle, it keeps no event: the loop can end while it exists. */
@@ -64,11 +110,8 @@ dial_dns(void)
 	if (dns == NULL && (dns = evdns_base_new(D->base,
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE)) != NULL)
 		evdns_base_load_hosts(dns, NULL);
-	if (dns != NULL) {
-		/* A fleet's name server answers fast or not at all. */
-		evdns_base_set_option(dns, "timeout:", "2");
-		evdns_base_set_option(dns, "attempts:", "2");
-	}
+	if (dns != NULL)
+		dns_options(dns);
 	return dns;
 }
 

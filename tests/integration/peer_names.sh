@@ -8,6 +8,8 @@
 #   - bad destinations get INVALID_ARGUMENT (no port, port out of range,
 #     empty host), a refused connection and a name that does not resolve
 #     fail with a clean message (no OpenSSL codes);
+#   - a name server written into resolv.conf while the daemon runs is
+#     asked at the next dial (the file is read again when it changes);
 #   - alias-b is refused because the certificate does not carry it, and the
 #     VM runs on at the source;
 #   - a migration to hostb:7480 prepared --from hosta completes, every byte
@@ -104,6 +106,20 @@ r=$(reason_after 192.0.2.2:7999)
 clean "refused connection" "$r" "cannot connect to 192.0.2.2:7999 (192.0.2.2:7999): Connection refused"
 r=$(reason_after nosuch.invalid:7480)
 clean "unknown name" "$r" "name nosuch.invalid does not resolve"
+# A name server named in /etc/resolv.conf while the daemon runs (written in
+# place: the bind mount shows it) is asked at the next dial. It knows
+# late-b, which then fails later, at the certificate that does not carry it.
+mig_spawn A "$WORK/dns.log" python3 "$SRC/tests/python/dns_answer.py" 127.0.0.53 \
+  late-b=192.0.2.2
+mig_wait_line "$WORK/dns.log" 'dns ready' 20 "$SPAWN_PID" || mig_die "name server did not start"
+r=$(reason_after late-b:7480)
+clean "a name only a name server not yet configured knows" "$r" "name late-b does not resolve"
+echo "nameserver 127.0.0.53" >"$ETCNS/resolv.conf"
+r=$(reason_after late-b:7480)
+clean "the same name once resolv.conf names that server: read again" "$r" \
+  "TLS handshake with late-b:7480 (192.0.2.2:7480) failed: certificate does not match the name late-b"
+mig_assert_eq "the new name server was asked" \
+  "$(grep -q 'query late-b type 1' "$WORK/dns.log" && echo asked)" asked
 r=$(reason_after alias-b:7480)
 clean "name not in the certificate" "$r" \
   "TLS handshake with alias-b:7480 (192.0.2.2:7480) failed: certificate does not match the name alias-b"
