@@ -135,7 +135,7 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
    faultlat: [($fl.faultlat // [])[] | {path, install: (.install // "copy"), threads, background,
               bpf, p50_us, p99_us, p999_us, faults_per_s, cpu_us_per_fault, ratio_p50, ratio_p99}
               + (if .tag then {tag} else {} end)],
-   throughput: (if $fl.throughput then [{streams: $fl.throughput.streams,
+   throughput: ((if $fl.throughput then [{streams: $fl.throughput.streams,
                   gbytes_per_s: $fl.throughput.gbytes_per_s,
                   ratio: (if $tsfloor then $fl.throughput.gbytes_per_s / $tsfloor else null end)}]
                 + (if $fl.throughput.minor then [{streams: $fl.throughput.streams, install: "minor",
@@ -147,7 +147,7 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
                   gbytes_per_s, ratio: (if $tsfloor then .gbytes_per_s / $tsfloor else null end),
                   ratio_install: (if $tsinst then .gbytes_per_s / $tsinst else null end),
                   ratio_off: .ratio, ratio_1_stream, cpu_ratio_1_stream, wire_bytes,
-                  cpu_s_per_gbyte}],
+                  cpu_s_per_gbyte}]),
    isolation: (($iso[0] // {}).isolation // null),
    e2e: [($e.e2e // [])[] | {guest_mib, total_s, blackout_ms, demand_faults, pages}],
    e2e_scheduling: [($e.scheduling // [])[] | {setting, how, runs, mean_demand_faults,
