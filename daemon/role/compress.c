@@ -203,9 +203,12 @@ cz_batch(struct migration *m)
 {
 	struct cz *z = m->cz;
 
+	unsigned t;
+
 	if (z == NULL || !z->peer || z->mode == COMPRESS_OFF || !m->st.compressing)
 		return 1;
-	return cz_threads() < 1 ? 1 : cz_threads();
+	t = cz_threads();
+	return t < 1 ? 1 : t;
 }
 
 static void

@@ -258,7 +258,7 @@ src_bg_writable(struct pconn *c)
 	}
 	while (m->src->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
 		uint64_t i = m->src->bg_cursor, j;
-		uint32_t hn;
+		uint32_t hn, bp = src_batch_pages(m);
 
 		/* A demand request may wait on this thread: go on after it. */
 		if (peer_bulk_turn_over(m, t0, &t_check)) {
@@ -268,7 +268,7 @@ src_bg_writable(struct pconn *c)
 
 		/* Post-copy: the pages written last go first (unless following). */
 		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
-		    pc_hot_next(m, src_batch_pages(m), &j, &hn)) {
+		    pc_hot_next(m, bp, &j, &hn)) {
 			if (src_send_pages(m, c, j, hn, 0) < 0) {
 				src_conn_lost(c, "cannot queue background pages");
 				return;
@@ -283,8 +283,7 @@ src_bg_writable(struct pconn *c)
 			continue;
 		}
 		j = i;
-		while (j < m->npages && j - i < src_batch_pages(m) &&
-		    !bitmap_test(m->src->sent, j))
+		while (j < m->npages && j - i < bp && !bitmap_test(m->src->sent, j))
 			j++;
 		m->src->bg_cursor = j;
 		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
