@@ -357,6 +357,7 @@ race(const ProtobufCBinaryData *key, const char *vm, unsigned long long ram, uin
 	Migrationd__Peer__V1__Ping ping = MIGRATIOND__PEER__V1__PING__INIT;
 	static const char blob[] = "shimvm-state-v1";
 	uint64_t npages = ram / ps, p = UINT64_MAX, d, next;
+	uint32_t n;
 	uint32_t per = ps >= (2u << 20) ? 1 : 16;
 	struct frame_limits lim = { .page_size = ps, .max_msg = 1 << 20, .npages = npages,
 	    .max_count = 512 };
@@ -419,19 +420,11 @@ race(const ProtobufCBinaryData *key, const char *vm, unsigned long long ram, uin
 		p = npages - per;	/* (then P is not first in its frame) */
 	if (send_pages(p, per, ps, d, buf) < 0)
 		return printf("closed at the late frame\n"), 0;
-	for (next = 0; next < npages; next += per) {
-		uint32_t n = next + per > npages ? (uint32_t)(npages - next) : per;
-
-		if (next + n > p && next < p + per) {	/* sent: around it */
-			if (next < p && send_pages(next, (uint32_t)(p - next), ps, UINT64_MAX,
-			    buf) < 0)
-				return printf("closed at page %llu\n", (unsigned long long)next), 0;
-			if (next + n > p + per && send_pages(p + per,
-			    (uint32_t)(next + n - p - per), ps, UINT64_MAX, buf) < 0)
-				return printf("closed at page %llu\n", (unsigned long long)next), 0;
-			continue;
-		}
-		if (send_pages(next, n, ps, UINT64_MAX, buf) < 0)
+	for (next = 0; next < npages; next += n) {
+		n = next == p ? per : (uint32_t)((next < p ? p : npages) - next);
+		if (n > per)
+			n = per;
+		if (next != p && send_pages(next, n, ps, UINT64_MAX, buf) < 0)
 			return printf("closed at page %llu\n", (unsigned long long)next), 0;
 	}
 	printf("sent all\n");
@@ -469,7 +462,7 @@ greedy_destination(const char *listen_addr, const char *ca, const char *cert,
 	char host[64], *colon;
 	int lfd, one = 1, sent = 0;
 	SSL_CTX *ctx;
-	uint8_t hdr[FRAME_HDR_LEN], *body;
+	uint8_t *body;
 	struct frame_limits lim = { .page_size = 4096, .max_msg = 1 << 24, .npages = 1,
 	    .max_count = 16 };
 	struct frame_hdr fh;
@@ -504,13 +497,8 @@ greedy_destination(const char *listen_addr, const char *ca, const char *cert,
 		return tls_fail("accept:");
 	/* Read the Hello, welcome the source, wait for its VM state. */
 	for (int got_state = 0; !got_state;) {
-		if (io(hdr, sizeof(hdr), 0) < 0 || frame_decode(hdr, sizeof(hdr), &lim, &fh) != 1)
+		if (next_frame(&lim, &fh, &body) < 0)
 			return printf("source went away\n"), 0;
-		body = malloc(fh.len ? fh.len : 1);
-		if (io(body, fh.len, 0) < 0) {
-			free(body);
-			return printf("source went away\n"), 0;
-		}
 		if (fh.type == FRAME_MSG) {
 			const char *why;
 			Migrationd__Peer__V1__PeerMsg *r = ctlmsg_decode_peer(body, fh.len, &why);
