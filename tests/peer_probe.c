@@ -13,7 +13,9 @@
  * whether the stream was taken ("bound" or "refused: <reason>"), twice opens
  * the same stream again and says the same of the second. -x bgstall, bgeof,
  * bglong misbehave in the middle of a page frame on a background channel
- * (background()).
+ * (background()). -x race plays a source that lost a race (race()): a page
+ * the destination asked for comes on the urgent channel, then, once -w FILE
+ * exists, the same page with other bytes on the background channel.
  * Destination mode (-L IP:PORT): accepts one source, welcomes it, then asks
  * for pages without ever reading the answers (-n requests) for -T seconds.
  * Exit 0 when an outcome was seen, 1 on a usage or local error.
@@ -34,6 +36,7 @@
 
 #include "ctlmsg.h"
 #include "framez.h"
+#include "pagerule.h"
 
 static SSL *ssl;
 static int fd = -1;
@@ -294,6 +297,162 @@ background(const char *x, const ProtobufCBinaryData *key)
 	return 0;
 }
 
+/* Page i (of -g bytes) by shimvm's content rule; `wrong`: 0xa5 throughout. */
+static void
+fill_page(uint8_t *b, uint64_t i, uint32_t ps, int wrong)
+{
+	uint64_t *q = (uint64_t *)(void *)b;
+
+	if (wrong) {
+		memset(b, 0xa5, ps);
+		return;
+	}
+	for (uint32_t j = 0; j < ps / 4096; j++)
+		for (unsigned k = 0; k < 512; k++)
+			q[j * 512 + k] = page_qword(i * (ps / 4096) + j, k);
+}
+
+/* Pages [idx, idx+n) as one raw PAGES frame, page `wrong` with wrong bytes. */
+static int
+send_pages(uint64_t idx, uint32_t n, uint32_t ps, uint64_t wrong, uint8_t *buf)
+{
+	for (uint32_t j = 0; j < n; j++)
+		fill_page(buf + (size_t)j * ps, idx + j, ps, idx + j == wrong);
+	return send_frame(FRAME_PAGES, FRAME_ENC_RAW, n * ps, idx, n, buf, (size_t)n * ps);
+}
+
+/* The next frame on the current connection (body freed by the caller). */
+static int
+next_frame(const struct frame_limits *lim, struct frame_hdr *fh, uint8_t **body)
+{
+	uint8_t hdr[FRAME_HDR_LEN];
+
+	if (io(hdr, sizeof(hdr), 0) < 0 || frame_decode(hdr, sizeof(hdr), lim, fh) != 1)
+		return -1;
+	*body = malloc(fh->len ? fh->len : 1);
+	if (io(*body, fh->len, 0) < 0) {
+		free(*body);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * -x race: the source queued page P on the background channel, then
+ * answered the destination's demand for P on the urgent channel, and the
+ * background copy arrives after the demand copy was installed. Here: the VM
+ * state, the first page asked for answered on the urgent channel (right
+ * bytes), then once `go` exists (the guest read it) a background frame
+ * starting at P with P's bytes wrong (0xa5) and its neighbours right, then
+ * every other page right. Prints "demand P", then "complete N" when the
+ * destination says it has every page, or why not.
+ */
+static int
+race(const ProtobufCBinaryData *key, const char *vm, unsigned long long ram, uint32_t ps,
+    const char *go)
+{
+	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT, *r;
+	Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
+	Migrationd__Peer__V1__VmState st = MIGRATIOND__PEER__V1__VM_STATE__INIT;
+	Migrationd__Peer__V1__Ping ping = MIGRATIOND__PEER__V1__PING__INIT;
+	static const char blob[] = "shimvm-state-v1";
+	uint64_t npages = ram / ps, p = UINT64_MAX, d, next;
+	uint32_t n;
+	uint32_t per = ps >= (2u << 20) ? 1 : 16;
+	struct frame_limits lim = { .page_size = ps, .max_msg = 1 << 20, .npages = npages,
+	    .max_count = 512 };
+	SSL *u_ssl = ssl, *b_ssl;
+	int u_fd = fd, b_fd;
+	struct frame_hdr fh;
+	uint8_t *body, *buf = malloc((size_t)per * ps);
+	const char *why;
+	double t0;
+
+	if (buf == NULL || npages < per + 1)
+		return 1;
+	if (dial() < 0)
+		return tls_fail("background channel:");
+	h.version = 1;
+	h.channel = MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
+	h.session_key = *key;
+	h.vm = (char *)(uintptr_t)vm;
+	h.ram_bytes = ram;
+	h.page_size = ps;
+	h.source_migration_id = "probe";
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
+	m.hello = &h;
+	if (send_msg(&m) < 0)
+		return printf("background channel: closed at its hello\n"), 0;
+	b_ssl = ssl;
+	b_fd = fd;
+	ssl = u_ssl;
+	fd = u_fd;
+	st.blob.data = (uint8_t *)(uintptr_t)blob;
+	st.blob.len = sizeof(blob);
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_VM_STATE;
+	m.vm_state = &st;
+	if (send_msg(&m) < 0)
+		return printf("closed before the state\n"), 0;
+	/* The first page the guest asks for: answered here, right. */
+	while (p == UINT64_MAX) {
+		if (next_frame(&lim, &fh, &body) < 0)
+			return printf("closed before a request\n"), 0;
+		if (fh.type == FRAME_REQ)
+			p = fh.index;
+		free(body);
+	}
+	if (send_pages(p, 1, ps, UINT64_MAX, buf) < 0)
+		return printf("closed at the demand answer\n"), 0;
+	printf("demand %llu\n", (unsigned long long)p);
+	d = p;
+	/* Until the guest has read it (the urgent channel says we live). */
+	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_PING;
+	m.ping = &ping;
+	for (t0 = mono(); access(go, F_OK) != 0; usleep(100000)) {
+		if (mono() - t0 > 30)
+			return printf("no go file\n"), 0;
+		send_msg(&m);
+	}
+	/* The background copy of P, late and different; then all the rest. */
+	ssl = b_ssl;
+	fd = b_fd;
+	if (p + per > npages)
+		p = npages - per;	/* (then P is not first in its frame) */
+	if (send_pages(p, per, ps, d, buf) < 0)
+		return printf("closed at the late frame\n"), 0;
+	for (next = 0; next < npages; next += n) {
+		n = next == p ? per : (uint32_t)((next < p ? p : npages) - next);
+		if (n > per)
+			n = per;
+		if (next != p && send_pages(next, n, ps, UINT64_MAX, buf) < 0)
+			return printf("closed at page %llu\n", (unsigned long long)next), 0;
+	}
+	printf("sent all\n");
+	/* The destination's word, on the urgent channel. */
+	ssl = u_ssl;
+	fd = u_fd;
+	for (t0 = mono(); mono() - t0 < 30;) {
+		if (next_frame(&lim, &fh, &body) < 0)
+			return printf("closed before complete\n"), 0;
+		r = fh.type == FRAME_MSG ? ctlmsg_decode_peer(body, fh.len, &why) : NULL;
+		free(body);
+		if (r != NULL && r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE) {
+			printf("complete %llu\n", (unsigned long long)r->complete->pages_installed);
+			migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+			return 0;
+		}
+		if (r != NULL && r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_ABORT) {
+			printf("abort: %s\n", r->abort->reason);
+			migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+			return 0;
+		}
+		if (r != NULL)
+			migrationd__peer__v1__peer_msg__free_unpacked(r, NULL);
+	}
+	printf("no complete\n");
+	return 0;
+}
+
 /* Destination mode: a peer that asks for pages and never reads them. */
 static int
 greedy_destination(const char *listen_addr, const char *ca, const char *cert,
@@ -303,7 +462,7 @@ greedy_destination(const char *listen_addr, const char *ca, const char *cert,
 	char host[64], *colon;
 	int lfd, one = 1, sent = 0;
 	SSL_CTX *ctx;
-	uint8_t hdr[FRAME_HDR_LEN], *body;
+	uint8_t *body;
 	struct frame_limits lim = { .page_size = 4096, .max_msg = 1 << 24, .npages = 1,
 	    .max_count = 16 };
 	struct frame_hdr fh;
@@ -338,13 +497,8 @@ greedy_destination(const char *listen_addr, const char *ca, const char *cert,
 		return tls_fail("accept:");
 	/* Read the Hello, welcome the source, wait for its VM state. */
 	for (int got_state = 0; !got_state;) {
-		if (io(hdr, sizeof(hdr), 0) < 0 || frame_decode(hdr, sizeof(hdr), &lim, &fh) != 1)
+		if (next_frame(&lim, &fh, &body) < 0)
 			return printf("source went away\n"), 0;
-		body = malloc(fh.len ? fh.len : 1);
-		if (io(body, fh.len, 0) < 0) {
-			free(body);
-			return printf("source went away\n"), 0;
-		}
 		if (fh.type == FRAME_MSG) {
 			const char *why;
 			Migrationd__Peer__V1__PeerMsg *r = ctlmsg_decode_peer(body, fh.len, &why);
@@ -480,7 +634,8 @@ again:
  * the daemon's answer; when it accepted and -x names an action, misbehaves.
  */
 static int
-source_hello(const char *token, const char *vm, unsigned long long ram, const char *action)
+source_hello(const char *token, const char *vm, unsigned long long ram, const char *action,
+    uint32_t ps, const char *go)
 {
 	Migrationd__Peer__V1__PeerMsg m = MIGRATIOND__PEER__V1__PEER_MSG__INIT, *r;
 	Migrationd__Peer__V1__Hello h = MIGRATIOND__PEER__V1__HELLO__INIT;
@@ -496,7 +651,7 @@ source_hello(const char *token, const char *vm, unsigned long long ram, const ch
 	h.token = (char *)(uintptr_t)token;
 	h.vm = (char *)(uintptr_t)vm;
 	h.ram_bytes = ram;
-	h.page_size = 4096;
+	h.page_size = ps;
 	h.source_migration_id = "probe";
 	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
 	m.hello = &h;
@@ -527,7 +682,9 @@ source_hello(const char *token, const char *vm, unsigned long long ram, const ch
 	if (r->msg_case == MIGRATIOND__PEER__V1__PEER_MSG__MSG_WELCOME) {
 		printf("accepted %s\n", r->welcome->migration_id);
 		fflush(stdout);
-		if (action != NULL && !strncmp(action, "bg", 2) && action[2] >= '0' &&
+		if (action != NULL && !strcmp(action, "race"))
+			rc = race(&r->welcome->session_key, vm, ram, ps, go);
+		else if (action != NULL && !strncmp(action, "bg", 2) && action[2] >= '0' &&
 		    action[2] <= '9' && strchr(action, '-') != NULL)
 			rc = stream1(strchr(action, '-') + 1, &r->welcome->session_key, vm, ram,
 			    action[3] == 's', (unsigned)(action[2] - '0'));
@@ -552,7 +709,8 @@ int
 main(int argc, char **argv)
 {
 	const char *addr = NULL, *ca = NULL, *cert = NULL, *key = NULL, *token = "";
-	const char *vm = "probe", *action = NULL, *listen_addr = NULL;
+	const char *vm = "probe", *action = NULL, *listen_addr = NULL, *go = "";
+	uint32_t ps = 4096;
 	unsigned long long ram = 0;
 	int plain = 0, ch, nreq = 100000, secs = 5;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
@@ -562,7 +720,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	char host[64], *colon;
 
-	while ((ch = getopt(argc, argv, "a:A:c:k:t:v:r:px:L:n:T:")) != -1) {
+	while ((ch = getopt(argc, argv, "a:A:c:k:t:v:r:px:L:n:T:g:w:")) != -1) {
 		switch (ch) {
 		case 'a': addr = optarg; break;
 		case 'A': ca = optarg; break;
@@ -576,6 +734,8 @@ main(int argc, char **argv)
 		case 'L': listen_addr = optarg; break;
 		case 'n': nreq = atoi(optarg); break;
 		case 'T': secs = atoi(optarg); break;
+		case 'g': ps = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'w': go = optarg; break;
 		default:
 			fprintf(stderr, "usage: peer_probe -a IP:PORT [-p | -A CA [-c CERT -k KEY]] "
 			    "[-t TOKEN] [-v VM] [-r RAM_BYTES]\n");
@@ -633,5 +793,5 @@ main(int argc, char **argv)
 				    (printf("closed\n"), 0);
 		}
 	}
-	return source_hello(token, vm, ram, action);
+	return source_hello(token, vm, ram, action, ps, go);
 }
