@@ -78,7 +78,8 @@ print_json(const Migrationd__V1__Migration *m)
 	    "\"compress_bytes_after\":%llu,", m->compressing ? "true" : "false",
 	    (unsigned long long)m->compress_bytes_before,
 	    (unsigned long long)m->compress_bytes_after);
-	printf("\"streams\":%u,\"streams_wanted\":%u,", m->streams, m->streams_wanted);
+	printf("\"streams\":%u,\"streams_wanted\":%u,\"postcopy_s\":%.3f,", m->streams,
+	    m->streams_wanted, m->postcopy_s);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -166,7 +167,10 @@ print_human(const Migrationd__V1__Migration *m)
 	if (m->pages_poisoned)
 		printf("  poisoned:    %llu pages unreadable at the source, installed as "
 		    "poison\n", (unsigned long long)m->pages_poisoned);
-	printf("  elapsed:     %.2f s\n", m->total_s);
+	printf("  elapsed:     %.2f s", m->total_s);
+	if (m->postcopy_s > 0)
+		printf(" (%.2f s in post-copy)", m->postcopy_s);
+	printf("\n");
 	if (m->guest_verdict[0])
 		printf("  guest:       %s\n", m->guest_verdict);
 }

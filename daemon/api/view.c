@@ -81,6 +81,8 @@ view_fill(const struct migration *m, Migrationd__V1__Migration *o)
 	o->fault_p99_us = (double)hist_quantile(&st->lat, 0.99) / 1e3;
 	o->fault_max_us = (double)st->lat.max_ns / 1e3;
 	o->total_s = mig_active(m) ? (double)(now_ns() - m->started_ns) / 1e9 : m->total_s;
+	o->postcopy_s = mig_active(m) && m->postcopy_ns != 0 ?
+	    (double)(now_ns() - m->postcopy_ns) / 1e9 : st->postcopy_s;
 	o->started_unix_ms = m->started_ms;
 	o->ended_unix_ms = m->ended_ms;
 	o->guest_verdict = (char *)(uintptr_t)m->verdict;
@@ -122,4 +124,7 @@ view_restore(struct migration *m, const Migrationd__V1__Migration *i)
 	m->started_ms = i->started_unix_ms;
 	m->ended_ms = i->ended_unix_ms;
 	m->started_ns = now_ns() - (int64_t)(i->total_s * 1e9);
+	st->postcopy_s = i->postcopy_s;
+	if (i->postcopy_s > 0)
+		m->postcopy_ns = now_ns() - (int64_t)(i->postcopy_s * 1e9);
 }

@@ -194,9 +194,13 @@ mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)
 	    mig_role_name(m->role), mig_state_name(m->state), mig_state_name(st),
 	    fmt ? ": " : "", fmt ? m->reason : "");
 	m->state = st;
+	if (st == MIG_POSTCOPY && m->postcopy_ns == 0)
+		m->postcopy_ns = now_ns();
 	if (!mig_active(m)) {
 		m->ended_ms = now_ms();
 		m->total_s = (double)(now_ns() - m->started_ns) / 1e9;
+		if (m->postcopy_ns != 0)
+			m->st.postcopy_s = (double)(now_ns() - m->postcopy_ns) / 1e9;
 	}
 	mig_notify(m, MIG_EV_SAVE, prev);
 	mig_notify(m, MIG_EV_STATE, prev);

@@ -53,6 +53,7 @@ struct mig_stats {
 	uint64_t	 ring_faults, ring_errors;
 	uint32_t	 reconnects;		/* resumed after a lost link */
 	double		 blackout_ms;
+	double		 postcopy_s;	/* POSTCOPY first entered until the end */
 	/* pre-copy (role/precopy.c; the destination counts the last two) */
 	uint32_t	 precopy_rounds;
 	double		 dirty_pages_per_s;	/* last round */
@@ -192,6 +193,7 @@ struct migration {
 	int64_t			 started_ms, ended_ms;
 	int64_t			 started_ns;
 	double			 total_s;
+	int64_t			 postcopy_ns;	/* first entered POSTCOPY (0: never) */
 	struct mig_stats	 st;
 
 	struct mig_src		*src;		/* source role's state, or NULL */

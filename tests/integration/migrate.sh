@@ -55,6 +55,11 @@ mig_assert_eq "source sent every page" \
   "$(j src.json '[.pages_demand + .pages_background + .pages_zero + .pages_precopy >= .pages_total] | .[0]')" true
 mig_assert_eq "guest verdict reached the destination daemon" "$(j dst.json .guest_ok)" true
 mig_assert_eq "blackout measured" "$(j src.json '.blackout_ms > 0')" true
+# The post-copy interval: inside the whole migration, after the blackout.
+for side in src dst; do
+  mig_assert_eq "$side: post-copy seconds measured, within total_s less the blackout" \
+    "$(j $side.json '.postcopy_s > 0 and .postcopy_s <= .total_s - .blackout_ms / 1000')" true
+done
 mig_assert_eq "destination VMM exit code" "$DST_RC" 0
 mig_assert_verified "$WORK/vmm-B.log" "$MEM"
 mig_assert_eq "source VMM exited after the VM left" "$SRC_RC" 0
