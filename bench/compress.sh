@@ -14,7 +14,14 @@
 # wire bytes, the compressed share, and destination daemon CPU seconds per
 # guest GB (utime+stime of its process over the migration). "ratio" is to
 # compression off on the same link in the same run: the floor here is the
-# uncompressed stream of this very run.
+# uncompressed stream of this very run. "stream_gbytes_per_s" is guest RAM
+# over the destination's postcopy_s (POSTCOPY until every page installed):
+# the background stream alone, without connect, handshake and blackout.
+# COMPRESS_RUNS rounds (3): each round runs every content and mode once,
+# interleaved, so a slow moment of the machine hits all modes alike; each
+# figure is the median of the rounds, "ratio" the median of the rounds'
+# ratios to off of the same round, "ratio_min"/"ratio_max" their range, and
+# "runs" keeps every round.
 BUILD=${1:?usage: compress.sh BUILD_DIR OUT.json}
 OUT=${2:?usage: compress.sh BUILD_DIR OUT.json}
 MEM=${COMPRESS_MIB:-256}
@@ -45,8 +52,8 @@ streams = $streams"
   mig_daemon_start B "[peer]
 streams = $streams"
 }
-run() { # LINK CONTENT MODE
-  local link=$1 content=$2 mode=$3 vm src dst t0 t1 c0 c1 j
+run() { # LINK CONTENT MODE ROUND
+  local link=$1 content=$2 mode=$3 round=$4 vm src dst t0 t1 c0 c1 j pc
   n=$((n + 1)); vm=cz-$n-$link-$content-$mode-$streams
   mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$vm" -m "$MEM" \
     -C "$content"
@@ -65,12 +72,15 @@ run() { # LINK CONTENT MODE
   mig_wait_exit "$src" 30
   j=$(ctl A --json status "$vm")
   [[ $(jq -r .streams <<<"$j") == "$streams" ]] || mig_die "$vm: not $streams streams"
+  pc=$(ctl B --json status "$vm" | jq .postcopy_s)
   jq -c --arg link "$link" --arg content "$content" --arg mode "$mode" --argjson mib "$MEM" \
-    --argjson streams "$streams" \
+    --argjson streams "$streams" --argjson round "$round" --argjson pc "$pc" \
     --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" --argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" '
     {link: $link, content: $content, compression: (if $mode == "on" then "zstd"
       elif $mode == "auto" then "adaptive" else "off" end), streams: $streams, guest_mib: $mib,
-     total_s: $s, gbytes_per_s: ($mib / 1024 / $s), wire_bytes: .bytes_sent,
+     round: $round, total_s: $s, gbytes_per_s: ($mib / 1024 / $s), postcopy_s: $pc,
+     stream_gbytes_per_s: (if $pc > 0 then $mib / 1024 / $pc else null end),
+     wire_bytes: .bytes_sent,
      compressed_share: (if .compress_bytes_before > 0
        then .compress_bytes_after / .compress_bytes_before else null end),
      cpu_s_per_gbyte: ($cpu / ($mib / 1024))}' <<<"$j" >>"$WORK/results"
@@ -83,17 +93,34 @@ for link in ${COMPRESS_LINKS:-loopback 1gbit}; do
   fi
   for s in ${COMPRESS_STREAMS:-1 2}; do
     daemons "$s"
-    for content in ${COMPRESS_CONTENTS:-mixed random}; do
-      for mode in ${COMPRESS_MODES:-off on auto}; do run "$link" "$content" "$mode"; done
+    for ((r = 1; r <= ${COMPRESS_RUNS:-3}; r++)); do
+      for content in ${COMPRESS_CONTENTS:-mixed random}; do
+        for mode in ${COMPRESS_MODES:-off on auto}; do run "$link" "$content" "$mode" "$r"; done
+      done
     done
   done
 done
-jq -s '[group_by([.link, .content, .streams])[] | (map(select(.compression == "off"))[0].gbytes_per_s) as $off |
-   .[] | . + {ratio: (.gbytes_per_s / $off)}] |
+jq -s 'def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+   [group_by([.link, .content, .streams, .round])[] |
+     (map(select(.compression == "off"))[0].gbytes_per_s) as $off |
+     .[] | . + {ratio: (if $off then .gbytes_per_s / $off else null end)}] |
+   [group_by([.link, .content, .streams, .compression])[] |
+     .[0] + {rounds: length, total_s: (map(.total_s) | median),
+       gbytes_per_s: (map(.gbytes_per_s) | median),
+       postcopy_s: (map(.postcopy_s) | median),
+       stream_gbytes_per_s: (map(.stream_gbytes_per_s // empty) | median),
+       wire_bytes: (map(.wire_bytes) | median),
+       compressed_share: (map(.compressed_share // empty) | median),
+       cpu_s_per_gbyte: (map(.cpu_s_per_gbyte) | median),
+       ratio: (map(.ratio // empty) | median), ratio_min: (map(.ratio // empty) | min),
+       ratio_max: (map(.ratio // empty) | max),
+       runs: map({round, gbytes_per_s, stream_gbytes_per_s, ratio, cpu_s_per_gbyte})} |
+     del(.round)] |
    [group_by([.link, .content, .compression])[] | (map(select(.streams == 1))[0]) as $one | .[] |
    . + {ratio_1_stream: (if $one then .gbytes_per_s / $one.gbytes_per_s else null end),
         cpu_ratio_1_stream: (if $one then .cpu_s_per_gbyte / $one.cpu_s_per_gbyte else null end)}] |
    {compression: .}' "$WORK/results" >"$OUT"
-jq -r '.compression[] | "\(.link) \(.content) \(.compression) \(.streams) stream(s): \(.gbytes_per_s * 1000 | round / 1000) GB/s (\(.ratio * 100 | round / 100)x of off on this link and content, \(.ratio_1_stream * 100 | round / 100)x of 1 stream), wire \(.wire_bytes), dest CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB (\(.cpu_ratio_1_stream * 100 | round / 100)x of 1 stream)"' "$OUT"
+jq -r '.compression[] | "\(.link) \(.content) \(.compression) \(.streams) stream(s), median of \(.rounds): \(.gbytes_per_s * 1000 | round / 1000) GB/s, stream \((.stream_gbytes_per_s // 0) * 1000 | round / 1000) GB/s (\(.ratio * 100 | round / 100)x of off on this link and content, rounds \(.ratio_min * 100 | round / 100)-\(.ratio_max * 100 | round / 100)x; \(.ratio_1_stream * 100 | round / 100)x of 1 stream), wire \(.wire_bytes), dest CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB (\(.cpu_ratio_1_stream * 100 | round / 100)x of 1 stream)"' "$OUT"
 mig_cleanup
 mig_finish
