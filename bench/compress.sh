@@ -38,6 +38,9 @@ mig_hosts_up
 mig_certs
 hz=$(getconf CLK_TCK)
 cpu_b() { awk -v hz="$hz" '{ print ($14 + $15) / hz }' "/proc/$PID_DB/stat"; }
+# CPU time the hypervisor gave elsewhere (steal, all CPUs): this machine's
+# speed swings with it, so each migration records its own.
+steal() { awk -v hz="$hz" 'NR == 1 { print $9 / hz }' /proc/stat; }
 : >"$WORK/results"
 n=0
 streams=0
@@ -53,7 +56,7 @@ streams = $streams"
 streams = $streams"
 }
 run() { # LINK CONTENT MODE ROUND
-  local link=$1 content=$2 mode=$3 round=$4 vm src dst t0 t1 c0 c1 j pc
+  local link=$1 content=$2 mode=$3 round=$4 vm src dst t0 t1 c0 c1 s0 s1 j pc
   n=$((n + 1)); vm=cz-$n-$link-$content-$mode-$streams
   mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$vm" -m "$MEM" \
     -C "$content"
@@ -63,10 +66,10 @@ run() { # LINK CONTENT MODE ROUND
     -I copy -t 1 -k 1 -C "$content"
   dst=$SPAWN_PID
   mig_prepare B "$vm"
-  c0=$(cpu_b); t0=$(date +%s.%N)
+  c0=$(cpu_b); s0=$(steal); t0=$(date +%s.%N)
   ctl A migrate "$vm" --to "$ADDR_B" --token "$TOKEN" --compression "$mode" --wait \
     --timeout 300 >/dev/null || mig_die "$vm: migration failed"
-  t1=$(date +%s.%N); c1=$(cpu_b)
+  t1=$(date +%s.%N); c1=$(cpu_b); s1=$(steal)
   mig_wait_exit "$dst" 120 || mig_die "$vm: destination VMM found a wrong value"
   mig_assert_verified "$WORK/dst-$vm.log" "${MEM}M"
   mig_wait_exit "$src" 30
@@ -75,10 +78,11 @@ run() { # LINK CONTENT MODE ROUND
   pc=$(ctl B --json status "$vm" | jq .postcopy_s)
   jq -c --arg link "$link" --arg content "$content" --arg mode "$mode" --argjson mib "$MEM" \
     --argjson streams "$streams" --argjson round "$round" --argjson pc "$pc" \
+    --argjson steal "$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" \
     --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" --argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" '
     {link: $link, content: $content, compression: (if $mode == "on" then "zstd"
       elif $mode == "auto" then "adaptive" else "off" end), streams: $streams, guest_mib: $mib,
-     round: $round, total_s: $s, gbytes_per_s: ($mib / 1024 / $s), postcopy_s: $pc,
+     round: $round, total_s: $s, steal_s: $steal, gbytes_per_s: ($mib / 1024 / $s), postcopy_s: $pc,
      stream_gbytes_per_s: (if $pc > 0 then $mib / 1024 / $pc else null end),
      wire_bytes: .bytes_sent,
      compressed_share: (if .compress_bytes_before > 0
@@ -115,12 +119,13 @@ jq -s 'def median: sort | if length == 0 then null elif length % 2 == 1 then .[l
        cpu_s_per_gbyte: (map(.cpu_s_per_gbyte) | median),
        ratio: (map(.ratio // empty) | median), ratio_min: (map(.ratio // empty) | min),
        ratio_max: (map(.ratio // empty) | max),
-       runs: map({round, gbytes_per_s, stream_gbytes_per_s, ratio, cpu_s_per_gbyte})} |
+       steal_s: (map(.steal_s) | median),
+       runs: map({round, gbytes_per_s, stream_gbytes_per_s, ratio, cpu_s_per_gbyte, steal_s})} |
      del(.round)] |
    [group_by([.link, .content, .compression])[] | (map(select(.streams == 1))[0]) as $one | .[] |
    . + {ratio_1_stream: (if $one then .gbytes_per_s / $one.gbytes_per_s else null end),
         cpu_ratio_1_stream: (if $one then .cpu_s_per_gbyte / $one.cpu_s_per_gbyte else null end)}] |
    {compression: .}' "$WORK/results" >"$OUT"
-jq -r '.compression[] | "\(.link) \(.content) \(.compression) \(.streams) stream(s), median of \(.rounds): \(.gbytes_per_s * 1000 | round / 1000) GB/s, stream \((.stream_gbytes_per_s // 0) * 1000 | round / 1000) GB/s (\(.ratio * 100 | round / 100)x of off on this link and content, rounds \(.ratio_min * 100 | round / 100)-\(.ratio_max * 100 | round / 100)x; \(.ratio_1_stream * 100 | round / 100)x of 1 stream), wire \(.wire_bytes), dest CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB (\(.cpu_ratio_1_stream * 100 | round / 100)x of 1 stream)"' "$OUT"
+jq -r '.compression[] | "\(.link) \(.content) \(.compression) \(.streams) stream(s), median of \(.rounds): \(.gbytes_per_s * 1000 | round / 1000) GB/s, stream \((.stream_gbytes_per_s // 0) * 1000 | round / 1000) GB/s (\(.ratio * 100 | round / 100)x of off on this link and content, rounds \(.ratio_min * 100 | round / 100)-\(.ratio_max * 100 | round / 100)x; \(.ratio_1_stream * 100 | round / 100)x of 1 stream), wire \(.wire_bytes), dest CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB (\(.cpu_ratio_1_stream * 100 | round / 100)x of 1 stream), steal \(.steal_s) s"' "$OUT"
 mig_cleanup
 mig_finish

@@ -297,6 +297,21 @@ background(const char *x, const ProtobufCBinaryData *key)
 	return 0;
 }
 
+/* A Hello of this probe on `channel`, m set to carry it. */
+static void
+hello_init(Migrationd__Peer__V1__PeerMsg *m, Migrationd__Peer__V1__Hello *h,
+    Migrationd__Peer__V1__Channel channel, const char *vm, unsigned long long ram, uint32_t ps)
+{
+	h->version = 1;
+	h->channel = channel;
+	h->vm = (char *)(uintptr_t)vm;
+	h->ram_bytes = ram;
+	h->page_size = ps;
+	h->source_migration_id = "probe";
+	m->msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
+	m->hello = h;
+}
+
 /* Page i (of -g bytes) by shimvm's content rule; `wrong`: 0xa5 throughout. */
 static void
 fill_page(uint8_t *b, uint64_t i, uint32_t ps, int wrong)
@@ -372,15 +387,8 @@ race(const ProtobufCBinaryData *key, const char *vm, unsigned long long ram, uin
 		return 1;
 	if (dial() < 0)
 		return tls_fail("background channel:");
-	h.version = 1;
-	h.channel = MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
+	hello_init(&m, &h, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND, vm, ram, ps);
 	h.session_key = *key;
-	h.vm = (char *)(uintptr_t)vm;
-	h.ram_bytes = ram;
-	h.page_size = ps;
-	h.source_migration_id = "probe";
-	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
-	m.hello = &h;
 	if (send_msg(&m) < 0)
 		return printf("background channel: closed at its hello\n"), 0;
 	b_ssl = ssl;
@@ -604,16 +612,9 @@ stream1(const char *action, const ProtobufCBinaryData *key, const char *vm,
 again:
 	if (dial() < 0)
 		return printf("stream %u: cannot connect\n", idx), 0;
-	h.version = 1;
-	h.channel = MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND;
+	hello_init(&m, &h, MIGRATIOND__PEER__V1__CHANNEL__BACKGROUND, vm, ram, 4096);
 	h.session_key = *key;
-	h.vm = (char *)(uintptr_t)vm;
-	h.ram_bytes = ram;
-	h.page_size = 4096;
-	h.source_migration_id = "probe";
 	h.stream = idx;
-	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
-	m.hello = &h;
 	if (send_msg(&m) < 0)
 		return printf("stream %u: closed at its hello\n", idx), 0;
 	printf("stream %u: ", idx);
@@ -646,15 +647,8 @@ source_hello(const char *token, const char *vm, unsigned long long ram, const ch
 	size_t n;
 	int rc;
 
-	h.version = 1;
-	h.channel = MIGRATIOND__PEER__V1__CHANNEL__URGENT;
+	hello_init(&m, &h, MIGRATIOND__PEER__V1__CHANNEL__URGENT, vm, ram, ps);
 	h.token = (char *)(uintptr_t)token;
-	h.vm = (char *)(uintptr_t)vm;
-	h.ram_bytes = ram;
-	h.page_size = ps;
-	h.source_migration_id = "probe";
-	m.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_HELLO;
-	m.hello = &h;
 	n = migrationd__peer__v1__peer_msg__get_packed_size(&m);
 	body = malloc(n);
 	migrationd__peer__v1__peer_msg__pack(&m, body);
