@@ -41,6 +41,7 @@ cpu_b() { awk -v hz="$hz" '{ print ($14 + $15) / hz }' "/proc/$PID_DB/stat"; }
 # CPU time the hypervisor gave elsewhere (steal, all CPUs): this machine's
 # speed swings with it, so each migration records its own.
 steal() { awk -v hz="$hz" 'NR == 1 { print $9 / hz }' /proc/stat; }
+minus() { awk -v a="$2" -v b="$1" 'BEGIN { print b - a }'; }	# B A: B - A
 : >"$WORK/results"
 n=0
 streams=0
@@ -78,8 +79,8 @@ run() { # LINK CONTENT MODE ROUND
   pc=$(ctl B --json status "$vm" | jq .postcopy_s)
   jq -c --arg link "$link" --arg content "$content" --arg mode "$mode" --argjson mib "$MEM" \
     --argjson streams "$streams" --argjson round "$round" --argjson pc "$pc" \
-    --argjson steal "$(awk -v a="$s0" -v b="$s1" 'BEGIN { print b - a }')" \
-    --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" --argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" '
+    --argjson steal "$(minus "$s1" "$s0")" --argjson s "$(minus "$t1" "$t0")" \
+    --argjson cpu "$(minus "$c1" "$c0")" '
     {link: $link, content: $content, compression: (if $mode == "on" then "zstd"
       elif $mode == "auto" then "adaptive" else "off" end), streams: $streams, guest_mib: $mib,
      round: $round, total_s: $s, steal_s: $steal, gbytes_per_s: ($mib / 1024 / $s), postcopy_s: $pc,

@@ -183,6 +183,7 @@ void
 mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)
 {
 	enum mig_state prev = m->state;
+	int64_t now = now_ns();
 	va_list ap;
 
 	if (fmt != NULL) {
@@ -195,12 +196,12 @@ mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)
 	    fmt ? ": " : "", fmt ? m->reason : "");
 	m->state = st;
 	if (st == MIG_POSTCOPY && m->postcopy_ns == 0)
-		m->postcopy_ns = now_ns();
+		m->postcopy_ns = now;
 	if (!mig_active(m)) {
 		m->ended_ms = now_ms();
-		m->total_s = (double)(now_ns() - m->started_ns) / 1e9;
+		m->total_s = (double)(now - m->started_ns) / 1e9;
 		if (m->postcopy_ns != 0)
-			m->st.postcopy_s = (double)(now_ns() - m->postcopy_ns) / 1e9;
+			m->st.postcopy_s = (double)(now - m->postcopy_ns) / 1e9;
 	}
 	mig_notify(m, MIG_EV_SAVE, prev);
 	mig_notify(m, MIG_EV_STATE, prev);

@@ -202,7 +202,6 @@ unsigned
 cz_batch(struct migration *m)
 {
 	struct cz *z = m->cz;
-
 	unsigned t;
 
 	if (z == NULL || !z->peer || z->mode == COMPRESS_OFF || !m->st.compressing)
