@@ -61,6 +61,7 @@ config_defaults(struct config *c)
 	c->advertise_compression = 1;
 	c->streams = MIG_STREAMS_DEFAULT;
 	c->compress_threads = -1;
+	c->parallel_encryption = 1;
 	c->compression_level = -1;
 	c->precopy_max_rounds = 30;
 	c->precopy_recovery = 60;
@@ -472,6 +473,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_int(&c->streams, value, 1, MIG_STREAMS_MAX);
 	else if (S("peer", "compression_level"))	/* zstd: -22 fastest, 19 smallest */
 		rc = config_int(&c->compression_level, value, -22, 19);
+	else if (S("peer", "parallel_encryption"))
+		rc = config_bool(&c->parallel_encryption, value);
 	else if (S("peer", "compress_threads"))
 		rc = config_threads(&c->compress_threads, value);
 	else if (S("peer", "advertise_compression"))

@@ -62,6 +62,8 @@ struct config {
 	int	 compression;		/* [peer] compression: enum compress_mode */
 	int	 advertise_compression; /* [peer] advertise_compression: say we decode zstd */
 	int	 compress_threads;	/* [peer] compress_threads: workers; -1: auto */
+	int	 parallel_encryption;	/* [peer] parallel_encryption: streams' TLS
+					   writes on the workers (peer_tx.c) */
 	int	 compression_level;	/* [peer] compression_level: zstd's (design.md) */
 	int	 handshake_timeout;	/* seconds a new peer has to authenticate */
 	int	 bpf;			/* [bpf] enabled */

@@ -160,3 +160,20 @@ pool_free(struct pool *p)
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
+
+struct pool *
+pool_shared(unsigned workers)
+{
+	static struct pool *shared;
+	static int tried;
+
+	if (!tried) {
+		tried = 1;
+		if (workers > 0 && (shared = pool_new(workers)) == NULL)
+			log_warn("cannot start %u worker threads; the loop thread works alone",
+			    workers);
+		else if (shared != NULL)
+			log_info("worker threads: %u beside the loop thread", shared->nworkers);
+	}
+	return shared;
+}

@@ -1,7 +1,7 @@
 /*
  * pool.h: a fork-join pool of worker threads for pure CPU work the loop
  * thread would otherwise do alone (role/compress.c: the zstd runs of a
- * background batch). pool_run hands out njobs jobs, takes them itself as
+ * background batch; transport/peer_tx.c: several streams' TLS writes). pool_run hands out njobs jobs, takes them itself as
  * well, and returns when every one is done: nothing of the daemon runs on a
  * worker outside pool_run, and fn must touch only what its job owns (its
  * input and output) and what belongs to its thread (index t: 0 is the
@@ -23,5 +23,12 @@ struct pool *pool_new(unsigned workers);
 unsigned pool_threads(const struct pool *p);
 void pool_run(struct pool *p, pool_fn *fn, void *arg, unsigned njobs);
 void pool_free(struct pool *p);
+/*
+ * The daemon's pool, shared by whatever runs batches on the loop thread
+ * (compression, the background streams' encryption): made at the first
+ * call with `workers` threads and that size from then on; NULL when it has
+ * none (0 workers, or none could start: logged once).
+ */
+struct pool *pool_shared(unsigned workers);
 
 #endif

@@ -180,6 +180,39 @@ tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why, size_t w
 	}
 }
 
+ssize_t
+tls_bev_write(struct bufferevent *bev, const void *buf, size_t len, char *why, size_t whylen)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	unsigned long e;
+	int r;
+
+	if (ssl == NULL || len == 0 || len > INT_MAX) {
+		snprintf(why, whylen, "no TLS session to write %zu bytes to", len);
+		return TLS_RD_ERROR;
+	}
+	ERR_clear_error();
+	if ((r = SSL_write(ssl, buf, (int)len)) > 0)
+		return r;
+	switch (SSL_get_error(ssl, r)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:
+		return TLS_WR_BLOCKED;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_error() == 0) {
+			snprintf(why, whylen, "%s", errno != 0 ? strerror(errno) : "closed");
+			return TLS_RD_ERROR;
+		}
+		/* FALLTHROUGH */
+	default:
+		e = ERR_get_error();
+		snprintf(why, whylen, "TLS: %s", e != 0 && ERR_reason_error_string(e) != NULL ?
+		    ERR_reason_error_string(e) : "error");
+		ERR_clear_error();
+		return TLS_RD_ERROR;
+	}
+}
+
 size_t
 tls_bev_pending(struct bufferevent *bev)
 {

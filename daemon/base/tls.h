@@ -29,6 +29,19 @@ struct bufferevent *tls_bev_connect(SSL_CTX *ctx, const char *host);
 enum { TLS_RD_ERROR = -1, TLS_RD_WANT_READ = -2, TLS_RD_WANT_WRITE = -3 };
 ssize_t tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why,
     size_t whylen);
+/*
+ * Writes len bytes of application data to `bev`'s TLS session straight from
+ * buf (SSL_write, whole or not at all: OpenSSL keeps what it sent of it),
+ * leaving the bufferevent's output alone: for a caller that queued nothing
+ * there. Safe on any thread while no other touches this session. len, or
+ * TLS_WR_BLOCKED when the socket is full: the same len bytes must then be
+ * written again from the start (the bufferevent's writer does it, given
+ * them as its output's first chunk); TLS_RD_ERROR with why in buf. Not for
+ * a plain socket (NULL session): TLS_RD_ERROR.
+ */
+enum { TLS_WR_BLOCKED = -4 };
+ssize_t tls_bev_write(struct bufferevent *bev, const void *buf, size_t len, char *why,
+    size_t whylen);
 /* Bytes the TLS session holds and the socket no longer shows (decrypted, or
  * read ahead: then at most a record's worth at a time), 0 if none. */
 size_t tls_bev_pending(struct bufferevent *bev);

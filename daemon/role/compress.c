@@ -179,20 +179,16 @@ static unsigned
 cz_threads(void)
 {
 	if (!cz_pool_tried) {
-		unsigned w = (unsigned)config_compress_threads(&D->conf);
-
 		cz_pool_tried = 1;
-		if (w > 0 && (cz_pool = pool_new(w)) == NULL)
-			log_warn("cannot start %u compression threads; compressing on "
-			    "the loop thread", w);
+		cz_pool = pool_shared((unsigned)config_compress_threads(&D->conf));
 		for (unsigned t = 0; t < pool_threads(cz_pool); t++)
 			if ((cz_cc[t] = ZSTD_createCCtx()) == NULL) {
-				log_warnx("out of memory for zstd contexts");
-				pool_free(cz_pool);
-				cz_pool = NULL;
+				log_warnx("out of memory for zstd contexts; compressing on "
+				    "the loop thread");
+				cz_pool = NULL;	/* cz_cc[0] made: one thread */
 				break;
 			}
-		if (cz_pool != NULL)
+		if (cz_cc[0] != NULL)
 			log_info("compressing on %u threads", pool_threads(cz_pool));
 	}
 	return cz_cc[0] == NULL ? 0 : pool_threads(cz_pool);

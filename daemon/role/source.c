@@ -23,6 +23,8 @@
 #include "ctlmsg.h"
 #include "log.h"
 #include "peer.h"
+#include "peer_tx.h"
+#include "pool.h"
 #include "probes.h"
 #include "rate.h"
 #include "ratelimit.h"
@@ -229,12 +231,107 @@ src_connected(struct pconn *c)
 		src_bg_writable(c);
 }
 
+/*
+ * Queues background pages on stream c of m until it holds MIG_BG_HIWAT
+ * bytes or every page is sent. 0; 1 when the bulk slice began at t0 is
+ * over (the caller yields); -1 once c is lost.
+ */
+static int
+src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
+{
+	while (m->src->nsent < m->npages && peer_queued(c) < MIG_BG_HIWAT) {
+		uint64_t i = m->src->bg_cursor, j;
+		uint32_t hn, bp = src_batch_pages(m);
+
+		/* A demand request may wait on this thread: go on after it. */
+		if (peer_bulk_turn_over(m, t0, t_check))
+			return 1;
+
+		/* Post-copy: the pages written last go first (unless following). */
+		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
+		    pc_hot_next(m, bp, &j, &hn)) {
+			if (src_send_pages(m, c, j, hn, 0) < 0) {
+				src_conn_lost(c, "cannot queue background pages");
+				return -1;
+			}
+			continue;
+		}
+		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
+		while (i < m->npages && bitmap_test(m->src->sent, i))
+			i++;
+		if (i >= m->npages) {
+			m->src->bg_cursor = 0;
+			continue;
+		}
+		j = i;
+		while (j < m->npages && j - i < bp && !bitmap_test(m->src->sent, j))
+			j++;
+		m->src->bg_cursor = j;
+		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
+		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
+			src_conn_lost(c, "cannot queue background pages");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Several streams, their TLS writes on the worker threads (peer_tx.h): in
+ * rounds, every stream whose output is empty stages up to MIG_BG_HIWAT of
+ * frames, one after another from the shared cursor as before, and all the
+ * stages are written at once. A stream whose output still holds a write
+ * its socket refused is filled as with one thread; libevent's writer
+ * calls back for it. 0; 1 when the slice is over (c yields); -1 once a
+ * stream is lost.
+ */
+static int
+src_bg_parallel(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
+{
+	struct pool *p = pool_shared((unsigned)config_compress_threads(&D->conf));
+	struct pconn *cs[MIG_STREAMS_MAX];
+	unsigned n;
+	int r;
+
+	do {
+		n = 0;
+		r = 0;
+		/* each round begins one stream further: the first to fill is the
+		 * one the slice's end spares */
+		m->src->tx_first++;
+		for (uint32_t k = 0; k < m->st.streams && k < MIG_STREAMS_MAX && r == 0; k++) {
+			struct pconn *s = *peer_bg_slot(m, (k + m->src->tx_first) % m->st.streams);
+
+			if (s == NULL || s->mig != m || !s->hello_sent)
+				continue;
+			if (peer_tx_begin(s))
+				cs[n++] = s;
+			r = src_bg_fill(s, m, t0, t_check);
+		}
+		if (r < 0 || peer_tx_flush(p, cs, n, src_conn_lost, &m->src->tx_blocked) < 0)
+			return -1;
+		m->src->tx_rounds += n > 1;
+	} while (r == 0 && n > 0 && m->src->nsent < m->npages);
+	if (r == 1)
+		peer_yield(c);
+	return r;
+}
+
+/* Whether m's streams write on the worker threads now (post-copy only: pre-copy
+ * and its VmState keep to stream 0). */
+static int
+src_bg_parallel_on(const struct migration *m)
+{
+	return m->state == MIG_POSTCOPY && m->st.streams > 1 && D->conf.parallel_encryption &&
+	    pool_threads(pool_shared((unsigned)config_compress_threads(&D->conf))) > 1;
+}
+
 static void
 src_bg_writable(struct pconn *c)
 {
 	struct migration *m = c->mig;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	int64_t t0 = now_ns(), t_check = t0;
+	int r;
 
 	if (m != NULL && m->src != NULL)
 		src_bg_rate(m, t0);
@@ -256,41 +353,13 @@ src_bg_writable(struct pconn *c)
 		src_conn_lost(c, "cannot announce pre-copy");
 		return;
 	}
-	while (m->src->nsent < m->npages && evbuffer_get_length(out) < MIG_BG_HIWAT) {
-		uint64_t i = m->src->bg_cursor, j;
-		uint32_t hn, bp = src_batch_pages(m);
-
-		/* A demand request may wait on this thread: go on after it. */
-		if (peer_bulk_turn_over(m, t0, &t_check)) {
+	if (src_bg_parallel_on(m)) {
+		if (src_bg_parallel(c, m, t0, &t_check) != 0)
+			return;
+	} else if ((r = src_bg_fill(c, m, t0, &t_check)) != 0) {
+		if (r == 1)
 			peer_yield(c);
-			return;
-		}
-
-		/* Post-copy: the pages written last go first (unless following). */
-		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
-		    pc_hot_next(m, bp, &j, &hn)) {
-			if (src_send_pages(m, c, j, hn, 0) < 0) {
-				src_conn_lost(c, "cannot queue background pages");
-				return;
-			}
-			continue;
-		}
-		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
-		while (i < m->npages && bitmap_test(m->src->sent, i))
-			i++;
-		if (i >= m->npages) {
-			m->src->bg_cursor = 0;
-			continue;
-		}
-		j = i;
-		while (j < m->npages && j - i < bp && !bitmap_test(m->src->sent, j))
-			j++;
-		m->src->bg_cursor = j;
-		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
-		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
-			src_conn_lost(c, "cannot queue background pages");
-			return;
-		}
+		return;
 	}
 	if (m->state == MIG_PRECOPY) {
 		if (m->src->nsent >= m->npages)

@@ -33,6 +33,9 @@ struct mig_src {
 	struct src_pc	 pc;		/* pre-copy (precopy.c) */
 	uint64_t	 bg_queued;	/* bytes queued on the background streams */
 	uint64_t	 stream_pages[MIG_STREAMS_MAX]; /* pages each stream queued */
+	uint64_t	 tx_rounds;	/* stages of 2+ streams written at once (peer_tx.c) */
+	unsigned	 tx_blocked;	/* of their stages, those a full socket left */
+	uint32_t	 tx_first;	/* the stream a round of them fills first */
 	int64_t		 rate_t0;	/* measured rate: window start ... */
 	uint64_t	 rate_b0;	/* ... and what had left by then */
 	/* For precopy.c, which knows the page server only through these: */

@@ -67,6 +67,10 @@ src_log_done(const struct migration *m)
 	    "%llu zero; pages queued by background stream: %s", m->id,
 	    (unsigned long long)m->st.pages_demand, (unsigned long long)m->st.pages_background,
 	    (unsigned long long)m->st.pages_zero, by);
+	if (m->st.streams > 1)
+		log_info("migration %s: streams encrypted at once on the worker threads "
+		    "%llu times (%u stages finished by the loop thread: socket full)", m->id,
+		    (unsigned long long)m->src->tx_rounds, m->src->tx_blocked);
 }
 
 uint64_t

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "peer.h"
 #include "peer_rx.h"
+#include "peer_tx.h"
 #include "tls.h"
 #include "util.h"
 
@@ -188,6 +189,7 @@ peer_free(struct pconn *c)
 {
 	TAILQ_REMOVE(&conns, c, entry);
 	peer_rx_free(c->rx);
+	peer_tx_free(c);
 	dial_free(c->dial);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
@@ -357,22 +359,27 @@ peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_iovec v;
 
-	/*
-	 * Header and payload go into the buffer in one piece: each add wakes
-	 * the TLS writer, and two adds would cost two TLS records (and a loop
-	 * pass at the receiver) per page.
-	 */
-	if (evbuffer_reserve_space(out, FRAME_HDR_LEN + (ev_ssize_t)h->len, &v, 1) != 1) {
-		log_warnx("%s: %s: out of memory", __func__, c->addr);
-		return -1;
-	}
-	frame_encode(h, v.iov_base);
-	if (h->len > 0)
-		memcpy((uint8_t *)v.iov_base + FRAME_HDR_LEN, payload, h->len);
-	v.iov_len = FRAME_HDR_LEN + h->len;
-	if (evbuffer_commit_space(out, &v, 1) < 0) {
-		log_warnx("%s: %s: cannot queue a frame", __func__, c->addr);
-		return -1;
+	if (peer_tx_staging(c)) {
+		if (peer_tx_add(c, h, payload) < 0)
+			return -1;
+	} else {
+		/*
+		 * Header and payload go into the buffer in one piece: each add
+		 * wakes the TLS writer, and two adds would cost two TLS records
+		 * (and a loop pass at the receiver) per page.
+		 */
+		if (evbuffer_reserve_space(out, FRAME_HDR_LEN + (ev_ssize_t)h->len, &v, 1) != 1) {
+			log_warnx("%s: %s: out of memory", __func__, c->addr);
+			return -1;
+		}
+		frame_encode(h, v.iov_base);
+		if (h->len > 0)
+			memcpy((uint8_t *)v.iov_base + FRAME_HDR_LEN, payload, h->len);
+		v.iov_len = FRAME_HDR_LEN + h->len;
+		if (evbuffer_commit_space(out, &v, 1) < 0) {
+			log_warnx("%s: %s: cannot queue a frame", __func__, c->addr);
+			return -1;
+		}
 	}
 	if (c->mig != NULL)
 		c->mig->st.bytes_sent += FRAME_HDR_LEN + h->len;

@@ -44,6 +44,7 @@
 #define MIG_DEAD_MS		3000	/* silence that declares the link dead */
 
 struct peer_rx;
+struct peer_tx;
 
 /* One peer connection (urgent or background channel). */
 struct pconn {
@@ -64,6 +65,7 @@ struct pconn {
 	struct ev_token_bucket_cfg *rl_cfg; /* its bandwidth cap (ratelimit.c) */
 	int			 rl_grouped; /* in the daemon's rate limit group */
 	struct peer_rx		*rx;	/* background: frames read into place */
+	struct peer_tx		*tx;	/* background: frames staged (peer_tx.c) */
 };
 
 /*

@@ -1,0 +1,48 @@
+/*
+ * peer_tx.h: background frames of several streams encrypted at once
+ * (peer_tx.c). With libevent's OpenSSL bufferevent every frame queued on a
+ * connection is encrypted at once, on the loop thread. A source filling
+ * several streams of one migration can instead stage each stream's frames
+ * (peer_tx_begin: peer_send_frame then appends them to the stream's own
+ * buffer) and write all the stages at once, one stream per thread of the
+ * daemon's pool (peer_tx_flush). Loop thread only; the pool's threads touch
+ * a stream's stage and its TLS session only inside peer_tx_flush.
+ */
+#ifndef MIG_PEER_TX_H
+#define MIG_PEER_TX_H
+
+#include <stddef.h>
+
+#include "peer.h"
+
+struct pool;
+
+/* Most bytes a stage holds: MIG_BG_HIWAT, and the frame that crossed it. */
+#define PEER_TX_STAGE	(MIG_BG_HIWAT + FRAME_HDR_LEN + MIG_FRAME_MAX_BYTES)
+
+/*
+ * c stages its frames from now until the next peer_tx_flush: 1 if it does;
+ * 0 if it cannot (no TLS session, a bandwidth cap, which libevent's writer
+ * keeps, output still queued, or no memory): its frames then go out as
+ * always.
+ */
+int peer_tx_begin(struct pconn *c);
+/* Whether c stages now. */
+int peer_tx_staging(const struct pconn *c);
+/* Appends one frame to c's stage (peer_send_frame, while staging). */
+int peer_tx_add(struct pconn *c, const struct frame_hdr *h, const void *payload);
+/* Bytes on their way out of c: its bufferevent's output and its stage. */
+size_t peer_queued(const struct pconn *c);
+/*
+ * Writes the stages of cs[0..n) to their TLS sessions, one stream per
+ * thread of p (NULL: on the loop thread), and ends their staging. What a
+ * full socket did not take goes to the bufferevent's output whole, which
+ * writes it as it would have (*blocked counts those stages). 0; or -1 after a stream failed: `lost` was
+ * called for it (and, as with any lost channel, may have closed the
+ * others of its migration: cs is no longer valid).
+ */
+int peer_tx_flush(struct pool *p, struct pconn **cs, unsigned n,
+    void (*lost)(struct pconn *c, const char *why), unsigned *blocked);
+void peer_tx_free(struct pconn *c);
+
+#endif
