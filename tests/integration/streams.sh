@@ -2,7 +2,8 @@
 # Several background streams ([peer] streams = 2 on both daemons). A shimvm
 # VM migrates A -> B; every byte is verified, both sides' status says 2
 # streams, the destination saw stream 1 connect and the source sent no page
-# twice in the background. With `full`: a hostile stream 1 (pages before the
+# twice in the background, and the two streams were encrypted at once on
+# the source's worker thread and loop thread. With `full`: a hostile stream 1 (pages before the
 # VM state; a corrupt zstd frame in post-copy) is closed with a clear error
 # and installs nothing, the daemon lives on; a stream index past what B
 # takes, or one already connected, is refused with the reason; `[peer] streams` out of range
@@ -21,7 +22,8 @@ mig_shim_pages "$PAGES" $MEM
 mig_hosts_up
 mig_certs
 mig_daemon_start A "[peer]
-streams = 2"
+streams = 2
+compress_threads = 1"
 mig_daemon_start B "[peer]
 streams = 2"
 
@@ -49,6 +51,13 @@ by=$(grep -o 'pages queued by background stream: .*' "$WORK/migrationd-A.log" | 
 echo "source: $by"
 mig_assert_eq "both streams carried pages" \
   "$(awk '{print ($(NF-1) > 0 && $NF > 0) ? "yes" : "no"}' <<<"$by")" yes
+# The two streams' TLS writes ran on the worker thread and the loop thread
+# at once (peer_tx.c), and every byte still arrived (verified above).
+par=$(grep -o 'streams encrypted at once on the worker threads [0-9]* times.*' \
+  "$WORK/migrationd-A.log" | tail -n 1)
+echo "source: $par"
+mig_assert_eq "the streams were encrypted at once" \
+  "$(awk '{print ($9 > 0) ? "yes" : "no"}' <<<"$par")" yes
 ctl A status two-$INSTALL-$PAGES | grep -q 'streams: *2 background'
 mig_assert_eq "mig-ctl status shows the streams" "$?" 0
 
