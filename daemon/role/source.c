@@ -239,7 +239,8 @@ src_connected(struct pconn *c)
 static int
 src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
 {
-	while (m->src->nsent < m->npages && peer_queued(c) < MIG_BG_HIWAT) {
+	while (m->src->nsent < m->npages &&
+	    peer_queued(c) < (peer_tx_staging(c) ? PEER_TX_HIWAT : MIG_BG_HIWAT)) {
 		uint64_t i = m->src->bg_cursor, j;
 		uint32_t hn, bp = src_batch_pages(m);
 
