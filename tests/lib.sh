@@ -181,6 +181,7 @@ state_dir = $1/state
 listen = $2
 compression = ${MIG_COMPRESSION:-off}
 ${MIG_STREAMS:+streams = $MIG_STREAMS}
+${MIG_PAR:+parallel_encryption = $MIG_PAR}
 
 ${3:-}
 CONF

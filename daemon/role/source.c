@@ -154,6 +154,9 @@ src_start(struct vm *v, const char *dest, const char *token,
 	m->st.max_bandwidth_bits_per_s = bps;
 	m->st.streams_wanted = (uint32_t)D->conf.streams;
 	m->st.streams = 1;	/* until the destination says what it takes */
+	/* The worker threads start now, not in the stream's first slice. */
+	if (m->st.streams_wanted > 1 && D->conf.parallel_encryption)
+		m->src->tx_pool = pool_shared((unsigned)config_compress_threads(&D->conf));
 	precopy_name(&m->src->pc.policy, m->precopy, sizeof(m->precopy));
 	m->state = MIG_CONNECTING;
 	*out = m;
@@ -213,6 +216,10 @@ src_connected(struct pconn *c)
 		bufferevent_setwatermark(c->bev, EV_WRITE, MIG_BG_HIWAT / 2, 0);
 		if (rl_apply(c, src_stream_cap(m)) < 0)
 			log_warnx("migration %s: cannot cap the background channel", m->id);
+		/* Its stage now, not in the middle of the stream's first slice. */
+		if (m->src->tx_pool != NULL && peer_tx_alloc(c) < 0)
+			log_warnx("migration %s: no memory to stage stream %u; it is "
+			    "encrypted on the loop thread", m->id, c->stream);
 	}
 	log_debug("migration %s: %s channel %u connected", m->id,
 	    c == m->urgent ? "urgent" : "background", c->stream);
@@ -229,6 +236,15 @@ src_connected(struct pconn *c)
 	c->hello_sent = 1;
 	if (peer_is_bg(c))
 		src_bg_writable(c);
+}
+
+/* Stream c cannot go on: the migration hears of it, then c goes (its
+ * stage with it), as after any lost channel. */
+static void
+src_bg_lost(struct pconn *c, const char *why)
+{
+	src_conn_lost(c, why);
+	peer_close(c, 0);
 }
 
 /*
@@ -252,7 +268,7 @@ src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
 		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
 		    pc_hot_next(m, bp, &j, &hn)) {
 			if (src_send_pages(m, c, j, hn, 0) < 0) {
-				src_conn_lost(c, "cannot queue background pages");
+				src_bg_lost(c, "cannot queue background pages");
 				return -1;
 			}
 			continue;
@@ -270,7 +286,7 @@ src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
 		m->src->bg_cursor = j;
 		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
 		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
-			src_conn_lost(c, "cannot queue background pages");
+			src_bg_lost(c, "cannot queue background pages");
 			return -1;
 		}
 	}
@@ -289,10 +305,9 @@ src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
 static int
 src_bg_parallel(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
 {
-	struct pool *p = pool_shared((unsigned)config_compress_threads(&D->conf));
 	struct pconn *cs[MIG_STREAMS_MAX];
 	unsigned n;
-	int r;
+	int r, w;
 
 	do {
 		n = 0;
@@ -309,9 +324,11 @@ src_bg_parallel(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_che
 				cs[n++] = s;
 			r = src_bg_fill(s, m, t0, t_check);
 		}
-		if (r < 0 || peer_tx_flush(p, cs, n, src_conn_lost, &m->src->tx_blocked) < 0)
+		if (r < 0 ||
+		    (w = peer_tx_flush(m->src->tx_pool, cs, n, src_conn_lost, &m->src->tx_blocked)) < 0)
 			return -1;
-		m->src->tx_rounds += n > 1;
+		m->src->tx_rounds += w > 1;
+		m->src->tx_stages += (unsigned)w;
 	} while (r == 0 && n > 0 && m->src->nsent < m->npages);
 	if (r == 1)
 		peer_yield(c);
@@ -323,8 +340,8 @@ src_bg_parallel(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_che
 static int
 src_bg_parallel_on(const struct migration *m)
 {
-	return m->state == MIG_POSTCOPY && m->st.streams > 1 && D->conf.parallel_encryption &&
-	    pool_threads(pool_shared((unsigned)config_compress_threads(&D->conf))) > 1;
+	return m->state == MIG_POSTCOPY && m->st.streams > 1 && m->src->tx_pool != NULL &&
+	    D->conf.parallel_encryption;
 }
 
 static void

@@ -18,6 +18,8 @@
 #define SRC_FOLLOW_BYTES	(4u << 20)	/* streamed after an in-order demand request */
 
 /* What only a source-side migration keeps (m->src). */
+struct pool;
+
 struct mig_src {
 	char		 token[65];	/* until the Hello carries it */
 	struct event	*ev_retry;	/* reconnect timer while PAUSED */
@@ -33,7 +35,9 @@ struct mig_src {
 	struct src_pc	 pc;		/* pre-copy (precopy.c) */
 	uint64_t	 bg_queued;	/* bytes queued on the background streams */
 	uint64_t	 stream_pages[MIG_STREAMS_MAX]; /* pages each stream queued */
+	struct pool	*tx_pool;	/* the workers that write its streams (NULL: none) */
 	uint64_t	 tx_rounds;	/* stages of 2+ streams written at once (peer_tx.c) */
+	unsigned	 tx_stages;	/* stages written (peer_tx.c), one stream or more */
 	unsigned	 tx_blocked;	/* of their stages, those a full socket left */
 	uint32_t	 tx_first;	/* the stream a round of them fills first */
 	int64_t		 rate_t0;	/* measured rate: window start ... */

@@ -44,21 +44,29 @@ peer_queued(const struct pconn *c)
 }
 
 int
+peer_tx_alloc(struct pconn *c)
+{
+	if (c->tx != NULL)
+		return 0;
+	if ((c->tx = calloc(1, sizeof(*c->tx))) == NULL)
+		return -1;
+	if ((c->tx->buf = malloc(PEER_TX_STAGE)) == NULL) {
+		free(c->tx);
+		c->tx = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
 peer_tx_begin(struct pconn *c)
 {
 	if (c->closing || c->rl_cfg != NULL || c->rl_grouped ||
 	    bufferevent_openssl_get_ssl(c->bev) == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
 		return 0;
-	if (c->tx == NULL) {
-		if ((c->tx = calloc(1, sizeof(*c->tx))) == NULL)
-			return 0;
-		if ((c->tx->buf = malloc(PEER_TX_STAGE)) == NULL) {
-			free(c->tx);
-			c->tx = NULL;
-			return 0;
-		}
-	}
+	if (c->tx == NULL && peer_tx_alloc(c) < 0)
+		return 0;
 	c->tx->len = 0;
 	c->tx->on = 1;
 	return 1;
@@ -125,8 +133,9 @@ peer_tx_flush(struct pool *p, struct pconn **cs, unsigned n,
 		tx->len = 0;
 	}
 	if (failed == NULL)
-		return 0;
+		return (int)nrun;
 	lost(failed, failed->tx->why);
+	peer_close(failed, 0);	/* as peer.c does after a lost channel */
 	return -1;
 }
 

@@ -20,9 +20,10 @@ struct pool;
 /*
  * Bytes a stream stages in one round before the round is written: what a
  * demand request can wait behind at the source stays one stream's
- * MIG_BG_HIWAT, as with one thread. 256 KiB took a fifth less source CPU
- * here (fewer thread wake-ups per GB) but lets a round hold the loop
- * thread four times as long (design.md "Background streams").
+ * MIG_BG_HIWAT, as with one thread. 256 KiB took about the serial path's
+ * source CPU here where 64 KiB takes 15-20% more (a thread wake-up per
+ * round), but holds the loop thread four times as long per round
+ * (design.md "Background streams").
  */
 #define PEER_TX_HIWAT	MIG_BG_HIWAT
 /* Most bytes a stage holds: PEER_TX_HIWAT, and a batch of frames that
@@ -30,6 +31,9 @@ struct pool;
 #define PEER_TX_STAGE	(PEER_TX_HIWAT + MIG_FRAME_MAX_BYTES + \
 			 (MIG_FRAME_MAX_BYTES / 4096) * FRAME_HDR_LEN)
 
+/* c's stage, made ahead of its first use (peer_tx_begin makes it
+ * otherwise). 0, or -1 without memory. */
+int peer_tx_alloc(struct pconn *c);
 /*
  * c stages its frames from now until the next peer_tx_flush: 1 if it does;
  * 0 if it cannot (no TLS session, a bandwidth cap, which libevent's writer
@@ -47,9 +51,10 @@ size_t peer_queued(const struct pconn *c);
  * Writes the stages of cs[0..n) to their TLS sessions, one stream per
  * thread of p (NULL: on the loop thread), and ends their staging. What a
  * full socket did not take goes to the bufferevent's output whole, which
- * writes it as it would have (*blocked counts those stages). 0; or -1 after a stream failed: `lost` was
- * called for it (and, as with any lost channel, may have closed the
- * others of its migration: cs is no longer valid).
+ * writes it as it would have (*blocked counts those stages). The number
+ * of stages written; or -1 after a stream failed: `lost` was called for it
+ * and it was closed (and, as with any lost channel, the others of its
+ * migration may have been: cs is no longer valid).
  */
 int peer_tx_flush(struct pool *p, struct pconn **cs, unsigned n,
     void (*lost)(struct pconn *c, const char *why), unsigned *blocked);
