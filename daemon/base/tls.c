@@ -128,6 +128,17 @@ tls_bev_connect(SSL_CTX *ctx, const char *host)
 	return bev;
 }
 
+/* OpenSSL's reason for a failed read or write (error e) into why; the
+ * thread's error queue is emptied. TLS_RD_ERROR. */
+static ssize_t
+tls_io_error(unsigned long e, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "TLS: %s", e != 0 && ERR_reason_error_string(e) != NULL ?
+	    ERR_reason_error_string(e) : "error");
+	ERR_clear_error();
+	return TLS_RD_ERROR;
+}
+
 ssize_t
 tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why, size_t whylen)
 {
@@ -173,10 +184,7 @@ tls_bev_read(struct bufferevent *bev, void *buf, size_t len, char *why, size_t w
 			return 0;	/* closed without close_notify */
 		}
 #endif
-		snprintf(why, whylen, "TLS: %s", e != 0 && ERR_reason_error_string(e) != NULL ?
-		    ERR_reason_error_string(e) : "error");
-		ERR_clear_error();
-		return TLS_RD_ERROR;
+		return tls_io_error(e, why, whylen);
 	}
 }
 
@@ -184,7 +192,6 @@ ssize_t
 tls_bev_write(struct bufferevent *bev, const void *buf, size_t len, char *why, size_t whylen)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-	unsigned long e;
 	int r;
 
 	if (ssl == NULL || len == 0 || len > INT_MAX) {
@@ -205,11 +212,7 @@ tls_bev_write(struct bufferevent *bev, const void *buf, size_t len, char *why, s
 		}
 		/* FALLTHROUGH */
 	default:
-		e = ERR_get_error();
-		snprintf(why, whylen, "TLS: %s", e != 0 && ERR_reason_error_string(e) != NULL ?
-		    ERR_reason_error_string(e) : "error");
-		ERR_clear_error();
-		return TLS_RD_ERROR;
+		return tls_io_error(ERR_get_error(), why, whylen);
 	}
 }
 

@@ -217,7 +217,7 @@ src_connected(struct pconn *c)
 		if (rl_apply(c, src_stream_cap(m)) < 0)
 			log_warnx("migration %s: cannot cap the background channel", m->id);
 		/* Its stage now, not in the middle of the stream's first slice. */
-		if (m->src->tx_pool != NULL && peer_tx_alloc(c) < 0)
+		if (m->src->tx_pool != NULL && c->tx == NULL && (c->tx = peer_tx_new()) == NULL)
 			log_warnx("migration %s: no memory to stage stream %u; it is "
 			    "encrypted on the loop thread", m->id, c->stream);
 	}
@@ -240,108 +240,11 @@ src_connected(struct pconn *c)
 
 /* Stream c cannot go on: the migration hears of it, then c goes (its
  * stage with it), as after any lost channel. */
-static void
+void
 src_bg_lost(struct pconn *c, const char *why)
 {
 	src_conn_lost(c, why);
 	peer_close(c, 0);
-}
-
-/*
- * Queues background pages on stream c of m until it holds MIG_BG_HIWAT
- * bytes or every page is sent. 0; 1 when the bulk slice began at t0 is
- * over (the caller yields); -1 once c is lost.
- */
-static int
-src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
-{
-	while (m->src->nsent < m->npages &&
-	    peer_queued(c) < (peer_tx_staging(c) ? PEER_TX_HIWAT : MIG_BG_HIWAT)) {
-		uint64_t i = m->src->bg_cursor, j;
-		uint32_t hn, bp = src_batch_pages(m);
-
-		/* A demand request may wait on this thread: go on after it. */
-		if (peer_bulk_turn_over(m, t0, t_check))
-			return 1;
-
-		/* Post-copy: the pages written last go first (unless following). */
-		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
-		    pc_hot_next(m, bp, &j, &hn)) {
-			if (src_send_pages(m, c, j, hn, 0) < 0) {
-				src_bg_lost(c, "cannot queue background pages");
-				return -1;
-			}
-			continue;
-		}
-		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
-		while (i < m->npages && bitmap_test(m->src->sent, i))
-			i++;
-		if (i >= m->npages) {
-			m->src->bg_cursor = 0;
-			continue;
-		}
-		j = i;
-		while (j < m->npages && j - i < bp && !bitmap_test(m->src->sent, j))
-			j++;
-		m->src->bg_cursor = j;
-		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
-		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
-			src_bg_lost(c, "cannot queue background pages");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * Several streams, their TLS writes on the worker threads (peer_tx.h): in
- * rounds, every stream whose output is empty stages up to MIG_BG_HIWAT of
- * frames, one after another from the shared cursor as before, and all the
- * stages are written at once. A stream whose output still holds a write
- * its socket refused is filled as with one thread; libevent's writer
- * calls back for it. 0; 1 when the slice is over (c yields); -1 once a
- * stream is lost.
- */
-static int
-src_bg_parallel(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
-{
-	struct pconn *cs[MIG_STREAMS_MAX];
-	unsigned n;
-	int r, w;
-
-	do {
-		n = 0;
-		r = 0;
-		/* each round begins one stream further: the first to fill is the
-		 * one the slice's end spares */
-		m->src->tx_first++;
-		for (uint32_t k = 0; k < m->st.streams && k < MIG_STREAMS_MAX && r == 0; k++) {
-			struct pconn *s = *peer_bg_slot(m, (k + m->src->tx_first) % m->st.streams);
-
-			if (s == NULL || s->mig != m || !s->hello_sent)
-				continue;
-			if (peer_tx_begin(s))
-				cs[n++] = s;
-			r = src_bg_fill(s, m, t0, t_check);
-		}
-		if (r < 0 ||
-		    (w = peer_tx_flush(m->src->tx_pool, cs, n, src_conn_lost, &m->src->tx_blocked)) < 0)
-			return -1;
-		m->src->tx_rounds += w > 1;
-		m->src->tx_stages += (unsigned)w;
-	} while (r == 0 && n > 0 && m->src->nsent < m->npages);
-	if (r == 1)
-		peer_yield(c);
-	return r;
-}
-
-/* Whether m's streams write on the worker threads now (post-copy only: pre-copy
- * and its VmState keep to stream 0). */
-static int
-src_bg_parallel_on(const struct migration *m)
-{
-	return m->state == MIG_POSTCOPY && m->st.streams > 1 && m->src->tx_pool != NULL &&
-	    D->conf.parallel_encryption;
 }
 
 static void
@@ -371,10 +274,7 @@ src_bg_writable(struct pconn *c)
 		src_conn_lost(c, "cannot announce pre-copy");
 		return;
 	}
-	if (src_bg_parallel_on(m)) {
-		if (src_bg_parallel(c, m, t0, &t_check) != 0)
-			return;
-	} else if ((r = src_bg_fill(c, m, t0, &t_check)) != 0) {
+	if ((r = src_bg_queue(c, m, t0, &t_check)) != 0) {
 		if (r == 1)
 			peer_yield(c);
 		return;

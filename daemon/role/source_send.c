@@ -8,18 +8,23 @@
  * compressing threads, compresses all their runs at once (cz_deflate, on
  * the pool's threads), then queues the frames in page order: the loop
  * thread waits as long as for one frame on one thread, and the frames,
- * their order and what is marked sent are those of one thread. Loop thread
- * only (the static buffers are the loop thread's; the pool's threads touch
- * them only inside cz_deflate).
+ * their order and what is marked sent are those of one thread. Which pages
+ * go next, on which stream, is src_bg_queue's: the hot list, then the
+ * address-order cursor, one stream filled at a time or, with parallel
+ * encryption, every stream in rounds whose TLS writes run on the pool
+ * (peer_tx.h). Loop thread only (the static buffers are the loop thread's;
+ * the pool's threads touch them only inside cz_deflate).
  */
 #include "bitmap.h"
 #include "compress.h"
 #include "log.h"
 #include "peer.h"
+#include "peer_tx.h"
 #include "pool.h"
 #include "probes.h"
 #include "source.h"
 #include "source_ram.h"
+#include "util.h"
 
 #define SRC_BATCH_MAX	(POOL_MAX_WORKERS + 1)	/* frames per batch, at most */
 #define SRC_BATCH_PAGES	(MIG_FRAME_MAX_PAGES * SRC_BATCH_MAX)
@@ -148,4 +153,113 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 		}
 	}
 	return 0;
+}
+
+/*
+ * Queues background pages on stream c of m until it holds MIG_BG_HIWAT
+ * bytes or every page is sent. 0; 1 when the bulk slice began at t0 is
+ * over (the caller yields); -1 once c is lost.
+ */
+static int
+src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
+{
+	while (m->src->nsent < m->npages && src_queued(c) < MIG_BG_HIWAT) {
+		uint64_t i = m->src->bg_cursor, j;
+		uint32_t hn, bp = src_batch_pages(m);
+
+		/* A demand request may wait on this thread: go on after it. */
+		if (peer_bulk_turn_over(m, t0, t_check))
+			return 1;
+
+		/* Post-copy: the pages written last go first (unless following). */
+		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
+		    pc_hot_next(m, bp, &j, &hn)) {
+			if (src_send_pages(m, c, j, hn, 0) < 0) {
+				src_bg_lost(c, "cannot queue background pages");
+				return -1;
+			}
+			continue;
+		}
+		/* The cursor jumps to demand faults; wrap to pick up what it skipped. */
+		while (i < m->npages && bitmap_test(m->src->sent, i))
+			i++;
+		if (i >= m->npages) {
+			m->src->bg_cursor = 0;
+			continue;
+		}
+		j = i;
+		while (j < m->npages && j - i < bp && !bitmap_test(m->src->sent, j))
+			j++;
+		m->src->bg_cursor = j;
+		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
+		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
+			src_bg_lost(c, "cannot queue background pages");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Several streams, their TLS writes on the worker threads (peer_tx.h): in
+ * rounds, every stream whose output is empty stages up to MIG_BG_HIWAT of
+ * frames, one after another from the shared cursor as before, and all the
+ * stages are written at once. A stream whose output still holds a write
+ * its socket refused is filled as with one thread; libevent's writer
+ * calls back for it. As src_bg_queue.
+ */
+static int
+src_bg_parallel(struct migration *m, int64_t t0, int64_t *t_check)
+{
+	struct pconn *cs[MIG_STREAMS_MAX];
+	struct peer_tx *txs[MIG_STREAMS_MAX];
+	unsigned n, failed = 0;
+	char why[200];
+	int r, w;
+
+	do {
+		n = 0;
+		r = 0;
+		/* each round begins one stream further: the first to fill is the
+		 * one the slice's end spares */
+		m->src->tx_first++;
+		for (uint32_t k = 0; k < m->st.streams && k < MIG_STREAMS_MAX && r == 0; k++) {
+			struct pconn *s = *peer_bg_slot(m, (k + m->src->tx_first) % m->st.streams);
+
+			if (s == NULL || s->mig != m || !s->hello_sent)
+				continue;
+			if (src_stage(s)) {
+				cs[n] = s;
+				txs[n++] = s->tx;
+			}
+			r = src_bg_fill(s, m, t0, t_check);
+		}
+		if (r < 0)
+			return -1;
+		w = peer_tx_flush(m->src->tx_pool, txs, n, &m->src->tx_blocked, &failed);
+		if (w < 0) {
+			snprintf(why, sizeof(why), "%s", peer_tx_why(txs[failed]));
+			src_bg_lost(cs[failed], why);
+			return -1;
+		}
+		m->src->tx_rounds += w > 1;
+		m->src->tx_stages += (unsigned)w;
+	} while (r == 0 && n > 0 && m->src->nsent < m->npages);
+	return r;
+}
+
+/* Whether m's streams write on the worker threads now (post-copy only: pre-copy
+ * and its VmState keep to stream 0). */
+static int
+src_bg_parallel_on(const struct migration *m)
+{
+	return m->state == MIG_POSTCOPY && m->st.streams > 1 && m->src->tx_pool != NULL &&
+	    D->conf.parallel_encryption;
+}
+
+int
+src_bg_queue(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
+{
+	return src_bg_parallel_on(m) ? src_bg_parallel(m, t0, t_check) :
+	    src_bg_fill(c, m, t0, t_check);
 }

@@ -74,5 +74,18 @@ void src_bg_kick(struct migration *m);
 int src_dial_bg(struct migration *m);
 /* The completion log line, with the pages each stream queued. */
 void src_log_done(const struct migration *m);
+/* source_send.c: queues background pages for one slice begun at t0 on
+ * stream c, or with parallel encryption on every stream of m (c among
+ * them). 0; 1 when the slice is over (c yields); -1 once a stream is lost
+ * (src_bg_lost). */
+int src_bg_queue(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check);
+/* source.c: stream c cannot go on: the migration hears of it, then c goes
+ * (its stage with it), as after any lost channel. */
+void src_bg_lost(struct pconn *c, const char *why);
+/* Stream c stages its frames until the next peer_tx_flush (peer_tx.h): 1;
+ * 0 if it cannot (capped, closing, no TLS, output queued, no memory). */
+int src_stage(struct pconn *c);
+/* Bytes on their way out of c: its bufferevent's output and its stage. */
+size_t src_queued(const struct pconn *c);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "peer.h"
+#include "peer_tx.h"
 #include "source_state.h"
 #include "util.h"
 
@@ -110,4 +111,23 @@ src_bg_rate(struct migration *m, int64_t now)
 		s->rate_t0 = now;
 		s->rate_b0 = gone;
 	}
+}
+
+_Static_assert(PEER_TX_HIWAT == MIG_BG_HIWAT, "a stage is what one stream may queue");
+
+int
+src_stage(struct pconn *c)
+{
+	/* A cap is libevent's token bucket: it must see every write. */
+	if (c->closing || c->rl_cfg != NULL || c->rl_grouped)
+		return 0;
+	if (c->tx == NULL && (c->tx = peer_tx_new()) == NULL)
+		return 0;
+	return peer_tx_begin(c->tx, c->bev);
+}
+
+size_t
+src_queued(const struct pconn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) + peer_tx_len(c->tx);
 }

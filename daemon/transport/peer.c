@@ -189,7 +189,7 @@ peer_free(struct pconn *c)
 {
 	TAILQ_REMOVE(&conns, c, entry);
 	peer_rx_free(c->rx);
-	peer_tx_free(c);
+	peer_tx_free(c->tx);
 	dial_free(c->dial);
 	event_free(c->ev_more);
 	bufferevent_free(c->bev);
@@ -359,9 +359,12 @@ peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_iovec v;
 
-	if (peer_tx_staging(c)) {
-		if (peer_tx_add(c, h, payload) < 0)
+	if (peer_tx_staging(c->tx)) {
+		if (peer_tx_add(c->tx, h, payload) < 0) {
+			log_warnx("%s: %s: a frame of %u bytes past its stage", __func__, c->addr,
+			    h->len);
 			return -1;
+		}
 	} else {
 		/*
 		 * Header and payload go into the buffer in one piece: each add

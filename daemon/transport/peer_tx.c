@@ -11,77 +11,74 @@
  * goes on with it as with any write it had to retry.
  */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 #include "peer_tx.h"
 #include "pool.h"
 #include "tls.h"
 
 struct peer_tx {
-	uint8_t		*buf;	/* PEER_TX_STAGE bytes */
-	size_t		 len;
-	int		 on;	/* staging */
-	ssize_t		 r;	/* the job's result */
-	char		 why[160];
+	uint8_t			*buf;	/* PEER_TX_STAGE bytes */
+	size_t			 len;
+	struct bufferevent	*bev;	/* while staging */
+	ssize_t			 r;	/* the job's result */
+	char			 why[160];
 };
 
-int
-peer_tx_staging(const struct pconn *c)
+struct peer_tx *
+peer_tx_new(void)
 {
-	return c->tx != NULL && c->tx->on;
-}
+	struct peer_tx *tx;
 
-size_t
-peer_queued(const struct pconn *c)
-{
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
-	    (peer_tx_staging(c) ? c->tx->len : 0);
-}
-
-int
-peer_tx_alloc(struct pconn *c)
-{
-	if (c->tx != NULL)
-		return 0;
-	if ((c->tx = calloc(1, sizeof(*c->tx))) == NULL)
-		return -1;
-	if ((c->tx->buf = malloc(PEER_TX_STAGE)) == NULL) {
-		free(c->tx);
-		c->tx = NULL;
-		return -1;
+	if ((tx = calloc(1, sizeof(*tx))) == NULL)
+		return NULL;
+	if ((tx->buf = malloc(PEER_TX_STAGE)) == NULL) {
+		free(tx);
+		return NULL;
 	}
-	return 0;
+	return tx;
+}
+
+void
+peer_tx_free(struct peer_tx *tx)
+{
+	if (tx == NULL)
+		return;
+	free(tx->buf);
+	free(tx);
 }
 
 int
-peer_tx_begin(struct pconn *c)
+peer_tx_begin(struct peer_tx *tx, struct bufferevent *bev)
 {
-	if (c->closing || c->rl_cfg != NULL || c->rl_grouped ||
-	    bufferevent_openssl_get_ssl(c->bev) == NULL ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) != 0)
+	if (bufferevent_openssl_get_ssl(bev) == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return 0;
-	if (c->tx == NULL && peer_tx_alloc(c) < 0)
-		return 0;
-	c->tx->len = 0;
-	c->tx->on = 1;
+	tx->len = 0;
+	tx->bev = bev;
 	return 1;
 }
 
 int
-peer_tx_add(struct pconn *c, const struct frame_hdr *h, const void *payload)
+peer_tx_staging(const struct peer_tx *tx)
 {
-	struct peer_tx *tx = c->tx;
+	return tx != NULL && tx->bev != NULL;
+}
 
-	if (FRAME_HDR_LEN + h->len > PEER_TX_STAGE - tx->len) {
-		log_warnx("%s: %s: a frame of %u bytes past its stage", __func__, c->addr,
-		    h->len);
+size_t
+peer_tx_len(const struct peer_tx *tx)
+{
+	return peer_tx_staging(tx) ? tx->len : 0;
+}
+
+int
+peer_tx_add(struct peer_tx *tx, const struct frame_hdr *h, const void *payload)
+{
+	if (FRAME_HDR_LEN + h->len > PEER_TX_STAGE - tx->len)
 		return -1;
-	}
 	frame_encode(h, tx->buf + tx->len);
 	if (h->len > 0)
 		memcpy(tx->buf + tx->len + FRAME_HDR_LEN, payload, h->len);
@@ -89,62 +86,56 @@ peer_tx_add(struct pconn *c, const struct frame_hdr *h, const void *payload)
 	return 0;
 }
 
+const char *
+peer_tx_why(const struct peer_tx *tx)
+{
+	return tx->why;
+}
+
 static void
 tx_job(void *arg, unsigned j, unsigned t)
 {
-	struct pconn *c = ((struct pconn **)arg)[j];
-	struct peer_tx *tx = c->tx;
+	struct peer_tx *tx = ((struct peer_tx **)arg)[j];
 
 	(void)t;
-	tx->r = tls_bev_write(c->bev, tx->buf, tx->len, tx->why, sizeof(tx->why));
+	tx->r = tls_bev_write(tx->bev, tx->buf, tx->len, tx->why, sizeof(tx->why));
 }
 
 int
-peer_tx_flush(struct pool *p, struct pconn **cs, unsigned n,
-    void (*lost)(struct pconn *c, const char *why), unsigned *blocked)
+peer_tx_flush(struct pool *p, struct peer_tx **txs, unsigned n, unsigned *blocked,
+    unsigned *failed)
 {
-	struct pconn *run[MIG_STREAMS_MAX], *failed = NULL;
-	unsigned nrun = 0;
+	struct peer_tx *run[MIG_STREAMS_MAX];
+	unsigned nrun = 0, idx[MIG_STREAMS_MAX];
+	int rc;
 
-	for (unsigned k = 0; k < n; k++) {
-		cs[k]->tx->on = 0;
-		if (cs[k]->tx->len > 0 && nrun < MIG_STREAMS_MAX)
-			run[nrun++] = cs[k];
-		else if (cs[k]->tx->len > 0)	/* not from this daemon's callers */
-			log_warnx("%s: more than %u streams", __func__, MIG_STREAMS_MAX);
-	}
+	for (unsigned k = 0; k < n && k < MIG_STREAMS_MAX; k++)
+		if (txs[k]->len > 0) {
+			idx[nrun] = k;
+			run[nrun++] = txs[k];
+		}
 	pool_run(p, tx_job, run, nrun);
+	rc = (int)nrun;
 	for (unsigned k = 0; k < nrun; k++) {
-		struct pconn *c = run[k];
-		struct peer_tx *tx = c->tx;
-		struct evbuffer *out;
+		struct peer_tx *tx = run[k];
+		struct evbuffer *out = bufferevent_get_output(tx->bev);
 
 		/* OpenSSL takes the retry only as long as the first write at
 		 * least: the stage must be the output's first chunk whole. */
-		if (tx->r == TLS_WR_BLOCKED &&
-		    (evbuffer_add(out = bufferevent_get_output(c->bev), tx->buf, tx->len) != 0 ||
+		if (tx->r == TLS_WR_BLOCKED && (evbuffer_add(out, tx->buf, tx->len) != 0 ||
 		    evbuffer_pullup(out, (ev_ssize_t)tx->len) == NULL)) {
 			tx->r = TLS_RD_ERROR;
 			snprintf(tx->why, sizeof(tx->why), "out of memory for its output");
 		}
 		*blocked += tx->r == TLS_WR_BLOCKED;
-		if (tx->r < 0 && tx->r != TLS_WR_BLOCKED && failed == NULL)
-			failed = c;
-		tx->len = 0;
+		if (tx->r < 0 && tx->r != TLS_WR_BLOCKED && rc >= 0) {
+			*failed = idx[k];
+			rc = -1;
+		}
 	}
-	if (failed == NULL)
-		return (int)nrun;
-	lost(failed, failed->tx->why);
-	peer_close(failed, 0);	/* as peer.c does after a lost channel */
-	return -1;
-}
-
-void
-peer_tx_free(struct pconn *c)
-{
-	if (c->tx == NULL)
-		return;
-	free(c->tx->buf);
-	free(c->tx);
-	c->tx = NULL;
+	for (unsigned k = 0; k < n; k++) {
+		txs[k]->len = 0;
+		txs[k]->bev = NULL;
+	}
+	return rc;
 }
