@@ -148,6 +148,7 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
                   ratio_install: (if $tsinst then .gbytes_per_s / $tsinst else null end),
                   ratio_off: .ratio, ratio_off_min: .ratio_min, ratio_off_max: .ratio_max,
                   rounds, ratio_1_stream, cpu_ratio_1_stream, wire_bytes, cpu_s_per_gbyte,
+                  src_cpu_s_per_gbyte, parallel_encryption, ratio_serial, src_cpu_ratio_serial,
                   stream_gbytes_per_s, steal_s,
                   ratio_install_stream: (if $tsinst and .stream_gbytes_per_s
                     then .stream_gbytes_per_s / $tsinst else null end)}]),
