@@ -1,8 +1,9 @@
 /*
  * pool.h: a fork-join pool of worker threads for pure CPU work the loop
  * thread would otherwise do alone (role/compress.c: the zstd runs of a
- * background batch; transport/peer_tx.c: several streams' TLS writes). pool_run hands out njobs jobs, takes them itself as
- * well, and returns when every one is done: nothing of the daemon runs on a
+ * background batch; transport/peer_tx.c: several streams' TLS writes).
+ * pool_run hands out njobs jobs, takes them itself as well, and returns
+ * when every one is done: nothing of the daemon runs on a
  * worker outside pool_run, and fn must touch only what its job owns (its
  * input and output) and what belongs to its thread (index t: 0 is the
  * caller, 1..pool_threads-1 the workers). Called from the loop thread only.

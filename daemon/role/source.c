@@ -240,7 +240,7 @@ src_connected(struct pconn *c)
 
 /* Stream c cannot go on: the migration hears of it, then c goes (its
  * stage with it), as after any lost channel. */
-void
+static void
 src_bg_lost(struct pconn *c, const char *why)
 {
 	src_conn_lost(c, why);
@@ -252,6 +252,7 @@ src_bg_writable(struct pconn *c)
 {
 	struct migration *m = c->mig;
 	int64_t t0 = now_ns(), t_check = t0;
+	struct src_bg_loss lost;
 	int r;
 
 	if (m != NULL && m->src != NULL)
@@ -274,9 +275,11 @@ src_bg_writable(struct pconn *c)
 		src_conn_lost(c, "cannot announce pre-copy");
 		return;
 	}
-	if ((r = src_bg_queue(c, m, t0, &t_check)) != 0) {
+	if ((r = src_bg_queue(c, m, t0, &t_check, &lost)) != 0) {
 		if (r == 1)
 			peer_yield(c);
+		else
+			src_bg_lost(lost.c, lost.why);
 		return;
 	}
 	if (m->state == MIG_PRECOPY) {

@@ -15,6 +15,8 @@
  * (peer_tx.h). Loop thread only (the static buffers are the loop thread's;
  * the pool's threads touch them only inside cz_deflate).
  */
+#include <stdio.h>
+
 #include "bitmap.h"
 #include "compress.h"
 #include "log.h"
@@ -155,13 +157,21 @@ src_send_pages(struct migration *m, struct pconn *c, uint64_t start, uint32_t n,
 	return 0;
 }
 
+/* Stream c cannot go on: the caller of src_bg_queue hears which, and why. */
+static void
+src_bg_loss(struct src_bg_loss *lost, struct pconn *c, const char *why)
+{
+	lost->c = c;
+	snprintf(lost->why, sizeof(lost->why), "%s", why);
+}
+
 /*
  * Queues background pages on stream c of m until it holds MIG_BG_HIWAT
- * bytes or every page is sent. 0; 1 when the bulk slice began at t0 is
- * over (the caller yields); -1 once c is lost.
+ * bytes or every page is sent. As src_bg_queue.
  */
 static int
-src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
+src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check,
+    struct src_bg_loss *lost)
 {
 	while (m->src->nsent < m->npages && src_queued(c) < MIG_BG_HIWAT) {
 		uint64_t i = m->src->bg_cursor, j;
@@ -175,7 +185,7 @@ src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
 		if (m->state == MIG_POSTCOPY && m->src->follow == 0 &&
 		    pc_hot_next(m, bp, &j, &hn)) {
 			if (src_send_pages(m, c, j, hn, 0) < 0) {
-				src_bg_lost(c, "cannot queue background pages");
+				src_bg_loss(lost, c, "cannot queue background pages");
 				return -1;
 			}
 			continue;
@@ -193,7 +203,7 @@ src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
 		m->src->bg_cursor = j;
 		m->src->follow -= m->src->follow < j - i ? m->src->follow : j - i;
 		if (j > i && src_send_pages(m, c, i, (uint32_t)(j - i), 0) < 0) {
-			src_bg_lost(c, "cannot queue background pages");
+			src_bg_loss(lost, c, "cannot queue background pages");
 			return -1;
 		}
 	}
@@ -209,12 +219,11 @@ src_bg_fill(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
  * calls back for it. As src_bg_queue.
  */
 static int
-src_bg_parallel(struct migration *m, int64_t t0, int64_t *t_check)
+src_bg_parallel(struct migration *m, int64_t t0, int64_t *t_check, struct src_bg_loss *lost)
 {
 	struct pconn *cs[MIG_STREAMS_MAX];
 	struct peer_tx *txs[MIG_STREAMS_MAX];
 	unsigned n, failed = 0;
-	char why[200];
 	int r, w;
 
 	do {
@@ -232,14 +241,13 @@ src_bg_parallel(struct migration *m, int64_t t0, int64_t *t_check)
 				cs[n] = s;
 				txs[n++] = s->tx;
 			}
-			r = src_bg_fill(s, m, t0, t_check);
+			r = src_bg_fill(s, m, t0, t_check, lost);
 		}
 		if (r < 0)
 			return -1;
 		w = peer_tx_flush(m->src->tx_pool, txs, n, &m->src->tx_blocked, &failed);
 		if (w < 0) {
-			snprintf(why, sizeof(why), "%s", peer_tx_why(txs[failed]));
-			src_bg_lost(cs[failed], why);
+			src_bg_loss(lost, cs[failed], peer_tx_why(txs[failed]));
 			return -1;
 		}
 		m->src->tx_rounds += w > 1;
@@ -258,8 +266,9 @@ src_bg_parallel_on(const struct migration *m)
 }
 
 int
-src_bg_queue(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check)
+src_bg_queue(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check,
+    struct src_bg_loss *lost)
 {
-	return src_bg_parallel_on(m) ? src_bg_parallel(m, t0, t_check) :
-	    src_bg_fill(c, m, t0, t_check);
+	return src_bg_parallel_on(m) ? src_bg_parallel(m, t0, t_check, lost) :
+	    src_bg_fill(c, m, t0, t_check, lost);
 }

@@ -17,9 +17,9 @@
 
 #define SRC_FOLLOW_BYTES	(4u << 20)	/* streamed after an in-order demand request */
 
-/* What only a source-side migration keeps (m->src). */
 struct pool;
 
+/* What only a source-side migration keeps (m->src). */
 struct mig_src {
 	char		 token[65];	/* until the Hello carries it */
 	struct event	*ev_retry;	/* reconnect timer while PAUSED */
@@ -74,14 +74,17 @@ void src_bg_kick(struct migration *m);
 int src_dial_bg(struct migration *m);
 /* The completion log line, with the pages each stream queued. */
 void src_log_done(const struct migration *m);
+/* A stream that cannot go on (src_bg_queue), and why. */
+struct src_bg_loss {
+	struct pconn	*c;
+	char		 why[200];
+};
 /* source_send.c: queues background pages for one slice begun at t0 on
  * stream c, or with parallel encryption on every stream of m (c among
- * them). 0; 1 when the slice is over (c yields); -1 once a stream is lost
- * (src_bg_lost). */
-int src_bg_queue(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check);
-/* source.c: stream c cannot go on: the migration hears of it, then c goes
- * (its stage with it), as after any lost channel. */
-void src_bg_lost(struct pconn *c, const char *why);
+ * them). 0; 1 when the slice is over (c yields); -1 when a stream cannot
+ * go on: *lost says which and why, and the caller loses it. */
+int src_bg_queue(struct pconn *c, struct migration *m, int64_t t0, int64_t *t_check,
+    struct src_bg_loss *lost);
 /* Stream c stages its frames until the next peer_tx_flush (peer_tx.h): 1;
  * 0 if it cannot (capped, closing, no TLS, output queued, no memory). */
 int src_stage(struct pconn *c);

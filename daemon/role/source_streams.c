@@ -13,7 +13,6 @@
 #include "peer.h"
 #include "peer_tx.h"
 #include "source_state.h"
-#include "util.h"
 
 /* The streams this migration uses: what it wants, at most what the
  * destination takes (an older one says nothing: one). */
@@ -69,7 +68,7 @@ src_log_done(const struct migration *m)
 	    "%llu zero; pages queued by background stream: %s", m->id,
 	    (unsigned long long)m->st.pages_demand, (unsigned long long)m->st.pages_background,
 	    (unsigned long long)m->st.pages_zero, by);
-	if (m->st.streams > 1 && D->conf.parallel_encryption)
+	if (m->st.streams > 1 && m->src->tx_pool != NULL)
 		log_info("migration %s: streams encrypted at once on the worker threads "
 		    "%llu times; %u stages written, %u of them finished by the loop thread "
 		    "(socket full)", m->id, (unsigned long long)m->src->tx_rounds,

@@ -358,34 +358,30 @@ peer_send_frame(struct pconn *c, const struct frame_hdr *h, const void *payload)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct evbuffer_iovec v;
+	size_t n = FRAME_HDR_LEN + h->len;
+	int staged = peer_tx_staging(c->tx);
 
-	if (peer_tx_staging(c->tx)) {
-		if (peer_tx_add(c->tx, h, payload) < 0) {
-			log_warnx("%s: %s: a frame of %u bytes past its stage", __func__, c->addr,
-			    h->len);
-			return -1;
-		}
-	} else {
-		/*
-		 * Header and payload go into the buffer in one piece: each add
-		 * wakes the TLS writer, and two adds would cost two TLS records
-		 * (and a loop pass at the receiver) per page.
-		 */
-		if (evbuffer_reserve_space(out, FRAME_HDR_LEN + (ev_ssize_t)h->len, &v, 1) != 1) {
-			log_warnx("%s: %s: out of memory", __func__, c->addr);
-			return -1;
-		}
-		frame_encode(h, v.iov_base);
-		if (h->len > 0)
-			memcpy((uint8_t *)v.iov_base + FRAME_HDR_LEN, payload, h->len);
-		v.iov_len = FRAME_HDR_LEN + h->len;
-		if (evbuffer_commit_space(out, &v, 1) < 0) {
-			log_warnx("%s: %s: cannot queue a frame", __func__, c->addr);
-			return -1;
-		}
+	/*
+	 * Header and payload go into the buffer (or the stage: peer_tx.h) in
+	 * one piece: each add wakes the TLS writer, and two adds would cost
+	 * two TLS records (and a loop pass at the receiver) per page.
+	 */
+	if (staged ? (v.iov_base = peer_tx_reserve(c->tx, n)) == NULL :
+	    evbuffer_reserve_space(out, (ev_ssize_t)n, &v, 1) != 1) {
+		log_warnx("%s: %s: no room for a frame of %u bytes%s", __func__, c->addr,
+		    h->len, staged ? " in its stage" : "");
+		return -1;
+	}
+	frame_encode(h, v.iov_base);
+	if (h->len > 0)
+		memcpy((uint8_t *)v.iov_base + FRAME_HDR_LEN, payload, h->len);
+	v.iov_len = n;	/* the reserved extent may be longer */
+	if (!staged && evbuffer_commit_space(out, &v, 1) < 0) {
+		log_warnx("%s: %s: cannot queue a frame", __func__, c->addr);
+		return -1;
 	}
 	if (c->mig != NULL)
-		c->mig->st.bytes_sent += FRAME_HDR_LEN + h->len;
+		c->mig->st.bytes_sent += n;
 	return 0;
 }
 

@@ -14,7 +14,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "peer_tx.h"
 #include "pool.h"
@@ -74,16 +73,15 @@ peer_tx_len(const struct peer_tx *tx)
 	return peer_tx_staging(tx) ? tx->len : 0;
 }
 
-int
-peer_tx_add(struct peer_tx *tx, const struct frame_hdr *h, const void *payload)
+uint8_t *
+peer_tx_reserve(struct peer_tx *tx, size_t n)
 {
-	if (FRAME_HDR_LEN + h->len > PEER_TX_STAGE - tx->len)
-		return -1;
-	frame_encode(h, tx->buf + tx->len);
-	if (h->len > 0)
-		memcpy(tx->buf + tx->len + FRAME_HDR_LEN, payload, h->len);
-	tx->len += FRAME_HDR_LEN + h->len;
-	return 0;
+	uint8_t *p = tx->buf + tx->len;
+
+	if (n > PEER_TX_STAGE - tx->len)
+		return NULL;
+	tx->len += n;
+	return p;
 }
 
 const char *

@@ -3,7 +3,7 @@
  * (peer_tx.c). With libevent's OpenSSL bufferevent every frame queued on a
  * connection is encrypted at once, on the loop thread. A source filling
  * several streams of one migration can instead stage each stream's frames
- * in a buffer of the stream's own (peer_send_frame appends them there while
+ * in a buffer of the stream's own (peer_send_frame writes them there while
  * the stream's stage is on) and write all the stages at once, one stream per
  * thread of the daemon's pool (peer_tx_flush). Loop thread only; the pool's
  * threads touch a stage and its TLS session only inside peer_tx_flush.
@@ -47,9 +47,10 @@ int peer_tx_begin(struct peer_tx *tx, struct bufferevent *bev);
 int peer_tx_staging(const struct peer_tx *tx);
 /* Bytes staged (0 when not staging). */
 size_t peer_tx_len(const struct peer_tx *tx);
-/* Appends one frame. 0, or -1 if it does not fit (not from this daemon's
- * callers: a batch fits by PEER_TX_STAGE). */
-int peer_tx_add(struct peer_tx *tx, const struct frame_hdr *h, const void *payload);
+/* The next n bytes of the stage, for the caller to fill now; NULL if they
+ * do not fit (not from this daemon's callers: a batch fits by
+ * PEER_TX_STAGE). */
+uint8_t *peer_tx_reserve(struct peer_tx *tx, size_t n);
 /*
  * Writes the stages txs[0..n) to their TLS sessions, one stream per thread
  * of p (NULL: on the loop thread), and ends their staging. What a full
