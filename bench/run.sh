@@ -104,9 +104,12 @@ rm -f "$RES/compress.json"
 
 # --- 8. background pages read straight into place -------------------------------------
 say "8/8 rxcopy: destination CPU per GB, read into place vs through libevent's buffer"
-rm -f "$RES/rxcopy.json" "$RES/rxcopy_huge.json"
+rm -f "$RES/rxcopy.json" "$RES/rxcopy_huge.json" "$RES/rxcopy_streams.json"
 "$BENCH/rxcopy.sh" "$BUILD" "$RES/rxcopy.json" || fail rxcopy
 RXCOPY_HUGE=1 RXCOPY_MIB=256 "$BENCH/rxcopy.sh" "$BUILD" "$RES/rxcopy_huge.json" || fail rxcopy
+# two streams, each reading into a staging buffer of its own
+RXCOPY_STREAMS=2 RXCOPY_INSTALLS=copy "$BENCH/rxcopy.sh" "$BUILD" "$RES/rxcopy_streams.json" ||
+  fail rxcopy
 
 # --- summary ------------------------------------------------------------------------
 orempty() { [[ -s $1 ]] && cat "$1" || echo "${2:-null}"; }
@@ -119,10 +122,11 @@ orempty "$RES/hybrid.json" >"$TMP/hy.json"
 orempty "$RES/compress.json" >"$TMP/cz.json"
 orempty "$RES/rxcopy.json" >"$TMP/rx.json"
 orempty "$RES/rxcopy_huge.json" >"$TMP/rxh.json"
+orempty "$RES/rxcopy_streams.json" >"$TMP/rxs.json"
 jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" \
   --slurpfile fl "$TMP/fl.json" --slurpfile e2e "$TMP/e2e.json" --slurpfile iso "$TMP/iso.json" \
   --slurpfile hy "$TMP/hy.json" --slurpfile cz "$TMP/cz.json" --slurpfile rx "$TMP/rx.json" \
-  --slurpfile rxh "$TMP/rxh.json" '
+  --slurpfile rxh "$TMP/rxh.json" --slurpfile rxs "$TMP/rxs.json" '
   ($ff[0] // {}) as $ff | ($ts[0] // {}) as $ts | ($fl[0] // {}) as $fl | ($e2e[0] // {}) as $e |
   (($ff.results // []) | map(select(.strategy == "block")) | .[0]) as $blk |
   (($ts.results // []) | map(select(.record_bytes == 16384 and .streams == 1 and
@@ -160,8 +164,8 @@ jq -n --slurpfile host "$TMP/host.json" --slurpfile ff "$TMP/ff.json" --slurpfil
             wire_bytes, blackout_ms, precopy_rounds}],
    bandwidth: [(($hy[0] // {}).bandwidth // [])[] | {cap_mbit, measured_mbit, fault_p50_us,
             fault_p50_uncapped_us}],
-   rxcopy: [($rx[0], $rxh[0]) | ((. // {}).rxcopy // {}).summary // [] | .[] |
-            {install, pages, cpu_s_per_gbyte,
+   rxcopy: [($rx[0], $rxh[0], $rxs[0]) | ((. // {}).rxcopy // {}).summary // [] | .[] |
+            {install, pages, streams: (.streams // 1), cpu_s_per_gbyte,
             before_cpu_s_per_gbyte, ratio, gbytes_per_s, before_gbytes_per_s}]}
   ' >"$RES/latest.json" || { echo "bench: cannot assemble latest.json" >&2; exit 1; }
 
@@ -208,7 +212,7 @@ jq -r --slurpfile ff "$TMP/ff.json" --slurpfile ts "$TMP/ts.json" --slurpfile fl
   (($e2e[0].e2e // [])[] | "  \(.guest_mib | pad(9)) | \(.detail.fault_path | split(" ")[0] | pad(10)) | \(f2(.total_s) | pad(7)) | \(f(.blackout_ms) | pad(11)) | \(.demand_faults | pad(13)) | \("\(.pages.demand) / \(.pages.background) / \(.pages.zero)" | pad(32)) | \(f(.detail.daemon_fault_p50_us) | pad(9)) (\(ratio(.detail.daemon_fault_p50_us; $fp50) | pad(6))x) | \(f(.detail.daemon_fault_p99_us) | pad(8)) (\(ratio(.detail.daemon_fault_p99_us; $fp99) | pad(6))x)"),
   "",
   "rxcopy: destination daemon CPU s/GB, background pages read into place vs through libevent'"'"'s buffer (bench/rxcopy.sh: same run, medians of alternating rounds; ratio = into place / buffered, target <= 0.8)",
-  (.rxcopy[] | "  \(.install) \(.pages): \(f2(.cpu_s_per_gbyte)) s/GB vs \(f2(.before_cpu_s_per_gbyte)) s/GB = \(f2(.ratio))x; guest \(f2(.gbytes_per_s)) GB/s vs \(f2(.before_gbytes_per_s))")
+  (.rxcopy[] | "  \(.install) \(.pages), \(.streams) stream(s): \(f2(.cpu_s_per_gbyte)) s/GB vs \(f2(.before_cpu_s_per_gbyte)) s/GB = \(f2(.ratio))x; guest \(f2(.gbytes_per_s)) GB/s vs \(f2(.before_gbytes_per_s))")
   ' "$RES/latest.json"
 
 # --- plot -----------------------------------------------------------------------------

@@ -15,6 +15,8 @@
 # migration) per GB of guest RAM, median of the rounds, and after/before as
 # a ratio (the floor is "before" of the same run). Every byte is verified.
 # RXCOPY_HUGE=1: guest RAM on hugetlbfs (2 MiB pages) instead of shmem.
+# RXCOPY_STREAMS=N: N background streams ([peer] streams on both daemons;
+# default 1).
 # RXCOPY_PERF=DIR records a perf profile of B over each migration there.
 BUILD=${1:?usage: rxcopy.sh BUILD_DIR OUT.json}
 OUT=${2:?usage: rxcopy.sh BUILD_DIR OUT.json}
@@ -32,7 +34,9 @@ fi
 mig_hosts_up
 ((MIG_USE_NETNS)) || mig_skip "needs network namespaces (two hosts joined by a veth)"
 mig_certs
-mig_daemon_start A
+STREAMS=${RXCOPY_STREAMS:-1}
+mig_daemon_start A "[peer]
+streams = $STREAMS"
 hz=$(getconf CLK_TCK)
 cpu_b() { awk -v hz="$hz" '{ print ($14 + $15) / hz }' "/proc/$PID_DB/stat"; }
 stop_b() {
@@ -48,10 +52,13 @@ run() { # INSTALL VARIANT
   MIGRATIOND=$NEW
   [[ $variant == main ]] && MIGRATIOND=$RXCOPY_BASE/daemon/migrationd
   if [[ $variant == before ]]; then
-    mig_daemon_start B "[debug]
+    mig_daemon_start B "[peer]
+streams = $STREAMS
+[debug]
 rx_buffered = yes"
   else
-    mig_daemon_start B
+    mig_daemon_start B "[peer]
+streams = $STREAMS"
   fi
   mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$vm" -m "$MEM" "${H[@]}"
   src=$SPAWN_PID
@@ -76,9 +83,10 @@ rx_buffered = yes"
   mig_assert_verified "$WORK/dst-$vm.log" "${MEM}M"
   mig_wait_exit "$src" 30
   jq -nc --arg install "$install" --arg variant "$variant" --arg pages "$PAGES" --argjson mib "$MEM" \
+    --argjson streams "$STREAMS" \
     --argjson s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
     --argjson cpu "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')" '
-    {install: $install, pages: $pages, variant: $variant, guest_mib: $mib, total_s: $s,
+    {install: $install, pages: $pages, variant: $variant, streams: $streams, guest_mib: $mib, total_s: $s,
      gbytes_per_s: ($mib / 1024 / $s), cpu_s: $cpu, cpu_s_per_gbyte: ($cpu / ($mib / 1024))}' \
     >>"$WORK/results"
   log "$(tail -1 "$WORK/results")"
@@ -91,20 +99,20 @@ for install in ${RXCOPY_INSTALLS:-copy minor}; do
     for v in $variants; do run "$install" "$v"; done
   done
 done
-jq -s --argjson mib "$MEM" --argjson rounds "$ROUNDS" '
+jq -s --argjson mib "$MEM" --argjson rounds "$ROUNDS" --argjson streams "$STREAMS" '
   def med: sort | if length % 2 == 1 then .[length / 2 | floor]
     else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-  {rxcopy: {conditions: "shimvm \($mib) MiB structured, veth between two netns unshaped, TLS 1.3, compression off, 1 stream, unpinned, 2 cores; destination daemon utime+stime over the migration; medians of \($rounds) alternating rounds",
+  {rxcopy: {conditions: "shimvm \($mib) MiB structured, veth between two netns unshaped, TLS 1.3, compression off, \($streams) stream(s), unpinned, 2 cores; destination daemon utime+stime over the migration; medians of \($rounds) alternating rounds",
     runs: .,
     summary: [group_by(.install)[] | . as $g |
       ($g | map(select(.variant == "before")) | map(.cpu_s_per_gbyte) | med) as $b |
       ($g | map(select(.variant == "after")) | map(.cpu_s_per_gbyte) | med) as $a |
-      {install: $g[0].install, pages: $g[0].pages,
+      {install: $g[0].install, pages: $g[0].pages, streams: $streams,
        before_cpu_s_per_gbyte: $b, cpu_s_per_gbyte: $a, ratio: ($a / $b),
        before_gbytes_per_s: ($g | map(select(.variant == "before")) | map(.gbytes_per_s) | med),
        gbytes_per_s: ($g | map(select(.variant == "after")) | map(.gbytes_per_s) | med),
        main_cpu_s_per_gbyte: ($g | map(select(.variant == "main")) | map(.cpu_s_per_gbyte) |
          if length > 0 then med else null end)}]}}' "$WORK/results" >"$OUT"
-jq -r '.rxcopy.summary[] | "\(.install) \(.pages): destination CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB read into place, \(.before_cpu_s_per_gbyte * 100 | round / 100) s/GB through the buffer (before, same run): \(.ratio * 100 | round / 100)x (target <= 0.8x)" + (if .main_cpu_s_per_gbyte then "; main build \(.main_cpu_s_per_gbyte * 100 | round / 100) s/GB" else "" end) + "; guest \(.gbytes_per_s * 1000 | round / 1000) GB/s against \(.before_gbytes_per_s * 1000 | round / 1000)"' "$OUT"
+jq -r '.rxcopy.summary[] | "\(.install) \(.pages), \(.streams) stream(s): destination CPU \(.cpu_s_per_gbyte * 100 | round / 100) s/GB read into place, \(.before_cpu_s_per_gbyte * 100 | round / 100) s/GB through the buffer (before, same run): \(.ratio * 100 | round / 100)x (target <= 0.8x)" + (if .main_cpu_s_per_gbyte then "; main build \(.main_cpu_s_per_gbyte * 100 | round / 100) s/GB" else "" end) + "; guest \(.gbytes_per_s * 1000 | round / 1000) GB/s against \(.before_gbytes_per_s * 1000 | round / 1000)"' "$OUT"
 mig_cleanup
 mig_finish

@@ -78,8 +78,9 @@ print_json(const Migrationd__V1__Migration *m)
 	    "\"compress_bytes_after\":%llu,", m->compressing ? "true" : "false",
 	    (unsigned long long)m->compress_bytes_before,
 	    (unsigned long long)m->compress_bytes_after);
-	printf("\"streams\":%u,\"streams_wanted\":%u,\"postcopy_s\":%.3f,", m->streams,
-	    m->streams_wanted, m->postcopy_s);
+	printf("\"streams\":%u,\"streams_wanted\":%u,\"postcopy_s\":%.3f,"
+	    "\"bytes_received_in_place\":%llu,", m->streams, m->streams_wanted, m->postcopy_s,
+	    (unsigned long long)m->bytes_received_in_place);
 	json_str("guest_verdict", m->guest_verdict, 1);
 	printf("}");
 }
@@ -161,6 +162,10 @@ print_human(const Migrationd__V1__Migration *m)
 		    m->streams, m->streams_wanted, m->streams);
 	else if (m->streams)
 		printf("  streams:     %u background\n", m->streams);
+	if (m->role == MIGRATIOND__V1__ROLE__DESTINATION && m->bytes_received)
+		printf("  received:    %llu bytes, %llu of them read straight into place\n",
+		    (unsigned long long)m->bytes_received,
+		    (unsigned long long)m->bytes_received_in_place);
 	printf("  blackout:    %.1f ms\n", m->blackout_ms);
 	if (m->reconnects)
 		printf("  reconnects:  %u (link lost and resumed)\n", m->reconnects);

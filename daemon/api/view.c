@@ -18,7 +18,7 @@
 	X(projected_postcopy_bytes) X(pages_precopy) X(pages_invalidated) \
 	X(max_bandwidth_bits_per_s) X(background_bits_per_s) X(pages_hot_first) \
 	X(compress_bytes_before) X(compress_bytes_after) X(compressing) X(streams) \
-	X(streams_wanted)
+	X(streams_wanted) X(bytes_received_in_place)
 
 static const struct {
 	enum mig_state			 st;

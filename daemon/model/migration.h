@@ -68,6 +68,7 @@ struct mig_stats {
 	uint32_t	 streams;		/* background streams in use (source:
 						   min(wanted, the peer's max)) */
 	uint32_t	 streams_wanted;	/* source: asked for ([peer] streams) */
+	uint64_t	 bytes_received_in_place; /* destination: payload read into place */
 	struct hist	 lat;			/* demand faults, request to installed */
 };
 

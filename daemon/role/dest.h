@@ -61,7 +61,8 @@ struct mig_dst {
 	unsigned	 minor_runs;	/* minor-mode installs ([debug] crash_minor) */
 	unsigned	 install_calls;	/* installs ([debug] fail/crash_install) */
 	unsigned	 install_retries; /* pages fetched again after an install error */
-	struct place	*place;		/* background frame read into place (place.c) */
+	/* background frames read into place (place.c), one per stream */
+	struct place	*place[MIG_STREAMS_MAX];
 };
 
 /*

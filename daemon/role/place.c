@@ -3,8 +3,9 @@
  * reads it (transport/peer_rx.c asks, m->ops->rx_where), so that no byte is
  * copied between TLS and the install:
  *
- * - copy mode: one page-aligned staging buffer per migration; UFFDIO_COPY
- *   takes the pages from there (the kernel's copy is the only one).
+ * - copy mode: one page-aligned staging buffer per background stream;
+ *   UFFDIO_COPY takes the pages from there (the kernel's copy is the only
+ *   one).
  * - minor mode on hugetlbfs: the first run of the frame's pages that are
  *   neither installed nor being installed is read straight into guest
  *   RAM's page cache through the daemon's own mapping of the memfd (made at
@@ -22,7 +23,9 @@
  *   there than the copy it saves, and reading into staging only moves the
  *   copy (measured: bench/rxcopy.sh, doc/design.md).
  *
- * The journal holds one run: any other minor-mode install while a run is in
+ * The journal holds one run, so only stream 0 reads into the page cache;
+ * the other streams' frames go to their staging whole (one copy fewer than
+ * the bufferevent's buffer). Any other minor-mode install while a run is in
  * flight (a demand page from the urgent channel) first moves the run into
  * staging (place_evacuate), so the journal, and every page of the page
  * cache outside it, stay true. Pages re-sent in pre-copy are installed
@@ -133,20 +136,31 @@ place_run(struct migration *m, struct place *p, const struct frame_hdr *h)
 	p->n = holes;
 }
 
+/* The place of c's frame, NULL if c is not a background stream of m's. */
+static struct place **
+place_of(const struct pconn *c)
+{
+	struct migration *m = c->mig;
+
+	if (m == NULL || m->dst == NULL || !peer_is_bg(c) || c->stream >= MIG_STREAMS_MAX)
+		return NULL;
+	return &m->dst->place[c->stream];
+}
+
 int
 place_begin(struct pconn *c, const struct frame_hdr *h, uint8_t **staging)
 {
 	struct migration *m = c->mig;
-	struct place *p;
+	struct place **slot, *p;
 	void *a;
 
-	if (D->conf.rx_buffered || m->dst == NULL || c != m->bg || h->len > MIG_FRAME_MAX_BYTES)
+	if (D->conf.rx_buffered || (slot = place_of(c)) == NULL || h->len > MIG_FRAME_MAX_BYTES)
 		return 1;
 	/* Minor mode on shmem: pwrite from the bufferevent's buffer, as ever
 	 * (staging would only move the copy; measured: no gain). */
 	if (m->vm != NULL && m->vm->minor && !place_hugetlb(m))
 		return 1;
-	if ((p = m->dst->place) == NULL) {
+	if ((p = *slot) == NULL) {
 		a = mmap(NULL, MIG_FRAME_MAX_BYTES, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (a == MAP_FAILED)
@@ -156,7 +170,7 @@ place_begin(struct pconn *c, const struct frame_hdr *h, uint8_t **staging)
 			return 1;
 		}
 		p->staging = a;
-		m->dst->place = p;
+		*slot = p;
 	}
 	if (p->n > 0)	/* not settled (cannot happen): never two runs */
 		return 1;
@@ -166,8 +180,9 @@ place_begin(struct pconn *c, const struct frame_hdr *h, uint8_t **staging)
 	p->complete = 0;
 	/* A raw run (not zero pages, not a compressed run) of a VM that is
 	 * here, in minor mode (hugetlbfs: the page cache is written through a
-	 * mapping anyway). */
-	if (h->enc == FRAME_ENC_RAW && h->len > 0 && m->vm != NULL && m->vm->uffd >= 0 &&
+	 * mapping anyway), on the stream whose run the journal names. */
+	if (c->stream == 0 && h->enc == FRAME_ENC_RAW && h->len > 0 && m->vm != NULL &&
+	    m->vm->uffd >= 0 &&
 	    m->vm->minor && m->dst->journal != NULL && !m->dst->unsettled)
 		place_run(m, p, h);
 	*staging = p->staging;
@@ -178,7 +193,7 @@ uint8_t *
 place_where(struct pconn *c, uint32_t off, uint32_t *len)
 {
 	struct migration *m = c->mig;
-	struct place *p = m->dst->place;
+	struct place *p = *place_of(c);	/* place_begin took the frame */
 	uint64_t a = (p->idx - p->first) * m->page_size, b = a + p->n * m->page_size;
 
 	if (p->n > 0 && m->vm == NULL)
@@ -200,9 +215,9 @@ void
 place_end(struct pconn *c)
 {
 	struct migration *m = c->mig;
-	struct place *p;
+	struct place **slot = place_of(c), *p;
 
-	if (m == NULL || m->dst == NULL || (p = m->dst->place) == NULL || p->c != c)
+	if (slot == NULL || (p = *slot) == NULL || p->c != c)
 		return;
 	/* Not mapped (the frame was not delivered, or not all of it): out. */
 	if (p->n > 0)
@@ -214,7 +229,7 @@ place_end(struct pconn *c)
 uint64_t
 place_claim(struct migration *m, uint64_t idx, uint64_t n)
 {
-	struct place *p = m->dst->place;
+	struct place *p = m->dst->place[0];	/* the one that reads runs */
 	uint64_t k;
 
 	if (p == NULL || p->n == 0 || !p->complete || idx != p->idx || n < p->n)
@@ -228,7 +243,7 @@ place_claim(struct migration *m, uint64_t idx, uint64_t n)
 int
 place_evacuate(struct migration *m)
 {
-	struct place *p = m->dst->place;
+	struct place *p = m->dst->place[0];
 	uint64_t off;
 
 	if (p == NULL || p->n == 0)
@@ -252,12 +267,14 @@ place_evacuate(struct migration *m)
 void
 place_free(struct migration *m)
 {
-	struct place *p = m->dst->place;
+	for (uint32_t k = 0; k < MIG_STREAMS_MAX; k++) {
+		struct place *p = m->dst->place[k];
 
-	if (p == NULL)
-		return;
-	/* A run in flight stays WRITING in the journal: a restart drops it. */
-	munmap(p->staging, MIG_FRAME_MAX_BYTES);
-	free(p);
-	m->dst->place = NULL;
+		if (p == NULL)
+			continue;
+		/* A run in flight stays WRITING in the journal: a restart drops it. */
+		munmap(p->staging, MIG_FRAME_MAX_BYTES);
+		free(p);
+		m->dst->place[k] = NULL;
+	}
 }

@@ -243,8 +243,10 @@ rx_read(struct peer_rx *rx)
 				/* Zero and poisoned pages: a header alone. */
 				if (rx->hoff == FRAME_HDR_LEN && rx->h.len == 0 && rx_finish(rx) < 0)
 					return -1;
-			} else if ((rx->off += (uint32_t)n) == rx->h.len && rx_finish(rx) < 0) {
-				return -1;
+			} else {
+				rx->m->st.bytes_received_in_place += (uint64_t)n;
+				if ((rx->off += (uint32_t)n) == rx->h.len && rx_finish(rx) < 0)
+					return -1;
 			}
 			continue;
 		}
