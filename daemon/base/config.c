@@ -525,6 +525,8 @@ config_handler(void *arg, const char *section, const char *key, const char *valu
 		rc = config_nth(&c->fail_install_at, &c->fail_install_count, value);
 	else if (S("debug", "rx_buffered"))
 		rc = config_bool(&c->rx_buffered, value);
+	else if (S("debug", "lose_complete"))
+		rc = config_bool(&c->lose_complete, value);
 #undef S
 	if (rc == 0)
 		return 1;

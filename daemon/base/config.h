@@ -79,6 +79,9 @@ struct config {
 	unsigned fail_install_count;	/* ... this many of them */
 	int	 rx_buffered;		/* [debug] rx_buffered: background pages
 					 * through libevent's buffer (bench) */
+	int	 lose_complete;		/* [debug] lose_complete: a destination
+					 * closes its urgent channel instead of
+					 * sending Complete (the link lost then) */
 	char	 control_group[64];	/* [control] group: may use the API */
 	char	 control_listen[128];	/* [control] listen: IP:PORT, TLS */
 	char	 control_ca[256];	/* [control] ca: operators' CA (TCP) */

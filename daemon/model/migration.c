@@ -190,6 +190,8 @@ mig_set_state(struct migration *m, enum mig_state st, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(m->reason, sizeof(m->reason), fmt, ap);
 		va_end(ap);
+	} else if (st == MIG_COMPLETED) {
+		m->reason[0] = '\0';	/* a pause on the way is over */
 	}
 	log_info("migration %s (vm %s, %s): %s -> %s%s%s", m->id, m->vm_name,
 	    mig_role_name(m->role), mig_state_name(m->state), mig_state_name(st),

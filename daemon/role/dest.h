@@ -89,5 +89,8 @@ void dst_revive(struct migration *m);
 int dst_unused_arm(struct migration *m);
 void dst_precopy_paused(struct migration *m, const char *why, int was_paused);
 int dst_precopy_reattach(struct migration *m);
+/* dest_wait.c: a resume (session key `key`) that names no running
+ * migration: how the one it names ended here, or a refusal. -1: c is gone. */
+int dst_resume_ended(struct pconn *c, const ProtobufCBinaryData *key);
 
 #endif

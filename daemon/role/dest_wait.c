@@ -8,14 +8,20 @@
  * current (the source's scans since were never seen here, and a page may be
  * half-written): they are all dropped from guest RAM, the installed set and
  * the journal start empty, and the Resync says so; the source sends them
- * again. The VM never ran here, so nothing else is at stake. Loop thread only.
+ * again. The VM never ran here, so nothing else is at stake.
+ *
+ * A source that comes back for a migration that has ended here is told how
+ * it ended: completed (the Complete it missed), or failed with the VM lost
+ * or never run. Loop thread only.
  */
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "dest.h"
 #include "install.h"
 #include "log.h"
+#include "peer.h"
 #include "session.h"
 #include "util.h"
 #include "vm.h"
@@ -87,6 +93,51 @@ dst_precopy_paused(struct migration *m, const char *why, int was_paused)
 	(void)why;
 	if (m->never_ran && !was_paused)
 		dst_recovery_arm(m);
+}
+
+/* m completed here and its source, which missed the Complete (the link went
+ * as it was sent), resumes: the Complete again, then the connection goes. */
+static int
+dst_resume_completed(struct pconn *c, const struct migration *m)
+{
+	Migrationd__Peer__V1__PeerMsg msg = MIGRATIOND__PEER__V1__PEER_MSG__INIT;
+	Migrationd__Peer__V1__Complete cm = MIGRATIOND__PEER__V1__COMPLETE__INIT;
+
+	log_info("migration %s: the source at %s resumes it, but it completed here "
+	    "(%llu pages installed): telling it so", m->id, c->addr,
+	    (unsigned long long)m->st.pages_installed);
+	cm.pages_installed = m->st.pages_installed;
+	msg.msg_case = MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE;
+	msg.complete = &cm;
+	peer_send_msg(c, &msg);
+	peer_close(c, 1);
+	return -1;
+}
+
+int
+dst_resume_ended(struct pconn *c, const ProtobufCBinaryData *key)
+{
+	struct migration *m;
+	char why[400];
+
+	TAILQ_FOREACH(m, &mig_all, entry) {
+		if (m->role != MIG_DEST || mig_active(m) || key->len != sizeof(m->session_key) ||
+		    CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) != 0)
+			continue;
+		if (m->state == MIG_COMPLETED)
+			return dst_resume_completed(c, m);
+		if (m->never_ran) {
+			snprintf(why, sizeof(why), "migration %s ended here before its VM "
+			    "state arrived (%s: %s): the VM never ran here", m->id,
+			    mig_state_name(m->state), m->reason);
+			return peer_refuse_never_ran(c, why);
+		}
+		snprintf(why, sizeof(why), "migration %s ended here (%s: %s)%s", m->id,
+		    mig_state_name(m->state), m->reason,
+		    strstr(m->reason, "the VM is lost") ? "" : ": the VM is lost");
+		return peer_refuse_lost(c, why);
+	}
+	return peer_refuse(c, "no migration to resume for this session key");
 }
 
 int
