@@ -384,12 +384,13 @@ pc_postcopy(struct migration *m, char *err, size_t errlen)
 }
 
 /* The stale pages (pre-copied, not sent since) as (first, count) pairs;
- * `count`: added to pages_invalidated (the final list, once). */
+ * `count`: their number is pages_invalidated (the final list: sent again
+ * after a Resync, it replaces the count, never adds to it). */
 static uint64_t *
 pc_stale(struct migration *m, size_t *nvals, int count)
 {
 	struct mig_src *s = m->src;
-	uint64_t *v = NULL, k = 0;
+	uint64_t *v = NULL, k = 0, stale = 0;
 	size_t n = 0, cap = 0;
 
 	while (k < m->npages) {
@@ -413,10 +414,11 @@ pc_stale(struct migration *m, size_t *nvals, int count)
 		}
 		v[n++] = k;
 		v[n++] = j - k;
-		if (count)
-			m->st.pages_invalidated += j - k;
+		stale += j - k;
 		k = j;
 	}
+	if (count)
+		m->st.pages_invalidated = stale;
 	*nvals = n;
 	return v != NULL ? v : calloc(1, sizeof(*v));
 }

@@ -192,6 +192,17 @@ peer_free(struct pconn *c)
 	peer_tx_free(c->tx);
 	dial_free(c->dial);
 	event_free(c->ev_more);
+	/*
+	 * Out of the daemon's bandwidth group and its own cap first: libevent
+	 * 2.1 frees a bufferevent on a later turn of the loop and marks only
+	 * its read event as finalizing, so a group refill in between would
+	 * re-add its write event, which then outlives it in the timer heap
+	 * (a use after free, seen as a crash at the end of a capped migration).
+	 */
+	if (c->rl_grouped)
+		bufferevent_remove_from_rate_limit_group(c->bev);
+	if (c->rl_cfg != NULL)
+		bufferevent_set_rate_limit(c->bev, NULL);
 	bufferevent_free(c->bev);
 	if (c->rl_cfg != NULL)	/* after the bufferevent that used it */
 		ev_token_bucket_cfg_free(c->rl_cfg);
