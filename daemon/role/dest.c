@@ -334,8 +334,9 @@ dst_resume(struct pconn *c, const Migrationd__Peer__V1__Hello *h)
 	log_info("migration %s: source %s is back; %llu of %llu pages installed",
 	    m->id, c->addr, (unsigned long long)m->st.pages_installed,
 	    (unsigned long long)m->npages);
-	dst_check_complete(m);	/* everything arrived before the link broke? */
-	return 0;
+	/* Everything arrived before the link broke? Then c drains (or, with
+	 * [debug] lose_complete, is gone): not ours to touch again. */
+	return dst_check_complete(m);
 }
 
 /*

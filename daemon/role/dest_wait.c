@@ -117,9 +117,13 @@ dst_resume_completed(struct pconn *c, const struct migration *m)
 int
 dst_resume_ended(struct pconn *c, const ProtobufCBinaryData *key)
 {
+	static const uint8_t unset[sizeof(((struct migration *)0)->session_key)];
 	struct migration *m;
 	char why[400];
 
+	/* A migration that ended before any source came has no key (zeros). */
+	if (key->len == sizeof(unset) && CRYPTO_memcmp(key->data, unset, sizeof(unset)) == 0)
+		return peer_refuse(c, "no migration to resume for this session key");
 	TAILQ_FOREACH(m, &mig_all, entry) {
 		if (m->role != MIG_DEST || mig_active(m) || key->len != sizeof(m->session_key) ||
 		    CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) != 0)

@@ -424,9 +424,9 @@ src_msg(struct pconn *c, struct migration *m, const Migrationd__Peer__V1__PeerMs
 		src_bg_kick(m);
 		return 0;
 	case MIGRATIOND__PEER__V1__PEER_MSG__MSG_COMPLETE:
-		/* Complete wins over a background channel that closed first. */
-		if (m->state != MIG_POSTCOPY &&
-		    m->state != MIG_PAUSED)
+		/* Complete wins over a background channel that closed first;
+		 * never before the VM state went (a pre-copy pause). */
+		if ((m->state != MIG_POSTCOPY && m->state != MIG_PAUSED) || !m->state_sent)
 			break;
 		mig_set_state(m, MIG_COMPLETED, NULL);
 		src_log_done(m);
