@@ -15,7 +15,9 @@
 #   flood:    a VMM flooding its doorbell, then its ring, at nice 19: the
 #             control API answers throughout, the flooder's own migration
 #             still completes, and a neighbour's demand-fault p50 stays within
-#             FLOOD_MAX_RATIO of its undisturbed p50 (measured in this run).
+#             FLOOD_MAX_RATIO of its undisturbed p50 (measured in this run):
+#             a bound that catches a starved loop (tens of ms), not the
+#             figure, which bench/isolation.sh measures in rounds (1.2-1.3x).
 #   reattach: after a SIGKILL and restart of daemon B, re-attaches under the
 #             attacker's own VM and a victim's (a real minivmm guest whose
 #             VMM is stopped meanwhile) without the secret, with a wrong one,
@@ -28,7 +30,10 @@ PHASE=${2:-fds}
 source "$(dirname "$0")/../lib.sh"
 HVMM=$BUILD/tests/hostile_vmm
 SHIMVM=$BUILD/tests/shimvm
-FLOOD_MAX_RATIO=${FLOOD_MAX_RATIO:-3}
+# The neighbour's 64 touches share 2 CPUs with a flooder spinning at nice 19:
+# one p50 of them has measured 3.6x beside a ring flood on an idle machine
+# (the scheduler's, while the daemon used 3% of a CPU).
+FLOOD_MAX_RATIO=${FLOOD_MAX_RATIO:-10}
 # ASan and UBSan make each of the daemon's callbacks dearer.
 FLOOD_MAX_CPU=${FLOOD_MAX_CPU:-$([[ ${MIG_SANITIZE:-0} == 1 ]] && echo 25 || echo 15)}
 mig_hosts_up
