@@ -51,15 +51,12 @@ run() { # INSTALL VARIANT
   n=$((n + 1)); vm=rx-$n-$install-$variant
   MIGRATIOND=$NEW
   [[ $variant == main ]] && MIGRATIOND=$RXCOPY_BASE/daemon/migrationd
-  if [[ $variant == before ]]; then
-    mig_daemon_start B "[peer]
-streams = $STREAMS
+  local conf="[peer]
+streams = $STREAMS"
+  [[ $variant == before ]] && conf+="
 [debug]
 rx_buffered = yes"
-  else
-    mig_daemon_start B "[peer]
-streams = $STREAMS"
-  fi
+  mig_daemon_start B "$conf"
   mig_spawn A "$WORK/src-$vm.log" "$SHIMVM" source -s "$WORK/A/vmm.sock" -n "$vm" -m "$MEM" "${H[@]}"
   src=$SPAWN_PID
   mig_wait_line "$WORK/src-$vm.log" 'source ready' 60 "$src" || mig_die "$vm: source not ready"

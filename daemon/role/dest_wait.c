@@ -120,12 +120,14 @@ dst_resume_ended(struct pconn *c, const ProtobufCBinaryData *key)
 	static const uint8_t unset[sizeof(((struct migration *)0)->session_key)];
 	struct migration *m;
 	char why[400];
+	int keyed;
 
-	/* A migration that ended before any source came has no key (zeros). */
-	if (key->len == sizeof(unset) && CRYPTO_memcmp(key->data, unset, sizeof(unset)) == 0)
-		return peer_refuse(c, "no migration to resume for this session key");
+	/* A migration that ended before any source came has no key (zeros):
+	 * such a key names none. */
+	keyed = key->len != sizeof(unset) || CRYPTO_memcmp(key->data, unset, sizeof(unset)) != 0;
 	TAILQ_FOREACH(m, &mig_all, entry) {
-		if (m->role != MIG_DEST || mig_active(m) || key->len != sizeof(m->session_key) ||
+		if (!keyed || m->role != MIG_DEST || mig_active(m) ||
+		    key->len != sizeof(m->session_key) ||
 		    CRYPTO_memcmp(m->session_key, key->data, sizeof(m->session_key)) != 0)
 			continue;
 		if (m->state == MIG_COMPLETED)
